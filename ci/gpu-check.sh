@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# GPU readiness check, run ON the GPU machine (torch 2.11.0+cu130 at /opt/torch/.venv, no cargo):
+#   1. `harness doctor --require-cuda` (libtorch version, GPU, libtorch_cuda linked),
+#   2. the CUDA suite suites/ci/gpu.toml (CLM throughput + representation),
+#   3. a short table of the results.
+# The binary is built on an x86_64 machine with cargo and carried: .devbin/harness(.gz), or
+# HARNESS_BIN. Outputs (flat, for the device tool) go to $OUT (default ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-out}"
+mkdir -p "$OUT"
+BIN="${HARNESS_BIN:-.devbin/harness}"
+[ -x "$BIN" ] || { [ -f "$BIN.gz" ] && gunzip -c "$BIN.gz" > "$BIN" && chmod +x "$BIN"; }
+TORCH_LIB="$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1)"
+[ -n "$TORCH_LIB" ] || { echo "no torch under /opt/torch/.venv" >&2; exit 1; }
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+{
+  echo "date: $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+} | tee "$OUT/gpu.txt"
+"$BIN" doctor --require-cuda 2>&1 | tee "$OUT/doctor.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "CUDA is not usable: stopping" >&2; exit 1; }
+work="$(mktemp -d)"
+"$BIN" run suites/ci/gpu.toml --results "$work/results" --reports "$work/reports" -q "$@" 2>&1 | tee "$OUT/run.log"
+status=${PIPESTATUS[0]}
+report="$(ls -d "$work"/reports/ci-gpu/*/ | tail -1)"
+for f in README.md summary.csv runs.csv eval_loss.png; do cp "$report/$f" "$OUT/$f" 2>/dev/null; done
+echo
+echo "== summary ($(head -1 "$OUT/gpu.txt" | cut -d, -f1)) =="
+column -s, -t < "$OUT/summary.csv" 2>/dev/null || cat "$OUT/summary.csv"
+exit "$status"

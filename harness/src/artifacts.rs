@@ -1,0 +1,229 @@
+//! The one artifact store: run folders under `results/<suite>/<run_id>/`, atomic writes, sha256
+//! of every file, and the run manifest.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST_SCHEMA: u32 = 1;
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Writes through a temporary file in the same folder and renames it into place, so a reader
+/// never sees half a file and a crash never leaves one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Runs a writer against a temporary path and renames the result into place.
+pub fn write_atomic_with<E>(path: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E>
+where
+    E: From<std::io::Error>,
+{
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // Keep the extension last: some writers (safetensors) pick the format from it.
+    let tmp = dir.join(format!(".tmp{}-{name}", std::process::id()));
+    write(&tmp)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
+/// What a run was, where and with what it ran, and the sha256 of every file it wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub suite: String,
+    pub experiment: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub git_sha: String,
+    pub git_dirty: bool,
+    pub cargo_lock_sha256: Option<String>,
+    pub harness_version: String,
+    pub libtorch_version: String,
+    pub device: String,
+    pub seed: u64,
+    /// Inputs: data files, tokenizer, checkpoints read.
+    pub inputs: BTreeMap<String, String>,
+    /// Facts about how the run executed (mask convention, attention path, threads, ...).
+    pub execution: BTreeMap<String, String>,
+    pub started_utc: String,
+    pub finished_utc: Option<String>,
+    pub wall_s: Option<f64>,
+    /// Every file of the run folder but the manifest itself, with its sha256.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(results: &Path, suite: &str, run_id: &str) -> Self {
+        Self { path: results.join(suite).join(run_id) }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.file("manifest.json")
+    }
+
+    pub fn read_manifest(&self) -> Option<Manifest> {
+        let text = std::fs::read_to_string(self.manifest_path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn write_manifest(&self, m: &Manifest) -> std::io::Result<()> {
+        write_atomic(&self.manifest_path(), serde_json::to_string_pretty(m).expect("manifest serializes").as_bytes())
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
+        write_atomic(&self.file(name), serde_json::to_string_pretty(value).expect("serializes").as_bytes())
+    }
+
+    /// sha256 of every file in the folder (recursively) but the manifest and temporaries.
+    pub fn hash_files(&self) -> std::io::Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![self.path.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let p = entry?.path();
+                let rel = p.strip_prefix(&self.path).expect("inside").to_string_lossy().to_string();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if rel != "manifest.json" && !rel.rsplit('/').next().unwrap_or("").starts_with('.') {
+                    out.insert(rel, sha256_file(&p)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A finished run whose files still hash to what its manifest says.
+    pub fn verified_finished(&self) -> Option<Manifest> {
+        let m = self.read_manifest()?;
+        if m.status != RunStatus::Finished {
+            return None;
+        }
+        let now = self.hash_files().ok()?;
+        (now == m.files).then_some(m)
+    }
+}
+
+/// The environment facts every manifest and report carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    pub git_sha: String,
+    pub git_dirty: bool,
+    pub cargo_lock_sha256: Option<String>,
+    pub harness_version: String,
+    pub libtorch_version: String,
+}
+
+impl Provenance {
+    pub fn collect() -> Self {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let git_sha = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+        let git_dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        Self {
+            git_sha,
+            git_dirty,
+            cargo_lock_sha256: sha256_file(Path::new("Cargo.lock")).ok(),
+            harness_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: crate::device::libtorch_version().unwrap_or_else(|| "unknown".into()),
+        }
+    }
+
+    pub fn short_sha(&self) -> &str {
+        &self.git_sha[..self.git_sha.len().min(7)]
+    }
+}
+
+pub fn utc_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_and_verification_catch_tampering() {
+        let root = tempfile::tempdir().unwrap();
+        let rd = RunDir::new(root.path(), "s", "abc");
+        write_atomic(&rd.file("a.txt"), b"hello").unwrap();
+        assert_eq!(sha256_file(&rd.file("a.txt")).unwrap(), sha256_bytes(b"hello"));
+        let m = Manifest {
+            schema_version: MANIFEST_SCHEMA,
+            run_id: "abc".into(),
+            suite: "s".into(),
+            experiment: "e".into(),
+            status: RunStatus::Finished,
+            error: None,
+            git_sha: "x".into(),
+            git_dirty: false,
+            cargo_lock_sha256: None,
+            harness_version: "0".into(),
+            libtorch_version: "0".into(),
+            device: "cpu".into(),
+            seed: 0,
+            inputs: Default::default(),
+            execution: Default::default(),
+            started_utc: utc_now(),
+            finished_utc: None,
+            wall_s: None,
+            files: rd.hash_files().unwrap(),
+        };
+        rd.write_manifest(&m).unwrap();
+        assert!(rd.verified_finished().is_some());
+        std::fs::write(rd.file("a.txt"), b"tampered").unwrap();
+        assert!(rd.verified_finished().is_none(), "a changed file means the run is redone");
+    }
+}

@@ -1,0 +1,116 @@
+//! The compute device: resolving a suite's choice, and the facts `harness doctor` prints.
+use crate::suite::DeviceChoice;
+use serde::Serialize;
+use tch::Device;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("the suite asks for device = \"cuda\" but libtorch reports no CUDA device ({why}); run `harness doctor`, or use --set device=\"cpu\"")]
+    CudaUnavailable { why: String },
+}
+
+pub fn resolve(choice: DeviceChoice) -> Result<Device, DeviceError> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda | DeviceChoice::Auto if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Auto => Ok(Device::Cpu),
+        DeviceChoice::Cuda => Err(DeviceError::CudaUnavailable {
+            why: if libtorch_cuda_loaded() {
+                "libtorch_cuda is loaded; no usable GPU or driver".into()
+            } else {
+                "libtorch_cuda.so is not linked into this binary".into()
+            },
+        }),
+    }
+}
+
+pub fn describe(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i} ({})", gpu_names().get(i).cloned().unwrap_or_default()),
+        _ => "cpu".into(),
+    }
+}
+
+/// Libraries mapped into this process whose file name contains `needle`.
+fn mapped_libs(needle: &str) -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut libs: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains(needle))
+        .map(String::from)
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
+/// The folder libtorch was loaded from (what actually runs, not what was built against).
+pub fn libtorch_dir() -> Option<std::path::PathBuf> {
+    mapped_libs("libtorch_cpu.so").first().and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
+}
+
+/// `torch/version.py` beside the loaded libtorch, e.g. "2.11.0+cu130".
+pub fn libtorch_version() -> Option<String> {
+    let dir = libtorch_dir()?;
+    let text = std::fs::read_to_string(dir.parent()?.join("version.py")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("__version__ = "))
+        .map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string())
+}
+
+pub fn libtorch_cuda_loaded() -> bool {
+    !mapped_libs("libtorch_cuda.so").is_empty()
+}
+
+fn gpu_names() -> Vec<String> {
+    // libtorch's C API has no device-name call; nvidia-smi is there wherever a driver is.
+    std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize)]
+pub struct Doctor {
+    pub harness_version: String,
+    pub libtorch_version: Option<String>,
+    pub libtorch_dir: Option<String>,
+    pub libtorch_cuda_linked: bool,
+    pub cuda_available: bool,
+    pub cuda_device_count: i64,
+    pub gpus: Vec<String>,
+    pub cudnn_available: bool,
+    pub threads: i32,
+    /// A tiny matmul on each available device, checked against the CPU result.
+    pub smoke: Vec<String>,
+}
+
+impl Doctor {
+    pub fn collect() -> Self {
+        let cuda_available = tch::Cuda::is_available();
+        let mut smoke = vec![];
+        let a = tch::Tensor::randn([64, 64], (tch::Kind::Float, Device::Cpu));
+        let want = a.matmul(&a);
+        if cuda_available {
+            let got = a.to_device(Device::Cuda(0)).matmul(&a.to_device(Device::Cuda(0))).to_device(Device::Cpu);
+            let rel = ((&got - &want).norm().double_value(&[]) / want.norm().double_value(&[])).abs();
+            smoke.push(format!("cuda:0 matmul 64x64 rel. error vs cpu {rel:.2e}"));
+        }
+        Self {
+            harness_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: libtorch_version(),
+            libtorch_dir: libtorch_dir().map(|d| d.display().to_string()),
+            libtorch_cuda_linked: libtorch_cuda_loaded(),
+            cuda_available,
+            cuda_device_count: tch::Cuda::device_count(),
+            gpus: if cuda_available { gpu_names() } else { vec![] },
+            cudnn_available: tch::Cuda::cudnn_is_available(),
+            threads: tch::get_num_threads(),
+            smoke,
+        }
+    }
+}

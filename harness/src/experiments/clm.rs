@@ -1,0 +1,32 @@
+//! Causal language modelling (PAPER.md C, E): train one model on one data configuration and
+//! record its train and eval loss curves and a checkpoint.
+use super::{build_model, execution_facts, prepare, RunContext, RunOutput};
+use crate::train::Trainer;
+use anyhow::{Context, Result};
+
+pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+    let cfg = &ctx.run.config;
+    let train_cfg = cfg.train.as_ref().expect("validated: clm has [train]");
+    let mut out = RunOutput::default();
+    let data = prepare(ctx, &mut out)?;
+    let vocab = super::model_vocab(cfg, &data.tok)?;
+    let (vs, model) = build_model(cfg, vocab, cfg.seed, ctx.device)?;
+    out.execution = execution_facts(cfg, ctx.device);
+    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress };
+    let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
+    ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
+    ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;
+    let s = &mut out.summary;
+    s.insert("params".into(), cfg.model.num_params(vocab, cfg.data.n_ctx).into());
+    s.insert("steps".into(), outcome.steps.into());
+    s.insert("tokens".into(), outcome.tokens.into());
+    s.insert("train_loss".into(), outcome.train_loss.into());
+    s.insert("eval_loss".into(), outcome.eval_loss.into());
+    s.insert("tokens_per_s".into(), outcome.tokens_per_s.into());
+    s.insert("train_wall_s".into(), outcome.wall_s.into());
+    s.insert(
+        "checkpoints".into(),
+        serde_json::to_value(&outcome.checkpoints).expect("serializes"),
+    );
+    Ok(out)
+}

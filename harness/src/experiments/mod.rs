@@ -1,0 +1,97 @@
+//! Experiment kinds, one file each. An experiment says what to compute; the runner
+//! ([`crate::runner`]) owns folders, manifests and hashes, the report writer owns tables.
+pub mod clm;
+pub mod representation;
+
+use crate::artifacts::RunDir;
+use crate::data::{Corpus, Encoded, Tok};
+use crate::suite::{Run, RunConfig};
+use anyhow::{Context, Result};
+use mm_models::CausalLm;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{nn, Device};
+
+/// What the runner hands an experiment.
+pub struct RunContext<'a> {
+    pub run: &'a Run,
+    pub dir: &'a RunDir,
+    pub device: Device,
+    /// `results/`: where other runs of the suite live (a representation run reads a CLM one).
+    pub results: &'a Path,
+    /// Shared caches (tokenizers) under `results/.cache`.
+    pub cache: &'a Path,
+    pub progress: bool,
+}
+
+/// What an experiment hands back: the numbers for the report, and facts for the manifest.
+#[derive(Default)]
+pub struct RunOutput {
+    pub summary: BTreeMap<String, Value>,
+    pub inputs: BTreeMap<String, String>,
+    pub execution: BTreeMap<String, String>,
+}
+
+/// Tokenized data of a run; the tokenizer is saved into the run folder.
+pub struct Prepared {
+    pub corpus: Corpus,
+    pub tok: Tok,
+    pub train: Encoded,
+    pub eval: Encoded,
+}
+
+pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
+    let cfg = &ctx.run.config.data;
+    let corpus = Corpus::load(cfg).context("loading data")?;
+    let tok = Tok::for_run(cfg, &corpus, ctx.cache).context("preparing the tokenizer")?;
+    crate::artifacts::write_atomic(&ctx.dir.file("tokenizer.json"), tok.json.as_bytes())?;
+    let train = tok.encode(&corpus.train, cfg.n_ctx, cfg.padding)?;
+    let eval = tok.encode(&corpus.eval, cfg.n_ctx, cfg.padding)?;
+    out.inputs.extend(corpus.inputs.clone());
+    out.inputs.insert("tokenizer.json".into(), tok.sha256.clone());
+    out.summary.insert("data".into(), corpus.label.into());
+    out.summary.insert("vocab_size".into(), tok.vocab_size().into());
+    out.summary.insert("train_stories".into(), corpus.train.len().into());
+    out.summary.insert("eval_stories".into(), corpus.eval.len().into());
+    Ok(Prepared { corpus, tok, train, eval })
+}
+
+/// The model's vocabulary is `data.vocab_size` (the paper fixes vocab_size in its configs), so
+/// `harness plan` counts parameters exactly; the tokenizer's ids must fit in it.
+pub fn model_vocab(config: &RunConfig, tok: &crate::data::Tok) -> Result<i64> {
+    let v = config.data.vocab_size as i64;
+    anyhow::ensure!(
+        tok.vocab_size() <= v,
+        "the tokenizer has {} tokens but data.vocab_size is {v}; set data.vocab_size >= {}",
+        tok.vocab_size(),
+        tok.vocab_size()
+    );
+    Ok(v)
+}
+
+/// The model of a run, initialised from `seed` (so the same seed gives the same init).
+pub fn build_model(config: &RunConfig, vocab: i64, seed: u64, device: Device) -> Result<(nn::VarStore, Box<dyn CausalLm>)> {
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = config.model.build(&vs.root(), vocab, config.data.n_ctx)?;
+    Ok((vs, model))
+}
+
+/// Facts about how the models compute, for the manifest (STYLE.md 7: the path actually taken).
+pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("precision".into(), "fp32".into());
+    m.insert("threads".into(), tch::get_num_threads().to_string());
+    m.insert("device".into(), crate::device::describe(device));
+    match config.model.kind() {
+        "masked_mixer" => {
+            m.insert("token_mixing".into(), "batched matmul with functional tril mask (diagonal included)".into());
+            m.insert("mask_grad".into(), "functional".into());
+        }
+        _ => {
+            m.insert("attention".into(), "scaled_dot_product_attention(is_causal=true), backend chosen by libtorch".into());
+        }
+    }
+    m
+}

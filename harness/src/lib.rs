@@ -1,0 +1,10 @@
+//! The harness library: suites, data, the trainer, experiments, the artifact store and the
+//! report writer. The `harness` binary is a thin command line over it.
+pub mod artifacts;
+pub mod data;
+pub mod device;
+pub mod experiments;
+pub mod report;
+pub mod runner;
+pub mod suite;
+pub mod train;

@@ -1,0 +1,122 @@
+//! `harness`: run, plan and check the experiments of "Masked Mixers for Language Generation and
+//! Retrieval" (Badger, arXiv 2409.01482).
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use harness::suite::{parse_override, Suite};
+use harness::{device, runner};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(version, about = "Reproduces the masked-mixer paper's experiments from declarative suites")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct SuiteArgs {
+    /// The suite file (TOML, format v1).
+    suite: PathBuf,
+    /// Override a key for every run without editing the file, e.g. --set train.steps=10
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Where run folders go.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every run of a suite (finished runs are reused) and write a report.
+    Run {
+        #[command(flatten)]
+        args: SuiteArgs,
+        /// Where versioned reports go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Rerun runs that already finished.
+        #[arg(long)]
+        force: bool,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print the runs a suite expands to, with exact parameter counts, without running them.
+    Plan {
+        #[command(flatten)]
+        args: SuiteArgs,
+    },
+    /// libtorch, CUDA and threading facts; non-zero exit with --require-cuda and no CUDA.
+    Doctor {
+        #[arg(long)]
+        require_cuda: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load(args: &SuiteArgs) -> Result<Suite> {
+    let overrides = args.set.iter().map(|s| parse_override(s)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Suite::load(&args.suite, &overrides, tch::Cuda::is_available())?)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { args, reports, force, quiet } => {
+            let suite = load(&args)?;
+            eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
+            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force };
+            let out = runner::execute(&suite, &opts).with_context(|| format!("running {}", args.suite.display()))?;
+            println!("report: {}", out.report.join("README.md").display());
+            if out.failed() > 0 {
+                anyhow::bail!("{} of {} runs failed; see the report and each run's manifest.json", out.failed(), out.records.len());
+            }
+        }
+        Command::Plan { args } => {
+            let suite = load(&args)?;
+            println!("suite {} ({} runs): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
+            println!("{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} status", "run", "experiment", "kind", "model", "setting", "seed", "params", "device");
+            for r in &suite.runs {
+                let c = &r.config;
+                let params = c.model.num_params(c.data.vocab_size as i64, c.data.n_ctx);
+                let dir = harness::artifacts::RunDir::new(&args.results, &r.suite, &r.id);
+                let status = if dir.verified_finished().is_some() { "finished" } else { "pending" };
+                println!(
+                    "{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} {status}",
+                    r.short_id(),
+                    r.experiment,
+                    format!("{:?}", c.kind).to_lowercase(),
+                    harness::report::model_label(r),
+                    format!("{} V={}", harness::report::setting(r), c.data.vocab_size),
+                    c.seed,
+                    params,
+                    format!("{:?}", c.device).to_lowercase(),
+                );
+            }
+        }
+        Command::Doctor { require_cuda, json } => {
+            let d = device::Doctor::collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                println!("harness          {}", d.harness_version);
+                println!("libtorch         {} ({})", d.libtorch_version.as_deref().unwrap_or("unknown"), d.libtorch_dir.as_deref().unwrap_or("?"));
+                println!("libtorch_cuda    {}", if d.libtorch_cuda_linked { "linked" } else { "NOT linked" });
+                println!("cuda available   {} ({} device(s))", d.cuda_available, d.cuda_device_count);
+                for g in &d.gpus {
+                    println!("  gpu            {g}");
+                }
+                println!("cudnn            {}", d.cudnn_available);
+                println!("threads          {}", d.threads);
+                for s in &d.smoke {
+                    println!("smoke            {s}");
+                }
+            }
+            if require_cuda && !d.cuda_available {
+                anyhow::bail!("CUDA was required but is not available (libtorch_cuda {})", if d.libtorch_cuda_linked { "linked" } else { "not linked" });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The one report writer: `reports/<suite>/<version>/README.md` (version = UTC time + short git
+//! sha, never overwritten) with tables (also parquet and csv) and figures (PNG and SVG), our
+//! numbers beside the paper's.
+pub mod plot;
+pub mod table;
+
+use crate::artifacts::{sha256_file, Provenance, RunStatus};
+use crate::suite::{ExperimentKind, Run, Suite};
+use anyhow::{Context, Result};
+use plot::{Figure, Series};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use table::{fmt_num, mean_sd, Col, Table};
+
+/// A run as the report sees it.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: Run,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub device: String,
+    pub wall_s: Option<f64>,
+    pub summary: Map<String, Value>,
+    /// (step, eval loss) and (step, train loss) for CLM runs.
+    pub eval_curve: Vec<(f64, f64)>,
+    pub train_curve: Vec<(f64, f64)>,
+    /// Reused from an earlier invocation rather than computed now.
+    pub reused: bool,
+}
+
+impl RunRecord {
+    fn num(&self, key: &str) -> Option<f64> {
+        self.summary.get(key).and_then(Value::as_f64)
+    }
+}
+
+/// "masked_mixer d64 n2", "llama d64 n2 h4".
+pub fn model_label(run: &Run) -> String {
+    use mm_models::ModelSpec;
+    match &run.config.model {
+        ModelSpec::MaskedMixer(s) => format!("masked_mixer d{} n{}", s.d_model, s.n_layers),
+        ModelSpec::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+    }
+}
+
+/// The sweep settings of a run other than the model and the seed.
+pub fn setting(run: &Run) -> String {
+    let mut parts: Vec<String> =
+        run.axes.iter().filter(|(k, _)| !matches!(k.as_str(), "seed" | "model" | "data.n_ctx")).map(|(k, v)| format!("{k}={v}")).collect();
+    parts.insert(0, format!("n_ctx={}", run.config.data.n_ctx));
+    parts.join(" ")
+}
+
+fn version_dir(root: &Path, suite: &str, prov: &Provenance) -> Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = root.join(suite);
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    for i in 0.. {
+        let name = if i == 0 { format!("{stamp}-{}", prov.short_sha()) } else { format!("{stamp}-{}-{i}", prov.short_sha()) };
+        let dir = base.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    unreachable!()
+}
+
+const METRICS: &[(&str, &str)] = &[
+    ("train_loss", "train CE"),
+    ("eval_loss", "eval CE"),
+    ("hamming", "Hamming"),
+    ("hamming_untrained", "Hamming at step 0"),
+    ("noise_l1", "noise L1"),
+    ("tokens_per_s", "tok/s"),
+];
+
+fn runs_table(records: &[RunRecord]) -> Table {
+    let mut t = Table::default();
+    let s = |f: &dyn Fn(&RunRecord) -> String| Col::Str(records.iter().map(f).collect());
+    t.push("experiment", s(&|r| r.run.experiment.clone()));
+    t.push("run", s(&|r| r.run.short_id().to_string()));
+    t.push("model", s(&|r| model_label(&r.run)));
+    t.push("setting", s(&|r| setting(&r.run)));
+    t.push("seed", Col::Int(records.iter().map(|r| Some(r.run.config.seed as i64)).collect()));
+    t.push("params", Col::Int(records.iter().map(|r| r.num("params").map(|p| p as i64)).collect()));
+    t.push("data", s(&|r| r.summary.get("data").and_then(Value::as_str).unwrap_or("—").to_string()));
+    t.push("status", s(&|r| format!("{:?}{}", r.status, if r.reused { " (reused)" } else { "" }).to_lowercase()));
+    t.push("device", s(&|r| r.device.clone()));
+    for (key, _) in METRICS {
+        t.push(key, Col::Num(records.iter().map(|r| r.num(key)).collect()));
+    }
+    t.push("wall_s", Col::Num(records.iter().map(|r| r.wall_s).collect()));
+    t.push("paper", s(&|r| r.run.paper.clone().unwrap_or_else(|| "—".into())));
+    t
+}
+
+/// Mean ± sd over seeds for each (experiment, model, setting).
+fn summary_table(records: &[RunRecord]) -> (Table, Table) {
+    let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == RunStatus::Finished) {
+        groups.entry((r.run.experiment.clone(), model_label(&r.run), setting(&r.run))).or_default().push(r);
+    }
+    let present: Vec<&(&str, &str)> =
+        METRICS.iter().filter(|(k, _)| records.iter().any(|r| r.num(k).is_some())).collect();
+    let mut md = Table::default();
+    let mut num = Table::default();
+    let keys: Vec<_> = groups.keys().cloned().collect();
+    for (name, f) in [("experiment", 0usize), ("model", 1), ("setting", 2)] {
+        let col = Col::Str(keys.iter().map(|k| [&k.0, &k.1, &k.2][f].clone()).collect());
+        md.push(name, col.clone());
+        num.push(name, col);
+    }
+    let seeds = Col::Int(groups.values().map(|v| Some(v.len() as i64)).collect());
+    md.push("seeds", seeds.clone());
+    num.push("seeds", seeds);
+    let params = Col::Int(groups.values().map(|v| v[0].num("params").map(|p| p as i64)).collect());
+    md.push("params", params.clone());
+    num.push("params", params);
+    for (key, label) in present {
+        let stats: Vec<Option<(f64, f64)>> = groups
+            .values()
+            .map(|v| {
+                let xs: Vec<f64> = v.iter().filter_map(|r| r.num(key)).collect();
+                (!xs.is_empty()).then(|| mean_sd(&xs))
+            })
+            .collect();
+        md.push(
+            label,
+            Col::Str(
+                stats
+                    .iter()
+                    .zip(groups.values())
+                    .map(|(s, runs)| match s {
+                        None => "—".into(),
+                        Some((m, _)) if runs.len() == 1 => fmt_num(*m),
+                        Some((m, sd)) => format!("{} ± {}", fmt_num(*m), fmt_num(*sd)),
+                    })
+                    .collect(),
+            ),
+        );
+        num.push(&format!("{key}_mean"), Col::Num(stats.iter().map(|s| s.map(|x| x.0)).collect()));
+        num.push(&format!("{key}_sd"), Col::Num(stats.iter().map(|s| s.map(|x| x.1)).collect()));
+    }
+    let paper = Col::Str(groups.values().map(|v| v[0].run.paper.clone().unwrap_or_else(|| "—".into())).collect());
+    md.push("paper", paper.clone());
+    num.push("paper", paper);
+    (md, num)
+}
+
+fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
+    let mut out = vec![];
+    let label = |r: &RunRecord| format!("{} {} {} s{}", r.run.experiment, model_label(&r.run), setting(&r.run), r.run.config.seed);
+    let clm: Vec<&RunRecord> = records.iter().filter(|r| !r.eval_curve.is_empty()).collect();
+    if !clm.is_empty() {
+        let eval: Vec<Series> = clm.iter().map(|r| Series { name: label(r), points: r.eval_curve.clone() }).collect();
+        plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "step", y_label: "eval CE (nats)", series: &eval })?;
+        out.push(("eval_loss".into(), "Evaluation loss vs optimizer step, one line per run.".into()));
+        let train: Vec<Series> = clm.iter().map(|r| Series { name: label(r), points: r.train_curve.clone() }).collect();
+        plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "step", y_label: "train CE (nats)", series: &train })?;
+        out.push(("train_loss".into(), "Training loss (per logged step) vs optimizer step.".into()));
+    }
+    let rep: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.run.config.kind == ExperimentKind::Representation && r.status == RunStatus::Finished)
+        .collect();
+    if !rep.is_empty() {
+        // Mean over seeds of each (experiment, model, setting): vs checkpoint step when there
+        // are several, else one point per model at its width.
+        let curve = |r: &RunRecord| -> Vec<(f64, f64)> {
+            serde_json::from_value::<Vec<(f64, f64)>>(r.summary.get("curve").cloned().unwrap_or_default()).unwrap_or_default()
+        };
+        let over_steps = rep.iter().any(|r| curve(r).len() > 1);
+        let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for r in &rep {
+            if over_steps {
+                let key = format!("{} {} {}", r.run.experiment, model_label(&r.run), setting(&r.run));
+                groups.entry(key).or_default().extend(curve(r));
+            } else {
+                let key = format!("{} {}", r.run.experiment, r.run.config.model.kind());
+                groups.entry(key).or_default().push((r.run.config.model.d_model() as f64, r.num("hamming").unwrap_or(f64::NAN)));
+            }
+        }
+        let series: Vec<Series> = groups
+            .into_iter()
+            .map(|(name, pts)| {
+                let mut by_x: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+                for (x, y) in pts {
+                    by_x.entry(x as i64).or_default().push(y);
+                }
+                Series { name, points: by_x.into_iter().map(|(x, ys)| (x as f64, mean_sd(&ys).0)).collect() }
+            })
+            .collect();
+        let x_label = if over_steps { "training step of the checkpoint" } else { "d_model" };
+        plot::line_chart(dir, "representation", &Figure { title: "Modified Hamming metric (0 = input recovered)", x_label, y_label: "Hamming (mean over seeds)", series: &series })?;
+        out.push(("representation".into(), format!("Modified Hamming metric of the recovered input vs {x_label}, mean over seeds (PAPER.md D).")));
+    }
+    Ok(out)
+}
+
+/// Writes the report and returns its folder.
+pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenance) -> Result<PathBuf> {
+    let dir = version_dir(root, &suite.file.name, prov)?;
+    let runs = runs_table(records);
+    runs.write(&dir, "runs").context("writing runs.parquet / runs.csv")?;
+    let (summary_md, summary_num) = summary_table(records);
+    summary_num.write(&dir, "summary").context("writing summary.parquet / summary.csv")?;
+    let figs = figures(&dir, records)?;
+
+    let mut md = String::new();
+    let f = &suite.file;
+    let _ = writeln!(md, "# {} — {}\n", f.name, dir.file_name().unwrap_or_default().to_string_lossy());
+    let _ = writeln!(md, "{}\n", f.description.trim());
+    if !f.reproduces.is_empty() {
+        let _ = writeln!(md, "Reproduces (PAPER.md numbering): {}\n", f.reproduces.join(", "));
+    }
+    let labels: std::collections::BTreeSet<&str> =
+        records.iter().filter_map(|r| r.summary.get("data").and_then(Value::as_str)).collect();
+    if labels.contains("synthetic") {
+        let _ = writeln!(
+            md,
+            "**Data: synthetic.** Runs marked `synthetic` use the harness's embedded, generated corpus, not the paper's \
+             data; their numbers test the pipeline and the qualitative claims, not the paper's values.\n"
+        );
+    }
+    let devices: std::collections::BTreeSet<&str> = records.iter().map(|r| r.device.as_str()).collect();
+    let _ = writeln!(md, "## Environment\n");
+    let _ = writeln!(md, "- suite file: `{}` (sha256 `{}`)", suite.path.display(), crate::artifacts::sha256_bytes(suite.source.as_bytes()));
+    let _ = writeln!(md, "- harness {} at git `{}`{}", prov.harness_version, prov.git_sha, if prov.git_dirty { " (dirty)" } else { "" });
+    let _ = writeln!(md, "- libtorch {}; device(s): {}", prov.libtorch_version, devices.into_iter().collect::<Vec<_>>().join(", "));
+    let _ = writeln!(md, "- Cargo.lock sha256 `{}`\n", prov.cargo_lock_sha256.as_deref().unwrap_or("—"));
+
+    let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
+    let _ = writeln!(md, "{}", summary_md.markdown());
+    let _ = writeln!(
+        md,
+        "CE is the mean natural-log cross entropy per non-pad token. Hamming is the modified Hamming metric of PAPER.md D \
+         (share of non-pad positions whose token is not among the top-5 decoded ids; 0 = recovered). The `paper` column \
+         quotes what PAPER.md reports for the matching experiment; at other scales it is a direction, not a target.\n"
+    );
+    let _ = writeln!(md, "## Runs\n");
+    let _ = writeln!(md, "{}", runs.markdown());
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.status != RunStatus::Finished).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(md, "### Failed runs\n");
+        for r in failed {
+            let _ = writeln!(md, "- `{}` ({}): {}", r.run.short_id(), r.run.experiment, r.error.as_deref().unwrap_or("no error recorded"));
+        }
+        let _ = writeln!(md);
+    }
+    if !figs.is_empty() {
+        let _ = writeln!(md, "## Figures\n");
+        for (stem, caption) in &figs {
+            let _ = writeln!(md, "![{stem}]({stem}.png)\n\n{caption} ([SVG]({stem}.svg))\n");
+        }
+    }
+    let _ = writeln!(md, "## Files\n");
+    let _ = writeln!(md, "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint).\n", f.name);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    for n in names {
+        let _ = writeln!(md, "- `{n}` sha256 `{}`", sha256_file(&dir.join(&n))?);
+    }
+    crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
+    Ok(dir)
+}

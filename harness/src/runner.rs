@@ -1,0 +1,146 @@
+//! Executes a suite: each run in its own folder, finished runs skipped (content-addressed ids,
+//! verified hashes), failures recorded without stopping the other runs, then the report.
+use crate::artifacts::{utc_now, Manifest, Provenance, RunDir, RunStatus, MANIFEST_SCHEMA};
+use crate::experiments::{self, RunContext, RunOutput};
+use crate::report::{self, RunRecord};
+use crate::suite::{DeviceChoice, ExperimentKind, Run, Suite};
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct Options {
+    pub results: PathBuf,
+    pub reports: PathBuf,
+    pub progress: bool,
+    /// Rerun finished runs too.
+    pub force: bool,
+}
+
+pub struct Outcome {
+    pub records: Vec<RunRecord>,
+    pub report: PathBuf,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> usize {
+        self.records.iter().filter(|r| r.status != RunStatus::Finished).count()
+    }
+}
+
+pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
+    // A suite that asks for CUDA where there is none stops before any run: never a silent CPU run.
+    if suite.runs.iter().any(|r| r.config.device == DeviceChoice::Cuda) {
+        crate::device::resolve(DeviceChoice::Cuda)?;
+    }
+    let prov = Provenance::collect();
+    let cache = opts.results.join(".cache");
+    let mut records = Vec::new();
+    let n = suite.runs.len();
+    for (i, run) in suite.runs.iter().enumerate() {
+        let dir = RunDir::new(&opts.results, &run.suite, &run.id);
+        let head = format!("[{}/{n}] {} {} {} seed {}", i + 1, run.experiment, run.short_id(), report::model_label(run), run.config.seed);
+        if !opts.force {
+            if let Some(m) = dir.verified_finished() {
+                eprintln!("{head}: finished earlier, reused");
+                records.push(record(run, &dir, &m, true));
+                continue;
+            }
+        }
+        eprintln!("{head}: running");
+        let m = run_one(run, &dir, &prov, &opts.results, &cache, opts.progress)?;
+        match &m.error {
+            None => eprintln!("{head}: finished in {:.1} s", m.wall_s.unwrap_or_default()),
+            Some(e) => eprintln!("{head}: FAILED: {e}"),
+        }
+        records.push(record(run, &dir, &m, false));
+    }
+    let report = report::write(suite, &records, &opts.reports, &prov)?;
+    Ok(Outcome { records, report })
+}
+
+fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &Path, progress: bool) -> Result<Manifest> {
+    // Not finished (or tampered): whatever is there is a partial run and is redone from scratch.
+    if dir.path.exists() {
+        std::fs::remove_dir_all(&dir.path).with_context(|| format!("clearing {}", dir.path.display()))?;
+    }
+    std::fs::create_dir_all(&dir.path).with_context(|| format!("creating {}", dir.path.display()))?;
+    dir.write_json("config.json", &run.config)?;
+    let device = crate::device::resolve(run.config.device)?;
+    let mut m = Manifest {
+        schema_version: MANIFEST_SCHEMA,
+        run_id: run.id.clone(),
+        suite: run.suite.clone(),
+        experiment: run.experiment.clone(),
+        status: RunStatus::Running,
+        error: None,
+        git_sha: prov.git_sha.clone(),
+        git_dirty: prov.git_dirty,
+        cargo_lock_sha256: prov.cargo_lock_sha256.clone(),
+        harness_version: prov.harness_version.clone(),
+        libtorch_version: prov.libtorch_version.clone(),
+        device: crate::device::describe(device),
+        seed: run.config.seed,
+        inputs: Default::default(),
+        execution: Default::default(),
+        started_utc: utc_now(),
+        finished_utc: None,
+        wall_s: None,
+        files: Default::default(),
+    };
+    dir.write_manifest(&m)?;
+    let started = Instant::now();
+    let ctx = RunContext { run, dir, device, results, cache, progress };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<RunOutput> {
+        match run.config.kind {
+            ExperimentKind::Clm => experiments::clm::run(&ctx),
+            ExperimentKind::Representation => experiments::representation::run(&ctx),
+        }
+    }));
+    m.wall_s = Some(started.elapsed().as_secs_f64());
+    m.finished_utc = Some(utc_now());
+    match result {
+        Ok(Ok(out)) => {
+            dir.write_json("summary.json", &out.summary)?;
+            m.inputs = out.inputs;
+            m.execution = out.execution;
+            m.status = RunStatus::Finished;
+        }
+        Ok(Err(e)) => {
+            m.status = RunStatus::Failed;
+            m.error = Some(format!("{e:#}"));
+        }
+        Err(panic) => {
+            m.status = RunStatus::Failed;
+            let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            m.error = Some(format!("panicked: {}", msg.unwrap_or_default()));
+        }
+    }
+    m.files = dir.hash_files()?;
+    dir.write_manifest(&m)?;
+    Ok(m)
+}
+
+fn curve(dir: &RunDir, file: &str, y: &str) -> Vec<(f64, f64)> {
+    let Ok(text) = std::fs::read_to_string(dir.file(file)) else { return vec![] };
+    let rows: Vec<Map<String, Value>> = serde_json::from_str(&text).unwrap_or_default();
+    rows.iter().filter_map(|r| Some((r.get("step")?.as_f64()?, r.get(y)?.as_f64()?))).collect()
+}
+
+fn record(run: &Run, dir: &RunDir, m: &Manifest, reused: bool) -> RunRecord {
+    let summary = std::fs::read_to_string(dir.file("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    RunRecord {
+        run: run.clone(),
+        status: m.status,
+        error: m.error.clone(),
+        device: m.device.clone(),
+        wall_s: m.wall_s,
+        summary,
+        eval_curve: curve(dir, "metrics_eval.json", "eval_loss"),
+        train_curve: curve(dir, "metrics_steps.json", "loss"),
+        reused,
+    }
+}

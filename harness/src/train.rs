@@ -1,0 +1,256 @@
+//! The one trainer (PAPER.md C): AdamW (β 0.9/0.999, ε 1e-8, wd 0), Hugging Face's linear
+//! schedule (warm-up from 0, then linear decay to 0 at the last step), global grad-norm clip,
+//! periodic evaluation of the mean token CE over non-pad tokens (I.20). Seeded: on CPU the same
+//! seed gives the same weights, bit for bit.
+use crate::artifacts::write_atomic_with;
+use crate::data::{Encoded, IGNORE};
+use crate::suite::TrainConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use mm_models::{causal_lm_loss, checkpoint, CausalLm, ModelError};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepMetric {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens: u64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalMetric {
+    pub step: u64,
+    pub eval_loss: f64,
+    /// Mean training loss over the steps since the previous evaluation.
+    pub train_loss: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    pub steps: u64,
+    pub tokens: u64,
+    pub train_loss: f64,
+    pub eval_loss: f64,
+    pub wall_s: f64,
+    pub tokens_per_s: f64,
+    pub steps_metrics: Vec<StepMetric>,
+    pub eval_metrics: Vec<EvalMetric>,
+    /// Checkpoints written, relative to the run folder, with their step.
+    pub checkpoints: Vec<(u64, String)>,
+}
+
+/// Hugging Face `get_linear_schedule_with_warmup`: the multiplier of the base lr at `step`.
+pub fn lr_factor(step: u64, warmup: u64, total: u64) -> f64 {
+    if step < warmup {
+        step as f64 / warmup.max(1) as f64
+    } else {
+        (total.saturating_sub(step)) as f64 / total.saturating_sub(warmup).max(1) as f64
+    }
+}
+
+/// Mean token CE over all non-pad targets of `data` (or its first `batches` batches).
+pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Option<u64>, device: Device) -> f64 {
+    tch::no_grad(|| {
+        let (mut sum, mut count) = (0f64, 0i64);
+        let n = data.len();
+        let limit = batches.map_or(n, |b| (b as i64 * batch).min(n));
+        let mut start = 0;
+        while start < limit {
+            let len = batch.min(limit - start);
+            let tokens = data.tokens.narrow(0, start, len).to_device(device);
+            let labels = data.labels.narrow(0, start, len).to_device(device);
+            let logits = model.forward_t(&tokens, false);
+            let (_b, t, v) = logits.size3().expect("[b, t, V]");
+            let targets = labels.narrow(1, 1, t - 1).reshape([-1]);
+            let loss = logits.narrow(1, 0, t - 1).reshape([-1, v]).to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
+                &targets,
+                None,
+                tch::Reduction::Sum,
+                IGNORE,
+                0.0,
+            );
+            sum += loss.double_value(&[]);
+            count += targets.ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
+            start += len;
+        }
+        if count == 0 {
+            f64::NAN
+        } else {
+            sum / count as f64
+        }
+    })
+}
+
+pub struct Trainer<'a> {
+    pub cfg: &'a TrainConfig,
+    pub seed: u64,
+    pub device: Device,
+    pub run_dir: &'a Path,
+    pub progress: bool,
+}
+
+impl Trainer<'_> {
+    pub fn fit(
+        &self,
+        model: &dyn CausalLm,
+        vs: &nn::VarStore,
+        train: &Encoded,
+        eval: &Encoded,
+    ) -> Result<TrainOutcome, ModelError> {
+        let cfg = self.cfg;
+        let n_ctx = train.tokens.size()[1];
+        let total = cfg.total_steps(n_ctx);
+        let mut opt = nn::AdamW { beta1: cfg.beta1, beta2: cfg.beta2, wd: cfg.weight_decay, eps: cfg.eps, amsgrad: false }
+            .build(vs, cfg.lr)?;
+        let params = vs.trainable_variables();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_da7a);
+        let n = train.len();
+        let mut order: Vec<i64> = Vec::new();
+        let log_every = (total / 500).max(1);
+        let bar = self.bar(total);
+        let started = Instant::now();
+        let (mut tokens_seen, mut window_sum, mut window_n) = (0u64, 0f64, 0u64);
+        let mut last_eval = f64::NAN;
+        let mut out = TrainOutcome {
+            steps: total,
+            tokens: 0,
+            train_loss: f64::NAN,
+            eval_loss: f64::NAN,
+            wall_s: 0.0,
+            tokens_per_s: 0.0,
+            steps_metrics: vec![],
+            eval_metrics: vec![],
+            checkpoints: vec![],
+        };
+        // Step 0: the untrained model, so every curve starts where training started.
+        let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device);
+        out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
+        for step in 0..total {
+            if order.len() < cfg.batch_size as usize {
+                let mut epoch: Vec<i64> = (0..n).collect();
+                epoch.shuffle(&mut rng);
+                order.extend(epoch);
+            }
+            let idx: Vec<i64> = order.drain(..cfg.batch_size.min(n) as usize).collect();
+            let idx = Tensor::from_slice(&idx);
+            let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
+            let labels = train.labels.index_select(0, &idx).to_device(self.device);
+            let lr = cfg.lr * lr_factor(step, cfg.warmup_steps, total);
+            opt.set_lr(lr);
+            opt.zero_grad();
+            let loss = causal_lm_loss(&model.forward_t(&tokens, true), &labels);
+            loss.backward();
+            let grad_norm = clip_grad_norm(&params, cfg.grad_clip);
+            opt.step();
+            let loss_v = loss.double_value(&[]);
+            tokens_seen += labels.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
+            window_sum += loss_v;
+            window_n += 1;
+            if step % log_every == 0 || step + 1 == total {
+                out.steps_metrics.push(StepMetric {
+                    step: step + 1,
+                    loss: loss_v,
+                    lr,
+                    grad_norm,
+                    tokens: tokens_seen,
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                });
+            }
+            let done = step + 1;
+            if done % cfg.eval_every == 0 || done == total {
+                last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device);
+                out.eval_metrics.push(EvalMetric { step: done, eval_loss: last_eval, train_loss: window_sum / window_n as f64 });
+                out.train_loss = window_sum / window_n as f64;
+                window_sum = 0.0;
+                window_n = 0;
+            }
+            if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && done != total) {
+                let name = format!("checkpoints/step-{done:08}.safetensors");
+                save_checkpoint(vs, &self.run_dir.join(&name))?;
+                out.checkpoints.push((done, name));
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
+        out.checkpoints.push((total, "model.safetensors".into()));
+        out.tokens = tokens_seen;
+        out.eval_loss = last_eval;
+        out.wall_s = started.elapsed().as_secs_f64();
+        out.tokens_per_s = tokens_seen as f64 / out.wall_s.max(1e-9);
+        Ok(out)
+    }
+
+    fn bar(&self, total: u64) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("  {bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta_precise}]")
+                .expect("valid template"),
+        );
+        bar
+    }
+}
+
+pub fn save_checkpoint(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError> {
+    write_atomic_with(path, |tmp: &Path| checkpoint::save(vs, tmp))
+}
+
+/// PyTorch `clip_grad_norm_`: total L2 norm over all gradients; when it exceeds `max`, every
+/// gradient is scaled by max / (norm + 1e-6). Returns the norm before clipping.
+pub fn clip_grad_norm(params: &[Tensor], max: f64) -> f64 {
+    tch::no_grad(|| {
+        let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
+        if grads.is_empty() {
+            return 0.0;
+        }
+        let sq: Vec<Tensor> = grads.iter().map(|g| g.to_kind(Kind::Float).pow_tensor_scalar(2).sum(Kind::Float)).collect();
+        let norm = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt().double_value(&[]);
+        if max > 0.0 && norm > max {
+            let coef = max / (norm + 1e-6);
+            for mut g in grads {
+                let _ = g.g_mul_scalar_(coef);
+            }
+        }
+        norm
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_matches_hugging_face_linear() {
+        assert_eq!(lr_factor(0, 10, 100), 0.0);
+        assert_eq!(lr_factor(5, 10, 100), 0.5);
+        assert_eq!(lr_factor(10, 10, 100), 1.0);
+        assert_eq!(lr_factor(55, 10, 100), 0.5);
+        assert_eq!(lr_factor(100, 10, 100), 0.0);
+        assert_eq!(lr_factor(3, 0, 4), 0.25);
+    }
+
+    #[test]
+    fn clipping_matches_the_formula() {
+        let a = Tensor::from_slice(&[3.0f32]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[0.0f32, 0.0]).set_requires_grad(true);
+        (&a * 3.0 + (&b * Tensor::from_slice(&[4.0f32, 0.0])).sum(Kind::Float)).sum(Kind::Float).backward();
+        // grads: a -> 3, b -> [4, 0]; norm 5
+        let norm = clip_grad_norm(&[a.shallow_clone(), b.shallow_clone()], 1.0);
+        assert!((norm - 5.0).abs() < 1e-6);
+        assert!((a.grad().double_value(&[0]) - 3.0 / (5.0 + 1e-6)).abs() < 1e-6);
+        assert!((b.grad().double_value(&[0]) - 4.0 / (5.0 + 1e-6)).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests: tiny suites and running the real binary.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A CPU-seconds suite: both architectures, tiny widths, the embedded corpus.
+pub const TINY: &str = r#"
+schema = 1
+name = "tiny"
+description = "test suite"
+[defaults]
+seeds = [0]
+[defaults.data]
+source = "embedded"
+n_stories = 150
+vocab_size = 300
+n_ctx = 24
+[defaults.train]
+steps = 30
+batch_size = 8
+lr = 3e-3
+warmup_steps = 3
+eval_every = 10
+[[experiment]]
+name = "clm"
+kind = "clm"
+[experiment.sweep]
+model = [
+  { kind = "masked_mixer", d_model = 16, n_layers = 1 },
+  { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2 },
+]
+"#;
+
+pub fn write_suite(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+pub fn harness(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness")).current_dir(dir).args(args).output().expect("runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn manifest(results: &Path, suite: &str) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = vec![];
+    for e in std::fs::read_dir(results.join(suite)).unwrap() {
+        let p = e.unwrap().path().join("manifest.json");
+        if p.exists() {
+            out.push(serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap());
+        }
+    }
+    out.sort_by_key(|m| m["run_id"].as_str().unwrap().to_string());
+    out
+}
+
+/// `../shared/data` from the workspace root, when present (CI always has it).
+pub fn shared_data() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if p.join("tinystories/train-head-2MiB.txt").exists() {
+        Some(p.canonicalize().unwrap())
+    } else if std::env::var_os("CI").is_some() {
+        panic!("CI must have ../shared/data beside the checkout");
+    } else {
+        None
+    }
+}

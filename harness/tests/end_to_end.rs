@@ -1,0 +1,165 @@
+//! The binary end to end on tiny suites: report files, reuse, determinism, falling loss, and the
+//! errors a user sees.
+mod common;
+use common::*;
+
+#[test]
+fn run_writes_report_reuses_finished_runs_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // One row per run in every table format.
+    let reports: Vec<_> = std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(reports.len(), 1);
+    let rep = &reports[0];
+    for f in ["README.md", "runs.parquet", "runs.csv", "summary.csv", "eval_loss.png", "eval_loss.svg", "train_loss.png"] {
+        assert!(rep.join(f).exists(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(rep.join("runs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2, "{csv}");
+    let md = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    assert!(md.contains("**Data: synthetic.**") && md.contains("![eval_loss](eval_loss.png)"));
+
+    // Every run finished, every file hashed; the loss fell from step 0.
+    let first = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(first.len(), 2);
+    for m in &first {
+        assert_eq!(m["status"], "finished");
+        let files = m["files"].as_object().unwrap();
+        for f in ["config.json", "summary.json", "model.safetensors", "tokenizer.json", "metrics_eval.json"] {
+            assert_eq!(files[f].as_str().unwrap().len(), 64, "{f}");
+        }
+        let run = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap());
+        let evals: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(run.join("metrics_eval.json")).unwrap()).unwrap();
+        let (start, end) = (evals[0]["eval_loss"].as_f64().unwrap(), evals.last().unwrap()["eval_loss"].as_f64().unwrap());
+        assert_eq!(evals[0]["step"], 0);
+        assert!(end < start - 0.5, "eval loss {start} -> {end} did not fall");
+    }
+
+    // A second invocation reuses both runs and writes a new report version beside the first.
+    let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    assert!(again.status.success());
+    assert_eq!(stderr(&again).matches("finished earlier, reused").count(), 2, "{}", stderr(&again));
+    assert_eq!(std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().count(), 2);
+
+    // Same seed, fresh results folder: the same checkpoint bytes.
+    let other = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "results2"]);
+    assert!(other.status.success());
+    let second = manifest(&dir.path().join("results2"), "tiny");
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a["files"]["model.safetensors"], b["files"]["model.safetensors"], "same seed, same weights");
+    }
+    // A different seed gives different weights.
+    let seeded = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "results3", "--set", "seed=5"]);
+    assert!(seeded.status.success());
+    let third = manifest(&dir.path().join("results3"), "tiny");
+    assert_ne!(first[0]["files"]["model.safetensors"], third[0]["files"]["model.safetensors"]);
+}
+
+#[test]
+fn tampered_run_is_redone() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = TINY.replace("  { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 },\n", "");
+    let suite = write_suite(dir.path(), "tiny.toml", &one);
+    assert!(harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]).status.success());
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    let run = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap());
+    std::fs::write(run.join("summary.json"), "{}").unwrap();
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains(": running"), "{}", stderr(&out));
+    assert_ne!(std::fs::read_to_string(run.join("summary.json")).unwrap(), "{}");
+}
+
+#[test]
+fn plan_lists_runs_with_exact_parameter_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["plan", suite.to_str().unwrap(), "--set", "data.n_ctx=32"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // mixer: 2Vd + 8d²+9d + L²+L = 9600 + 2048 + 144 + 1056; llama: 2Vd + 16d²+2d + d = 9600 + 4096 + 32 + 16
+    assert!(text.contains(" 12848 "), "{text}");
+    assert!(text.contains(" 13744 "), "{text}");
+    assert!(text.contains("n_ctx=32") && text.contains("pending"), "{text}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(dir.path(), &["run", "nope.toml"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope.toml: cannot read"), "{}", stderr(&out));
+
+    let bad = write_suite(dir.path(), "bad.toml", &TINY.replace("n_ctx = 24", "n_ctx = 0"));
+    let out = harness(dir.path(), &["plan", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("bad.toml:11: key `data.n_ctx`: must be at least 2"), "{e}");
+
+    let missing = write_suite(
+        dir.path(),
+        "missing.toml",
+        &TINY.replace("source = \"embedded\"", "source = \"text\"\npath = \"no/such/file.txt\""),
+    );
+    let out = harness(dir.path(), &["run", missing.to_str().unwrap(), "-q"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("2 of 2 runs failed"), "{e}");
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    assert_eq!(m["status"], "failed");
+    assert!(m["error"].as_str().unwrap().contains("no/such/file.txt: cannot read"), "{m}");
+}
+
+#[test]
+fn cuda_is_never_a_silent_fallback() {
+    if tch::Cuda::is_available() {
+        return; // this check is about machines without CUDA
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "--set", "device=\"cuda\""]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("asks for device = \"cuda\""), "{}", stderr(&out));
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+    let out = harness(dir.path(), &["doctor", "--require-cuda"]);
+    assert!(!out.status.success());
+    let doc = harness(dir.path(), &["doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&doc.stdout).unwrap();
+    assert_eq!(v["libtorch_version"].as_str().unwrap().split('+').next().unwrap(), "2.11.0");
+    assert_eq!(v["libtorch_cuda_linked"], true, "libtorch_cuda must be NEEDED so CUDA works on GPU machines");
+}
+
+#[test]
+fn trains_on_real_tinystories_text() {
+    let Some(data) = shared_data() else {
+        eprintln!("skipped: ../shared/data is not beside this checkout");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY
+        .replace(
+            "source = \"embedded\"\nn_stories = 150",
+            &format!(
+                "source = \"text\"\npath = \"{}\"\neval_path = \"{}\"\nn_stories = 300\neval_stories = 40",
+                data.join("tinystories/train-head-2MiB.txt").display(),
+                data.join("tinystories/validation-first1000.txt").display()
+            ),
+        )
+        .replace("vocab_size = 300", "vocab_size = 512");
+    let suite = write_suite(dir.path(), "real.toml", &text);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--set", "model={kind=\"masked_mixer\", d_model=16, n_layers=1}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    let inputs = m["inputs"].as_object().unwrap();
+    let train_key = inputs.keys().find(|k| k.ends_with("train-head-2MiB.txt")).expect("data file hashed");
+    // The checksum published in ../shared/data/SHA256SUMS.
+    let sums = std::fs::read_to_string(data.join("SHA256SUMS")).unwrap();
+    let want = sums.lines().find(|l| l.ends_with("tinystories/train-head-2MiB.txt")).unwrap().split_whitespace().next().unwrap();
+    assert_eq!(inputs[train_key], want);
+    let rep = std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read_to_string(rep.join("runs.csv")).unwrap().contains(",real,"));
+}

@@ -1,0 +1,23 @@
+//! Errors of model construction and checkpoint loading.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model.{field}: {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
+    #[error(
+        "checkpoint {path} does not fit the model:\n  missing keys: {missing:?}\n  unexpected keys: {unexpected:?}\n  shape mismatches: {mismatched:?}"
+    )]
+    CheckpointMismatch {
+        path: PathBuf,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        mismatched: Vec<String>,
+    },
+    #[error("checkpoint {path}: {source}")]
+    CheckpointRead { path: PathBuf, source: tch::TchError },
+    #[error("checkpoint file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}

@@ -1,0 +1,248 @@
+//! The Llama-style transformer baseline, PAPER.md A.3: Hugging Face `LlamaForCausalLM` with
+//! random init (N(0, 0.02)), RMSNorm (eps 1e-6), RoPE (θ = 10000, rotate-half layout), SwiGLU MLP
+//! with I = 4d, no biases, untied head, final RMSNorm, causal SDPA. Pads are attended to, as in
+//! the reference (its collator passes no attention mask).
+//!
+//! ```text
+//! h   = x + Attn(RMSNorm_in(x))
+//! out = h + down(silu(gate(z)) * up(z)),  z = RMSNorm_post(h)
+//! ```
+use crate::{init, CausalLm};
+use tch::{nn, nn::Module, Kind, Tensor};
+
+/// Hugging Face `LlamaConfig.initializer_range`.
+const INIT_STD: f64 = 0.02;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub vocab_size: i64,
+    pub d_model: i64,
+    pub n_layers: usize,
+    pub n_heads: i64,
+    pub intermediate_size: i64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+}
+
+impl LlamaConfig {
+    /// PAPER.md A.7: `2Vd + n (4d² + 3dI + 2d) + d`.
+    pub fn num_params(&self) -> u64 {
+        let (v, d, i) = (self.vocab_size, self.d_model, self.intermediate_size);
+        let layer = 4 * d * d + 3 * d * i + 2 * d;
+        (2 * v * d + layer * self.n_layers as i64 + d) as u64
+    }
+}
+
+#[derive(Debug)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn new(p: nn::Path, d: i64, eps: f64) -> Self {
+        Self { weight: p.var("weight", &[d], nn::Init::Const(1.0)), eps }
+    }
+}
+
+impl Module for RmsNorm {
+    /// `x * rsqrt(mean(x²) + eps) * w`, computed in fp32 like the reference.
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let kind = xs.kind();
+        let x = xs.to_kind(Kind::Float);
+        let var = x.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        (x * (var + self.eps).rsqrt()).to_kind(kind) * &self.weight
+    }
+}
+
+/// RoPE tables for positions 0..t: `cos`, `sin` of shape `[t, head_dim]` (halves repeated, the
+/// Hugging Face layout).
+pub fn rope_tables(t: i64, head_dim: i64, theta: f64, device: tch::Device) -> (Tensor, Tensor) {
+    let opts = (Kind::Float, device);
+    let exponents = Tensor::arange_start_step(0, head_dim, 2, opts) / head_dim as f64;
+    let inv_freq = Tensor::from(theta).to_device(device).pow(&exponents).reciprocal(); // [hd/2]
+    let pos = Tensor::arange(t, opts); // [t]
+    let freqs = pos.outer(&inv_freq); // [t, hd/2]
+    let emb = Tensor::cat(&[&freqs, &freqs], -1); // [t, hd]
+    (emb.cos(), emb.sin())
+}
+
+/// `x * cos + rotate_half(x) * sin`, `rotate_half([x1, x2]) = [-x2, x1]`. x: `[b, h, t, hd]`.
+pub fn apply_rope(xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    let hd = xs.size()[3];
+    let x1 = xs.narrow(-1, 0, hd / 2);
+    let x2 = xs.narrow(-1, hd / 2, hd / 2);
+    let rotated = Tensor::cat(&[&x2.neg(), &x1], -1);
+    xs * cos.to_kind(xs.kind()) + rotated * sin.to_kind(xs.kind())
+}
+
+#[derive(Debug)]
+struct Attention {
+    q_proj: nn::Linear,
+    k_proj: nn::Linear,
+    v_proj: nn::Linear,
+    o_proj: nn::Linear,
+    n_heads: i64,
+}
+
+impl Attention {
+    fn new(p: nn::Path, d: i64, n_heads: i64) -> Self {
+        Self {
+            q_proj: init::linear_normal(&p / "q_proj", d, d, INIT_STD),
+            k_proj: init::linear_normal(&p / "k_proj", d, d, INIT_STD),
+            v_proj: init::linear_normal(&p / "v_proj", d, d, INIT_STD),
+            o_proj: init::linear_normal(&p / "o_proj", d, d, INIT_STD),
+            n_heads,
+        }
+    }
+
+    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let (b, t, d) = xs.size3().expect("[b, t, d]");
+        let hd = d / self.n_heads;
+        let heads = |x: Tensor| x.view([b, t, self.n_heads, hd]).transpose(1, 2); // [b, h, t, hd]
+        let q = apply_rope(&heads(xs.apply(&self.q_proj)), cos, sin);
+        let k = apply_rope(&heads(xs.apply(&self.k_proj)), cos, sin);
+        let v = heads(xs.apply(&self.v_proj));
+        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, true, None, false);
+        y.transpose(1, 2).contiguous().view([b, t, d]).apply(&self.o_proj) // [b, t, d]
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate_proj: nn::Linear,
+    up_proj: nn::Linear,
+    down_proj: nn::Linear,
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        (xs.apply(&self.gate_proj).silu() * xs.apply(&self.up_proj)).apply(&self.down_proj)
+    }
+}
+
+#[derive(Debug)]
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn new(p: nn::Path, cfg: &LlamaConfig) -> Self {
+        let (d, i) = (cfg.d_model, cfg.intermediate_size);
+        let mlp = &p / "mlp";
+        Self {
+            input_layernorm: RmsNorm::new(&p / "input_layernorm", d, cfg.rms_norm_eps),
+            self_attn: Attention::new(&p / "self_attn", d, cfg.n_heads),
+            post_attention_layernorm: RmsNorm::new(&p / "post_attention_layernorm", d, cfg.rms_norm_eps),
+            mlp: Mlp {
+                gate_proj: init::linear_normal(&mlp / "gate_proj", d, i, INIT_STD),
+                up_proj: init::linear_normal(&mlp / "up_proj", d, i, INIT_STD),
+                down_proj: init::linear_normal(&mlp / "down_proj", i, d, INIT_STD),
+            },
+        }
+    }
+
+    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let h = xs + self.self_attn.forward(&xs.apply(&self.input_layernorm), cos, sin);
+        let out = h.apply(&self.post_attention_layernorm).apply(&self.mlp);
+        h + out
+    }
+}
+
+#[derive(Debug)]
+pub struct Llama {
+    pub cfg: LlamaConfig,
+    embed_tokens: nn::Embedding,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: nn::Linear,
+}
+
+impl Llama {
+    pub fn new(p: &nn::Path, cfg: LlamaConfig) -> Self {
+        let m = p / "model";
+        let embed_tokens = init::embedding(&m / "embed_tokens", cfg.vocab_size, cfg.d_model, INIT_STD);
+        let layers = (0..cfg.n_layers).map(|i| DecoderLayer::new(&m / "layers" / i, &cfg)).collect();
+        let norm = RmsNorm::new(&m / "norm", cfg.d_model, cfg.rms_norm_eps);
+        let lm_head = init::linear_normal(p / "lm_head", cfg.d_model, cfg.vocab_size, INIT_STD);
+        Self { cfg, embed_tokens, layers, norm, lm_head }
+    }
+}
+
+impl CausalLm for Llama {
+    fn embed(&self, tokens: &Tensor) -> Tensor {
+        tokens.apply(&self.embed_tokens)
+    }
+
+    fn blocks(&self, xs: &Tensor, depth: Option<usize>, _train: bool) -> Tensor {
+        let (_b, t, _d) = xs.size3().expect("[b, t, d]");
+        let hd = self.cfg.d_model / self.cfg.n_heads;
+        let (cos, sin) = rope_tables(t, hd, self.cfg.rope_theta, xs.device());
+        let n = depth.unwrap_or(self.layers.len()).min(self.layers.len());
+        self.layers[..n].iter().fold(xs.shallow_clone(), |h, l| l.forward(&h, &cos, &sin))
+    }
+
+    fn head(&self, hidden: &Tensor) -> Tensor {
+        hidden.apply(&self.norm).apply(&self.lm_head)
+    }
+
+    fn embedding_weight(&self) -> Tensor {
+        self.embed_tokens.ws.shallow_clone()
+    }
+
+    fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn rope_matches_complex_rotation() {
+        // RoPE rotates each pair (x[k], x[k + hd/2]) by angle pos * θ^(-2k/hd).
+        let (t, hd) = (5, 4);
+        let (cos, sin) = rope_tables(t, hd, 10000.0, Device::Cpu);
+        let x = Tensor::randn([1, 1, t, hd], (Kind::Float, Device::Cpu));
+        let y = apply_rope(&x, &cos, &sin);
+        for pos in 0..t {
+            for k in 0..hd / 2 {
+                let ang = pos as f64 * 10000f64.powf(-2.0 * k as f64 / hd as f64);
+                let (a, b) = (x.double_value(&[0, 0, pos, k]), x.double_value(&[0, 0, pos, k + hd / 2]));
+                let want0 = a * ang.cos() - b * ang.sin();
+                let want1 = b * ang.cos() + a * ang.sin();
+                assert!((y.double_value(&[0, 0, pos, k]) - want0).abs() < 1e-5);
+                assert!((y.double_value(&[0, 0, pos, k + hd / 2]) - want1).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_formula() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let n = RmsNorm::new(vs.root() / "n", 3, 1e-6);
+        let x = Tensor::from_slice(&[1.0f32, 2.0, 2.0]).view([1, 3]);
+        let rms = (9.0f64 / 3.0 + 1e-6).sqrt();
+        let y = n.forward(&x);
+        for (i, v) in [1.0, 2.0, 2.0].iter().enumerate() {
+            assert!((y.double_value(&[0, i as i64]) - v / rms).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn param_count_matches_varstore() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = LlamaConfig {
+            vocab_size: 40, d_model: 16, n_layers: 2, n_heads: 4, intermediate_size: 64,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0,
+        };
+        let m = Llama::new(&vs.root(), cfg);
+        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(counted as u64, m.cfg.num_params());
+    }
+}

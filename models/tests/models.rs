@@ -1,0 +1,112 @@
+//! Causality, checkpoint round trips and shapes for every model family built in this crate.
+use mm_models::{checkpoint, CausalLm, LlamaSpec, MixerSpec, ModelSpec};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+const V: i64 = 64;
+const L: i64 = 12;
+
+fn specs() -> Vec<ModelSpec> {
+    vec![
+        ModelSpec::MaskedMixer(MixerSpec { d_model: 16, n_layers: 2, ff_mult: 4, tie_weights: false }),
+        ModelSpec::Llama(LlamaSpec { d_model: 16, n_layers: 2, n_heads: 2, ..LlamaSpec::tinystories_d512() }),
+    ]
+}
+
+fn build(spec: &ModelSpec, seed: i64) -> (VarStore, Box<dyn CausalLm>) {
+    tch::manual_seed(seed);
+    let vs = VarStore::new(Device::Cpu);
+    let m = spec.build(&vs.root(), V, L).unwrap();
+    (vs, m)
+}
+
+/// Perturbing token t leaves every output before t unchanged, and changes some output at >= t.
+#[test]
+fn outputs_before_a_perturbed_token_are_unchanged() {
+    for spec in specs() {
+        let (_vs, m) = build(&spec, 1);
+        let tokens = Tensor::randint(V, [3, L], (Kind::Int64, Device::Cpu));
+        let base = m.forward_t(&tokens, false);
+        for t in [0, 5, L - 1] {
+            let perturbed = tokens.copy();
+            let new_id = (tokens.int64_value(&[0, t]) + 7) % V;
+            let _ = perturbed.narrow(1, t, 1).fill_(new_id);
+            let out = m.forward_t(&perturbed, false);
+            if t > 0 {
+                let before = (out.narrow(1, 0, t) - base.narrow(1, 0, t)).abs().max().double_value(&[]);
+                assert!(before < 1e-6, "{}: position < {t} moved by {before}", spec.kind());
+            }
+            let after = (out.narrow(1, t, L - t) - base.narrow(1, t, L - t)).abs().max().double_value(&[]);
+            assert!(after > 1e-4, "{}: perturbing {t} changed nothing at or after it", spec.kind());
+        }
+    }
+}
+
+#[test]
+fn shapes_and_param_counts() {
+    for spec in specs() {
+        let (vs, m) = build(&spec, 2);
+        let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+        assert_eq!(m.forward_t(&tokens, false).size(), vec![2, L, V]);
+        assert_eq!(m.embed(&tokens).size(), vec![2, L, 16]);
+        assert_eq!(m.embedding_weight().size(), vec![V, 16]);
+        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(counted as u64, spec.num_params(V, L), "{}", spec.kind());
+    }
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs() {
+    let dir = std::env::temp_dir().join(format!("mm-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for spec in specs() {
+        let (vs, m) = build(&spec, 3);
+        let path = dir.join(format!("{}.safetensors", spec.kind()));
+        checkpoint::save(&vs, &path).unwrap();
+        let (vs2, m2) = build(&spec, 99);
+        checkpoint::load(&vs2, &path).unwrap();
+        let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+        assert!(m.forward_t(&tokens, false).equal(&m2.forward_t(&tokens, false)), "{}", spec.kind());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn reference_named_checkpoint_loads_and_mismatches_are_listed() {
+    let dir = std::env::temp_dir().join(format!("mm-ref-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Hand-built file with the reference's state-dict keys for a 1-block flat mixer.
+    let (d, f) = (4i64, 16i64);
+    let t = |s: &[i64]| Tensor::randn(s, (Kind::Float, Device::Cpu));
+    let tensors = vec![
+        ("wte.weight", t(&[V, d])),
+        ("mixerblocks.0.seq_layernorm.weight", t(&[d])),
+        ("mixerblocks.0.seq_layernorm.bias", t(&[d])),
+        ("mixerblocks.0.conv.weight", t(&[L, L, 1])),
+        ("mixerblocks.0.conv.bias", t(&[L])),
+        ("mixerblocks.0.patch_layernorm.weight", t(&[d])),
+        ("mixerblocks.0.patch_layernorm.bias", t(&[d])),
+        ("mixerblocks.0.patch_ff.0.weight", t(&[f, d])),
+        ("mixerblocks.0.patch_ff.0.bias", t(&[f])),
+        ("mixerblocks.0.patch_ff.2.weight", t(&[d, f])),
+        ("mixerblocks.0.patch_ff.2.bias", t(&[d])),
+        ("lm_head.weight", t(&[V, d])),
+    ];
+    let path = dir.join("ref.safetensors");
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
+    Tensor::write_safetensors(&named, &path).unwrap();
+    let spec = ModelSpec::MaskedMixer(MixerSpec { d_model: d, n_layers: 1, ff_mult: 4, tie_weights: false });
+    let (vs, _m) = build(&spec, 0);
+    checkpoint::load(&vs, &path).unwrap();
+    assert!(vs.variables()["wte.weight"].equal(&tensors[0].1));
+
+    // A two-block model misses block 1's keys; a wider one mismatches shapes.
+    let spec2 = ModelSpec::MaskedMixer(MixerSpec { d_model: d, n_layers: 2, ff_mult: 4, tie_weights: false });
+    let (vs2, _m2) = build(&spec2, 0);
+    let err = checkpoint::load(&vs2, &path).unwrap_err().to_string();
+    assert!(err.contains("mixerblocks.1.conv.weight"), "{err}");
+    let spec3 = ModelSpec::MaskedMixer(MixerSpec { d_model: 8, n_layers: 1, ff_mult: 4, tie_weights: false });
+    let (vs3, _m3) = build(&spec3, 0);
+    let err = checkpoint::load(&vs3, &path).unwrap_err().to_string();
+    assert!(err.contains("wte.weight: file [64, 4] vs model [64, 8]"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
