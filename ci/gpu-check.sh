@@ -15,8 +15,8 @@ TORCH_LIB="$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/
 [ -n "$TORCH_LIB" ] || { echo "no torch under /opt/torch/.venv" >&2; exit 1; }
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 {
-  echo "date: $(date -u +%FT%TZ)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  echo "date: $(date -u +%FT%TZ)"
 } | tee "$OUT/gpu.txt"
 "$BIN" doctor --require-cuda 2>&1 | tee "$OUT/doctor.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "CUDA is not usable: stopping" >&2; exit 1; }
@@ -27,5 +27,8 @@ report="$(ls -d "$work"/reports/ci-gpu/*/ | tail -1)"
 for f in README.md summary.csv runs.csv eval_loss.png; do cp "$report/$f" "$OUT/$f" 2>/dev/null; done
 echo
 echo "== summary ($(head -1 "$OUT/gpu.txt" | cut -d, -f1)) =="
-column -s, -t < "$OUT/summary.csv" 2>/dev/null || cat "$OUT/summary.csv"
+# experiment, model, eval CE, Hamming, tok/s: the columns worth a glance.
+awk -F, 'function f(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
+  NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; printf "%-16s %-22s %10s %10s %10s\n", "experiment", "model", "eval_CE", "Hamming", "tok/s"; next }
+  { printf "%-16s %-22s %10s %10s %10s\n", $c["experiment"], $c["model"], f($c["eval_loss_mean"], "%.4f"), f($c["hamming_mean"], "%.4f"), f($c["tokens_per_s_mean"], "%.0f") }' "$OUT/summary.csv"
 exit "$status"

@@ -75,14 +75,18 @@ fn main() -> Result<()> {
         }
         Command::Plan { args } => {
             let suite = load(&args)?;
-            println!("suite {} ({} runs): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
-            println!("{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} status", "run", "experiment", "kind", "model", "setting", "seed", "params", "device");
+            let mut text = String::new();
+            use std::fmt::Write as _;
+            let _ = writeln!(text, "suite {} ({} runs): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
+            let _ = writeln!(
+                text,"{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} status", "run", "experiment", "kind", "model", "setting", "seed", "params", "device");
             for r in &suite.runs {
                 let c = &r.config;
                 let params = c.model.num_params(c.data.vocab_size as i64, c.data.n_ctx);
                 let dir = harness::artifacts::RunDir::new(&args.results, &r.suite, &r.id);
                 let status = if dir.verified_finished().is_some() { "finished" } else { "pending" };
-                println!(
+                let _ = writeln!(
+                    text,
                     "{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} {status}",
                     r.short_id(),
                     r.experiment,
@@ -94,6 +98,9 @@ fn main() -> Result<()> {
                     format!("{:?}", c.device).to_lowercase(),
                 );
             }
+            // A closed pipe (`harness plan ... | head`) is not an error worth a panic.
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
         Command::Doctor { require_cuda, json } => {
             let d = device::Doctor::collect();

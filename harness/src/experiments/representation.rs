@@ -153,6 +153,12 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
             checkpoints.push((step, Some(path)));
         }
     }
+    if let (ModelSource::Checkpoint, Some(path)) = (rcfg.source, &rcfg.checkpoint) {
+        // The imported weights replace the init: no step-0 row.
+        let hash = crate::artifacts::sha256_file(path).with_context(|| format!("reading {}", path.display()))?;
+        out.inputs.insert(path.display().to_string(), hash);
+        checkpoints = vec![(0, Some(path.clone()))];
+    }
     let mut rows = Vec::new();
     for (step, path) in &checkpoints {
         if let Some(p) = path {
@@ -177,7 +183,9 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     s.insert("step".into(), last.step.into());
     s.insert("hamming".into(), last.hamming_mean.into());
     s.insert("hamming_sd_prompts".into(), last.hamming_sd.into());
-    s.insert("hamming_untrained".into(), rows[0].hamming_mean.into());
+    if rcfg.source != ModelSource::Checkpoint {
+        s.insert("hamming_untrained".into(), rows[0].hamming_mean.into());
+    }
     s.insert("noise_l1".into(), last.noise_l1_mean.into());
     s.insert("final_l1".into(), last.final_l1_mean.into());
     s.insert("prompts".into(), prompts.len().into());

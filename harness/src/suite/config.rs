@@ -211,8 +211,12 @@ pub enum RepresentationLoss {
 pub enum ModelSource {
     /// A freshly initialised model (the run's seed is the init seed).
     Untrained,
-    /// The final checkpoint of the CLM run with this run's model, data, train and seed.
+    /// Every checkpoint of the CLM run with this run's model, data, train and seed (it must come
+    /// earlier in the suite); step 0 is the same init.
     Trained,
+    /// A safetensors file with the reference's key names (`representation.checkpoint`), e.g. a
+    /// checkpoint trained by the author's PyTorch code.
+    Checkpoint,
 }
 
 /// PAPER.md D: gradient descent on the input of the block stack, then pseudo-inverse decoding.
@@ -221,6 +225,9 @@ pub enum ModelSource {
 pub struct RepresentationConfig {
     #[serde(default = "default_source")]
     pub source: ModelSource,
+    /// The file for `source = "checkpoint"`.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
     /// Blocks of A(·); all when absent.
     #[serde(default)]
     pub depth: Option<usize>,

@@ -148,9 +148,14 @@ impl Suite {
                 });
             }
         }
-        let mut runs = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         for exp in &file.experiments {
-            runs.extend(ctx.expand(&file, exp, overrides, cuda_available)?);
+            for run in ctx.expand(&file, exp, overrides, cuda_available)? {
+                // Two sweep points that resolve to the same config are one run.
+                if !runs.iter().any(|r| r.id == run.id) {
+                    runs.push(run);
+                }
+            }
         }
         Ok(Self { path: path.into(), source, file, runs })
     }
@@ -345,6 +350,12 @@ impl Ctx<'_> {
             if r.skip < 0 || r.skip >= d.n_ctx {
                 return Err(bad("representation.skip", format!("must be in 0..n_ctx ({}), got {}", d.n_ctx, r.skip)));
             }
+            if (r.source == ModelSource::Checkpoint) != r.checkpoint.is_some() {
+                return Err(bad(
+                    "representation.checkpoint",
+                    "give checkpoint = \"<file>.safetensors\" exactly when source = \"checkpoint\"".into(),
+                ));
+            }
             if r.prompts.is_empty() && r.n_prompts == 0 {
                 return Err(bad("representation.n_prompts", "needs prompts or n_prompts >= 1".into()));
             }
@@ -519,6 +530,9 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         let ov = [parse_override("train.steps=9").unwrap(), parse_override("data.padding=left").unwrap()];
         let s = Suite::parse(Path::new("t.toml"), GOOD.into(), &ov, false).unwrap();
         assert!(s.runs.iter().all(|r| r.config.train.as_ref().unwrap().steps == Some(9)));
+        // Pinning a swept key collapses the sweep points that became identical.
+        let pinned = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("data.n_ctx=16").unwrap()], false).unwrap();
+        assert_eq!(pinned.runs.len(), 4);
         assert!(s.runs.iter().all(|r| r.config.data.padding == PaddingSide::Left));
         let err = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("trian.steps=1").unwrap()], false)
             .unwrap_err()
