@@ -163,3 +163,34 @@ fn trains_on_real_tinystories_text() {
     let rep = std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().next().unwrap().unwrap().path();
     assert!(std::fs::read_to_string(rep.join("runs.csv")).unwrap().contains(",real,"));
 }
+
+#[test]
+fn every_architecture_trains_a_few_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = r#"model = [
+  { kind = "masked_mixer", d_model = 16, n_layers = 1 },
+  { kind = "masked_mixer", d_model = 16, n_layers = 1, expansion = 2 },
+  { kind = "masked_mixer", d_model = 16, n_layers = 1, kernel = 4 },
+  { kind = "masked_mixer", d_model = 16, n_layers = 1, parallel = 2 },
+  { kind = "masked_mixer", d_model = 16, n_layers = 1, heads = 2 },
+  { kind = "masked_mixer", d_model = 16, n_layers = 1, bidirectional = true },
+  { kind = "masked_mixer", d_model = 16, n_layers = 1, layer_norm = false, embed_linear = true, mask_grad = "reference" },
+  { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2 },
+  { kind = "transfixer", d_model = 16, n_layers = 1, n_heads = 2 },
+  { kind = "gpt", d_model = 16, n_layers = 1, n_heads = 2 },
+]"#;
+    let start = TINY.find("model = [").unwrap();
+    let text = format!("{}{models}\n", &TINY[..start]).replace("steps = 30", "steps = 4").replace("eval_every = 10", "eval_every = 2");
+    let suite = write_suite(dir.path(), "zoo.toml", &text);
+    let plan = harness(dir.path(), &["plan", suite.to_str().unwrap()]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert_eq!(String::from_utf8_lossy(&plan.stdout).matches("pending").count(), 10);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ms = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(ms.len(), 10);
+    assert!(ms.iter().any(|m| m["execution"]["mask_grad"] == "reference"));
+    for m in ms {
+        assert_eq!(m["status"], "finished", "{m}");
+    }
+}

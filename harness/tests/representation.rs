@@ -24,7 +24,7 @@ fn hamming(spec: &ModelSpec, seed: u64) -> f64 {
 }
 
 fn mixer(n_layers: usize) -> ModelSpec {
-    ModelSpec::MaskedMixer(MixerSpec { d_model: 64, n_layers, ff_mult: 4, tie_weights: false })
+    ModelSpec::MaskedMixer(MixerSpec::flat(64, n_layers))
 }
 fn llama(n_layers: usize) -> ModelSpec {
     ModelSpec::Llama(LlamaSpec { d_model: 64, n_layers, n_heads: 4, ..LlamaSpec::tinystories_d512() })

@@ -1,13 +1,15 @@
 //! Models of Badger, "Masked Mixers for Language Generation and Retrieval" (arXiv 2409.01482),
 //! on libtorch through `tch`.
 //!
-//! One file per family: [`masked_mixer`] (PAPER.md A.1), [`transformer`] (A.3, Llama-style).
+//! One file per family: [`masked_mixer`] (PAPER.md A.1, A.2: flat, expanded, kernel k, parallel,
+//! multi-head, bidirectional), [`transformer`] (A.3 Llama-style; A.4 transfixer), [`gpt`] (A.3 GPT-1).
 //! Variable paths equal the reference PyTorch state-dict keys (`wte.weight`,
 //! `mixerblocks.0.conv.weight`, `model.layers.0.self_attn.q_proj.weight`, ...), so checkpoints
 //! move between the two without a renaming table.
 
 pub mod checkpoint;
 pub mod error;
+pub mod gpt;
 pub mod init;
 pub mod mask;
 pub mod masked_mixer;
@@ -15,7 +17,7 @@ pub mod spec;
 pub mod transformer;
 
 pub use error::ModelError;
-pub use spec::{ModelSpec, MixerSpec, LlamaSpec};
+pub use spec::{GptSpec, LlamaSpec, MixerSpec, ModelSpec};
 
 use tch::Tensor;
 

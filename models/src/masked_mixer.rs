@@ -1,15 +1,33 @@
-//! The flat masked mixer (`LanguageMixer`), PAPER.md A.1; reference code
-//! blbadger/maskedmixers `mixer_lm/mixer_trainer_tinystories.py`.
+//! The masked mixer (`LanguageMixer`), PAPER.md A.1, and its token-mixing variants, A.2;
+//! reference code blbadger/maskedmixers (`pc/mixer_trainer.py`, `server/mixer_multiconv.py`,
+//! `mixer_lm/bidirectional_mixer.py`).
 //!
 //! ```text
-//! h = x + TokenMix(LayerNorm_seq(x))      TokenMix(z)[i] = Σ_{j<=i} W[i, j] z[j] + b[i]
+//! h = x + TokenMix(LayerNorm_seq(x))      flat: TokenMix(z)[i] = Σ_{j<=i} W[i, j] z[j] + b[i]
 //! y = h + FF(LayerNorm_patch(h))          FF = Linear(d, 4d) -> GELU(erf) -> Linear(4d, d)
 //! ```
 //! No positional encoding, no final norm, untied head. The token mixing is the reference's
-//! `Conv1d(L, L, 1)` (tokens as channels), computed here as one batched matmul with the causal
-//! mask applied functionally ([`crate::mask::causal`]).
-use crate::{init, mask, CausalLm};
+//! `Conv1d(L, L, k)` with tokens as channels; for k = 1 it is one batched matmul. Every mask goes
+//! through [`crate::mask`].
+use crate::mask::{self, MaskGrad};
+use crate::{init, CausalLm};
 use tch::{nn, nn::Module, Tensor};
+
+/// The token-mixing layer of a block (PAPER.md A.2).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mixing {
+    /// One masked `Conv1d(L, L, 1)`: the paper's default ("flat").
+    Flat,
+    /// `Conv1d(L, eL, 1) -> GELU -> Conv1d(eL, L, 1)`, both masked (e = 2 in v1, 1 later).
+    Expanded { expansion: i64 },
+    /// `Conv1d(L, L, k, padding='same')`, each tap masked; the kernel slides over the feature axis.
+    Kernel { kernel: i64 },
+    /// n independent flat masked convs on the same input, summed.
+    Parallel { n: i64 },
+    /// As the paper DESCRIBES it (not the code, I.10): per head Linear(d -> d_h) and its own masked
+    /// L x L conv, heads concatenated, Linear(n_heads * d_h -> d).
+    MultiHead { heads: i64, head_dim: i64 },
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixerConfig {
@@ -21,108 +39,289 @@ pub struct MixerConfig {
     /// FF expansion factor (4 in every reported run).
     pub ff_mult: i64,
     pub tie_weights: bool,
+    pub mixing: Mixing,
+    /// The layer-norm-free variant (B2) when false.
+    pub layer_norm: bool,
+    /// An extra Linear(d, d) after the embedding (`wte_second`, E.2).
+    pub embed_linear: bool,
+    /// Forward (tril) and reverse (triu, +2) streams, summed before the head (A.2).
+    pub bidirectional: bool,
+    pub mask_grad: MaskGrad,
 }
 
 impl MixerConfig {
+    /// The flat mixer of A.1 with the paper's defaults.
+    pub fn flat(vocab_size: i64, d_model: i64, n_layers: usize, n_ctx: i64) -> Self {
+        Self {
+            vocab_size,
+            d_model,
+            n_layers,
+            n_ctx,
+            ff_mult: 4,
+            tie_weights: false,
+            mixing: Mixing::Flat,
+            layer_norm: true,
+            embed_linear: false,
+            bidirectional: false,
+            mask_grad: MaskGrad::Functional,
+        }
+    }
+
+    fn mixing_params(&self) -> i64 {
+        let (l, d) = (self.n_ctx, self.d_model);
+        match self.mixing {
+            Mixing::Flat => l * l + l,
+            Mixing::Expanded { expansion: e } => 2 * e * l * l + e * l + l,
+            Mixing::Kernel { kernel: k } => k * l * l + l,
+            Mixing::Parallel { n } => n * (l * l + l),
+            Mixing::MultiHead { heads, head_dim } => heads * (d * head_dim + head_dim + l * l + l) + heads * head_dim * d + d,
+        }
+    }
+
     /// Parameters including embedding and (untied) head; PAPER.md A.7:
-    /// `2Vd + n (8d² + 9d + L² + L)` for ff_mult 4.
+    /// `2Vd + n (8d² + 9d + L² + L)` for the flat mixer with ff_mult 4.
     pub fn num_params(&self) -> u64 {
-        let (v, d, l, f) = (self.vocab_size, self.d_model, self.n_ctx, self.ff_mult);
-        let block = 2 * d * f * d + f * d + d // FF weights and biases
-            + 4 * d // two LayerNorms
-            + l * l + l; // token mixing weight and bias
+        let (v, d, f) = (self.vocab_size, self.d_model, self.ff_mult);
+        let ff = 2 * d * f * d + f * d + d;
+        let norms = if self.layer_norm { 4 * d } else { 0 }; // seq and patch: weight + bias each
+        let block = if self.bidirectional {
+            ff + 3 * norms / 2 + 2 * self.mixing_params() // two seq norms, one shared patch norm
+        } else {
+            ff + norms + self.mixing_params()
+        };
         let head = if self.tie_weights { 0 } else { v * d };
-        (v * d + head + block * self.n_layers as i64) as u64
+        let embed_linear = if self.embed_linear { d * d + d } else { 0 };
+        (v * d + head + embed_linear + block * self.n_layers as i64) as u64
     }
 }
 
-/// Masked token mixing: the reference's `Conv1d(L, L, kernel_size=1)` with weight `[L, L, 1]`
-/// and bias `[L]`, stored under the same names.
+/// One masked `Conv1d(L_in -> L_out, k)` with tokens as channels, weight `[L_out, L_in, k]`.
 #[derive(Debug)]
-pub struct TokenMixing {
+pub struct MaskedConv {
     pub weight: Tensor,
     pub bias: Tensor,
+    mask: fn(&Tensor) -> Tensor,
+    grad: MaskGrad,
+}
+
+impl MaskedConv {
+    pub fn new(p: nn::Path, l_in: i64, l_out: i64, kernel: i64, mask: fn(&Tensor) -> Tensor, grad: MaskGrad) -> Self {
+        // Conv1d default init: fan_in = in_channels * kernel.
+        let weight = p.var("weight", &[l_out, l_in, kernel], init::torch_default(l_in * kernel));
+        let bias = p.var("bias", &[l_out], init::torch_default(l_in * kernel));
+        Self { weight, bias, mask, grad }
+    }
+
+    /// The weight as forward uses it: each tap masked over `[out, in]`.
+    pub fn masked_weight(&self) -> Tensor {
+        let w = self.weight.permute([2, 0, 1]); // [k, out, in]
+        mask::apply(&w, self.mask, self.grad).permute([1, 2, 0]) // [out, in, k]
+    }
+}
+
+impl Module for MaskedConv {
+    /// `[b, L_in, d]` -> `[b, L_out, d]`.
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let k = self.weight.size()[2];
+        let w = self.masked_weight();
+        if k == 1 {
+            // out[b, i, :] = Σ_j W[i, j] x[b, j, :] + bias[i]: one batched matmul.
+            w.squeeze_dim(-1).matmul(xs) + self.bias.unsqueeze(-1)
+        } else {
+            // PyTorch 'same' padding along the feature axis: (k-1)/2 left, the rest right.
+            let left = (k - 1) / 2;
+            let padded = xs.constant_pad_nd([left, k - 1 - left]); // [b, L, d + k - 1]
+            padded.conv1d(&w, Some(&self.bias), [1], [0], [1], 1)
+        }
+    }
+}
+
+#[derive(Debug)]
+enum TokenMixing {
+    Conv(MaskedConv),
+    Expanded { up: MaskedConv, down: MaskedConv },
+    Parallel(Vec<MaskedConv>),
+    MultiHead { proj: Vec<nn::Linear>, convs: Vec<MaskedConv>, out: nn::Linear },
 }
 
 impl TokenMixing {
-    pub fn new(p: nn::Path, n_ctx: i64) -> Self {
-        // Conv1d default init: fan_in = in_channels * kernel = L.
-        let weight = p.var("weight", &[n_ctx, n_ctx, 1], init::torch_default(n_ctx));
-        let bias = p.var("bias", &[n_ctx], init::torch_default(n_ctx));
-        Self { weight, bias }
+    fn new(p: &nn::Path, cfg: &MixerConfig, name: &str, mask: fn(&Tensor) -> Tensor) -> Self {
+        let (l, d, g) = (cfg.n_ctx, cfg.d_model, cfg.mask_grad);
+        match cfg.mixing {
+            Mixing::Flat => Self::Conv(MaskedConv::new(p / name, l, l, 1, mask, g)),
+            Mixing::Kernel { kernel } => Self::Conv(MaskedConv::new(p / name, l, l, kernel, mask, g)),
+            // `conv` is nn.Sequential(Conv1d, GELU, Conv1d): indices 0 and 2.
+            Mixing::Expanded { expansion: e } => Self::Expanded {
+                up: MaskedConv::new(p / name / 0, l, e * l, 1, mask, g),
+                down: MaskedConv::new(p / name / 2, e * l, l, 1, mask, g),
+            },
+            Mixing::Parallel { n } => Self::Parallel((0..n).map(|i| MaskedConv::new(p / "convs" / i, l, l, 1, mask, g)).collect()),
+            Mixing::MultiHead { heads, head_dim } => {
+                let m = p / "mixerhead";
+                Self::MultiHead {
+                    proj: (0..heads).map(|h| init::linear(&m / "proj_head" / h, d, head_dim, true)).collect(),
+                    convs: (0..heads).map(|h| MaskedConv::new(&m / "convs" / h, l, l, 1, mask, g)).collect(),
+                    out: init::linear(&m / "out_proj", heads * head_dim, d, true),
+                }
+            }
+        }
     }
 }
 
 impl Module for TokenMixing {
-    /// `[b, L, d]` -> `[b, L, d]`: out[b, i, :] = Σ_j (W ⊙ tril)[i, j] x[b, j, :] + bias[i].
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let w = mask::causal(&self.weight.squeeze_dim(-1)); // [L, L]
-        w.matmul(xs) + self.bias.unsqueeze(-1) // [b, L, d]
+        match self {
+            Self::Conv(c) => c.forward(xs),
+            Self::Expanded { up, down } => down.forward(&up.forward(xs).gelu("none")), // [b, eL, d] inside
+            Self::Parallel(convs) => convs.iter().map(|c| c.forward(xs)).reduce(|a, b| a + b).expect("n >= 1"),
+            Self::MultiHead { proj, convs, out } => {
+                let heads: Vec<Tensor> = proj.iter().zip(convs).map(|(p, c)| c.forward(&xs.apply(p))).collect(); // [b, L, d_h] each
+                Tensor::cat(&heads, -1).apply(out) // [b, L, d]
+            }
+        }
+    }
+}
+
+fn layer_norm(p: nn::Path, d: i64, on: bool) -> Option<nn::LayerNorm> {
+    on.then(|| nn::layer_norm(p, vec![d], nn::LayerNormConfig { eps: 1e-5, ..Default::default() }))
+}
+
+fn norm(xs: &Tensor, ln: &Option<nn::LayerNorm>) -> Tensor {
+    match ln {
+        Some(ln) => xs.apply(ln),
+        None => xs.shallow_clone(),
+    }
+}
+
+/// `patch_ff`: nn.Sequential(Linear, GELU, Linear), weights at indices 0 and 2.
+#[derive(Debug)]
+struct FeedForward {
+    ff_in: nn::Linear,
+    ff_out: nn::Linear,
+}
+
+impl FeedForward {
+    fn new(p: nn::Path, d: i64, f: i64) -> Self {
+        Self { ff_in: init::linear(&p / 0, d, f * d, true), ff_out: init::linear(&p / 2, f * d, d, true) }
+    }
+}
+
+impl Module for FeedForward {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.apply(&self.ff_in).gelu("none").apply(&self.ff_out)
     }
 }
 
 #[derive(Debug)]
 struct MixerBlock {
-    seq_layernorm: nn::LayerNorm,
+    seq_layernorm: Option<nn::LayerNorm>,
     conv: TokenMixing,
-    patch_layernorm: nn::LayerNorm,
-    ff_in: nn::Linear,
-    ff_out: nn::Linear,
-}
-
-fn layer_norm(p: nn::Path, d: i64) -> nn::LayerNorm {
-    nn::layer_norm(p, vec![d], nn::LayerNormConfig { eps: 1e-5, ..Default::default() })
+    patch_layernorm: Option<nn::LayerNorm>,
+    patch_ff: FeedForward,
 }
 
 impl MixerBlock {
     fn new(p: nn::Path, cfg: &MixerConfig) -> Self {
-        let (d, f) = (cfg.d_model, cfg.ff_mult);
-        // `patch_ff` is nn.Sequential(Linear, GELU, Linear): indices 0 and 2 hold weights.
-        let ff = &p / "patch_ff";
+        let d = cfg.d_model;
         Self {
-            seq_layernorm: layer_norm(&p / "seq_layernorm", d),
-            conv: TokenMixing::new(&p / "conv", cfg.n_ctx),
-            patch_layernorm: layer_norm(&p / "patch_layernorm", d),
-            ff_in: init::linear(&ff / 0, d, f * d, true),
-            ff_out: init::linear(&ff / 2, f * d, d, true),
+            seq_layernorm: layer_norm(&p / "seq_layernorm", d, cfg.layer_norm),
+            conv: TokenMixing::new(&p, cfg, "conv", mask::causal),
+            patch_layernorm: layer_norm(&p / "patch_layernorm", d, cfg.layer_norm),
+            patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult),
         }
     }
 }
 
 impl Module for MixerBlock {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let h = xs + xs.apply(&self.seq_layernorm).apply(&self.conv);
-        let ff = h.apply(&self.patch_layernorm).apply(&self.ff_in).gelu("none").apply(&self.ff_out);
+        let h = xs + norm(xs, &self.seq_layernorm).apply(&self.conv);
+        let ff = norm(&h, &self.patch_layernorm).apply(&self.patch_ff);
         h + ff
     }
+}
+
+/// `DoubleMixerBlock`: a forward (tril) and a reverse (triu, +2) stream with their own seq norms
+/// and token mixing, sharing the patch norm and FF.
+#[derive(Debug)]
+struct BidirectionalBlock {
+    seq_layernormf: Option<nn::LayerNorm>,
+    seq_layernormr: Option<nn::LayerNorm>,
+    convf: TokenMixing,
+    convr: TokenMixing,
+    patch_layernorm: Option<nn::LayerNorm>,
+    patch_ff: FeedForward,
+}
+
+impl BidirectionalBlock {
+    fn new(p: nn::Path, cfg: &MixerConfig) -> Self {
+        let d = cfg.d_model;
+        Self {
+            seq_layernormf: layer_norm(&p / "seq_layernormf", d, cfg.layer_norm),
+            seq_layernormr: layer_norm(&p / "seq_layernormr", d, cfg.layer_norm),
+            convf: TokenMixing::new(&p, cfg, "convf", mask::causal),
+            convr: TokenMixing::new(&p, cfg, "convr", mask::reverse),
+            patch_layernorm: layer_norm(&p / "patch_layernorm", d, cfg.layer_norm),
+            patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
+        let x = x + norm(x, &self.seq_layernormf).apply(&self.convf);
+        let y = y + norm(y, &self.seq_layernormr).apply(&self.convr);
+        let fx = norm(&x, &self.patch_layernorm).apply(&self.patch_ff);
+        let fy = norm(&y, &self.patch_layernorm).apply(&self.patch_ff);
+        (x + fx, y + fy)
+    }
+}
+
+#[derive(Debug)]
+enum Blocks {
+    Causal(Vec<MixerBlock>),
+    Bidirectional(Vec<BidirectionalBlock>),
 }
 
 #[derive(Debug)]
 pub struct MaskedMixer {
     pub cfg: MixerConfig,
     wte: nn::Embedding,
-    blocks: Vec<MixerBlock>,
+    wte_second: Option<nn::Linear>,
+    blocks: Blocks,
     lm_head: Option<nn::Linear>,
 }
 
 impl MaskedMixer {
     pub fn new(p: &nn::Path, cfg: MixerConfig) -> Self {
         let wte = init::embedding(p / "wte", cfg.vocab_size, cfg.d_model, 1.0);
-        let blocks = (0..cfg.n_layers).map(|i| MixerBlock::new(p / "mixerblocks" / i, &cfg)).collect();
-        let lm_head = (!cfg.tie_weights)
-            .then(|| init::linear(p / "lm_head", cfg.d_model, cfg.vocab_size, false));
-        Self { cfg, wte, blocks, lm_head }
+        let wte_second = cfg.embed_linear.then(|| init::linear(p / "wte_second", cfg.d_model, cfg.d_model, true));
+        let blocks = if cfg.bidirectional {
+            Blocks::Bidirectional((0..cfg.n_layers).map(|i| BidirectionalBlock::new(p / "mixerblocks" / i, &cfg)).collect())
+        } else {
+            Blocks::Causal((0..cfg.n_layers).map(|i| MixerBlock::new(p / "mixerblocks" / i, &cfg)).collect())
+        };
+        let lm_head = (!cfg.tie_weights).then(|| init::linear(p / "lm_head", cfg.d_model, cfg.vocab_size, false));
+        Self { cfg, wte, wte_second, blocks, lm_head }
     }
 }
 
 impl CausalLm for MaskedMixer {
     fn embed(&self, tokens: &Tensor) -> Tensor {
-        tokens.apply(&self.wte)
+        let e = tokens.apply(&self.wte);
+        match &self.wte_second {
+            Some(lin) => e.apply(lin),
+            None => e,
+        }
     }
 
+    /// For the bidirectional mixer the hidden state is the sum of the two streams (what the head reads).
     fn blocks(&self, xs: &Tensor, depth: Option<usize>, _train: bool) -> Tensor {
-        let n = depth.unwrap_or(self.blocks.len()).min(self.blocks.len());
-        self.blocks[..n].iter().fold(xs.shallow_clone(), |h, b| b.forward(&h))
+        let n = depth.unwrap_or(self.cfg.n_layers).min(self.cfg.n_layers);
+        match &self.blocks {
+            Blocks::Causal(b) => b[..n].iter().fold(xs.shallow_clone(), |h, blk| blk.forward(&h)),
+            Blocks::Bidirectional(b) => {
+                let (x, y) = b[..n].iter().fold((xs.shallow_clone(), xs.shallow_clone()), |(x, y), blk| blk.forward(&x, &y));
+                x + y
+            }
+        }
     }
 
     fn head(&self, hidden: &Tensor) -> Tensor {
@@ -137,7 +336,7 @@ impl CausalLm for MaskedMixer {
     }
 
     fn n_layers(&self) -> usize {
-        self.blocks.len()
+        self.cfg.n_layers
     }
 }
 
@@ -146,47 +345,105 @@ mod tests {
     use super::*;
     use tch::{Device, Kind};
 
-    fn tiny() -> (nn::VarStore, MaskedMixer) {
+    fn conv(k: i64, grad: MaskGrad) -> MaskedConv {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = MixerConfig { vocab_size: 50, d_model: 8, n_layers: 2, n_ctx: 6, ff_mult: 4, tie_weights: false };
-        let m = MaskedMixer::new(&vs.root(), cfg);
-        (vs, m)
+        MaskedConv::new(vs.root() / "c", 6, 6, k, mask::causal, grad)
     }
 
     #[test]
     fn token_mixing_matches_dense_conv_formula() {
-        let (_vs, m) = tiny();
-        let conv = &m.blocks[0].conv;
+        let c = conv(1, MaskGrad::Functional);
         let x = Tensor::randn([3, 6, 8], (Kind::Float, Device::Cpu));
-        let got = conv.forward(&x);
-        // Independent formula: the reference's Conv1d(L, L, 1) on the masked weight.
-        let w = conv.weight.tril(0); // tril on [out, in] per tap, as the reference writes it
-        let want = x.conv1d(&w, Some(&conv.bias), [1], [0], [1], 1);
-        assert!(got.allclose(&want, 1e-5, 1e-6, false));
+        // Independent formula: the reference's Conv1d(L, L, 1) on the tril-masked weight.
+        let want = x.conv1d(&c.weight.squeeze_dim(-1).tril(0).unsqueeze(-1), Some(&c.bias), [1], [0], [1], 1);
+        assert!(c.forward(&x).allclose(&want, 1e-5, 1e-6, false));
     }
 
     #[test]
-    fn masked_entries_get_no_gradient() {
-        let (_vs, m) = tiny();
-        let conv = &m.blocks[0].conv;
+    fn kernel_four_pads_one_left_two_right() {
+        let c = conv(4, MaskGrad::Functional);
         let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
-        conv.forward(&x).sum(Kind::Float).backward();
-        let g = conv.weight.grad().squeeze_dim(-1);
-        let upper = g.triu(1).abs().sum(Kind::Float).double_value(&[]);
-        let lower = g.tril(0).abs().sum(Kind::Float).double_value(&[]);
-        assert_eq!(upper, 0.0);
-        assert!(lower > 0.0);
-        // dL/dW[i, j] = Σ_b Σ_k x[b, j, k] for j <= i (d of a sum), a closed form to compare.
-        let col = x.sum_dim_intlist([0i64, 2].as_slice(), false, Kind::Float); // [L]
+        let y = c.forward(&x);
+        assert_eq!(y.size(), vec![2, 6, 8]);
+        // Element by element: out[b, i, f] = Σ_{j<=i} Σ_t W[i, j, t] x[b, j, f + t - 1] + bias[i].
+        let w = c.weight.copy();
+        for (b, i, f) in [(0, 0, 0), (1, 5, 7), (0, 3, 4), (1, 2, 6)] {
+            let mut acc = c.bias.double_value(&[i]);
+            for j in 0..=i {
+                for t in 0..4 {
+                    let pos = f + t - 1;
+                    if (0..8).contains(&pos) {
+                        acc += w.double_value(&[i, j, t]) * x.double_value(&[b, j, pos]);
+                    }
+                }
+            }
+            assert!((y.double_value(&[b, i, f]) - acc).abs() < 1e-5, "({b},{i},{f})");
+        }
+    }
+
+    #[test]
+    fn functional_mask_gives_no_gradient_to_masked_entries() {
+        let c = conv(1, MaskGrad::Functional);
+        let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
+        c.forward(&x).sum(Kind::Float).backward();
+        let g = c.weight.grad().squeeze_dim(-1);
+        assert_eq!(g.triu(1).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        // dL/dW[i, j] = Σ_b Σ_k x[b, j, k] for j <= i: a closed form to compare against.
+        let col = x.sum_dim_intlist([0i64, 2].as_slice(), false, Kind::Float);
         let want = col.unsqueeze(0).expand([6, 6], false).tril(0);
         assert!(g.allclose(&want, 1e-4, 1e-5, false));
     }
 
     #[test]
-    fn param_count_matches_varstore() {
-        let (vs, m) = tiny();
-        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-        assert_eq!(counted as u64, m.cfg.num_params());
+    fn reference_mask_grad_is_causal_but_passes_the_full_gradient() {
+        let f = conv(1, MaskGrad::Functional);
+        let r = conv(1, MaskGrad::Reference);
+        let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
+        let (yf, yr) = (f.forward(&x), r.forward(&x));
+        assert!(yf.equal(&yr), "same forward, bit for bit");
+        yr.sum(Kind::Float).backward();
+        let g = r.weight.grad().squeeze_dim(-1);
+        let col = x.sum_dim_intlist([0i64, 2].as_slice(), false, Kind::Float);
+        let want = col.unsqueeze(0).expand([6, 6], false); // unmasked: every (i, j)
+        assert!(g.allclose(&want, 1e-4, 1e-5, false));
+    }
+
+    fn model(cfg: MixerConfig) -> (nn::VarStore, MaskedMixer) {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = MaskedMixer::new(&vs.root(), cfg);
+        (vs, m)
+    }
+
+    #[test]
+    fn every_variant_counts_its_parameters_exactly() {
+        let base = MixerConfig::flat(50, 8, 2, 6);
+        let variants = [
+            base.clone(),
+            MixerConfig { mixing: Mixing::Expanded { expansion: 2 }, ..base.clone() },
+            MixerConfig { mixing: Mixing::Kernel { kernel: 4 }, ..base.clone() },
+            MixerConfig { mixing: Mixing::Parallel { n: 2 }, ..base.clone() },
+            MixerConfig { mixing: Mixing::MultiHead { heads: 2, head_dim: 4 }, ..base.clone() },
+            MixerConfig { bidirectional: true, ..base.clone() },
+            MixerConfig { layer_norm: false, embed_linear: true, tie_weights: true, ..base.clone() },
+        ];
+        for cfg in variants {
+            let (vs, m) = model(cfg);
+            let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+            assert_eq!(counted as u64, m.cfg.num_params(), "{:?}", m.cfg);
+        }
+    }
+
+    #[test]
+    fn reverse_stream_sees_only_two_or_more_ahead() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c = MaskedConv::new(vs.root() / "r", 6, 6, 1, mask::reverse, MaskGrad::Functional);
+        let w = c.masked_weight().squeeze_dim(-1);
+        for i in 0..6 {
+            for j in 0..6 {
+                assert_eq!(w.double_value(&[i, j]) != 0.0, j >= i + 2, "({i}, {j})");
+            }
+        }
     }
 }

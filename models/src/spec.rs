@@ -3,7 +3,9 @@
 //!
 //! The vocabulary size and the context length come from the run's data (tokenizer and n_ctx), so
 //! a spec holds only what is architectural.
-use crate::masked_mixer::{MaskedMixer, MixerConfig};
+use crate::mask::MaskGrad;
+use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing};
+use crate::gpt::{Gpt, GptConfig};
 use crate::transformer::{Llama, LlamaConfig};
 use crate::{CausalLm, ModelError};
 use serde::{Deserialize, Serialize};
@@ -17,10 +19,64 @@ pub enum ModelSpec {
     MaskedMixer(MixerSpec),
     /// Llama-style transformer, PAPER.md A.3.
     Llama(LlamaSpec),
+    /// Llama with a masked token mixing of each attention output ("transfixer"), PAPER.md A.4.
+    Transfixer(LlamaSpec),
+    /// GPT-1 style transformer (`OpenAIGPTLMHeadModel`), PAPER.md A.3.
+    Gpt(GptSpec),
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GptSpec {
+    pub d_model: i64,
+    pub n_layers: usize,
+    pub n_heads: i64,
+    /// Learned positions; n_ctx when absent (512 in the paper).
+    #[serde(default)]
+    pub n_positions: Option<i64>,
+    /// Embedding, attention and residual dropout (0.1, the HF default).
+    #[serde(default = "tenth")]
+    pub dropout: f64,
+}
+
+impl GptSpec {
+    /// GPT-1 d512 n8 h4, the TinyStories row of PAPER.md A.3 / A.7.
+    pub fn tinystories_d512() -> Self {
+        Self { d_model: 512, n_layers: 8, n_heads: 4, n_positions: None, dropout: 0.1 }
+    }
+    pub fn config(&self, vocab_size: i64, n_ctx: i64) -> GptConfig {
+        GptConfig {
+            vocab_size,
+            d_model: self.d_model,
+            n_layers: self.n_layers,
+            n_heads: self.n_heads,
+            n_positions: self.n_positions.unwrap_or(n_ctx),
+            dropout: self.dropout,
+        }
+    }
 }
 
 fn four() -> i64 {
     4
+}
+fn one() -> i64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn is_one(v: &i64) -> bool {
+    *v == 1
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +89,36 @@ pub struct MixerSpec {
     pub ff_mult: i64,
     #[serde(default)]
     pub tie_weights: bool,
+    // Variants (PAPER.md A.2). Each is left out of the canonical config while it holds its
+    // default, so adding a variant never changes the run ids of existing flat-mixer runs.
+    /// Expanded token mixing Conv1d(L, eL) -> GELU -> Conv1d(eL, L), both masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expansion: Option<i64>,
+    /// Conv kernel along the feature axis ('same' padding), 1 = flat.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub kernel: i64,
+    /// Parallel masked convs, summed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub parallel: i64,
+    /// Mixer heads (the described multi-headed mixer), each with its own projection and conv.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub heads: i64,
+    /// Width of each head's projection; d_model / heads when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<i64>,
+    /// false: the layer-norm-free mixer.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub layer_norm: bool,
+    /// An extra Linear(d, d) after the embedding (`wte_second`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub embed_linear: bool,
+    /// Forward + reverse streams (A.2, bidirectional mixer).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub bidirectional: bool,
+    /// `"functional"` (default) or `"reference"`: masked weights' gradients count in the clip
+    /// norm as in the author's in-place masking (PAPER.md I.1).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mask_grad: MaskGrad,
 }
 
 fn rms_eps() -> f64 {
@@ -61,8 +147,38 @@ pub struct LlamaSpec {
 impl MixerSpec {
     /// Flat mixer d1024 n8, the TinyStories row of PAPER.md T3.
     pub fn tinystories_d1024() -> Self {
-        Self { d_model: 1024, n_layers: 8, ff_mult: 4, tie_weights: false }
+        Self::flat(1024, 8)
     }
+
+    /// The flat mixer of PAPER.md A.1.
+    pub fn flat(d_model: i64, n_layers: usize) -> Self {
+        Self {
+            d_model,
+            n_layers,
+            ff_mult: 4,
+            tie_weights: false,
+            expansion: None,
+            kernel: 1,
+            parallel: 1,
+            heads: 1,
+            head_dim: None,
+            layer_norm: true,
+            embed_linear: false,
+            bidirectional: false,
+            mask_grad: MaskGrad::Functional,
+        }
+    }
+
+    pub fn mixing(&self) -> Mixing {
+        match (self.expansion, self.kernel, self.parallel, self.heads) {
+            (Some(e), ..) => Mixing::Expanded { expansion: e },
+            (None, k, ..) if k > 1 => Mixing::Kernel { kernel: k },
+            (None, _, n, _) if n > 1 => Mixing::Parallel { n },
+            (None, _, _, h) if h > 1 => Mixing::MultiHead { heads: h, head_dim: self.head_dim.unwrap_or(self.d_model / h) },
+            _ => Mixing::Flat,
+        }
+    }
+
     pub fn config(&self, vocab_size: i64, n_ctx: i64) -> MixerConfig {
         MixerConfig {
             vocab_size,
@@ -71,7 +187,42 @@ impl MixerSpec {
             n_ctx,
             ff_mult: self.ff_mult,
             tie_weights: self.tie_weights,
+            mixing: self.mixing(),
+            layer_norm: self.layer_norm,
+            embed_linear: self.embed_linear,
+            bidirectional: self.bidirectional,
+            mask_grad: self.mask_grad,
         }
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        positive("d_model", self.d_model)?;
+        positive("n_layers", self.n_layers as i64)?;
+        positive("ff_mult", self.ff_mult)?;
+        positive("kernel", self.kernel)?;
+        positive("parallel", self.parallel)?;
+        positive("heads", self.heads)?;
+        if let Some(e) = self.expansion {
+            positive("expansion", e)?;
+        }
+        let chosen = [self.expansion.is_some(), self.kernel > 1, self.parallel > 1, self.heads > 1];
+        if chosen.iter().filter(|c| **c).count() > 1 {
+            return Err(ModelError::InvalidConfig {
+                field: "expansion",
+                reason: "choose one token-mixing variant: expansion, kernel > 1, parallel > 1 or heads > 1".into(),
+            });
+        }
+        match self.head_dim {
+            Some(h) => positive("head_dim", h)?,
+            None if self.d_model % self.heads != 0 => {
+                return Err(ModelError::InvalidConfig {
+                    field: "heads",
+                    reason: format!("d_model {} is not divisible by {} heads; give head_dim", self.d_model, self.heads),
+                })
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -81,7 +232,12 @@ impl LlamaSpec {
         Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0 }
     }
     pub fn config(&self, vocab_size: i64) -> LlamaConfig {
+        self.config_with_mixer(vocab_size, None)
+    }
+
+    pub fn config_with_mixer(&self, vocab_size: i64, mixer_n_ctx: Option<i64>) -> LlamaConfig {
         LlamaConfig {
+            mixer_n_ctx,
             vocab_size,
             d_model: self.d_model,
             n_layers: self.n_layers,
@@ -107,25 +263,39 @@ impl ModelSpec {
         match self {
             Self::MaskedMixer(_) => "masked_mixer",
             Self::Llama(_) => "llama",
+            Self::Transfixer(_) => "transfixer",
+            Self::Gpt(_) => "gpt",
         }
     }
 
     pub fn d_model(&self) -> i64 {
         match self {
             Self::MaskedMixer(s) => s.d_model,
-            Self::Llama(s) => s.d_model,
+            Self::Llama(s) | Self::Transfixer(s) => s.d_model,
+            Self::Gpt(s) => s.d_model,
         }
     }
 
     /// Checks what serde cannot: positive sizes, heads dividing the width, even head dims.
     pub fn validate(&self) -> Result<(), ModelError> {
         match self {
-            Self::MaskedMixer(s) => {
+            Self::MaskedMixer(s) => s.validate(),
+            Self::Gpt(s) => {
                 positive("d_model", s.d_model)?;
                 positive("n_layers", s.n_layers as i64)?;
-                positive("ff_mult", s.ff_mult)
+                positive("n_heads", s.n_heads)?;
+                if s.d_model % s.n_heads != 0 {
+                    return Err(ModelError::InvalidConfig {
+                        field: "n_heads",
+                        reason: format!("d_model {} is not divisible by {} heads", s.d_model, s.n_heads),
+                    });
+                }
+                if !(0.0..1.0).contains(&s.dropout) {
+                    return Err(ModelError::InvalidConfig { field: "dropout", reason: format!("must be in [0, 1), got {}", s.dropout) });
+                }
+                Ok(())
             }
-            Self::Llama(s) => {
+            Self::Llama(s) | Self::Transfixer(s) => {
                 positive("d_model", s.d_model)?;
                 positive("n_layers", s.n_layers as i64)?;
                 positive("n_heads", s.n_heads)?;
@@ -151,6 +321,8 @@ impl ModelSpec {
         match self {
             Self::MaskedMixer(s) => s.config(vocab_size, n_ctx).num_params(),
             Self::Llama(s) => s.config(vocab_size).num_params(),
+            Self::Transfixer(s) => s.config_with_mixer(vocab_size, Some(n_ctx)).num_params(),
+            Self::Gpt(s) => s.config(vocab_size, n_ctx).num_params(),
         }
     }
 
@@ -160,6 +332,17 @@ impl ModelSpec {
         Ok(match self {
             Self::MaskedMixer(s) => Box::new(MaskedMixer::new(p, s.config(vocab_size, n_ctx))),
             Self::Llama(s) => Box::new(Llama::new(p, s.config(vocab_size))),
+            Self::Transfixer(s) => Box::new(Llama::new(p, s.config_with_mixer(vocab_size, Some(n_ctx)))),
+            Self::Gpt(s) => {
+                let cfg = s.config(vocab_size, n_ctx);
+                if cfg.n_positions < n_ctx {
+                    return Err(ModelError::InvalidConfig {
+                        field: "n_positions",
+                        reason: format!("{} learned positions cannot cover n_ctx = {n_ctx}", cfg.n_positions),
+                    });
+                }
+                Box::new(Gpt::new(p, cfg))
+            }
         })
     }
 }
@@ -169,7 +352,10 @@ mod tests {
     use super::*;
 
     fn mixer(d: i64, n: usize) -> ModelSpec {
-        ModelSpec::MaskedMixer(MixerSpec { d_model: d, n_layers: n, ff_mult: 4, tie_weights: false })
+        ModelSpec::MaskedMixer(MixerSpec::flat(d, n))
+    }
+    fn expanded(d: i64) -> ModelSpec {
+        ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..MixerSpec::flat(d, 8) })
     }
     fn llama(d: i64, n: usize) -> ModelSpec {
         ModelSpec::Llama(LlamaSpec { d_model: d, n_layers: n, ..LlamaSpec::tinystories_d512() })
@@ -192,12 +378,18 @@ mod tests {
             (mixer(1024, 16), 8000, 32, 150_766_080),
             (mixer(1024, 18), 8000, 32, 167_563_840),
             (mixer(1024, 8), 8000, 1024, 91_963_392),
+            (expanded(256), 4096, 512, 14_710_784),
+            (expanded(512), 4096, 512, 29_409_280),
+            (expanded(1024), 4096, 512, 83_972_096),
+            (ModelSpec::MaskedMixer(MixerSpec { kernel: 4, ..MixerSpec::flat(1024, 8) }), 4096, 512, 83_963_904),
             (llama(128, 8), 4096, 512, 3_147_904),
             (llama(256, 8), 4096, 512, 10_490_112),
             (llama(512, 8), 4096, 512, 37_757_440),
             (llama(1024, 8), 4096, 512, 142_623_744),
             (llama(512, 16), 8000, 512, 75_317_760),
             (llama(512, 8), 8000, 512, 41_755_136),
+            (ModelSpec::Gpt(GptSpec::tinystories_d512()), 4096, 512, 27_578_368),
+            (ModelSpec::Gpt(GptSpec { n_layers: 16, ..GptSpec::tinystories_d512() }), 8000, 512, 54_796_288),
         ];
         for (spec, v, l, want) in rows {
             assert_eq!(spec.num_params(*v, *l), *want, "{spec:?} V{v} L{l}");
@@ -206,10 +398,24 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected() {
-        let err = toml::from_str::<ModelSpec>("kind = \"masked_mixer\"\nd_model = 8\nn_layers = 1\nheads = 2\n")
+        let err = toml::from_str::<ModelSpec>("kind = \"masked_mixer\"\nd_model = 8\nn_layers = 1\nn_heads = 2\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown field `heads`"), "{err}");
+        assert!(err.contains("unknown field `n_heads`"), "{err}");
+    }
+
+    #[test]
+    fn defaults_stay_out_of_the_canonical_config() {
+        let flat = serde_json::to_string(&mixer(8, 1)).unwrap();
+        assert_eq!(flat, r#"{"kind":"masked_mixer","d_model":8,"n_layers":1,"ff_mult":4,"tie_weights":false}"#);
+        let k4 = serde_json::to_string(&ModelSpec::MaskedMixer(MixerSpec { kernel: 4, ..MixerSpec::flat(8, 1) })).unwrap();
+        assert!(k4.contains(r#""kernel":4"#), "{k4}");
+    }
+
+    #[test]
+    fn one_mixing_variant_at_a_time() {
+        let spec = ModelSpec::MaskedMixer(MixerSpec { kernel: 4, parallel: 2, ..MixerSpec::flat(8, 1) });
+        assert!(spec.validate().unwrap_err().to_string().contains("choose one token-mixing variant"));
     }
 
     #[test]

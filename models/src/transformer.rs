@@ -7,7 +7,11 @@
 //! h   = x + Attn(RMSNorm_in(x))
 //! out = h + down(silu(gate(z)) * up(z)),  z = RMSNorm_post(h)
 //! ```
-use crate::{init, CausalLm};
+//! The hybrid "transfixer" (A.4) adds a flat masked token mixing of the attention output:
+//! `h = x + a + MaskedConv(a)`, `a = Attn(RMSNorm_in(x))`. Its key names
+//! (`model.layers.N.mixer_layer.conv.*`) are ours: the fork's were not recovered.
+use crate::masked_mixer::MaskedConv;
+use crate::{init, mask, CausalLm};
 use tch::{nn, nn::Module, Kind, Tensor};
 
 /// Hugging Face `LlamaConfig.initializer_range`.
@@ -22,13 +26,16 @@ pub struct LlamaConfig {
     pub intermediate_size: i64,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    /// Transfixer: the L of a masked token mixing applied to each attention output.
+    pub mixer_n_ctx: Option<i64>,
 }
 
 impl LlamaConfig {
-    /// PAPER.md A.7: `2Vd + n (4d² + 3dI + 2d) + d`.
+    /// PAPER.md A.7: `2Vd + n (4d² + 3dI + 2d) + d` (+ L² + L per layer for the transfixer).
     pub fn num_params(&self) -> u64 {
         let (v, d, i) = (self.vocab_size, self.d_model, self.intermediate_size);
-        let layer = 4 * d * d + 3 * d * i + 2 * d;
+        let mixer = self.mixer_n_ctx.map_or(0, |l| l * l + l);
+        let layer = 4 * d * d + 3 * d * i + 2 * d + mixer;
         (2 * v * d + layer * self.n_layers as i64 + d) as u64
     }
 }
@@ -127,6 +134,7 @@ struct DecoderLayer {
     self_attn: Attention,
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
+    mixer_layer: Option<MaskedConv>,
 }
 
 impl DecoderLayer {
@@ -142,11 +150,18 @@ impl DecoderLayer {
                 up_proj: init::linear_normal(&mlp / "up_proj", d, i, INIT_STD),
                 down_proj: init::linear_normal(&mlp / "down_proj", i, d, INIT_STD),
             },
+            mixer_layer: cfg.mixer_n_ctx.map(|l| {
+                MaskedConv::new(&p / "mixer_layer" / "conv", l, l, 1, mask::causal, mask::MaskGrad::Functional)
+            }),
         }
     }
 
     fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
-        let h = xs + self.self_attn.forward(&xs.apply(&self.input_layernorm), cos, sin);
+        let a = self.self_attn.forward(&xs.apply(&self.input_layernorm), cos, sin);
+        let h = match &self.mixer_layer {
+            Some(conv) => xs + conv.forward(&a) + a,
+            None => xs + a,
+        };
         let out = h.apply(&self.post_attention_layernorm).apply(&self.mlp);
         h + out
     }
@@ -239,7 +254,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 40, d_model: 16, n_layers: 2, n_heads: 4, intermediate_size: 64,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6),
         };
         let m = Llama::new(&vs.root(), cfg);
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();

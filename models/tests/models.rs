@@ -1,14 +1,25 @@
 //! Causality, checkpoint round trips and shapes for every model family built in this crate.
-use mm_models::{checkpoint, CausalLm, LlamaSpec, MixerSpec, ModelSpec};
+use mm_models::mask::MaskGrad;
+use mm_models::{checkpoint, CausalLm, GptSpec, LlamaSpec, MixerSpec, ModelSpec};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 const V: i64 = 64;
 const L: i64 = 12;
 
+/// Every causal family and token-mixing variant, at tiny sizes.
 fn specs() -> Vec<ModelSpec> {
+    let flat = MixerSpec::flat(16, 2);
+    let llama = LlamaSpec { d_model: 16, n_layers: 2, n_heads: 2, ..LlamaSpec::tinystories_d512() };
     vec![
-        ModelSpec::MaskedMixer(MixerSpec { d_model: 16, n_layers: 2, ff_mult: 4, tie_weights: false }),
-        ModelSpec::Llama(LlamaSpec { d_model: 16, n_layers: 2, n_heads: 2, ..LlamaSpec::tinystories_d512() }),
+        ModelSpec::MaskedMixer(flat.clone()),
+        ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..flat.clone() }),
+        ModelSpec::MaskedMixer(MixerSpec { kernel: 4, ..flat.clone() }),
+        ModelSpec::MaskedMixer(MixerSpec { parallel: 2, ..flat.clone() }),
+        ModelSpec::MaskedMixer(MixerSpec { heads: 2, ..flat.clone() }),
+        ModelSpec::MaskedMixer(MixerSpec { layer_norm: false, embed_linear: true, mask_grad: MaskGrad::Reference, ..flat }),
+        ModelSpec::Llama(llama.clone()),
+        ModelSpec::Transfixer(llama),
+        ModelSpec::Gpt(GptSpec { d_model: 16, n_layers: 2, n_heads: 2, n_positions: None, dropout: 0.1 }),
     ]
 }
 
@@ -33,10 +44,33 @@ fn outputs_before_a_perturbed_token_are_unchanged() {
             let out = m.forward_t(&perturbed, false);
             if t > 0 {
                 let before = (out.narrow(1, 0, t) - base.narrow(1, 0, t)).abs().max().double_value(&[]);
-                assert!(before < 1e-6, "{}: position < {t} moved by {before}", spec.kind());
+                assert!(before < 1e-6, "{spec:?}: position < {t} moved by {before}");
             }
             let after = (out.narrow(1, t, L - t) - base.narrow(1, t, L - t)).abs().max().double_value(&[]);
             assert!(after > 1e-4, "{}: perturbing {t} changed nothing at or after it", spec.kind());
+        }
+    }
+}
+
+/// The bidirectional mixer: the logit at i (which predicts token i + 1) never depends on token
+/// i + 1, and does depend on tokens after it (the reverse stream, j >= i + 2).
+#[test]
+fn bidirectional_mixer_never_sees_the_token_it_predicts() {
+    let spec = ModelSpec::MaskedMixer(MixerSpec { bidirectional: true, ..MixerSpec::flat(16, 2) });
+    let (vs, m) = build(&spec, 4);
+    let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    assert_eq!(counted as u64, spec.num_params(V, L));
+    let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+    let base = m.forward_t(&tokens, false);
+    for t in [1, 6, L - 1] {
+        let perturbed = tokens.copy();
+        let _ = perturbed.narrow(1, t, 1).fill_((tokens.int64_value(&[0, t]) + 5) % V);
+        let out = m.forward_t(&perturbed, false);
+        let at_prev = (out.narrow(1, t - 1, 1) - base.narrow(1, t - 1, 1)).abs().max().double_value(&[]);
+        assert!(at_prev < 1e-6, "the logit at {} saw token {t}: {at_prev}", t - 1);
+        if t >= 2 {
+            let earlier = (out.narrow(1, 0, t - 1) - base.narrow(1, 0, t - 1)).abs().max().double_value(&[]);
+            assert!(earlier > 1e-4, "the reverse stream should carry token {t} back to positions < {}", t - 1);
         }
     }
 }
@@ -50,7 +84,7 @@ fn shapes_and_param_counts() {
         assert_eq!(m.embed(&tokens).size(), vec![2, L, 16]);
         assert_eq!(m.embedding_weight().size(), vec![V, 16]);
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-        assert_eq!(counted as u64, spec.num_params(V, L), "{}", spec.kind());
+        assert_eq!(counted as u64, spec.num_params(V, L), "{spec:?}");
     }
 }
 
@@ -60,12 +94,12 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     std::fs::create_dir_all(&dir).unwrap();
     for spec in specs() {
         let (vs, m) = build(&spec, 3);
-        let path = dir.join(format!("{}.safetensors", spec.kind()));
+        let path = dir.join("model.safetensors");
         checkpoint::save(&vs, &path).unwrap();
         let (vs2, m2) = build(&spec, 99);
         checkpoint::load(&vs2, &path).unwrap();
         let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
-        assert!(m.forward_t(&tokens, false).equal(&m2.forward_t(&tokens, false)), "{}", spec.kind());
+        assert!(m.forward_t(&tokens, false).equal(&m2.forward_t(&tokens, false)), "{spec:?}");
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -94,17 +128,17 @@ fn reference_named_checkpoint_loads_and_mismatches_are_listed() {
     let path = dir.join("ref.safetensors");
     let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
     Tensor::write_safetensors(&named, &path).unwrap();
-    let spec = ModelSpec::MaskedMixer(MixerSpec { d_model: d, n_layers: 1, ff_mult: 4, tie_weights: false });
+    let spec = ModelSpec::MaskedMixer(MixerSpec::flat(d, 1));
     let (vs, _m) = build(&spec, 0);
     checkpoint::load(&vs, &path).unwrap();
     assert!(vs.variables()["wte.weight"].equal(&tensors[0].1));
 
     // A two-block model misses block 1's keys; a wider one mismatches shapes.
-    let spec2 = ModelSpec::MaskedMixer(MixerSpec { d_model: d, n_layers: 2, ff_mult: 4, tie_weights: false });
+    let spec2 = ModelSpec::MaskedMixer(MixerSpec::flat(d, 2));
     let (vs2, _m2) = build(&spec2, 0);
     let err = checkpoint::load(&vs2, &path).unwrap_err().to_string();
     assert!(err.contains("mixerblocks.1.conv.weight"), "{err}");
-    let spec3 = ModelSpec::MaskedMixer(MixerSpec { d_model: 8, n_layers: 1, ff_mult: 4, tie_weights: false });
+    let spec3 = ModelSpec::MaskedMixer(MixerSpec::flat(8, 1));
     let (vs3, _m3) = build(&spec3, 0);
     let err = checkpoint::load(&vs3, &path).unwrap_err().to_string();
     assert!(err.contains("wte.weight: file [64, 4] vs model [64, 8]"), "{err}");

@@ -84,10 +84,11 @@ pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, S
     m.insert("precision".into(), "fp32".into());
     m.insert("threads".into(), tch::get_num_threads().to_string());
     m.insert("device".into(), crate::device::describe(device));
-    match config.model.kind() {
-        "masked_mixer" => {
-            m.insert("token_mixing".into(), "batched matmul with functional tril mask (diagonal included)".into());
-            m.insert("mask_grad".into(), "functional".into());
+    match &config.model {
+        mm_models::ModelSpec::MaskedMixer(s) => {
+            let how = if s.kernel > 1 { "conv1d over the feature axis ('same' padding)" } else { "batched matmul" };
+            m.insert("token_mixing".into(), format!("{:?}: {how}, mask applied in forward (diagonal included)", s.mixing()));
+            m.insert("mask_grad".into(), format!("{:?}", s.mask_grad).to_lowercase());
         }
         _ => {
             m.insert("attention".into(), "scaled_dot_product_attention(is_causal=true), backend chosen by libtorch".into());

@@ -40,8 +40,17 @@ impl RunRecord {
 pub fn model_label(run: &Run) -> String {
     use mm_models::ModelSpec;
     match &run.config.model {
-        ModelSpec::MaskedMixer(s) => format!("masked_mixer d{} n{}", s.d_model, s.n_layers),
+        ModelSpec::MaskedMixer(s) => {
+            let v = match s.mixing() {
+                mm_models::masked_mixer::Mixing::Flat => String::new(),
+                m => format!(" {m:?}"),
+            };
+            let bi = if s.bidirectional { " bidirectional" } else { "" };
+            format!("masked_mixer d{} n{}{v}{bi}", s.d_model, s.n_layers)
+        }
         ModelSpec::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+        ModelSpec::Transfixer(s) => format!("transfixer d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+        ModelSpec::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
     }
 }
 

@@ -1,0 +1,143 @@
+//! The GPT-1 style transformer baseline ("early CLM transformer"), PAPER.md A.3: Hugging Face
+//! `OpenAIGPTLMHeadModel`: learned absolute positions, post-LN blocks, GELU (HF's "gelu" for this
+//! model is the tanh approximation), dropout 0.1 on embeddings, attention and residuals, head tied
+//! to the token embedding, init N(0, 0.02).
+//!
+//! ```text
+//! n = LayerNorm_1(x + Attn(x))
+//! h = LayerNorm_2(n + MLP(n)),   MLP = c_proj(gelu(c_fc(n)))
+//! ```
+//! HF's `Conv1D` stores weights as `[in, out]` (`y = x W + b`); so do we, under the same names.
+use crate::CausalLm;
+use tch::{nn, nn::Init, Kind, Tensor};
+
+const INIT_STD: f64 = 0.02;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GptConfig {
+    pub vocab_size: i64,
+    pub d_model: i64,
+    pub n_layers: usize,
+    pub n_heads: i64,
+    /// Learned positions (512 in the paper); at least n_ctx.
+    pub n_positions: i64,
+    pub dropout: f64,
+}
+
+impl GptConfig {
+    /// PAPER.md A.7: `Vd + Pd + n (12d² + 13d)` (head tied).
+    pub fn num_params(&self) -> u64 {
+        let (v, d, p) = (self.vocab_size, self.d_model, self.n_positions);
+        (v * d + p * d + self.n_layers as i64 * (12 * d * d + 13 * d)) as u64
+    }
+}
+
+/// HF `Conv1D(nf, nx)`: weight `[nx, nf]`, bias `[nf]`.
+#[derive(Debug)]
+struct Conv1D {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv1D {
+    fn new(p: nn::Path, d_in: i64, d_out: i64) -> Self {
+        Self {
+            weight: p.var("weight", &[d_in, d_out], Init::Randn { mean: 0.0, stdev: INIT_STD }),
+            bias: p.var("bias", &[d_out], Init::Const(0.0)),
+        }
+    }
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.matmul(&self.weight) + &self.bias
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    c_attn: Conv1D,
+    attn_proj: Conv1D,
+    ln_1: nn::LayerNorm,
+    c_fc: Conv1D,
+    mlp_proj: Conv1D,
+    ln_2: nn::LayerNorm,
+    n_heads: i64,
+    dropout: f64,
+}
+
+impl Block {
+    fn new(p: nn::Path, cfg: &GptConfig) -> Self {
+        let d = cfg.d_model;
+        let ln = |q: nn::Path| nn::layer_norm(q, vec![d], nn::LayerNormConfig { eps: 1e-5, ..Default::default() });
+        Self {
+            c_attn: Conv1D::new(&p / "attn" / "c_attn", d, 3 * d),
+            attn_proj: Conv1D::new(&p / "attn" / "c_proj", d, d),
+            ln_1: ln(&p / "ln_1"),
+            c_fc: Conv1D::new(&p / "mlp" / "c_fc", d, 4 * d),
+            mlp_proj: Conv1D::new(&p / "mlp" / "c_proj", 4 * d, d),
+            ln_2: ln(&p / "ln_2"),
+            n_heads: cfg.n_heads,
+            dropout: cfg.dropout,
+        }
+    }
+
+    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+        let (b, t, d) = xs.size3().expect("[b, t, d]");
+        let hd = d / self.n_heads;
+        let qkv = self.c_attn.forward(xs).split(d, -1); // 3 x [b, t, d]
+        let heads = |x: &Tensor| x.view([b, t, self.n_heads, hd]).transpose(1, 2); // [b, h, t, hd]
+        let p = if train { self.dropout } else { 0.0 };
+        let y = Tensor::scaled_dot_product_attention::<Tensor>(&heads(&qkv[0]), &heads(&qkv[1]), &heads(&qkv[2]), None, p, true, None, false);
+        let a = self.attn_proj.forward(&y.transpose(1, 2).contiguous().view([b, t, d])).dropout(self.dropout, train);
+        let n = (xs + a).apply(&self.ln_1);
+        let m = self.mlp_proj.forward(&self.c_fc.forward(&n).gelu("tanh")).dropout(self.dropout, train);
+        (n + m).apply(&self.ln_2)
+    }
+}
+
+#[derive(Debug)]
+pub struct Gpt {
+    pub cfg: GptConfig,
+    tokens_embed: nn::Embedding,
+    positions_embed: nn::Embedding,
+    blocks: Vec<Block>,
+}
+
+impl Gpt {
+    pub fn new(p: &nn::Path, cfg: GptConfig) -> Self {
+        let t = p / "transformer";
+        let emb = |q: nn::Path, n: i64| {
+            nn::embedding(q, n, cfg.d_model, nn::EmbeddingConfig { ws_init: Init::Randn { mean: 0.0, stdev: INIT_STD }, ..Default::default() })
+        };
+        let tokens_embed = emb(&t / "tokens_embed", cfg.vocab_size);
+        let positions_embed = emb(&t / "positions_embed", cfg.n_positions);
+        let blocks = (0..cfg.n_layers).map(|i| Block::new(&t / "h" / i, &cfg)).collect();
+        Self { cfg, tokens_embed, positions_embed, blocks }
+    }
+}
+
+impl CausalLm for Gpt {
+    /// Token plus position embeddings (the input of the first block).
+    fn embed(&self, tokens: &Tensor) -> Tensor {
+        let t = tokens.size()[1];
+        let pos = Tensor::arange(t, (Kind::Int64, tokens.device()));
+        tokens.apply(&self.tokens_embed) + pos.apply(&self.positions_embed)
+    }
+
+    fn blocks(&self, xs: &Tensor, depth: Option<usize>, train: bool) -> Tensor {
+        let n = depth.unwrap_or(self.blocks.len()).min(self.blocks.len());
+        let h = xs.dropout(self.cfg.dropout, train);
+        self.blocks[..n].iter().fold(h, |h, b| b.forward(&h, train))
+    }
+
+    /// Tied head: logits = h · Eᵀ.
+    fn head(&self, hidden: &Tensor) -> Tensor {
+        hidden.matmul(&self.tokens_embed.ws.tr())
+    }
+
+    fn embedding_weight(&self) -> Tensor {
+        self.tokens_embed.ws.shallow_clone()
+    }
+
+    fn n_layers(&self) -> usize {
+        self.blocks.len()
+    }
+}
