@@ -1,12 +1,13 @@
 //! The one trainer (PAPER.md C): AdamW (β 0.9/0.999, ε 1e-8, wd 0), Hugging Face's linear
 //! schedule (warm-up from 0, then linear decay to 0 at the last step), global grad-norm clip,
-//! periodic evaluation of the mean token CE over non-pad tokens (I.20). Seeded: on CPU the same
+//! periodic evaluation of the mean token CE over non-pad tokens (I.20). The loss is the model's
+//! own objective: next token for language models, same position for autoencoders. Seeded: on CPU the same
 //! seed gives the same weights, bit for bit.
 use crate::artifacts::write_atomic_with;
 use crate::data::{Encoded, IGNORE};
 use crate::suite::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
-use mm_models::{causal_lm_loss, checkpoint, CausalLm, ModelError};
+use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -68,9 +69,8 @@ pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Optio
             let tokens = data.tokens.narrow(0, start, len).to_device(device);
             let labels = data.labels.narrow(0, start, len).to_device(device);
             let logits = model.forward_t(&tokens, false);
-            let (_b, t, v) = logits.size3().expect("[b, t, V]");
-            let targets = labels.narrow(1, 1, t - 1).reshape([-1]);
-            let loss = logits.narrow(1, 0, t - 1).reshape([-1, v]).to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
+            let (pairs, targets) = objective_pairs(&logits, &labels, model.objective());
+            let loss = pairs.cross_entropy_loss::<Tensor>(
                 &targets,
                 None,
                 tch::Reduction::Sum,
@@ -146,7 +146,7 @@ impl Trainer<'_> {
             let lr = cfg.lr * lr_factor(step, cfg.warmup_steps, total);
             opt.set_lr(lr);
             opt.zero_grad();
-            let loss = causal_lm_loss(&model.forward_t(&tokens, true), &labels);
+            let loss = lm_loss(&model.forward_t(&tokens, true), &labels, model.objective());
             loss.backward();
             let grad_norm = clip_grad_norm(&params, cfg.grad_clip);
             opt.step();

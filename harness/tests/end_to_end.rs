@@ -178,17 +178,19 @@ fn every_architecture_trains_a_few_steps() {
   { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2 },
   { kind = "transfixer", d_model = 16, n_layers = 1, n_heads = 2 },
   { kind = "gpt", d_model = 16, n_layers = 1, n_heads = 2 },
+  { kind = "mixer_autoencoder", d_model = 16, encoder_layers = 1, decoder_layers = 1 },
+  { kind = "llama_autoencoder", d_model = 16, encoder_layers = 1, decoder_layers = 1, n_heads = 2, completion = true },
 ]"#;
     let start = TINY.find("model = [").unwrap();
     let text = format!("{}{models}\n", &TINY[..start]).replace("steps = 30", "steps = 4").replace("eval_every = 10", "eval_every = 2");
     let suite = write_suite(dir.path(), "zoo.toml", &text);
     let plan = harness(dir.path(), &["plan", suite.to_str().unwrap()]);
     assert!(plan.status.success(), "{}", stderr(&plan));
-    assert_eq!(String::from_utf8_lossy(&plan.stdout).matches("pending").count(), 10);
+    assert_eq!(String::from_utf8_lossy(&plan.stdout).matches("pending").count(), 12);
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ms = manifest(&dir.path().join("results"), "tiny");
-    assert_eq!(ms.len(), 10);
+    assert_eq!(ms.len(), 12);
     assert!(ms.iter().any(|m| m["execution"]["mask_grad"] == "reference"));
     for m in ms {
         assert_eq!(m["status"], "finished", "{m}");

@@ -1,5 +1,6 @@
 //! Safetensors checkpoints with the reference's key names: save, and load with a full account
-//! of missing, unexpected and mis-shaped keys.
+//! of missing, unexpected and mis-shaped keys. After loading weights that may hold non-zero
+//! masked entries (the reference's checkpoints), call [`crate::CausalLm::remask`].
 use crate::ModelError;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -30,6 +30,11 @@ pub fn reverse(w: &Tensor) -> Tensor {
     w.triu(2)
 }
 
+/// No mask: the retrieval mixer mixes its slots in both directions (PAPER.md A.6).
+pub fn none(w: &Tensor) -> Tensor {
+    w.shallow_clone()
+}
+
 /// The masked weight as forward uses it, with the gradient convention `grad`.
 ///
 /// `Reference`: `W − stopgrad(W − mask(W))` equals `mask(W)` exactly in value, while

@@ -112,6 +112,14 @@ impl MaskedConv {
         Self { weight, bias, mask, grad }
     }
 
+    /// Stores the masked weight in place (see [`crate::CausalLm::remask`]).
+    pub fn remask(&self) {
+        tch::no_grad(|| {
+            let masked = self.masked_weight().detach();
+            self.weight.shallow_clone().copy_(&masked);
+        });
+    }
+
     /// The weight as forward uses it: each tap masked over `[out, in]`.
     pub fn masked_weight(&self) -> Tensor {
         let w = self.weight.permute([2, 0, 1]); // [k, out, in]
@@ -168,6 +176,19 @@ impl TokenMixing {
     }
 }
 
+impl TokenMixing {
+    fn remask(&self) {
+        match self {
+            Self::Conv(c) => c.remask(),
+            Self::Expanded { up, down } => {
+                up.remask();
+                down.remask();
+            }
+            Self::Parallel(convs) | Self::MultiHead { convs, .. } => convs.iter().for_each(MaskedConv::remask),
+        }
+    }
+}
+
 impl Module for TokenMixing {
     fn forward(&self, xs: &Tensor) -> Tensor {
         match self {
@@ -213,7 +234,7 @@ impl Module for FeedForward {
 }
 
 #[derive(Debug)]
-struct MixerBlock {
+pub(crate) struct MixerBlock {
     seq_layernorm: Option<nn::LayerNorm>,
     conv: TokenMixing,
     patch_layernorm: Option<nn::LayerNorm>,
@@ -221,11 +242,20 @@ struct MixerBlock {
 }
 
 impl MixerBlock {
-    fn new(p: nn::Path, cfg: &MixerConfig) -> Self {
+    pub(crate) fn remask(&self) {
+        self.conv.remask();
+    }
+
+    pub(crate) fn new(p: nn::Path, cfg: &MixerConfig) -> Self {
+        Self::with_mask(p, cfg, mask::causal)
+    }
+
+    /// A block whose token mixing uses `mask` (the retrieval mixer's is unmasked).
+    pub(crate) fn with_mask(p: nn::Path, cfg: &MixerConfig, mask: fn(&Tensor) -> Tensor) -> Self {
         let d = cfg.d_model;
         Self {
             seq_layernorm: layer_norm(&p / "seq_layernorm", d, cfg.layer_norm),
-            conv: TokenMixing::new(&p, cfg, "conv", mask::causal),
+            conv: TokenMixing::new(&p, cfg, "conv", mask),
             patch_layernorm: layer_norm(&p / "patch_layernorm", d, cfg.layer_norm),
             patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult),
         }
@@ -337,6 +367,16 @@ impl CausalLm for MaskedMixer {
 
     fn n_layers(&self) -> usize {
         self.cfg.n_layers
+    }
+
+    fn remask(&self) {
+        match &self.blocks {
+            Blocks::Causal(b) => b.iter().for_each(MixerBlock::remask),
+            Blocks::Bidirectional(b) => b.iter().for_each(|blk| {
+                blk.convf.remask();
+                blk.convr.remask();
+            }),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! a spec holds only what is architectural.
 use crate::mask::MaskGrad;
 use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing};
+use crate::autoencoder::{Autoencoder, AutoencoderConfig, Backbone};
 use crate::gpt::{Gpt, GptConfig};
 use crate::transformer::{Llama, LlamaConfig};
 use crate::{CausalLm, ModelError};
@@ -23,6 +24,54 @@ pub enum ModelSpec {
     Transfixer(LlamaSpec),
     /// GPT-1 style transformer (`OpenAIGPTLMHeadModel`), PAPER.md A.3.
     Gpt(GptSpec),
+    /// Masked-mixer autoencoder or one-step completion model, PAPER.md A.5.
+    MixerAutoencoder(AutoencoderSpec),
+    /// Llama autoencoder or one-step completion model, PAPER.md A.5.
+    LlamaAutoencoder(AutoencoderSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoencoderSpec {
+    pub d_model: i64,
+    /// "n_l = 8" in the paper means 8 encoder + 8 decoder layers.
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    /// Attention heads (Llama backbone only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_heads: Option<i64>,
+    /// The one-step completion model: predict tokens L/2.. from 0..L/2 in one pass.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub completion: bool,
+}
+
+impl AutoencoderSpec {
+    pub fn config(&self, vocab_size: i64, n_ctx: i64, llama: bool) -> AutoencoderConfig {
+        AutoencoderConfig {
+            vocab_size,
+            d_model: self.d_model,
+            encoder_layers: self.encoder_layers,
+            decoder_layers: self.decoder_layers,
+            n_ctx,
+            backbone: if llama { Backbone::Llama { n_heads: self.n_heads.unwrap_or(1) } } else { Backbone::Mixer },
+            completion: self.completion,
+        }
+    }
+
+    fn validate(&self, llama: bool) -> Result<(), ModelError> {
+        positive("d_model", self.d_model)?;
+        positive("encoder_layers", self.encoder_layers as i64)?;
+        positive("decoder_layers", self.decoder_layers as i64)?;
+        match (llama, self.n_heads) {
+            (true, None) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "llama_autoencoder needs n_heads".into() }),
+            (true, Some(h)) if h < 1 || self.d_model % h != 0 || (self.d_model / h) % 2 != 0 => Err(ModelError::InvalidConfig {
+                field: "n_heads",
+                reason: format!("d_model {} must split into {h} heads of an even size", self.d_model),
+            }),
+            (false, Some(_)) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "a mixer_autoencoder has no attention heads".into() }),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn tenth() -> f64 {
@@ -265,6 +314,8 @@ impl ModelSpec {
             Self::Llama(_) => "llama",
             Self::Transfixer(_) => "transfixer",
             Self::Gpt(_) => "gpt",
+            Self::MixerAutoencoder(_) => "mixer_autoencoder",
+            Self::LlamaAutoencoder(_) => "llama_autoencoder",
         }
     }
 
@@ -273,6 +324,7 @@ impl ModelSpec {
             Self::MaskedMixer(s) => s.d_model,
             Self::Llama(s) | Self::Transfixer(s) => s.d_model,
             Self::Gpt(s) => s.d_model,
+            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => s.d_model,
         }
     }
 
@@ -295,6 +347,8 @@ impl ModelSpec {
                 }
                 Ok(())
             }
+            Self::MixerAutoencoder(s) => s.validate(false),
+            Self::LlamaAutoencoder(s) => s.validate(true),
             Self::Llama(s) | Self::Transfixer(s) => {
                 positive("d_model", s.d_model)?;
                 positive("n_layers", s.n_layers as i64)?;
@@ -323,6 +377,8 @@ impl ModelSpec {
             Self::Llama(s) => s.config(vocab_size).num_params(),
             Self::Transfixer(s) => s.config_with_mixer(vocab_size, Some(n_ctx)).num_params(),
             Self::Gpt(s) => s.config(vocab_size, n_ctx).num_params(),
+            Self::MixerAutoencoder(s) => s.config(vocab_size, n_ctx, false).num_params(),
+            Self::LlamaAutoencoder(s) => s.config(vocab_size, n_ctx, true).num_params(),
         }
     }
 
@@ -343,6 +399,8 @@ impl ModelSpec {
                 }
                 Box::new(Gpt::new(p, cfg))
             }
+            Self::MixerAutoencoder(s) => Box::new(Autoencoder::new(p, s.config(vocab_size, n_ctx, false))),
+            Self::LlamaAutoencoder(s) => Box::new(Autoencoder::new(p, s.config(vocab_size, n_ctx, true))),
         })
     }
 }
@@ -353,6 +411,9 @@ mod tests {
 
     fn mixer(d: i64, n: usize) -> ModelSpec {
         ModelSpec::MaskedMixer(MixerSpec::flat(d, n))
+    }
+    fn ae(d: i64) -> ModelSpec {
+        ModelSpec::MixerAutoencoder(AutoencoderSpec { d_model: d, encoder_layers: 8, decoder_layers: 8, n_heads: None, completion: false })
     }
     fn expanded(d: i64) -> ModelSpec {
         ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..MixerSpec::flat(d, 8) })
@@ -389,6 +450,8 @@ mod tests {
             (llama(512, 16), 8000, 512, 75_317_760),
             (llama(512, 8), 8000, 512, 41_755_136),
             (ModelSpec::Gpt(GptSpec::tinystories_d512()), 4096, 512, 27_578_368),
+            (ae(512), 4096, 512, 42_024_960),
+            (ae(1024), 4096, 512, 146_956_288),
             (ModelSpec::Gpt(GptSpec { n_layers: 16, ..GptSpec::tinystories_d512() }), 8000, 512, 54_796_288),
         ];
         for (spec, v, l, want) in rows {

@@ -129,7 +129,7 @@ impl Module for Mlp {
 }
 
 #[derive(Debug)]
-struct DecoderLayer {
+pub(crate) struct DecoderLayer {
     input_layernorm: RmsNorm,
     self_attn: Attention,
     post_attention_layernorm: RmsNorm,
@@ -138,7 +138,7 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn new(p: nn::Path, cfg: &LlamaConfig) -> Self {
+    pub(crate) fn new(p: nn::Path, cfg: &LlamaConfig) -> Self {
         let (d, i) = (cfg.d_model, cfg.intermediate_size);
         let mlp = &p / "mlp";
         Self {
@@ -156,7 +156,7 @@ impl DecoderLayer {
         }
     }
 
-    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    pub(crate) fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
         let a = self.self_attn.forward(&xs.apply(&self.input_layernorm), cos, sin);
         let h = match &self.mixer_layer {
             Some(conv) => xs + conv.forward(&a) + a,
@@ -210,6 +210,10 @@ impl CausalLm for Llama {
 
     fn n_layers(&self) -> usize {
         self.layers.len()
+    }
+
+    fn remask(&self) {
+        self.layers.iter().filter_map(|l| l.mixer_layer.as_ref()).for_each(MaskedConv::remask);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Causality, checkpoint round trips and shapes for every model family built in this crate.
 use mm_models::mask::MaskGrad;
-use mm_models::{checkpoint, CausalLm, GptSpec, LlamaSpec, MixerSpec, ModelSpec};
+use mm_models::{checkpoint, AutoencoderSpec, CausalLm, GptSpec, LlamaSpec, MixerSpec, ModelSpec, Objective};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 const V: i64 = 64;
@@ -75,9 +75,65 @@ fn bidirectional_mixer_never_sees_the_token_it_predicts() {
     }
 }
 
+fn autoencoders(completion: bool) -> Vec<ModelSpec> {
+    let ae = AutoencoderSpec { d_model: 16, encoder_layers: 2, decoder_layers: 2, n_heads: None, completion };
+    vec![
+        ModelSpec::MixerAutoencoder(ae.clone()),
+        ModelSpec::LlamaAutoencoder(AutoencoderSpec { n_heads: Some(2), ..ae }),
+    ]
+}
+
+/// The completion model sees only the first half: no logit depends on a token at or after L/2,
+/// and the loss covers positions L/2.. unshifted.
+#[test]
+fn completion_model_never_sees_the_second_half() {
+    for spec in autoencoders(true) {
+        let (_vs, m) = build(&spec, 5);
+        assert_eq!(m.objective(), Objective::SamePosition { from: L / 2 });
+        let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+        let base = m.forward_t(&tokens, false);
+        let perturbed = tokens.copy();
+        let _ = perturbed.narrow(1, L / 2, L / 2).fill_(1);
+        let moved = (m.forward_t(&perturbed, false) - &base).abs().max().double_value(&[]);
+        assert!(moved < 1e-6, "{spec:?}: the second half leaked ({moved})");
+        let _ = perturbed.narrow(1, L / 2 - 1, 1).fill_((tokens.int64_value(&[0, L / 2 - 1]) + 3) % V);
+        assert!((m.forward_t(&perturbed, false) - &base).abs().max().double_value(&[]) > 1e-4);
+    }
+}
+
+/// The autoencoder's decoder reads one vector: the encoder's last position, which (causal
+/// encoder) sees every token. Changing the first token changes every output.
+#[test]
+fn autoencoder_reconstructs_from_the_last_position() {
+    for spec in autoencoders(false) {
+        let (_vs, m) = build(&spec, 6);
+        assert_eq!(m.objective(), Objective::SamePosition { from: 0 });
+        let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+        let base = m.forward_t(&tokens, false);
+        let perturbed = tokens.copy();
+        let _ = perturbed.narrow(1, 0, 1).fill_((tokens.int64_value(&[0, 0]) + 3) % V);
+        let diff = (m.forward_t(&perturbed, false) - &base).abs().amax([2i64].as_slice(), false); // [b, t]
+        assert!(diff.get(0).min().double_value(&[]) > 1e-6, "{spec:?}: every position depends on token 0");
+    }
+}
+
+#[test]
+fn remask_zeroes_what_forward_never_uses() {
+    let spec = ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..MixerSpec::flat(8, 1) });
+    let (vs, m) = build(&spec, 7);
+    let tokens = Tensor::randint(V, [1, L], (Kind::Int64, Device::Cpu));
+    let before = m.forward_t(&tokens, false);
+    let up = vs.variables()["mixerblocks.0.conv.0.weight"].squeeze_dim(-1); // [2L, L]
+    assert!(up.triu(1).abs().sum(Kind::Float).double_value(&[]) > 0.0, "stored weights are dense");
+    m.remask();
+    let up = vs.variables()["mixerblocks.0.conv.0.weight"].squeeze_dim(-1);
+    assert_eq!(up.triu(1).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert!(m.forward_t(&tokens, false).equal(&before), "forward was already masked");
+}
+
 #[test]
 fn shapes_and_param_counts() {
-    for spec in specs() {
+    for spec in specs().into_iter().chain(autoencoders(false)).chain(autoencoders(true)) {
         let (vs, m) = build(&spec, 2);
         let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
         assert_eq!(m.forward_t(&tokens, false).size(), vec![2, L, V]);

@@ -163,6 +163,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     for (step, path) in &checkpoints {
         if let Some(p) = path {
             mm_models::checkpoint::load(&vs, p)?;
+            model.remask(); // reference checkpoints hold non-zero masked entries (I.1)
         }
         let inv = invert(model.as_ref(), &tokens, &mask, rcfg, cfg.seed);
         let (m, sd) = mean_sd(&inv.hamming);

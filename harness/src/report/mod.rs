@@ -51,6 +51,14 @@ pub fn model_label(run: &Run) -> String {
         ModelSpec::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
         ModelSpec::Transfixer(s) => format!("transfixer d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
         ModelSpec::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+        ModelSpec::MixerAutoencoder(s) | ModelSpec::LlamaAutoencoder(s) => format!(
+            "{}{} d{} {}+{}",
+            run.config.model.kind(),
+            if s.completion { " (completion)" } else { "" },
+            s.d_model,
+            s.encoder_layers,
+            s.decoder_layers
+        ),
     }
 }
 

@@ -592,7 +592,7 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         let src = GOOD.replace("kind = \"llama\"", "kind = \"mamba\"");
         let err = parse(&src).unwrap_err().to_string();
         assert!(err.starts_with("suites/t.toml:21: key `model.kind`"), "{err}");
-        assert!(err.contains("unknown variant `mamba`, expected one of `masked_mixer`, `llama`, `transfixer`, `gpt`"), "{err}");
+        assert!(err.contains("unknown variant `mamba`, expected one of `masked_mixer`, `llama`, `transfixer`, `gpt`, `mixer_autoencoder`, `llama_autoencoder`"), "{err}");
     }
 
     #[test]
