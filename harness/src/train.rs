@@ -5,7 +5,7 @@
 //! seed gives the same weights, bit for bit.
 use crate::artifacts::write_atomic_with;
 use crate::data::{Encoded, IGNORE};
-use crate::suite::TrainConfig;
+use crate::suite::{Precision, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
 use rand::seq::SliceRandom;
@@ -46,6 +46,57 @@ pub struct TrainOutcome {
     pub eval_metrics: Vec<EvalMetric>,
     /// Checkpoints written, relative to the run folder, with their step.
     pub checkpoints: Vec<(u64, String)>,
+    /// fp16-amp: optimizer steps skipped for inf/nan gradients, and the final loss scale.
+    pub amp_skipped_steps: u64,
+    pub amp_final_scale: Option<f64>,
+}
+
+/// Dynamic loss scaling as `torch.cuda.amp.GradScaler` with its defaults.
+struct GradScaler {
+    scale: f64,
+    clean_steps: u64,
+}
+
+impl GradScaler {
+    const GROWTH_INTERVAL: u64 = 2000;
+
+    fn new() -> Self {
+        Self { scale: 65536.0, clean_steps: 0 }
+    }
+
+    /// Unscales the gradients in place; false (and the scale halved) when any is inf or nan.
+    fn unscale(&mut self, params: &[Tensor]) -> bool {
+        let finite = tch::no_grad(|| {
+            let mut all = true;
+            for p in params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.g_mul_scalar_(1.0 / self.scale);
+                    all &= g.isfinite().all().int64_value(&[]) == 1;
+                }
+            }
+            all
+        });
+        if finite {
+            self.clean_steps += 1;
+            if self.clean_steps == Self::GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.clean_steps = 0;
+            }
+        } else {
+            self.scale *= 0.5;
+            self.clean_steps = 0;
+        }
+        finite
+    }
+}
+
+/// Runs a forward under the run's precision.
+fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precision) -> Tensor {
+    match precision {
+        Precision::Fp32 => model.forward_t(tokens, train),
+        Precision::Fp16Amp => tch::autocast(true, || model.forward_t(tokens, train)),
+    }
 }
 
 /// Hugging Face `get_linear_schedule_with_warmup`: the multiplier of the base lr at `step`.
@@ -58,7 +109,7 @@ pub fn lr_factor(step: u64, warmup: u64, total: u64) -> f64 {
 }
 
 /// Mean token CE over all non-pad targets of `data` (or its first `batches` batches).
-pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Option<u64>, device: Device) -> f64 {
+pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Option<u64>, device: Device, precision: Precision) -> f64 {
     tch::no_grad(|| {
         let (mut sum, mut count) = (0f64, 0i64);
         let n = data.len();
@@ -68,7 +119,7 @@ pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Optio
             let len = batch.min(limit - start);
             let tokens = data.tokens.narrow(0, start, len).to_device(device);
             let labels = data.labels.narrow(0, start, len).to_device(device);
-            let logits = model.forward_t(&tokens, false);
+            let logits = forward(model, &tokens, false, precision);
             let (pairs, targets) = objective_pairs(&logits, &labels, model.objective());
             let loss = pairs.cross_entropy_loss::<Tensor>(
                 &targets,
@@ -129,9 +180,12 @@ impl Trainer<'_> {
             steps_metrics: vec![],
             eval_metrics: vec![],
             checkpoints: vec![],
+            amp_skipped_steps: 0,
+            amp_final_scale: None,
         };
+        let mut scaler = (cfg.precision == Precision::Fp16Amp).then(GradScaler::new);
         // Step 0: the untrained model, so every curve starts where training started.
-        let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device);
+        let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
         out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
         for step in 0..total {
             if order.len() < cfg.batch_size as usize {
@@ -146,10 +200,26 @@ impl Trainer<'_> {
             let lr = cfg.lr * lr_factor(step, cfg.warmup_steps, total);
             opt.set_lr(lr);
             opt.zero_grad();
-            let loss = lm_loss(&model.forward_t(&tokens, true), &labels, model.objective());
-            loss.backward();
-            let grad_norm = clip_grad_norm(&params, cfg.grad_clip);
-            opt.step();
+            let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
+            let grad_norm = match scaler.as_mut() {
+                None => {
+                    loss.backward();
+                    let norm = clip_grad_norm(&params, cfg.grad_clip);
+                    opt.step();
+                    norm
+                }
+                Some(scaler) => {
+                    (&loss * scaler.scale).backward();
+                    if scaler.unscale(&params) {
+                        let norm = clip_grad_norm(&params, cfg.grad_clip);
+                        opt.step();
+                        norm
+                    } else {
+                        out.amp_skipped_steps += 1; // inf/nan: skip the step, as GradScaler does
+                        f64::NAN
+                    }
+                }
+            };
             let loss_v = loss.double_value(&[]);
             tokens_seen += labels.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
             window_sum += loss_v;
@@ -166,7 +236,7 @@ impl Trainer<'_> {
             }
             let done = step + 1;
             if done % cfg.eval_every == 0 || done == total {
-                last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device);
+                last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
                 out.eval_metrics.push(EvalMetric { step: done, eval_loss: last_eval, train_loss: window_sum / window_n as f64 });
                 out.train_loss = window_sum / window_n as f64;
                 window_sum = 0.0;
@@ -184,6 +254,7 @@ impl Trainer<'_> {
         bar.finish_and_clear();
         save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
         out.checkpoints.push((total, "model.safetensors".into()));
+        out.amp_final_scale = scaler.map(|s| s.scale);
         out.tokens = tokens_seen;
         out.eval_loss = last_eval;
         out.wall_s = started.elapsed().as_secs_f64();

@@ -475,6 +475,31 @@ mod tests {
         }
     }
 
+    /// A whole flat block against the equations of A.1, computed from its stored weights with
+    /// independent formulas (explicit LayerNorm and erf GELU, no shared code path).
+    #[test]
+    fn block_matches_the_paper_equations() {
+        let (vs, m) = model(MixerConfig::flat(50, 8, 1, 6));
+        let v = vs.variables();
+        let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
+        let ln = |x: &Tensor, w: &Tensor, b: &Tensor| {
+            let mu = x.mean_dim(-1, true, Kind::Float);
+            let var = (x - &mu).square().mean_dim(-1, true, Kind::Float);
+            (x - mu) / (var + 1e-5).sqrt() * w + b
+        };
+        let gelu = |x: &Tensor| x * 0.5 * ((x / 2f64.sqrt()).erf() + 1.0);
+        let k = |name: &str| v[&format!("mixerblocks.0.{name}")].shallow_clone();
+        let mask = Tensor::ones([6, 6], (Kind::Float, Device::Cpu)).tril(0);
+        let w = k("conv.weight").squeeze_dim(-1) * mask;
+        let h = &x + w.matmul(&ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias"))) + k("conv.bias").unsqueeze(-1);
+        let z = ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias"));
+        let ff = gelu(&(z.matmul(&k("patch_ff.0.weight").tr()) + k("patch_ff.0.bias"))).matmul(&k("patch_ff.2.weight").tr())
+            + k("patch_ff.2.bias");
+        let want = &h + ff;
+        let got = m.blocks(&x, None, false);
+        assert!(got.allclose(&want, 1e-4, 1e-5, false), "max diff {}", (got - want).abs().max().double_value(&[]));
+    }
+
     #[test]
     fn reverse_stream_sees_only_two_or_more_ahead() {
         let vs = nn::VarStore::new(Device::Cpu);

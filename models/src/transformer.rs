@@ -62,6 +62,21 @@ impl Module for RmsNorm {
     }
 }
 
+/// The kernel libtorch's `scaled_dot_product_attention` picks for causal attention of this shape,
+/// dtype and device (`at::_fused_sdp_choice`): "math", "flash", "efficient", "cudnn", ...
+pub fn sdpa_backend(batch: i64, heads: i64, t: i64, head_dim: i64, kind: Kind, device: tch::Device) -> String {
+    let q = Tensor::zeros([batch, heads, t, head_dim], (kind, device));
+    let choice = Tensor::internal_fused_sdp_choice::<Tensor>(&q, &q, &q, None, 0.0, true, None, false);
+    match choice {
+        0 => "math".into(),
+        1 => "flash".into(),
+        2 => "efficient".into(),
+        3 => "cudnn".into(),
+        4 => "overrideable".into(),
+        other => format!("unknown ({other})"),
+    }
+}
+
 /// RoPE tables for positions 0..t: `cos`, `sin` of shape `[t, head_dim]` (halves repeated, the
 /// Hugging Face layout).
 pub fn rope_tables(t: i64, head_dim: i64, theta: f64, device: tch::Device) -> (Tensor, Tensor) {
@@ -239,6 +254,51 @@ mod tests {
                 assert!((y.double_value(&[0, 0, pos, k + hd / 2]) - want1).abs() < 1e-5);
             }
         }
+    }
+
+    /// One Llama layer against A.3 computed independently: explicit RMSNorm, RoPE as a rotation
+    /// of (x[k], x[k + hd/2]) pairs, masked softmax attention, SwiGLU.
+    #[test]
+    fn layer_matches_the_reference_equations() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = LlamaConfig {
+            vocab_size: 30, d_model: 8, n_layers: 1, n_heads: 2, intermediate_size: 12,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None,
+        };
+        let m = Llama::new(&vs.root(), cfg);
+        let v = vs.variables();
+        let k = |name: &str| v[&format!("model.layers.0.{name}")].shallow_clone();
+        let (t, d, h, hd) = (5i64, 8i64, 2i64, 4i64);
+        let x = Tensor::randn([1, t, d], (Kind::Float, Device::Cpu)) * 0.5;
+        let rms = |x: &Tensor, w: &Tensor| x / (x.square().mean_dim(-1, true, Kind::Float) + 1e-6).sqrt() * w;
+        let xn = rms(&x, &k("input_layernorm.weight"));
+        let proj = |name: &str| xn.matmul(&k(&format!("self_attn.{name}.weight")).tr()).view([t, h, hd]);
+        let rotate = |q: &Tensor| {
+            let out = q.zeros_like();
+            for pos in 0..t {
+                for j in 0..hd / 2 {
+                    let ang = pos as f64 * 10000f64.powf(-2.0 * j as f64 / hd as f64);
+                    for head in 0..h {
+                        let (a, b) = (q.double_value(&[pos, head, j]), q.double_value(&[pos, head, j + hd / 2]));
+                        let _ = out.get(pos).get(head).get(j).fill_(a * ang.cos() - b * ang.sin());
+                        let _ = out.get(pos).get(head).get(j + hd / 2).fill_(b * ang.cos() + a * ang.sin());
+                    }
+                }
+            }
+            out.transpose(0, 1) // [h, t, hd]
+        };
+        let (q, kk, vv) = (rotate(&proj("q_proj")), rotate(&proj("k_proj")), proj("v_proj").transpose(0, 1));
+        let causal = Tensor::ones([t, t], (Kind::Bool, Device::Cpu)).tril(0);
+        let scores = q.matmul(&kk.transpose(1, 2)) / (hd as f64).sqrt();
+        let att = scores.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+        let a = att.matmul(&vv).transpose(0, 1).reshape([1, t, d]).matmul(&k("self_attn.o_proj.weight").tr());
+        let hid = &x + a;
+        let z = rms(&hid, &k("post_attention_layernorm.weight"));
+        let mlp = |name: &str| z.matmul(&k(&format!("mlp.{name}.weight")).tr());
+        let want = &hid + (mlp("gate_proj").silu() * mlp("up_proj")).matmul(&k("mlp.down_proj.weight").tr());
+        let got = m.blocks(&x, None, false);
+        assert!(got.allclose(&want, 1e-4, 1e-5, false), "max diff {}", (got - want).abs().max().double_value(&[]));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     s.insert("eval_loss".into(), outcome.eval_loss.into());
     s.insert("tokens_per_s".into(), outcome.tokens_per_s.into());
     s.insert("train_wall_s".into(), outcome.wall_s.into());
+    if let Some(scale) = outcome.amp_final_scale {
+        s.insert("amp_skipped_steps".into(), outcome.amp_skipped_steps.into());
+        s.insert("amp_final_scale".into(), scale.into());
+        out.execution.insert("amp_skipped_steps".into(), outcome.amp_skipped_steps.to_string());
+    }
     s.insert(
         "checkpoints".into(),
         serde_json::to_value(&outcome.checkpoints).expect("serializes"),

@@ -78,10 +78,28 @@ pub fn build_model(config: &RunConfig, vocab: i64, seed: u64, device: Device) ->
     Ok((vs, model))
 }
 
+fn attention_fact(
+    m: &mut BTreeMap<String, String>,
+    config: &RunConfig,
+    heads: i64,
+    head_dim: i64,
+    precision: crate::suite::Precision,
+    device: Device,
+) {
+    let batch = config.train.as_ref().map_or(1, |t| t.batch_size);
+    let kind = match precision {
+        crate::suite::Precision::Fp16Amp => tch::Kind::Half,
+        crate::suite::Precision::Fp32 => tch::Kind::Float,
+    };
+    let backend = mm_models::transformer::sdpa_backend(batch, heads, config.data.n_ctx, head_dim, kind, device);
+    m.insert("attention".into(), format!("scaled_dot_product_attention(is_causal=true): libtorch picks `{backend}`"));
+}
+
 /// Facts about how the models compute, for the manifest (STYLE.md 7: the path actually taken).
 pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    m.insert("precision".into(), "fp32".into());
+    let precision = config.train.as_ref().map(|t| t.precision).unwrap_or_default();
+    m.insert("precision".into(), format!("{precision:?}").to_lowercase());
     m.insert("threads".into(), tch::get_num_threads().to_string());
     m.insert("device".into(), crate::device::describe(device));
     match &config.model {
@@ -90,8 +108,16 @@ pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, S
             m.insert("token_mixing".into(), format!("{:?}: {how}, mask applied in forward (diagonal included)", s.mixing()));
             m.insert("mask_grad".into(), format!("{:?}", s.mask_grad).to_lowercase());
         }
-        _ => {
-            m.insert("attention".into(), "scaled_dot_product_attention(is_causal=true), backend chosen by libtorch".into());
+        mm_models::ModelSpec::Llama(s) | mm_models::ModelSpec::Transfixer(s) => {
+            attention_fact(&mut m, config, s.n_heads, s.d_model / s.n_heads, precision, device);
+        }
+        mm_models::ModelSpec::Gpt(s) => attention_fact(&mut m, config, s.n_heads, s.d_model / s.n_heads, precision, device),
+        mm_models::ModelSpec::LlamaAutoencoder(s) => {
+            let h = s.n_heads.unwrap_or(1);
+            attention_fact(&mut m, config, h, s.d_model / h, precision, device);
+        }
+        mm_models::ModelSpec::MixerAutoencoder(_) => {
+            m.insert("token_mixing".into(), "Flat: batched matmul, mask applied in forward".into());
         }
     }
     m

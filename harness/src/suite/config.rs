@@ -129,6 +129,21 @@ fn default_eval_fraction() -> f64 {
     0.1
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// The paper's setting (HF `fp16=True`): CUDA autocast to fp16, fp32 master weights, dynamic
+    /// loss scaling (scale 2^16, halved on inf/nan with the step skipped, doubled every 2000
+    /// clean steps). CUDA only.
+    Fp16Amp,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// PAPER.md C: AdamW (0.9, 0.999, 1e-8, wd 0), linear warm-up then linear decay to 0, clip 1.0.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +177,9 @@ pub struct TrainConfig {
     /// Save a checkpoint every this many steps (the final one is always saved).
     #[serde(default)]
     pub checkpoint_every: Option<u64>,
+    /// `"fp32"` (default) or `"fp16-amp"`; left out of the run id while it is the default.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub precision: Precision,
 }
 
 fn default_lr() -> f64 {

@@ -338,6 +338,9 @@ impl Ctx<'_> {
             if t.eval_every == 0 {
                 return Err(bad("train.eval_every", "must be at least 1".into()));
             }
+            if t.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
+                return Err(bad("train.precision", "\"fp16-amp\" uses CUDA autocast; use precision = \"fp32\" on CPU or device = \"cuda\"".into()));
+            }
             if t.grad_clip < 0.0 {
                 return Err(bad("train.grad_clip", "must be >= 0 (0 turns clipping off)".into()));
             }
@@ -573,6 +576,14 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         let ov = [parse_override("model.d_model=12").unwrap()];
         let s = Suite::parse(Path::new("t.toml"), GOOD.into(), &ov, false).unwrap();
         assert!(s.runs.iter().all(|r| r.config.model.d_model() == 12), "same kind: fields merge");
+    }
+
+    #[test]
+    fn fp16_amp_needs_cuda() {
+        let err = parse(&GOOD.replace("batch_size = 2", "batch_size = 2\nprecision = \"fp16-amp\"")).unwrap_err().to_string();
+        assert!(err.contains("key `train.precision`: \"fp16-amp\" uses CUDA autocast"), "{err}");
+        let ok = Suite::parse(Path::new("t.toml"), GOOD.replace("batch_size = 2", "batch_size = 2\nprecision = \"fp16-amp\""), &[parse_override("device=\"cuda\"").unwrap()], true);
+        assert!(ok.is_ok());
     }
 
     #[test]
