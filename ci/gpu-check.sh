@@ -14,6 +14,9 @@ BIN="${HARNESS_BIN:-.devbin/harness}"
 TORCH_LIB="$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1)"
 [ -n "$TORCH_LIB" ] || { echo "no torch under /opt/torch/.venv" >&2; exit 1; }
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# tch's autocast calls at::autocast::set_enabled, which libtorch 2.11 deprecates with a warning on
+# every call (thousands per fp16-amp run); keep libtorch's own log to errors.
+export TORCH_CPP_LOG_LEVEL="${TORCH_CPP_LOG_LEVEL:-ERROR}"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   echo "date: $(date -u +%FT%TZ)"
