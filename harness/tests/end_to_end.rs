@@ -162,6 +162,39 @@ fn trains_on_real_tinystories_text() {
     assert_eq!(inputs[train_key], want);
     let rep = std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().next().unwrap().unwrap().path();
     assert!(std::fs::read_to_string(rep.join("runs.csv")).unwrap().contains(",real,"));
+    assert!(m["execution"]["tokens_train"].as_str().unwrap().starts_with("tokenized in"), "{m}");
+
+    // Rerunning the finished run (--force) reads the token shards from the cache.
+    let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--force", "--set", "model={kind=\"masked_mixer\", d_model=16, n_layers=1}"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    for split in ["tokens_train", "tokens_eval"] {
+        assert!(m["execution"][split].as_str().unwrap().starts_with("cache hit"), "{m}");
+    }
+}
+
+#[test]
+fn jsonl_source_with_window_packing() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs: Vec<String> = harness::data::embedded::generate(120, 3)
+        .into_iter()
+        .map(|r| serde_json::json!({ "content": r.story, "id": 1 }).to_string())
+        .collect();
+    std::fs::write(dir.path().join("docs.jsonl"), docs.join("\n")).unwrap();
+    let text = TINY
+        .replace("source = \"embedded\"\nn_stories = 150", "source = \"jsonl\"\npath = \"docs.jsonl\"\ntext_column = \"content\"\npacking = \"windows\"")
+        .replace("n_ctx = 24", "n_ctx = 16");
+    let suite = write_suite(dir.path(), "jl.toml", &text);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--set", "model={kind=\"llama\", d_model=16, n_layers=1, n_heads=2}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    assert!(m["inputs"].as_object().unwrap().keys().any(|k| k.ends_with("docs.jsonl")));
+    let bad = write_suite(dir.path(), "bad.toml", &text.replace("text_column = \"content\"", "text_column = \"body\""));
+    let out = harness(dir.path(), &["run", bad.to_str().unwrap(), "-q", "--results", "r2"]);
+    assert!(!out.status.success());
+    let m = &manifest(&dir.path().join("r2"), "tiny")[0];
+    let e = m["error"].as_str().unwrap();
+    assert!(e.contains("docs.jsonl: no column `body`") && e.contains("content"), "{e}");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Data: where stories come from (embedded corpus, local text), the BPE tokenizer, and the
 //! tensors a model reads (PAPER.md B.1: one story = one sample, truncated then padded to n_ctx,
 //! pad = EOS, pads excluded from the loss).
+pub mod columnar;
 pub mod embedded;
+pub mod shards;
 pub mod text;
 
 use crate::artifacts::{sha256_bytes, sha256_file, write_atomic};
-use crate::suite::{DataConfig, DataSource, PaddingSide};
+use crate::suite::{DataConfig, DataSource, Packing, PaddingSide};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
@@ -36,6 +38,10 @@ pub enum DataError {
     TooFew { what: String, n: usize, need: usize },
     #[error("tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Columnar { path: PathBuf, message: String },
+    #[error("{path}: no column `{column}` (columns: {available:?}); set data.text_column")]
+    MissingColumn { path: PathBuf, column: String, available: Vec<String> },
 }
 
 /// Stories of a run, split, with where they came from.
@@ -63,21 +69,27 @@ impl Corpus {
                 let (train, eval) = hold_out(stories, cfg.eval_fraction);
                 (train, eval, "synthetic")
             }
-            DataSource::Text => {
-                let path = cfg.path.as_deref().expect("validated: text has a path");
-                let all = text::read_stories(path, &cfg.marker, cfg.drop_unterminated)?;
+            DataSource::Text | DataSource::Jsonl | DataSource::Parquet => {
+                let column = cfg.text_column.as_deref().unwrap_or("text");
+                let read = |p: &Path| match cfg.source {
+                    DataSource::Jsonl => columnar::read_column(p, columnar::Format::Jsonl, column),
+                    DataSource::Parquet => columnar::read_column(p, columnar::Format::Parquet, column),
+                    _ => text::read_stories(p, &cfg.marker, cfg.drop_unterminated),
+                };
+                let path = cfg.path.as_deref().expect("validated: file sources have a path");
+                let all = read(path)?;
                 inputs.insert(path.display().to_string(), file_hash(path)?);
                 let (train, eval) = match &cfg.eval_path {
                     Some(ep) => {
                         inputs.insert(ep.display().to_string(), file_hash(ep)?);
-                        (all, text::read_stories(ep, &cfg.marker, cfg.drop_unterminated)?)
+                        (all, read(ep)?)
                     }
                     None => hold_out(all, cfg.eval_fraction),
                 };
                 (train, eval, "real")
             }
         };
-        if let Some(n) = cfg.n_stories.filter(|_| cfg.source == DataSource::Text) {
+        if let Some(n) = cfg.n_stories.filter(|_| cfg.source != DataSource::Embedded) {
             train.truncate(n);
         }
         if let Some(n) = cfg.eval_stories {
@@ -144,36 +156,9 @@ impl Tok {
     }
 
     /// Truncates each story to n_ctx tokens and pads it to exactly n_ctx (no special tokens
-    /// added, as the reference's `add_special_tokens=False`).
+    /// added, as the reference's `add_special_tokens=False`). Not cached: for prompts.
     pub fn encode(&self, stories: &[String], n_ctx: i64, side: PaddingSide) -> Result<Encoded, DataError> {
-        let enc = self
-            .tokenizer
-            .encode_batch(stories.to_vec(), false)
-            .map_err(|e| DataError::Tokenizer { path: "<encode>".into(), message: e.to_string() })?;
-        let l = n_ctx as usize;
-        let mut tokens = Vec::with_capacity(stories.len() * l);
-        let mut labels = Vec::with_capacity(stories.len() * l);
-        for e in &enc {
-            let ids: Vec<i64> = e.get_ids().iter().take(l).map(|&i| i as i64).collect();
-            let pad = l - ids.len();
-            let (row, lab): (Vec<i64>, Vec<i64>) = match side {
-                PaddingSide::Right => (
-                    ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)).collect(),
-                    ids.iter().copied().chain(std::iter::repeat_n(IGNORE, pad)).collect(),
-                ),
-                PaddingSide::Left => (
-                    std::iter::repeat_n(self.pad_id, pad).chain(ids.iter().copied()).collect(),
-                    std::iter::repeat_n(IGNORE, pad).chain(ids.iter().copied()).collect(),
-                ),
-            };
-            tokens.extend(row);
-            labels.extend(lab);
-        }
-        let n = stories.len() as i64;
-        Ok(Encoded {
-            tokens: Tensor::from_slice(&tokens).view([n, n_ctx]),
-            labels: Tensor::from_slice(&labels).view([n, n_ctx]),
-        })
+        shards::encode(self, stories, n_ctx, side, Packing::Truncate)
     }
 }
 

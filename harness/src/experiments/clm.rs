@@ -11,7 +11,8 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let data = prepare(ctx, &mut out)?;
     let vocab = super::model_vocab(cfg, &data.tok)?;
     let (vs, model) = build_model(cfg, vocab, cfg.seed, ctx.device)?;
-    out.execution = execution_facts(cfg, ctx.device);
+    out.execution.extend(execution_facts(cfg, ctx.device));
+    anyhow::ensure!(!data.eval.is_empty(), "the evaluation split is empty; give data.eval_path or data.eval_fraction > 0");
     let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress };
     let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;

@@ -46,8 +46,27 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
     let corpus = Corpus::load(cfg).context("loading data")?;
     let tok = Tok::for_run(cfg, &corpus, ctx.cache).context("preparing the tokenizer")?;
     crate::artifacts::write_atomic(&ctx.dir.file("tokenizer.json"), tok.json.as_bytes())?;
-    let train = tok.encode(&corpus.train, cfg.n_ctx, cfg.padding)?;
-    let eval = tok.encode(&corpus.eval, cfg.n_ctx, cfg.padding)?;
+    let shards = ctx.cache.join("tokens");
+    let mut encode = |name: &str, stories: &[String]| -> Result<Encoded> {
+        let (enc, how) = crate::data::shards::encode_cached(&tok, stories, cfg.n_ctx, cfg.padding, cfg.packing, &shards)?;
+        let what = match (&how.rebuilt, how.hit) {
+            (_, true) => "cache hit".to_string(),
+            (Some(why), false) => format!("tokenized (cached shard rejected: {why})"),
+            (None, false) => "tokenized".to_string(),
+        };
+        out.execution.insert(
+            format!("tokens_{name}"),
+            format!("{what} in {:.3} s: {} rows, {} bytes, key {}", how.seconds, enc.len(), how.bytes, &how.key[..12]),
+        );
+        anyhow::ensure!(
+            name != "train" || !enc.is_empty(),
+            "the training split has no rows of {} tokens; lower data.n_ctx or add data",
+            cfg.n_ctx
+        );
+        Ok(enc)
+    };
+    let train = encode("train", &corpus.train)?;
+    let eval = encode("eval", &corpus.eval)?;
     out.inputs.extend(corpus.inputs.clone());
     out.inputs.insert("tokenizer.json".into(), tok.sha256.clone());
     out.summary.insert("data".into(), corpus.label.into());

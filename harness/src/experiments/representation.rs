@@ -128,7 +128,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let vocab = super::model_vocab(cfg, &data.tok)?;
     let (mut vs, model) = build_model(cfg, vocab, cfg.seed, ctx.device)?;
     vs.freeze(); // gradients flow to the input only
-    out.execution = super::execution_facts(cfg, ctx.device);
+    out.execution.extend(super::execution_facts(cfg, ctx.device));
 
     // Step 0 is the untrained model of this seed; a trained source adds the CLM run's checkpoints.
     let mut checkpoints: Vec<(u64, Option<std::path::PathBuf>)> = vec![(0, None)];

@@ -65,6 +65,22 @@ pub enum DataSource {
     Embedded,
     /// Local text files, stories separated by `marker`.
     Text,
+    /// JSON lines, one document per line, text in `text_column` (read with polars).
+    Jsonl,
+    /// Parquet, text in `text_column` (read with polars), e.g. the Hugging Face TinyStories files.
+    Parquet,
+}
+
+/// How documents become rows of n_ctx tokens (PAPER.md B.1, B.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Packing {
+    /// One document = one row: its first n_ctx tokens, padded (TinyStories; FineWeb n_ctx >= 512).
+    #[default]
+    Truncate,
+    /// Each document cut into floor(len / n_ctx) windows of n_ctx tokens, the remainder dropped,
+    /// windows never crossing documents (FineWeb n_ctx < 512). No padding.
+    Windows,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +127,11 @@ pub struct DataConfig {
     /// `embedded`: the generator's seed.
     #[serde(default)]
     pub corpus_seed: u64,
+    /// `jsonl` / `parquet`: the column holding the text ("text" when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_column: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub packing: Packing,
 }
 
 fn default_padding() -> PaddingSide {

@@ -304,11 +304,14 @@ impl Ctx<'_> {
             return Err(bad("data.eval_fraction", format!("must be in [0, 1), got {}", d.eval_fraction)));
         }
         match d.source {
-            DataSource::Text if d.path.is_none() => {
-                return Err(bad("data.path", "source = \"text\" needs path = \"<file>\"".into()))
+            DataSource::Text | DataSource::Jsonl | DataSource::Parquet if d.path.is_none() => {
+                return Err(bad("data.path", format!("source = \"{:?}\" needs path = \"<file>\"", d.source).to_lowercase()))
             }
             DataSource::Embedded if d.path.is_some() || d.eval_path.is_some() => {
                 return Err(bad("data.path", "source = \"embedded\" reads no files; remove path/eval_path or use source = \"text\"".into()))
+            }
+            DataSource::Embedded | DataSource::Text if d.text_column.is_some() => {
+                return Err(bad("data.text_column", "only jsonl and parquet sources have columns".into()))
             }
             _ => {}
         }
