@@ -1,6 +1,7 @@
 //! The harness library: suites, data, the trainer, experiments, the artifact store and the
 //! report writer. The `harness` binary is a thin command line over it.
 pub mod artifacts;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod experiments;

@@ -46,12 +46,39 @@ enum Command {
         #[command(flatten)]
         args: SuiteArgs,
     },
+    /// Benchmarks outside the unit tests.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// libtorch, CUDA and threading facts; non-zero exit with --require-cuda and no CUDA.
     Doctor {
         #[arg(long)]
         require_cuda: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Tokenization throughput (MB/s) of this harness vs the Python `tokenizers` package.
+    Data {
+        /// Stories separated by --marker.
+        #[arg(long, default_value = "../shared/data/tinystories/train-head-2MiB.txt")]
+        file: PathBuf,
+        #[arg(long, default_value = "<|endoftext|>")]
+        marker: String,
+        #[arg(long, default_value_t = 4096)]
+        vocab_size: usize,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// The Python that has `tokenizers` (default: python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Output folder (default: reports/bench-data/<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -101,6 +128,17 @@ fn main() -> Result<()> {
             // A closed pipe (`harness plan ... | head`) is not an error worth a panic.
             use std::io::Write as _;
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+        Command::Bench { what: BenchCommand::Data { file, marker, vocab_size, repeats, python, out } } => {
+            let bench = harness::bench::DataBench { file, marker, vocab_size, repeats: repeats.max(1), python, cache: PathBuf::from("results/.cache") };
+            let (table, notes) = bench.run()?;
+            let out = out.unwrap_or_else(|| PathBuf::from("reports/bench-data").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()));
+            harness::bench::write(&out, &table, &notes)?;
+            for n in &notes {
+                println!("{n}");
+            }
+            println!("{}", table.markdown());
+            println!("written to {}", out.display());
         }
         Command::Doctor { require_cuda, json } => {
             let d = device::Doctor::collect();
