@@ -9,6 +9,9 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(version, about = "Reproduces the masked-mixer paper's experiments from declarative suites")]
 struct Cli {
+    /// Read Hugging Face data from the local cache only (sets HF_HUB_OFFLINE=1).
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +92,10 @@ fn load(args: &SuiteArgs) -> Result<Suite> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.offline {
+        // Before any thread starts: the hub layer reads it.
+        std::env::set_var("HF_HUB_OFFLINE", "1");
+    }
     match cli.command {
         Command::Run { args, reports, force, quiet } => {
             let suite = load(&args)?;

@@ -3,6 +3,7 @@
 //! pad = EOS, pads excluded from the loss).
 pub mod columnar;
 pub mod embedded;
+pub mod hub;
 pub mod shards;
 pub mod text;
 
@@ -40,6 +41,12 @@ pub enum DataError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Columnar { path: PathBuf, message: String },
+    #[error("hub dataset {repo}, file {file}: {message}; check data.repo / data.files / data.revision, HF_ENDPOINT and the network, or run with HF_HUB_OFFLINE=1 on a filled cache")]
+    Hub { repo: String, file: String, message: String },
+    #[error("offline (HF_HUB_OFFLINE): {file} of {repo} at revision {revision} is not in the cache ({cache}); run once online, or copy the file into the cache", cache = hf_hub::Cache::from_env().path().display())]
+    HubOfflineMiss { repo: String, revision: String, file: String },
+    #[error("{path}: sha256 {got} differs from the pinned {expected} (data.sha256); the file changed upstream or is corrupt")]
+    HashMismatch { path: PathBuf, expected: String, got: String },
     #[error("{path}: no column `{column}` (columns: {available:?}); set data.text_column")]
     MissingColumn { path: PathBuf, column: String, available: Vec<String> },
 }
@@ -68,6 +75,22 @@ impl Corpus {
                 );
                 let (train, eval) = hold_out(stories, cfg.eval_fraction);
                 (train, eval, "synthetic")
+            }
+            DataSource::Hf => {
+                let repo = cfg.repo.as_deref().expect("validated: hf has a repo");
+                let revision = cfg.revision.as_deref().unwrap_or("main");
+                let mut load = |files: &[String]| -> Result<Vec<String>, DataError> {
+                    let mut all = Vec::new();
+                    for f in files {
+                        let (path, hash) = hub::fetch(repo, revision, f, &cfg.sha256)?;
+                        inputs.insert(format!("hf://datasets/{repo}@{revision}/{f}"), hash);
+                        all.extend(read_by_extension(cfg, &path)?);
+                    }
+                    Ok(all)
+                };
+                let all = load(&cfg.files)?;
+                let (train, eval) = if cfg.eval_files.is_empty() { hold_out(all, cfg.eval_fraction) } else { (all, load(&cfg.eval_files)?) };
+                (train, eval, "real")
             }
             DataSource::Text | DataSource::Jsonl | DataSource::Parquet => {
                 let column = cfg.text_column.as_deref().unwrap_or("text");
@@ -99,6 +122,19 @@ impl Corpus {
             return Err(DataError::TooFew { what: "training split".into(), n: 0, need: 1 });
         }
         Ok(Self { train, eval, label, inputs })
+    }
+}
+
+/// A downloaded file, read by its extension: parquet, JSON lines, else marker-separated text.
+fn read_by_extension(cfg: &DataConfig, path: &Path) -> Result<Vec<String>, DataError> {
+    let column = cfg.text_column.as_deref().unwrap_or("text");
+    let name = path.to_string_lossy().to_lowercase();
+    if name.ends_with(".parquet") {
+        columnar::read_column(path, columnar::Format::Parquet, column)
+    } else if name.ends_with(".jsonl") || name.ends_with(".json") {
+        columnar::read_column(path, columnar::Format::Jsonl, column)
+    } else {
+        text::read_stories(path, &cfg.marker, cfg.drop_unterminated)
     }
 }
 

@@ -69,6 +69,9 @@ pub enum DataSource {
     Jsonl,
     /// Parquet, text in `text_column` (read with polars), e.g. the Hugging Face TinyStories files.
     Parquet,
+    /// Files of a Hugging Face dataset repo (`repo`, `revision`, `files`, `eval_files`), or a
+    /// `preset`; downloaded into the standard cache, hashed, optionally pinned.
+    Hf,
 }
 
 /// How documents become rows of n_ctx tokens (PAPER.md B.1, B.2).
@@ -132,6 +135,24 @@ pub struct DataConfig {
     pub text_column: Option<String>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub packing: Packing,
+    /// `hf`: a named preset that fills repo and files (see `harness::data::hub::PRESETS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// `hf`: the dataset repo, e.g. "roneneldan/TinyStories".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// `hf`: a commit sha (recommended) or branch; "main" when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `hf`: training files in the repo (parquet, jsonl or marker-separated text, by extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// `hf`: evaluation files; without them `eval_fraction` of the training files is held out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eval_files: Vec<String>,
+    /// `hf`: expected sha256 per file name; a mismatch stops the run.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 fn default_padding() -> PaddingSide {

@@ -291,6 +291,26 @@ impl Ctx<'_> {
             mm_models::ModelError::InvalidConfig { field, reason } => bad(&format!("model.{field}"), reason),
             other => bad("model", other.to_string()),
         })?;
+        if c.data.source == DataSource::Hf {
+            if let Some(name) = c.data.preset.clone() {
+                let (repo, files, eval_files) = crate::data::hub::preset(&name).ok_or_else(|| {
+                    bad("data.preset", format!("unknown preset `{name}`; known: {}", crate::data::hub::PRESETS.join(", ")))
+                })?;
+                let d = &mut c.data;
+                d.repo.get_or_insert_with(|| repo.to_string());
+                if d.files.is_empty() {
+                    d.files = files.iter().map(|f| f.to_string()).collect();
+                }
+                if d.eval_files.is_empty() {
+                    d.eval_files = eval_files.iter().map(|f| f.to_string()).collect();
+                }
+            }
+            if c.data.repo.is_none() || c.data.files.is_empty() {
+                return Err(bad("data.repo", "source = \"hf\" needs repo = \"owner/name\" and files = [...], or a preset".into()));
+            }
+        } else if c.data.preset.is_some() || c.data.repo.is_some() || !c.data.files.is_empty() {
+            return Err(bad("data.repo", "preset / repo / files belong to source = \"hf\"".into()));
+        }
         let d = &c.data;
         if d.n_ctx < 2 {
             return Err(bad("data.n_ctx", format!("must be at least 2 (a model sees n_ctx tokens), got {}", d.n_ctx)));
@@ -309,6 +329,9 @@ impl Ctx<'_> {
             }
             DataSource::Embedded if d.path.is_some() || d.eval_path.is_some() => {
                 return Err(bad("data.path", "source = \"embedded\" reads no files; remove path/eval_path or use source = \"text\"".into()))
+            }
+            DataSource::Hf if d.path.is_some() || d.eval_path.is_some() => {
+                return Err(bad("data.path", "source = \"hf\" downloads its files; use files / eval_files, not path".into()))
             }
             DataSource::Embedded | DataSource::Text if d.text_column.is_some() => {
                 return Err(bad("data.text_column", "only jsonl and parquet sources have columns".into()))

@@ -38,7 +38,16 @@ pub fn write_suite(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 pub fn harness(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness")).current_dir(dir).args(args).output().expect("runs")
+    harness_env(dir, args, &[])
+}
+
+pub fn harness_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.current_dir(dir).args(args).env_remove("HF_HUB_OFFLINE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("runs")
 }
 
 pub fn stderr(o: &Output) -> String {
