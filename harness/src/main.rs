@@ -49,6 +49,11 @@ enum Command {
         #[command(flatten)]
         args: SuiteArgs,
     },
+    /// Data tools.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// Benchmarks outside the unit tests.
     Bench {
         #[command(subcommand)]
@@ -60,6 +65,38 @@ enum Command {
         require_cuda: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// One-sentence summaries of stories through an OpenAI-compatible chat endpoint, as the
+    /// paper made its retrieval queries (PAPER.md B.1). Resumable: rerun to continue.
+    Summarize {
+        /// Stories: marker-separated text, or JSON lines with --text-column.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value = "<|endoftext|>")]
+        marker: String,
+        /// For JSON-lines input: the field holding the story.
+        #[arg(long)]
+        text_column: Option<String>,
+        /// Summaries, one JSON line per story: {index, story_sha256, summary, model}.
+        #[arg(long)]
+        out: PathBuf,
+        /// Base URL of the chat API, e.g. http://127.0.0.1:8080/v1
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value = "llama-3-8b-instruct")]
+        model: String,
+        /// Only the first N stories.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Requests per second at most (0: no limit).
+        #[arg(long, default_value_t = 4.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
     },
 }
 
@@ -135,6 +172,34 @@ fn main() -> Result<()> {
             // A closed pipe (`harness plan ... | head`) is not an error worth a panic.
             use std::io::Write as _;
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+        Command::Data { what: DataCommand::Summarize { input, marker, text_column, out, endpoint, model, limit, rate, timeout_s } } => {
+            use harness::data::{columnar, summarize, text};
+            let mut stories = match text_column {
+                Some(col) => columnar::read_column(&input, columnar::Format::Jsonl, &col)?,
+                None => text::read_stories(&input, &marker, true)?,
+            };
+            if let Some(n) = limit {
+                stories.truncate(n);
+            }
+            let s = summarize::Summarizer {
+                endpoint,
+                model,
+                api_key: std::env::var("OPENAI_API_KEY").ok(),
+                rate,
+                timeout: std::time::Duration::from_secs(timeout_s),
+                retries: 3,
+            };
+            let o = s.run(&stories, &out).with_context(|| format!("summarizing {} into {}", input.display(), out.display()))?;
+            println!(
+                "{} summaries in {} ({} asked now, {} reused), sha256 {}; provenance in {}",
+                o.total,
+                out.display(),
+                o.requested,
+                o.reused,
+                o.output_sha256,
+                summarize::sidecar(&out).display()
+            );
         }
         Command::Bench { what: BenchCommand::Data { file, marker, vocab_size, repeats, python, out } } => {
             let bench = harness::bench::DataBench { file, marker, vocab_size, repeats: repeats.max(1), python, cache: PathBuf::from("results/.cache") };

@@ -4,7 +4,9 @@
 pub mod columnar;
 pub mod embedded;
 pub mod hub;
+pub mod pairs;
 pub mod shards;
+pub mod summarize;
 pub mod text;
 
 use crate::artifacts::{sha256_bytes, sha256_file, write_atomic};
@@ -45,6 +47,8 @@ pub enum DataError {
     Hub { repo: String, file: String, message: String },
     #[error("offline (HF_HUB_OFFLINE): {file} of {repo} at revision {revision} is not in the cache ({cache}); run once online, or copy the file into the cache", cache = hf_hub::Cache::from_env().path().display())]
     HubOfflineMiss { repo: String, revision: String, file: String },
+    #[error("{path}, line {line}: no text field `{field}`; name the fields of your pairs file")]
+    PairField { path: PathBuf, line: usize, field: String },
     #[error("{path}: sha256 {got} differs from the pinned {expected} (data.sha256); the file changed upstream or is corrupt")]
     HashMismatch { path: PathBuf, expected: String, got: String },
     #[error("{path}: no column `{column}` (columns: {available:?}); set data.text_column")]

@@ -1,0 +1,93 @@
+//! Query/passage pairs for retrieval (PAPER.md B.1, F): read from JSONL or parquet in the form
+//! the paper's generated summaries come in, or derived from stories. Derived pairs are not the
+//! paper's data and are labelled "derived" wherever they are used.
+use super::{columnar, DataError};
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pair {
+    pub query: String,
+    pub passage: String,
+}
+
+/// Pairs from `path` (`.parquet`, else JSON lines), the query and passage in the named fields.
+pub fn read_pairs(path: &Path, query: &str, passage: &str) -> Result<Vec<Pair>, DataError> {
+    let is_parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if is_parquet {
+        let q = columnar::read_column(path, columnar::Format::Parquet, query)?;
+        let p = columnar::read_column(path, columnar::Format::Parquet, passage)?;
+        if q.len() != p.len() {
+            return Err(DataError::Columnar { path: path.into(), message: format!("`{query}` and `{passage}` have different numbers of non-empty rows") });
+        }
+        return Ok(q.into_iter().zip(p).map(|(query, passage)| Pair { query, passage }).collect());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::Read { path: path.into(), source: e })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| DataError::Columnar { path: path.into(), message: format!("line {}: not JSON: {e}", i + 1) })?;
+        let field = |name: &str| {
+            row.get(name).and_then(|v| v.as_str()).map(String::from).ok_or_else(|| DataError::PairField {
+                path: path.into(),
+                line: i + 1,
+                field: name.into(),
+            })
+        };
+        out.push(Pair { query: field(query)?, passage: field(passage)? });
+    }
+    if out.is_empty() {
+        return Err(DataError::Empty { path: path.into() });
+    }
+    Ok(out)
+}
+
+/// One sentence of each story as the query, the story without it as the passage (seeded).
+/// Stories of fewer than two sentences give no pair.
+pub fn derived_pairs(stories: &[String], seed: u64) -> Vec<Pair> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    stories
+        .iter()
+        .filter_map(|s| {
+            let sentences: Vec<&str> = s.split_inclusive(['.', '!', '?']).map(str::trim).filter(|x| !x.is_empty()).collect();
+            if sentences.len() < 2 {
+                return None;
+            }
+            let k = *(0..sentences.len()).collect::<Vec<_>>().choose(&mut rng)?;
+            let passage = sentences.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, x)| *x).collect::<Vec<_>>().join(" ");
+            Some(Pair { query: sentences[k].to_string(), passage })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pairs_and_names_missing_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pairs.jsonl");
+        std::fs::write(&p, "{\"summary\": \"s1\", \"text\": \"t1\"}\n\n{\"summary\": \"s2\", \"text\": \"t2\"}\n").unwrap();
+        let pairs = read_pairs(&p, "summary", "text").unwrap();
+        assert_eq!(pairs[1], Pair { query: "s2".into(), passage: "t2".into() });
+        std::fs::write(&p, "{\"summary\": \"s1\", \"text\": \"t1\"}\n{\"summary\": \"s2\"}\n").unwrap();
+        let e = read_pairs(&p, "summary", "text").unwrap_err().to_string();
+        assert!(e.contains("pairs.jsonl") && e.contains("line 2") && e.contains("`text`"), "{e}");
+    }
+
+    #[test]
+    fn derived_pairs_split_a_story_and_are_seeded() {
+        let stories = vec!["Tom ran. Mia sang! The end?".to_string(), "One sentence only.".to_string()];
+        let a = derived_pairs(&stories, 1);
+        assert_eq!(a.len(), 1);
+        let joined = format!("{} {}", a[0].query, a[0].passage);
+        for s in ["Tom ran.", "Mia sang!", "The end?"] {
+            assert!(joined.contains(s));
+        }
+        assert!(!a[0].passage.contains(&a[0].query));
+        assert_eq!(a, derived_pairs(&stories, 1));
+    }
+}
