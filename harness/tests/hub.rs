@@ -38,7 +38,20 @@ fn serve(files: HashMap<String, Vec<u8>>) -> String {
                     range = Some(v.trim().to_string());
                 }
             }
-            let path = request.split_whitespace().nth(1).unwrap_or("").trim_start_matches("/datasets/").to_string();
+            let raw = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            // The file listing: /api/datasets/{repo}/revision/{rev} -> {"siblings": [...], "sha": ...}
+            if let Some(rest) = raw.strip_prefix("/api/datasets/") {
+                let prefix = rest.replacen("/revision/", "/resolve/", 1) + "/";
+                let siblings: Vec<serde_json::Value> = files
+                    .keys()
+                    .filter_map(|k| k.strip_prefix(&prefix))
+                    .map(|f| serde_json::json!({ "rfilename": f }))
+                    .collect();
+                let body = serde_json::json!({ "siblings": siblings, "sha": COMMIT }).to_string();
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                continue;
+            }
+            let path = raw.trim_start_matches("/datasets/").to_string();
             let Some(body) = files.get(&path) else {
                 let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
                 continue;
@@ -119,6 +132,52 @@ fn downloads_pins_caches_and_fails_clearly() {
     assert!(!out.status.success());
     let e = manifest(&dir.path().join("r5"), "tiny")[0]["error"].as_str().unwrap().to_string();
     assert!(e.contains("differs from the pinned"), "{e}");
+}
+
+fn jsonl_docs(n: usize, seed: u64) -> Vec<u8> {
+    let docs: Vec<String> = harness::data::embedded::generate(n, seed)
+        .into_iter()
+        .map(|r| serde_json::json!({ "text": r.story }).to_string())
+        .collect();
+    (docs.join("\n") + "\n").into_bytes()
+}
+
+#[test]
+fn glob_patterns_split_rule_and_lazy_download() {
+    let mut files = HashMap::new();
+    files.insert("test/web/resolve/v2/shards/000.jsonl".to_string(), jsonl_docs(60, 1));
+    files.insert("test/web/resolve/v2/shards/001.jsonl".to_string(), jsonl_docs(60, 2));
+    files.insert("test/web/resolve/v2/README.md".to_string(), b"# not data".to_vec());
+    let endpoint = serve(files);
+    let dir = tempfile::tempdir().unwrap();
+    let hf_home = dir.path().join("hf");
+    let env = [("HF_ENDPOINT", endpoint.as_str()), ("HF_HOME", hf_home.to_str().unwrap())];
+    let data = "source = \"hf\"\nrepo = \"test/web\"\nrevision = \"v2\"\nfiles = [\"shards/*.jsonl\"]\neval_rows = 10";
+    let text = TINY.replace("source = \"embedded\"\nn_stories = 150", data);
+    let suite = write_suite(dir.path(), "web.toml", &text);
+    let one = "model={kind=\"masked_mixer\", d_model=16, n_layers=1}";
+    let run = |results: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["run", suite.to_str().unwrap(), "-q", "--results", results, "--set", one];
+        a.extend_from_slice(extra);
+        harness_env(dir.path(), &a, env)
+    };
+    // Both shards, sorted; the first 10 documents are the evaluation split.
+    let out = run("r1", &[], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = &manifest(&dir.path().join("r1"), "tiny")[0];
+    let inputs: Vec<&String> = m["inputs"].as_object().unwrap().keys().filter(|k| k.starts_with("hf://")).collect();
+    assert_eq!(inputs, vec!["hf://datasets/test/web@v2/shards/000.jsonl", "hf://datasets/test/web@v2/shards/001.jsonl"]);
+    let run_dir = dir.path().join("r1/tiny").join(m["run_id"].as_str().unwrap());
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary["train_stories"].as_u64(), summary["eval_stories"].as_u64()), (Some(110), Some(10)));
+    // Needing 30 training documents, only the first shard is fetched.
+    let out = run("r2", &["--set", "data.n_stories=30"], &[env[0], ("HF_HOME", dir.path().join("hf2").to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = &manifest(&dir.path().join("r2"), "tiny")[0];
+    assert!(!m["inputs"].as_object().unwrap().keys().any(|k| k.ends_with("001.jsonl")), "{m}");
+    // Offline, the pattern resolves against the cached snapshot.
+    let out = run("r3", &[], &[env[0], env[1], ("HF_HUB_OFFLINE", "1")]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

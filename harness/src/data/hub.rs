@@ -9,17 +9,82 @@ use hf_hub::{Cache, Repo, RepoType};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Named presets for the paper's data (PAPER.md B.1): (repo, train files, eval files).
-pub fn preset(name: &str) -> Option<(&'static str, &'static [&'static str], &'static [&'static str])> {
-    match name {
-        // Raw text with <|endoftext|> markers; the paper trains on the first ~2M stories
-        // (data.n_stories = 2000896) and evaluates on the validation split.
-        "tinystories" => Some(("roneneldan/TinyStories", &["TinyStories-train.txt"], &["TinyStories-valid.txt"])),
-        _ => None,
-    }
+/// A named data set of the paper: where it lives and its split rule (PAPER.md B.1-B.3).
+pub struct Preset {
+    pub repo: &'static str,
+    /// File names or glob patterns, resolved against the repo's file list.
+    pub files: &'static [&'static str],
+    pub eval_files: &'static [&'static str],
+    /// "test = the first N rows, train = the rest".
+    pub eval_rows: Option<usize>,
 }
 
-pub const PRESETS: &[&str] = &["tinystories"];
+pub fn preset(name: &str) -> Option<Preset> {
+    Some(match name {
+        // B.1: raw text with <|endoftext|> markers; the paper trains on the first ~2M stories
+        // (data.n_stories = 2000896) and evaluates on the validation split.
+        "tinystories" => Preset {
+            repo: "roneneldan/TinyStories",
+            files: &["TinyStories-train.txt"],
+            eval_files: &["TinyStories-valid.txt"],
+            eval_rows: None,
+        },
+        // B.2: name "sample-10BT"; test = first 50,000 rows, train = the rest.
+        "fineweb-edu-10bt" => Preset { repo: "HuggingFaceFW/fineweb-edu", files: &["sample/10BT/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
+        // B.3: config "finemath-4plus"; test = first 50,000 rows, train = the rest.
+        "finemath-4plus" => Preset { repo: "HuggingFaceTB/finemath", files: &["finemath-4plus/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
+        _ => return None,
+    })
+}
+
+pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plus"];
+
+/// File names for `patterns` (globs like `sample/10BT/*.parquet` match the repo's file list,
+/// from the hub's listing, or offline from the cached snapshot), sorted; plain names pass through.
+pub fn resolve(repo: &str, revision: &str, patterns: &[String]) -> Result<Vec<String>, DataError> {
+    if !patterns.iter().any(|p| p.contains(['*', '?', '['])) {
+        return Ok(patterns.to_vec());
+    }
+    let hub_err = |message: String| DataError::Hub { repo: repo.into(), file: patterns.join(", "), message };
+    let listing: Vec<String> = if offline() {
+        let folder = Cache::from_env().path().join(format!("datasets--{}", repo.replace('/', "--")));
+        let commit = std::fs::read_to_string(folder.join("refs").join(revision)).map_err(|_| DataError::HubOfflineMiss {
+            repo: repo.into(),
+            revision: revision.into(),
+            file: patterns.join(", "),
+        })?;
+        let root = folder.join("snapshots").join(commit.trim());
+        let mut files = vec![];
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).map_err(|e| hub_err(e.to_string()))?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&root) {
+                    files.push(rel.to_string_lossy().to_string());
+                }
+            }
+        }
+        files
+    } else {
+        let api = ApiBuilder::from_env().with_progress(false).build().map_err(|e| hub_err(e.to_string()))?;
+        let handle = Repo::with_revision(repo.to_string(), RepoType::Dataset, revision.to_string());
+        api.repo(handle).info().map_err(|e| hub_err(format!("listing files: {e}")))?.siblings.into_iter().map(|s| s.rfilename).collect()
+    };
+    let mut out = vec![];
+    for p in patterns {
+        let pat = glob::Pattern::new(p).map_err(|e| hub_err(format!("bad pattern `{p}`: {e}")))?;
+        let opts = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
+        let mut hits: Vec<String> = listing.iter().filter(|f| pat.matches_with(f, opts)).cloned().collect();
+        if hits.is_empty() {
+            return Err(hub_err(format!("no file matches `{p}` at revision {revision}")));
+        }
+        hits.sort();
+        out.extend(hits);
+    }
+    Ok(out)
+}
 
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false")

@@ -83,18 +83,26 @@ impl Corpus {
             DataSource::Hf => {
                 let repo = cfg.repo.as_deref().expect("validated: hf has a repo");
                 let revision = cfg.revision.as_deref().unwrap_or("main");
-                let mut load = |files: &[String]| -> Result<Vec<String>, DataError> {
+                // Files are fetched in order and only as far as the run needs them.
+                let mut load = |patterns: &[String], need: Option<usize>| -> Result<Vec<String>, DataError> {
                     let mut all = Vec::new();
-                    for f in files {
-                        let (path, hash) = hub::fetch(repo, revision, f, &cfg.sha256)?;
+                    for f in hub::resolve(repo, revision, patterns)? {
+                        if need.is_some_and(|n| all.len() >= n) {
+                            break;
+                        }
+                        let (path, hash) = hub::fetch(repo, revision, &f, &cfg.sha256)?;
                         inputs.insert(format!("hf://datasets/{repo}@{revision}/{f}"), hash);
                         all.extend(read_by_extension(cfg, &path)?);
                     }
                     Ok(all)
                 };
-                let all = load(&cfg.files)?;
-                let (train, eval) = if cfg.eval_files.is_empty() { hold_out(all, cfg.eval_fraction) } else { (all, load(&cfg.eval_files)?) };
-                (train, eval, "real")
+                if cfg.eval_files.is_empty() {
+                    let need = cfg.n_stories.map(|n| n + cfg.eval_rows.unwrap_or(0));
+                    let (train, eval) = split(load(&cfg.files, need)?, cfg);
+                    (train, eval, "real")
+                } else {
+                    (load(&cfg.files, cfg.n_stories)?, load(&cfg.eval_files, cfg.eval_stories)?, "real")
+                }
             }
             DataSource::Text | DataSource::Jsonl | DataSource::Parquet => {
                 let column = cfg.text_column.as_deref().unwrap_or("text");
@@ -111,7 +119,7 @@ impl Corpus {
                         inputs.insert(ep.display().to_string(), file_hash(ep)?);
                         (all, read(ep)?)
                     }
-                    None => hold_out(all, cfg.eval_fraction),
+                    None => split(all, cfg),
                 };
                 (train, eval, "real")
             }
@@ -144,6 +152,19 @@ fn read_by_extension(cfg: &DataConfig, path: &Path) -> Result<Vec<String>, DataE
 
 fn file_hash(path: &Path) -> Result<String, DataError> {
     sha256_file(path).map_err(|e| DataError::Read { path: path.into(), source: e })
+}
+
+/// The split rule without an evaluation file: the first `eval_rows` documents (PAPER.md B.2,
+/// B.3), else the last `eval_fraction`.
+fn split(stories: Vec<String>, cfg: &DataConfig) -> (Vec<String>, Vec<String>) {
+    match cfg.eval_rows {
+        Some(k) => {
+            let mut eval = stories;
+            let train = eval.split_off(k.min(eval.len()));
+            (train, eval)
+        }
+        None => hold_out(stories, cfg.eval_fraction),
+    }
 }
 
 /// The last `fraction` of the stories become the evaluation split.

@@ -127,6 +127,10 @@ pub struct DataConfig {
     pub eval_stories: Option<usize>,
     #[serde(default = "default_eval_fraction")]
     pub eval_fraction: f64,
+    /// Without an evaluation file: the first N documents are the evaluation split and the rest
+    /// train (the paper's FineWeb / FineMath rule); replaces `eval_fraction`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_rows: Option<usize>,
     /// `embedded`: the generator's seed.
     #[serde(default)]
     pub corpus_seed: u64,

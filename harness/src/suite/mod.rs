@@ -293,16 +293,17 @@ impl Ctx<'_> {
         })?;
         if c.data.source == DataSource::Hf {
             if let Some(name) = c.data.preset.clone() {
-                let (repo, files, eval_files) = crate::data::hub::preset(&name).ok_or_else(|| {
+                let p = crate::data::hub::preset(&name).ok_or_else(|| {
                     bad("data.preset", format!("unknown preset `{name}`; known: {}", crate::data::hub::PRESETS.join(", ")))
                 })?;
                 let d = &mut c.data;
-                d.repo.get_or_insert_with(|| repo.to_string());
+                d.repo.get_or_insert_with(|| p.repo.to_string());
                 if d.files.is_empty() {
-                    d.files = files.iter().map(|f| f.to_string()).collect();
+                    d.files = p.files.iter().map(|f| f.to_string()).collect();
                 }
-                if d.eval_files.is_empty() {
-                    d.eval_files = eval_files.iter().map(|f| f.to_string()).collect();
+                if d.eval_files.is_empty() && d.eval_rows.is_none() {
+                    d.eval_files = p.eval_files.iter().map(|f| f.to_string()).collect();
+                    d.eval_rows = p.eval_rows;
                 }
             }
             if c.data.repo.is_none() || c.data.files.is_empty() {
@@ -337,6 +338,9 @@ impl Ctx<'_> {
                 return Err(bad("data.text_column", "only jsonl and parquet sources have columns".into()))
             }
             _ => {}
+        }
+        if d.eval_rows.is_some() && (d.eval_path.is_some() || !d.eval_files.is_empty()) {
+            return Err(bad("data.eval_rows", "give either an evaluation file or eval_rows, not both".into()));
         }
         if d.marker.is_empty() {
             return Err(bad("data.marker", "must not be empty".into()));
