@@ -181,6 +181,30 @@ fn glob_patterns_split_rule_and_lazy_download() {
 }
 
 #[test]
+fn a_silent_hub_times_out_with_the_file_named() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for s in listener.incoming().take(10) {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = "source = \"hf\"\nrepo = \"test/slow\"\nfiles = [\"train.txt\"]";
+    let suite = write_suite(dir.path(), "slow.toml", &TINY.replace("source = \"embedded\"\nn_stories = 150", data));
+    let started = std::time::Instant::now();
+    let hf_home = dir.path().join("hf");
+    let env = [("HF_ENDPOINT", endpoint.as_str()), ("HF_HOME", hf_home.to_str().unwrap()), ("HARNESS_HUB_TIMEOUT_S", "1")];
+    let out = harness_env(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--set", "model={kind=\"masked_mixer\", d_model=16, n_layers=1}"], &env);
+    assert!(!out.status.success());
+    assert!(started.elapsed().as_secs() < 30, "it hung");
+    let e = manifest(&dir.path().join("results"), "tiny")[0]["error"].as_str().unwrap().to_string();
+    assert!(e.contains("train.txt") && e.contains("no answer within 1 s") && e.contains("HARNESS_HUB_TIMEOUT_S"), "{e}");
+}
+
+#[test]
 fn presets_resolve_in_the_plan() {
     let dir = tempfile::tempdir().unwrap();
     let text = TINY.replace("source = \"embedded\"\nn_stories = 150", "source = \"hf\"\npreset = \"tinystories\"");

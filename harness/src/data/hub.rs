@@ -86,6 +86,35 @@ pub fn resolve(repo: &str, revision: &str, patterns: &[String]) -> Result<Vec<St
     Ok(out)
 }
 
+/// Seconds the hub may stay silent before a fetch is abandoned (`HARNESS_HUB_TIMEOUT_S`, 60).
+fn timeout() -> std::time::Duration {
+    let s = std::env::var("HARNESS_HUB_TIMEOUT_S").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(60.0);
+    std::time::Duration::from_secs_f64(s.max(0.1))
+}
+
+/// `hf-hub`'s sync client sets no timeouts, so a hub that accepts and never answers would hang
+/// the run: probe the file's URL first (the same `Range: bytes=0-0` request hf-hub makes) with
+/// connect and read timeouts, and turn silence into an error naming the file.
+fn probe(repo: &str, revision: &str, file: &str) -> Result<(), DataError> {
+    let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+    let url = format!("{}/datasets/{repo}/resolve/{}/{file}", endpoint.trim_end_matches('/'), revision.replace('/', "%2F"));
+    let t = timeout();
+    let agent = ureq::AgentBuilder::new().timeout_connect(t).timeout_read(t).redirects(0).build();
+    let mut req = agent.get(&url).set("Range", "bytes=0-0");
+    if let Ok(token) = std::env::var("HF_TOKEN") {
+        req = req.set("Authorization", &format!("Bearer {token}"));
+    }
+    match req.call() {
+        Ok(_) => Ok(()),
+        Err(ureq::Error::Status(..)) => Ok(()), // hf-hub reports statuses (404, 401, ...) itself
+        Err(ureq::Error::Transport(e)) => Err(DataError::Hub {
+            repo: repo.into(),
+            file: file.into(),
+            message: format!("{url}: no answer within {:.0} s ({e}); raise HARNESS_HUB_TIMEOUT_S for a slow link", t.as_secs_f64()),
+        }),
+    }
+}
+
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false")
 }
@@ -100,7 +129,10 @@ pub fn fetch(repo: &str, revision: &str, file: &str, pins: &BTreeMap<String, Str
             revision: revision.into(),
             file: file.into(),
         })?
+    } else if let Some(cached) = Cache::from_env().repo(handle.clone()).get(file) {
+        cached
     } else {
+        probe(repo, revision, file)?;
         let api = ApiBuilder::from_env()
             .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_retries(2)
