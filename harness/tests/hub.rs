@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -23,22 +23,9 @@ fn serve(files: HashMap<String, Vec<u8>>) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(200) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            let mut range = None;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("range: bytes=") {
-                    range = Some(v.trim().to_string());
-                }
-            }
-            let raw = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let Some(req) = HttpRequest::read(&stream) else { continue };
+            let range = req.headers.get("range").and_then(|r| r.strip_prefix("bytes=")).map(String::from);
+            let raw = req.path().to_string();
             // The file listing: /api/datasets/{repo}/revision/{rev} -> {"siblings": [...], "sha": ...}
             if let Some(rest) = raw.strip_prefix("/api/datasets/") {
                 let prefix = rest.replacen("/revision/", "/resolve/", 1) + "/";

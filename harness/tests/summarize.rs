@@ -1,7 +1,7 @@
 //! `harness data summarize` against a stand-in OpenAI-compatible chat server on 127.0.0.1.
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,23 +13,9 @@ fn serve(count: Arc<AtomicUsize>) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(100) {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            let _ = reader.read_line(&mut request);
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            let _ = reader.read_exact(&mut body);
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let ok_path = request.starts_with("POST /v1/chat/completions ");
+            let Some(req) = HttpRequest::read(&stream) else { continue };
+            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let ok_path = req.line.starts_with("POST /v1/chat/completions ");
             let system_ok = v["messages"][0]["content"] == harness::data::summarize::SYSTEM;
             let user = v["messages"][1]["content"].as_str().unwrap_or("");
             let (status, reply) = if !ok_path || !system_ok || !user.starts_with(harness::data::summarize::USER_PREFIX) {

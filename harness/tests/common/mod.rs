@@ -77,3 +77,39 @@ pub fn shared_data() -> Option<PathBuf> {
         None
     }
 }
+
+/// One HTTP/1.1 request read off a test server's connection: the request line, lower-cased
+/// header names with their values, and the body (by Content-Length).
+pub struct HttpRequest {
+    pub line: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn read(stream: &std::net::TcpStream) -> Option<Self> {
+        use std::io::{BufRead, BufReader, Read};
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let mut headers = std::collections::HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_lowercase(), v.trim().to_string());
+            }
+        }
+        let len = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).ok()?;
+        Some(Self { line, headers, body })
+    }
+
+    /// The path of the request line.
+    pub fn path(&self) -> &str {
+        self.line.split_whitespace().nth(1).unwrap_or("")
+    }
+}
