@@ -96,6 +96,7 @@ fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precis
     match precision {
         Precision::Fp32 => model.forward_t(tokens, train),
         Precision::Fp16Amp => tch::autocast(true, || model.forward_t(tokens, train)),
+        Precision::Bf16 => mm_models::precision::with_compute(Some(Kind::BFloat16), || model.forward_t(tokens, train)),
     }
 }
 

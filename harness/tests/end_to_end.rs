@@ -229,3 +229,18 @@ fn every_architecture_trains_a_few_steps() {
         assert_eq!(m["status"], "finished", "{m}");
     }
 }
+
+#[test]
+fn bf16_mixed_precision_trains_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--set", "train.precision=\"bf16\""]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for m in manifest(&dir.path().join("results"), "tiny") {
+        assert_eq!(m["execution"]["precision"], "bf16");
+        let run = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap());
+        let evals: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run.join("metrics_eval.json")).unwrap()).unwrap();
+        let (start, end) = (evals[0]["eval_loss"].as_f64().unwrap(), evals.last().unwrap()["eval_loss"].as_f64().unwrap());
+        assert!(end < start - 0.5, "bf16 eval loss {start} -> {end}");
+    }
+}

@@ -10,7 +10,7 @@
 //! unshifted: the logit at i predicts token i (over all positions, or i >= L/2 for completion).
 use crate::masked_mixer::{MixerBlock, MixerConfig};
 use crate::transformer::{rope_tables, DecoderLayer, LlamaConfig};
-use crate::{init, CausalLm, Objective};
+use crate::{init, precision, CausalLm, Objective};
 use tch::{nn, nn::Module, Kind, Tensor};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,7 +140,7 @@ impl CausalLm for Autoencoder {
     }
 
     fn head(&self, hidden: &Tensor) -> Tensor {
-        hidden.apply(&self.lm_head)
+        precision::linear(hidden, &self.lm_head)
     }
 
     fn embedding_weight(&self) -> Tensor {

@@ -8,7 +8,7 @@
 //! h = LayerNorm_2(n + MLP(n)),   MLP = c_proj(gelu(c_fc(n)))
 //! ```
 //! HF's `Conv1D` stores weights as `[in, out]` (`y = x W + b`); so do we, under the same names.
-use crate::CausalLm;
+use crate::{precision, CausalLm};
 use tch::{nn, nn::Init, Kind, Tensor};
 
 const INIT_STD: f64 = 0.02;
@@ -47,7 +47,7 @@ impl Conv1D {
         }
     }
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.matmul(&self.weight) + &self.bias
+        precision::matmul(xs, &self.weight) + &self.bias
     }
 }
 
@@ -87,9 +87,9 @@ impl Block {
         let p = if train { self.dropout } else { 0.0 };
         let y = Tensor::scaled_dot_product_attention::<Tensor>(&heads(&qkv[0]), &heads(&qkv[1]), &heads(&qkv[2]), None, p, true, None, false);
         let a = self.attn_proj.forward(&y.transpose(1, 2).contiguous().view([b, t, d])).dropout(self.dropout, train);
-        let n = (xs + a).apply(&self.ln_1);
+        let n = precision::full(&(xs + a)).apply(&self.ln_1);
         let m = self.mlp_proj.forward(&self.c_fc.forward(&n).gelu("tanh")).dropout(self.dropout, train);
-        (n + m).apply(&self.ln_2)
+        precision::full(&(n + m)).apply(&self.ln_2)
     }
 }
 
@@ -130,7 +130,7 @@ impl CausalLm for Gpt {
 
     /// Tied head: logits = h · Eᵀ.
     fn head(&self, hidden: &Tensor) -> Tensor {
-        hidden.matmul(&self.tokens_embed.ws.tr())
+        precision::matmul(hidden, &self.tokens_embed.ws.tr())
     }
 
     fn embedding_weight(&self) -> Tensor {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod gpt;
 pub mod init;
 pub mod mask;
+pub mod precision;
 pub mod masked_mixer;
 pub mod retrieval;
 pub mod spec;

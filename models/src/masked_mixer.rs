@@ -10,7 +10,7 @@
 //! `Conv1d(L, L, k)` with tokens as channels; for k = 1 it is one batched matmul. Every mask goes
 //! through [`crate::mask`].
 use crate::mask::{self, MaskGrad};
-use crate::{init, CausalLm};
+use crate::{init, precision, CausalLm};
 use tch::{nn, nn::Module, Tensor};
 
 /// The token-mixing layer of a block (PAPER.md A.2).
@@ -134,12 +134,12 @@ impl Module for MaskedConv {
         let w = self.masked_weight();
         if k == 1 {
             // out[b, i, :] = Σ_j W[i, j] x[b, j, :] + bias[i]: one batched matmul.
-            w.squeeze_dim(-1).matmul(xs) + self.bias.unsqueeze(-1)
+            precision::matmul(&w.squeeze_dim(-1), xs) + self.bias.unsqueeze(-1)
         } else {
             // PyTorch 'same' padding along the feature axis: (k-1)/2 left, the rest right.
             let left = (k - 1) / 2;
             let padded = xs.constant_pad_nd([left, k - 1 - left]); // [b, L, d + k - 1]
-            padded.conv1d(&w, Some(&self.bias), [1], [0], [1], 1)
+            precision::cast(&padded).conv1d(&precision::cast(&w), Some(&precision::cast(&self.bias)), [1], [0], [1], 1)
         }
     }
 }
@@ -196,8 +196,8 @@ impl Module for TokenMixing {
             Self::Expanded { up, down } => down.forward(&up.forward(xs).gelu("none")), // [b, eL, d] inside
             Self::Parallel(convs) => convs.iter().map(|c| c.forward(xs)).reduce(|a, b| a + b).expect("n >= 1"),
             Self::MultiHead { proj, convs, out } => {
-                let heads: Vec<Tensor> = proj.iter().zip(convs).map(|(p, c)| c.forward(&xs.apply(p))).collect(); // [b, L, d_h] each
-                Tensor::cat(&heads, -1).apply(out) // [b, L, d]
+                let heads: Vec<Tensor> = proj.iter().zip(convs).map(|(p, c)| c.forward(&precision::linear(xs, p))).collect(); // [b, L, d_h] each
+                precision::linear(&Tensor::cat(&heads, -1), out) // [b, L, d]
             }
         }
     }
@@ -209,7 +209,7 @@ fn layer_norm(p: nn::Path, d: i64, on: bool) -> Option<nn::LayerNorm> {
 
 fn norm(xs: &Tensor, ln: &Option<nn::LayerNorm>) -> Tensor {
     match ln {
-        Some(ln) => xs.apply(ln),
+        Some(ln) => precision::full(xs).apply(ln),
         None => xs.shallow_clone(),
     }
 }
@@ -229,7 +229,7 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.apply(&self.ff_in).gelu("none").apply(&self.ff_out)
+        precision::linear(&precision::linear(xs, &self.ff_in).gelu("none"), &self.ff_out)
     }
 }
 
@@ -337,7 +337,7 @@ impl CausalLm for MaskedMixer {
     fn embed(&self, tokens: &Tensor) -> Tensor {
         let e = tokens.apply(&self.wte);
         match &self.wte_second {
-            Some(lin) => e.apply(lin),
+            Some(lin) => precision::linear(&e, lin),
             None => e,
         }
     }
@@ -356,8 +356,8 @@ impl CausalLm for MaskedMixer {
 
     fn head(&self, hidden: &Tensor) -> Tensor {
         match &self.lm_head {
-            Some(head) => hidden.apply(head),
-            None => hidden.matmul(&self.wte.ws.tr()),
+            Some(head) => precision::linear(hidden, head),
+            None => precision::matmul(hidden, &self.wte.ws.tr()),
         }
     }
 

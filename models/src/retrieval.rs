@@ -7,7 +7,7 @@
 //! slot scores them, and the n - 1 candidate scores are the logits of a softmax classifier.
 use crate::mask;
 use crate::masked_mixer::{MixerBlock, MixerConfig};
-use crate::init;
+use crate::{init, precision};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -70,7 +70,7 @@ impl RetrievalMixer {
     /// Candidate scores: `[b, n, d]` (slot 0 = query) -> `[b, n - 1]`.
     pub fn forward(&self, slots: &Tensor) -> Tensor {
         let h = self.blocks.iter().fold(slots.shallow_clone(), |h, b| b.forward(&h));
-        let scores = h.apply(&self.retrieval_head).squeeze_dim(-1); // [b, n]
+        let scores = precision::linear(&h, &self.retrieval_head).squeeze_dim(-1).to_kind(Kind::Float); // [b, n]
         scores.narrow(1, 1, self.cfg.n_slots - 1)
     }
 }

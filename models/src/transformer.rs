@@ -11,7 +11,7 @@
 //! `h = x + a + MaskedConv(a)`, `a = Attn(RMSNorm_in(x))`. Its key names
 //! (`model.layers.N.mixer_layer.conv.*`) are ours: the fork's were not recovered.
 use crate::masked_mixer::MaskedConv;
-use crate::{init, mask, CausalLm};
+use crate::{init, mask, precision, CausalLm};
 use tch::{nn, nn::Module, Kind, Tensor};
 
 /// Hugging Face `LlamaConfig.initializer_range`.
@@ -122,11 +122,11 @@ impl Attention {
         let (b, t, d) = xs.size3().expect("[b, t, d]");
         let hd = d / self.n_heads;
         let heads = |x: Tensor| x.view([b, t, self.n_heads, hd]).transpose(1, 2); // [b, h, t, hd]
-        let q = apply_rope(&heads(xs.apply(&self.q_proj)), cos, sin);
-        let k = apply_rope(&heads(xs.apply(&self.k_proj)), cos, sin);
-        let v = heads(xs.apply(&self.v_proj));
+        let q = apply_rope(&heads(precision::linear(xs, &self.q_proj)), cos, sin);
+        let k = apply_rope(&heads(precision::linear(xs, &self.k_proj)), cos, sin);
+        let v = heads(precision::linear(xs, &self.v_proj));
         let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, true, None, false);
-        y.transpose(1, 2).contiguous().view([b, t, d]).apply(&self.o_proj) // [b, t, d]
+        precision::linear(&y.transpose(1, 2).contiguous().view([b, t, d]), &self.o_proj) // [b, t, d]
     }
 }
 
@@ -139,7 +139,8 @@ struct Mlp {
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        (xs.apply(&self.gate_proj).silu() * xs.apply(&self.up_proj)).apply(&self.down_proj)
+        let gate = precision::linear(xs, &self.gate_proj).silu();
+        precision::linear(&(gate * precision::linear(xs, &self.up_proj)), &self.down_proj)
     }
 }
 
@@ -216,7 +217,7 @@ impl CausalLm for Llama {
     }
 
     fn head(&self, hidden: &Tensor) -> Tensor {
-        hidden.apply(&self.norm).apply(&self.lm_head)
+        precision::linear(&hidden.apply(&self.norm), &self.lm_head)
     }
 
     fn embedding_weight(&self) -> Tensor {

@@ -117,6 +117,30 @@ fn autoencoder_reconstructs_from_the_last_position() {
     }
 }
 
+/// bf16 compute tracks fp32 (relative error of the logits ~1e-2), and the gradients land on
+/// the fp32 master weights.
+#[test]
+fn bf16_compute_tracks_fp32_and_keeps_fp32_masters() {
+    for spec in specs().into_iter().chain(autoencoders(false)) {
+        let (vs, m) = build(&spec, 8);
+        let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+        let full = m.forward_t(&tokens, false);
+        let half = mm_models::precision::with_compute(Some(Kind::BFloat16), || m.forward_t(&tokens, false));
+        assert_eq!(mm_models::precision::compute(), None, "the switch is restored");
+        let rel = ((half.to_kind(Kind::Float) - &full).norm().double_value(&[])) / full.norm().double_value(&[]);
+        assert!(rel < 3e-2 && rel > 0.0, "{spec:?}: bf16 vs fp32 rel. error {rel}");
+        let loss = mm_models::precision::with_compute(Some(Kind::BFloat16), || {
+            mm_models::lm_loss(&m.forward_t(&tokens, true), &tokens, m.objective())
+        });
+        loss.backward();
+        for (name, v) in vs.variables() {
+            assert_eq!(v.kind(), Kind::Float, "{name}");
+            let g = v.grad();
+            assert!(!g.defined() || g.kind() == Kind::Float, "{name}: grad {:?}", g.kind());
+        }
+    }
+}
+
 #[test]
 fn remask_zeroes_what_forward_never_uses() {
     let spec = ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..MixerSpec::flat(8, 1) });

@@ -108,6 +108,7 @@ fn attention_fact(
     let batch = config.train.as_ref().map_or(1, |t| t.batch_size);
     let kind = match precision {
         crate::suite::Precision::Fp16Amp => tch::Kind::Half,
+        crate::suite::Precision::Bf16 => tch::Kind::BFloat16,
         crate::suite::Precision::Fp32 => tch::Kind::Float,
     };
     let backend = mm_models::transformer::sdpa_backend(batch, heads, config.data.n_ctx, head_dim, kind, device);

@@ -184,6 +184,9 @@ pub enum Precision {
     /// loss scaling (scale 2^16, halved on inf/nan with the step skipped, doubled every 2000
     /// clean steps). CUDA only.
     Fp16Amp,
+    /// Manual mixed precision: fp32 master weights, bf16 matrix products, fp32 norms and loss
+    /// (`mm_models::precision`). No loss scaling. CPU or CUDA.
+    Bf16,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
