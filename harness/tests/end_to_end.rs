@@ -231,6 +231,35 @@ fn every_architecture_trains_a_few_steps() {
 }
 
 #[test]
+fn init_from_continues_a_checkpoint_and_lists_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = TINY.replace("  { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 },\n", "");
+    let suite = write_suite(dir.path(), "tiny.toml", &one);
+    assert!(harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]).status.success());
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    let ckpt = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap()).join("model.safetensors");
+    let first: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(ckpt.with_file_name("metrics_eval.json")).unwrap(),
+    )
+    .unwrap();
+    let set = format!("init_from=\"{}\"", ckpt.display());
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "r2", "--set", &set]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m2 = &manifest(&dir.path().join("r2"), "tiny")[0];
+    assert_eq!(m2["inputs"][format!("init_from:{}", ckpt.display())], m["files"]["model.safetensors"]);
+    let run2 = dir.path().join("r2/tiny").join(m2["run_id"].as_str().unwrap());
+    let second: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run2.join("metrics_eval.json")).unwrap()).unwrap();
+    // Step 0 of the continued run is where the first run ended.
+    let (end1, start2) = (first.last().unwrap()["eval_loss"].as_f64().unwrap(), second[0]["eval_loss"].as_f64().unwrap());
+    assert!((end1 - start2).abs() < 1e-4, "{end1} vs {start2}");
+    // A checkpoint of another shape: the run fails and names the mismatched keys.
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "r3", "--set", &set, "--set", "model.d_model=8"]);
+    assert!(!out.status.success());
+    let e = manifest(&dir.path().join("r3"), "tiny")[0]["error"].as_str().unwrap().to_string();
+    assert!(e.contains("init_from") && e.contains("wte.weight: file [300, 16] vs model [300, 8]"), "{e}");
+}
+
+#[test]
 fn bf16_mixed_precision_trains_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), "tiny.toml", TINY);

@@ -11,6 +11,12 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let data = prepare(ctx, &mut out)?;
     let vocab = super::model_vocab(cfg, &data.tok)?;
     let (vs, model) = build_model(cfg, vocab, cfg.seed, ctx.device)?;
+    if let Some(path) = &cfg.init_from {
+        let hash = crate::artifacts::sha256_file(path).with_context(|| format!("init_from: reading {}", path.display()))?;
+        mm_models::checkpoint::load(&vs, path).context("init_from")?;
+        model.remask(); // reference checkpoints hold non-zero masked entries (PAPER.md I.1)
+        out.inputs.insert(format!("init_from:{}", path.display()), hash);
+    }
     out.execution.extend(execution_facts(cfg, ctx.device));
     anyhow::ensure!(!data.eval.is_empty(), "the evaluation split is empty; give data.eval_path or data.eval_fraction > 0");
     let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress };

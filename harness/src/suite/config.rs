@@ -19,7 +19,7 @@ impl ExperimentKind {
     /// id of a kind does not move with settings it never uses.
     pub fn sections(self) -> &'static [&'static str] {
         match self {
-            Self::Clm => &["model", "data", "train", "device"],
+            Self::Clm => &["model", "data", "train", "device", "init_from"],
             Self::Representation => &["model", "data", "train", "representation", "device"],
         }
     }
@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub seed: u64,
     #[serde(default = "default_device")]
     pub device: DeviceChoice,
+    /// Start from this safetensors checkpoint (reference key names) instead of a fresh init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 fn default_seed() -> u64 {

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 /// Top-level keys a `[defaults]` table may hold.
-const DEFAULT_KEYS: &[&str] = &["model", "data", "train", "representation", "device", "seeds"];
+const DEFAULT_KEYS: &[&str] = &["model", "data", "train", "representation", "device", "seeds", "init_from"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -80,6 +80,8 @@ pub struct ExperimentDef {
     pub representation: Option<Table>,
     #[serde(default)]
     pub device: Option<Value>,
+    #[serde(default)]
+    pub init_from: Option<Value>,
 }
 
 /// One point of an experiment's sweep: a fully resolved config and its id.
@@ -211,12 +213,13 @@ impl Ctx<'_> {
                 base.insert(s.to_string(), v.clone());
             }
         }
-        let own: [(&str, Option<Value>); 5] = [
+        let own: [(&str, Option<Value>); 6] = [
             ("model", exp.model.clone().map(Value::Table)),
             ("data", exp.data.clone().map(Value::Table)),
             ("train", exp.train.clone().map(Value::Table)),
             ("representation", exp.representation.clone().map(Value::Table)),
             ("device", exp.device.clone()),
+            ("init_from", exp.init_from.clone()),
         ];
         for (k, v) in own {
             if let Some(v) = v {
