@@ -41,6 +41,9 @@ pub struct TrainOutcome {
     pub train_loss: f64,
     pub eval_loss: f64,
     pub wall_s: f64,
+    /// Seconds spent in evaluation and checkpoint writes (excluded from tokens_per_s).
+    pub overhead_s: f64,
+    /// Non-pad training tokens per second of optimizer steps alone.
     pub tokens_per_s: f64,
     pub steps_metrics: Vec<StepMetric>,
     pub eval_metrics: Vec<EvalMetric>,
@@ -177,6 +180,7 @@ impl Trainer<'_> {
             train_loss: f64::NAN,
             eval_loss: f64::NAN,
             wall_s: 0.0,
+            overhead_s: 0.0,
             tokens_per_s: 0.0,
             steps_metrics: vec![],
             eval_metrics: vec![],
@@ -188,6 +192,7 @@ impl Trainer<'_> {
         // Step 0: the untrained model, so every curve starts where training started.
         let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
         out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
+        out.overhead_s += started.elapsed().as_secs_f64();
         for step in 0..total {
             if order.len() < cfg.batch_size as usize {
                 let mut epoch: Vec<i64> = (0..n).collect();
@@ -197,7 +202,10 @@ impl Trainer<'_> {
             let idx: Vec<i64> = order.drain(..cfg.batch_size.min(n) as usize).collect();
             let idx = Tensor::from_slice(&idx);
             let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
-            let labels = train.labels.index_select(0, &idx).to_device(self.device);
+            let labels_cpu = train.labels.index_select(0, &idx);
+            // Counted on the host: no device sync for the bookkeeping.
+            tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
+            let labels = labels_cpu.to_device(self.device);
             let lr = cfg.lr * lr_factor(step, cfg.warmup_steps, total);
             opt.set_lr(lr);
             opt.zero_grad();
@@ -222,7 +230,6 @@ impl Trainer<'_> {
                 }
             };
             let loss_v = loss.double_value(&[]);
-            tokens_seen += labels.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
             window_sum += loss_v;
             window_n += 1;
             if step % log_every == 0 || step + 1 == total {
@@ -236,6 +243,7 @@ impl Trainer<'_> {
                 });
             }
             let done = step + 1;
+            let overhead = Instant::now();
             if done % cfg.eval_every == 0 || done == total {
                 last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
                 out.eval_metrics.push(EvalMetric { step: done, eval_loss: last_eval, train_loss: window_sum / window_n as f64 });
@@ -248,18 +256,21 @@ impl Trainer<'_> {
                 save_checkpoint(vs, &self.run_dir.join(&name))?;
                 out.checkpoints.push((done, name));
             }
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            out.overhead_s += overhead.elapsed().as_secs_f64();
+            let secs = (started.elapsed().as_secs_f64() - out.overhead_s).max(1e-9);
             bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
             bar.inc(1);
         }
         bar.finish_and_clear();
+        let saving = Instant::now();
         save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
+        out.overhead_s += saving.elapsed().as_secs_f64();
         out.checkpoints.push((total, "model.safetensors".into()));
         out.amp_final_scale = scaler.map(|s| s.scale);
         out.tokens = tokens_seen;
         out.eval_loss = last_eval;
         out.wall_s = started.elapsed().as_secs_f64();
-        out.tokens_per_s = tokens_seen as f64 / out.wall_s.max(1e-9);
+        out.tokens_per_s = tokens_seen as f64 / (out.wall_s - out.overhead_s).max(1e-9);
         Ok(out)
     }
 

@@ -31,6 +31,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     s.insert("eval_loss".into(), outcome.eval_loss.into());
     s.insert("tokens_per_s".into(), outcome.tokens_per_s.into());
     s.insert("train_wall_s".into(), outcome.wall_s.into());
+    s.insert("eval_and_checkpoint_s".into(), outcome.overhead_s.into());
     if let Some(scale) = outcome.amp_final_scale {
         s.insert("amp_skipped_steps".into(), outcome.amp_skipped_steps.into());
         s.insert("amp_final_scale".into(), scale.into());
