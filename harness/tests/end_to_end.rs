@@ -31,11 +31,9 @@ fn run_writes_report_reuses_finished_runs_and_is_deterministic() {
         for f in ["config.json", "summary.json", "model.safetensors", "tokenizer.json", "metrics_eval.json"] {
             assert_eq!(files[f].as_str().unwrap().len(), 64, "{f}");
         }
-        let run = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap());
-        let evals: Vec<serde_json::Value> =
-            serde_json::from_str(&std::fs::read_to_string(run.join("metrics_eval.json")).unwrap()).unwrap();
-        let (start, end) = (evals[0]["eval_loss"].as_f64().unwrap(), evals.last().unwrap()["eval_loss"].as_f64().unwrap());
-        assert_eq!(evals[0]["step"], 0);
+        let evals = eval_losses(&run_dir(&dir.path().join("results"), "tiny", m));
+        let ((step0, start), (_, end)) = (evals[0], *evals.last().unwrap());
+        assert_eq!(step0, 0);
         assert!(end < start - 0.5, "eval loss {start} -> {end} did not fall");
     }
 
@@ -62,11 +60,10 @@ fn run_writes_report_reuses_finished_runs_and_is_deterministic() {
 #[test]
 fn tampered_run_is_redone() {
     let dir = tempfile::tempdir().unwrap();
-    let one = TINY.replace("  { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 },\n", "");
-    let suite = write_suite(dir.path(), "tiny.toml", &one);
+    let suite = write_suite(dir.path(), "tiny.toml", &tiny_mixer_only());
     assert!(harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]).status.success());
     let m = &manifest(&dir.path().join("results"), "tiny")[0];
-    let run = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap());
+    let run = run_dir(&dir.path().join("results"), "tiny", m);
     std::fs::write(run.join("summary.json"), "{}").unwrap();
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
     assert!(out.status.success());
@@ -233,24 +230,20 @@ fn every_architecture_trains_a_few_steps() {
 #[test]
 fn init_from_continues_a_checkpoint_and_lists_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let one = TINY.replace("  { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 },\n", "");
-    let suite = write_suite(dir.path(), "tiny.toml", &one);
+    let suite = write_suite(dir.path(), "tiny.toml", &tiny_mixer_only());
     assert!(harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]).status.success());
     let m = &manifest(&dir.path().join("results"), "tiny")[0];
-    let ckpt = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap()).join("model.safetensors");
-    let first: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(ckpt.with_file_name("metrics_eval.json")).unwrap(),
-    )
-    .unwrap();
+    let first_run = run_dir(&dir.path().join("results"), "tiny", m);
+    let ckpt = first_run.join("model.safetensors");
+    let first = eval_losses(&first_run);
     let set = format!("init_from=\"{}\"", ckpt.display());
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "r2", "--set", &set]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m2 = &manifest(&dir.path().join("r2"), "tiny")[0];
     assert_eq!(m2["inputs"][format!("init_from:{}", ckpt.display())], m["files"]["model.safetensors"]);
-    let run2 = dir.path().join("r2/tiny").join(m2["run_id"].as_str().unwrap());
-    let second: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run2.join("metrics_eval.json")).unwrap()).unwrap();
+    let second = eval_losses(&run_dir(&dir.path().join("r2"), "tiny", m2));
     // Step 0 of the continued run is where the first run ended.
-    let (end1, start2) = (first.last().unwrap()["eval_loss"].as_f64().unwrap(), second[0]["eval_loss"].as_f64().unwrap());
+    let (end1, start2) = (first.last().unwrap().1, second[0].1);
     assert!((end1 - start2).abs() < 1e-4, "{end1} vs {start2}");
     // A checkpoint of another shape: the run fails and names the mismatched keys.
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "r3", "--set", &set, "--set", "model.d_model=8"]);
@@ -267,9 +260,8 @@ fn bf16_mixed_precision_trains_and_is_recorded() {
     assert!(out.status.success(), "{}", stderr(&out));
     for m in manifest(&dir.path().join("results"), "tiny") {
         assert_eq!(m["execution"]["precision"], "bf16");
-        let run = dir.path().join("results/tiny").join(m["run_id"].as_str().unwrap());
-        let evals: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run.join("metrics_eval.json")).unwrap()).unwrap();
-        let (start, end) = (evals[0]["eval_loss"].as_f64().unwrap(), evals.last().unwrap()["eval_loss"].as_f64().unwrap());
+        let evals = eval_losses(&run_dir(&dir.path().join("results"), "tiny", &m));
+        let (start, end) = (evals[0].1, evals.last().unwrap().1);
         assert!(end < start - 0.5, "bf16 eval loss {start} -> {end}");
     }
 }

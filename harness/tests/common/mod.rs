@@ -31,6 +31,22 @@ model = [
 ]
 "#;
 
+/// TINY with the masked mixer only.
+pub fn tiny_mixer_only() -> String {
+    TINY.replace("  { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 },\n", "")
+}
+
+/// The folder of the run a manifest describes.
+pub fn run_dir(results: &Path, suite: &str, manifest: &serde_json::Value) -> PathBuf {
+    results.join(suite).join(manifest["run_id"].as_str().unwrap())
+}
+
+/// (step, eval loss) of a finished CLM run, step 0 first.
+pub fn eval_losses(run: &Path) -> Vec<(u64, f64)> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run.join("metrics_eval.json")).unwrap()).unwrap();
+    rows.iter().map(|r| (r["step"].as_u64().unwrap(), r["eval_loss"].as_f64().unwrap())).collect()
+}
+
 pub fn write_suite(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
