@@ -43,6 +43,9 @@ enum Command {
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+        /// Run only this experiment (repeatable), and the runs it consumes.
+        #[arg(long, value_name = "EXPERIMENT")]
+        only: Vec<String>,
     },
     /// Print the runs a suite expands to, with exact parameter counts, without running them.
     Plan {
@@ -134,10 +137,10 @@ fn main() -> Result<()> {
         std::env::set_var("HF_HUB_OFFLINE", "1");
     }
     match cli.command {
-        Command::Run { args, reports, force, quiet } => {
+        Command::Run { args, reports, force, quiet, only } => {
             let suite = load(&args)?;
             eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
-            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force };
+            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only };
             let out = runner::execute(&suite, &opts).with_context(|| format!("running {}", args.suite.display()))?;
             println!("report: {}", out.report.join("README.md").display());
             if out.failed() > 0 {
@@ -150,23 +153,32 @@ fn main() -> Result<()> {
             use std::fmt::Write as _;
             let _ = writeln!(text, "suite {} ({} runs): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
             let _ = writeln!(
-                text,"{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} status", "run", "experiment", "kind", "model", "setting", "seed", "params", "device");
+                text,
+                "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13}  {:<6} {:<12}  status",
+                "run", "experiment", "kind", "model", "setting", "seed", "params", "device", "from"
+            );
             for r in &suite.runs {
                 let c = &r.config;
-                let params = c.model.num_params(c.data.vocab_size as i64, c.data.n_ctx);
+                let params = match (&c.model, &c.data) {
+                    (Some(m), Some(d)) => m.num_params(d.vocab_size as i64, d.n_ctx).to_string(),
+                    _ => "—".into(),
+                };
+                let vocab = c.data.as_ref().map(|d| format!(" V={}", d.vocab_size)).unwrap_or_default();
                 let dir = harness::artifacts::RunDir::new(&args.results, &r.suite, &r.id);
                 let status = if dir.verified_finished().is_some() { "finished" } else { "pending" };
+                let from = r.upstream().map_or("—".to_string(), |u| u[..12].to_string());
                 let _ = writeln!(
                     text,
-                    "{:<12}  {:<16} {:<14} {:<24} {:<28} {:>4} {:>13}  {:<6} {status}",
+                    "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13}  {:<6} {:<12}  {status}",
                     r.short_id(),
                     r.experiment,
-                    format!("{:?}", c.kind).to_lowercase(),
+                    c.kind.name(),
                     harness::report::model_label(r),
-                    format!("{} V={}", harness::report::setting(r), c.data.vocab_size),
+                    format!("{}{vocab}", harness::report::setting(r)),
                     c.seed,
                     params,
                     format!("{:?}", c.device).to_lowercase(),
+                    from,
                 );
             }
             // A closed pipe (`harness plan ... | head`) is not an error worth a panic.

@@ -15,6 +15,8 @@ pub struct Options {
     pub progress: bool,
     /// Rerun finished runs too.
     pub force: bool,
+    /// Only these experiments' runs, and the runs they consume (built when missing).
+    pub only: Vec<String>,
 }
 
 pub struct Outcome {
@@ -35,15 +37,25 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     let prov = Provenance::collect();
     let cache = opts.results.join(".cache");
-    let mut records = Vec::new();
-    let n = suite.runs.len();
-    for (i, run) in suite.runs.iter().enumerate() {
+    let runs = if opts.only.is_empty() { suite.runs.clone() } else { suite.select(&opts.only)? };
+    let mut records: Vec<RunRecord> = Vec::new();
+    let n = runs.len();
+    for (i, run) in runs.iter().enumerate() {
         let dir = RunDir::new(&opts.results, &run.suite, &run.id);
         let head = format!("[{}/{n}] {} {} {} seed {}", i + 1, run.experiment, run.short_id(), report::model_label(run), run.config.seed);
         if !opts.force {
             if let Some(m) = dir.verified_finished() {
                 eprintln!("{head}: finished earlier, reused");
                 records.push(record(run, &dir, &m, true));
+                continue;
+            }
+        }
+        // Producers run first (suite order); a failed one fails its consumers without work.
+        if let Some(up) = run.upstream() {
+            if let Some(p) = records.iter().find(|r| r.run.id == up && r.status != RunStatus::Finished) {
+                let why = format!("its producer {} ({}) did not finish", p.run.short_id(), p.run.experiment);
+                eprintln!("{head}: SKIPPED: {why}");
+                records.push(RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::pending(run), false) });
                 continue;
             }
         }
@@ -68,25 +80,15 @@ fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &P
     dir.write_json("config.json", &run.config)?;
     let device = crate::device::resolve(run.config.device)?;
     let mut m = Manifest {
-        schema_version: MANIFEST_SCHEMA,
-        run_id: run.id.clone(),
-        suite: run.suite.clone(),
-        experiment: run.experiment.clone(),
         status: RunStatus::Running,
-        error: None,
         git_sha: prov.git_sha.clone(),
         git_dirty: prov.git_dirty,
         cargo_lock_sha256: prov.cargo_lock_sha256.clone(),
         harness_version: prov.harness_version.clone(),
         libtorch_version: prov.libtorch_version.clone(),
         device: crate::device::describe(device),
-        seed: run.config.seed,
-        inputs: Default::default(),
-        execution: Default::default(),
         started_utc: utc_now(),
-        finished_utc: None,
-        wall_s: None,
-        files: Default::default(),
+        ..Manifest::pending(run)
     };
     dir.write_manifest(&m)?;
     let started = Instant::now();
@@ -95,6 +97,10 @@ fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &P
         match run.config.kind {
             ExperimentKind::Clm => experiments::clm::run(&ctx),
             ExperimentKind::Representation => experiments::representation::run(&ctx),
+            ExperimentKind::Embed => experiments::embed::run(&ctx),
+            ExperimentKind::RetrievalFrozen => experiments::retrieval_frozen::run(&ctx),
+            ExperimentKind::RetrievalInfonce => experiments::retrieval_infonce::run(&ctx),
+            ExperimentKind::RetrievalEval => experiments::retrieval_eval::run(&ctx),
         }
     }));
     m.wall_s = Some(started.elapsed().as_secs_f64());
@@ -119,6 +125,33 @@ fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &P
     m.files = dir.hash_files()?;
     dir.write_manifest(&m)?;
     Ok(m)
+}
+
+impl Manifest {
+    /// A manifest for a run that has not started: ids and seed, nothing else.
+    fn pending(run: &Run) -> Self {
+        Manifest {
+            schema_version: MANIFEST_SCHEMA,
+            run_id: run.id.clone(),
+            suite: run.suite.clone(),
+            experiment: run.experiment.clone(),
+            status: RunStatus::Failed,
+            error: None,
+            git_sha: String::new(),
+            git_dirty: false,
+            cargo_lock_sha256: None,
+            harness_version: String::new(),
+            libtorch_version: String::new(),
+            device: String::new(),
+            seed: run.config.seed,
+            inputs: Default::default(),
+            execution: Default::default(),
+            started_utc: String::new(),
+            finished_utc: None,
+            wall_s: None,
+            files: Default::default(),
+        }
+    }
 }
 
 fn curve(dir: &RunDir, file: &str, y: &str) -> Vec<(f64, f64)> {

@@ -94,12 +94,84 @@ impl GradScaler {
     }
 }
 
-/// Runs a forward under the run's precision.
-fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precision) -> Tensor {
+/// Runs `f` (a forward) under a precision: fp32, CUDA autocast to fp16, or bf16 compute.
+pub fn with_precision<T>(precision: Precision, f: impl FnOnce() -> T) -> T {
     match precision {
-        Precision::Fp32 => model.forward_t(tokens, train),
-        Precision::Fp16Amp => tch::autocast(true, || model.forward_t(tokens, train)),
-        Precision::Bf16 => mm_models::precision::with_compute(Some(Kind::BFloat16), || model.forward_t(tokens, train)),
+        Precision::Fp32 => f(),
+        Precision::Fp16Amp => tch::autocast(true, f),
+        Precision::Bf16 => mm_models::precision::with_compute(Some(Kind::BFloat16), f),
+    }
+}
+
+fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precision) -> Tensor {
+    with_precision(precision, || model.forward_t(tokens, train))
+}
+
+/// AdamW settings (Hugging Face's `adamw_torch` defaults: 0.9, 0.999, 1e-8, no weight decay).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamW {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamW {
+    fn default() -> Self {
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+/// One optimizer step as every trainer here takes it (PAPER.md C): backward (scaled under
+/// fp16-amp), global grad-norm clip, AdamW; under fp16-amp a step with inf/nan gradients is
+/// skipped, as GradScaler does.
+pub struct Stepper {
+    opt: nn::Optimizer,
+    params: Vec<Tensor>,
+    scaler: Option<GradScaler>,
+    clip: f64,
+    /// Steps skipped for inf/nan gradients (fp16-amp).
+    pub skipped: u64,
+}
+
+impl Stepper {
+    pub fn new(vs: &nn::VarStore, adam: AdamW, lr: f64, clip: f64, precision: Precision) -> Result<Self, ModelError> {
+        let opt = nn::AdamW { beta1: adam.beta1, beta2: adam.beta2, wd: adam.weight_decay, eps: adam.eps, amsgrad: false }
+            .build(vs, lr)?;
+        let scaler = (precision == Precision::Fp16Amp).then(GradScaler::new);
+        Ok(Self { opt, params: vs.trainable_variables(), scaler, clip, skipped: 0 })
+    }
+
+    /// Backward of `loss`, clip, step at `lr`. The gradient norm before clipping, or `None`
+    /// when the step was skipped (then the caller's schedule does not advance either, as in
+    /// Hugging Face's Trainer).
+    pub fn step(&mut self, loss: &Tensor, lr: f64) -> Option<f64> {
+        self.opt.set_lr(lr);
+        self.opt.zero_grad();
+        match self.scaler.as_mut() {
+            None => {
+                loss.backward();
+                let norm = clip_grad_norm(&self.params, self.clip);
+                self.opt.step();
+                Some(norm)
+            }
+            Some(scaler) => {
+                (loss * scaler.scale).backward();
+                if scaler.unscale(&self.params) {
+                    let norm = clip_grad_norm(&self.params, self.clip);
+                    self.opt.step();
+                    Some(norm)
+                } else {
+                    self.skipped += 1;
+                    None
+                }
+            }
+        }
+    }
+
+    /// The loss scale after training (fp16-amp).
+    pub fn final_scale(&self) -> Option<f64> {
+        self.scaler.as_ref().map(|s| s.scale)
     }
 }
 
@@ -163,9 +235,11 @@ impl Trainer<'_> {
         let cfg = self.cfg;
         let n_ctx = train.tokens.size()[1];
         let total = cfg.total_steps(n_ctx);
-        let mut opt = nn::AdamW { beta1: cfg.beta1, beta2: cfg.beta2, wd: cfg.weight_decay, eps: cfg.eps, amsgrad: false }
-            .build(vs, cfg.lr)?;
-        let params = vs.trainable_variables();
+        let adam = AdamW { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay };
+        let mut stepper = Stepper::new(vs, adam, cfg.lr, cfg.grad_clip, cfg.precision)?;
+        // The schedule's position: optimizer steps actually applied (a skipped fp16 step does
+        // not advance it, as Hugging Face's Trainer skips lr_scheduler.step() then).
+        let mut applied = 0u64;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_da7a);
         let n = train.len();
         let mut order: Vec<i64> = Vec::new();
@@ -188,7 +262,6 @@ impl Trainer<'_> {
             amp_skipped_steps: 0,
             amp_final_scale: None,
         };
-        let mut scaler = (cfg.precision == Precision::Fp16Amp).then(GradScaler::new);
         // Step 0: the untrained model, so every curve starts where training started.
         let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
         out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
@@ -206,28 +279,14 @@ impl Trainer<'_> {
             // Counted on the host: no device sync for the bookkeeping.
             tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
             let labels = labels_cpu.to_device(self.device);
-            let lr = cfg.lr * lr_factor(step, cfg.warmup_steps, total);
-            opt.set_lr(lr);
-            opt.zero_grad();
+            let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, total);
             let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
-            let grad_norm = match scaler.as_mut() {
-                None => {
-                    loss.backward();
-                    let norm = clip_grad_norm(&params, cfg.grad_clip);
-                    opt.step();
+            let grad_norm = match stepper.step(&loss, lr) {
+                Some(norm) => {
+                    applied += 1;
                     norm
                 }
-                Some(scaler) => {
-                    (&loss * scaler.scale).backward();
-                    if scaler.unscale(&params) {
-                        let norm = clip_grad_norm(&params, cfg.grad_clip);
-                        opt.step();
-                        norm
-                    } else {
-                        out.amp_skipped_steps += 1; // inf/nan: skip the step, as GradScaler does
-                        f64::NAN
-                    }
-                }
+                None => f64::NAN, // inf/nan under fp16-amp: skipped
             };
             let loss_v = loss.double_value(&[]);
             window_sum += loss_v;
@@ -266,7 +325,8 @@ impl Trainer<'_> {
         save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
         out.overhead_s += saving.elapsed().as_secs_f64();
         out.checkpoints.push((total, "model.safetensors".into()));
-        out.amp_final_scale = scaler.map(|s| s.scale);
+        out.amp_final_scale = stepper.final_scale();
+        out.amp_skipped_steps = stepper.skipped;
         out.tokens = tokens_seen;
         out.eval_loss = last_eval;
         out.wall_s = started.elapsed().as_secs_f64();

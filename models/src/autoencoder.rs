@@ -143,6 +143,11 @@ impl CausalLm for Autoencoder {
         precision::linear(hidden, &self.lm_head)
     }
 
+    /// The encoder's output; its last position is the AE's embedding (A.5, A.6: position -1).
+    fn embedding_states(&self, tokens: &Tensor, _train: bool) -> Tensor {
+        self.encoder.forward(&self.embed(tokens))
+    }
+
     fn embedding_weight(&self) -> Tensor {
         self.wte.ws.shallow_clone()
     }

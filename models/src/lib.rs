@@ -54,6 +54,13 @@ pub trait CausalLm {
     fn forward_t(&self, tokens: &Tensor, train: bool) -> Tensor {
         self.head(&self.blocks(&self.embed(tokens), None, train))
     }
+
+    /// The last hidden layer that a retrieval embedding reads (PAPER.md A.6): the block stack's
+    /// output, after the final norm where the architecture has one (HF `LlamaModel`'s
+    /// `last_hidden_state`); an autoencoder's encoder output. `[b, t]` -> `[b, t, d]`.
+    fn embedding_states(&self, tokens: &Tensor, train: bool) -> Tensor {
+        self.blocks(&self.embed(tokens), None, train)
+    }
 }
 
 /// What a model's logits predict.

@@ -82,6 +82,21 @@ pub fn retrieval_loss(scores: &Tensor, target: &Tensor, double_softmax: bool) ->
     logits.cross_entropy_for_logits(target)
 }
 
+/// InfoNCE over groups (PAPER.md F.2): in each group, slot 0 is the query's embedding and slots
+/// 1..g its candidates, one of which matches. With cosine similarity `cos` and temperature `tau`,
+/// `L = -log( e^{cos(q,p)/tau} / Σ_j e^{cos(q,c_j)/tau} )`, the mean over groups.
+///
+/// # Shapes
+/// `groups` `[G, g, d]`, `target` `[G]` (the match's candidate index, 0..g-1) -> scalar.
+pub fn info_nce_loss(groups: &Tensor, target: &Tensor, tau: f64) -> Tensor {
+    let (_n, g, _d) = groups.size3().expect("[G, g, d]");
+    let groups = groups.to_kind(Kind::Float);
+    let q = groups.narrow(1, 0, 1); // [G, 1, d]
+    let c = groups.narrow(1, 1, g - 1); // [G, g-1, d]
+    let cos = Tensor::cosine_similarity(&q, &c, -1, 1e-8); // [G, g-1], as torch.nn.CosineSimilarity
+    (cos / tau).cross_entropy_for_logits(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,7 +134,38 @@ mod tests {
         let plain = retrieval_loss(&s, &target, false).double_value(&[]);
         let want = -s.log_softmax(-1, Kind::Float).gather(1, &target.unsqueeze(1), false).mean(Kind::Float).double_value(&[]);
         assert!((plain - want).abs() < 1e-6);
-        // Double softmax squashes logits into [0, 1]: the loss cannot fall below ln(n-1) - 1 + ...
-        assert!(retrieval_loss(&s, &target, true).double_value(&[]) > (4f64).ln() - 1.0);
+        // Double softmax: CE of softmax(scores) taken as logits, element by element.
+        let p = s.softmax(-1, Kind::Float);
+        let want = -p.log_softmax(-1, Kind::Float).gather(1, &target.unsqueeze(1), false).mean(Kind::Float).double_value(&[]);
+        let double = retrieval_loss(&s, &target, true).double_value(&[]);
+        assert!((double - want).abs() < 1e-6, "{double} vs {want}");
+        assert!((double - plain).abs() > 1e-3, "the v1 variant is a different loss");
+        // Its floor: probabilities in [0, 1] as logits give at least ln(1 + (n-2)/e) per row.
+        let confident = Tensor::from_slice(&[50f32, 0.0, 0.0, 0.0]).view([1, 4]);
+        let floor = (1.0 + 3.0 / std::f64::consts::E).ln();
+        let got = retrieval_loss(&confident, &Tensor::from_slice(&[0i64]), true).double_value(&[]);
+        assert!((got - floor).abs() < 1e-5, "{got} vs {floor}");
+    }
+
+    #[test]
+    fn info_nce_matches_the_formula_and_scales_with_tau() {
+        // One hand-made group: q = e1; candidates e1 (the match), e2, (e1 + e2)/sqrt2.
+        let g = Tensor::from_slice(&[1f32, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]).view([1, 4, 2]);
+        let target = Tensor::from_slice(&[0i64]);
+        let cos = [1.0f64, 0.0, std::f64::consts::FRAC_1_SQRT_2];
+        for tau in [0.02, 0.5, 1.0] {
+            let z: f64 = cos.iter().map(|c| (c / tau).exp()).sum();
+            let want = -((cos[0] / tau).exp() / z).ln();
+            let got = info_nce_loss(&g, &target, tau).double_value(&[]);
+            assert!((got - want).abs() < 1e-4 * want.max(1.0), "tau {tau}: {got} vs {want}");
+        }
+        // The match at another slot: the same loss when the labels move with it.
+        let swapped = Tensor::from_slice(&[1f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]).view([1, 4, 2]);
+        let a = info_nce_loss(&g, &target, 0.5).double_value(&[]);
+        let b = info_nce_loss(&swapped, &Tensor::from_slice(&[1i64]), 0.5).double_value(&[]);
+        assert!((a - b).abs() < 1e-6);
+        // Scale-free: cosine ignores the embeddings' norms.
+        let c = info_nce_loss(&(&g * 7.0), &target, 0.5).double_value(&[]);
+        assert!((a - c).abs() < 1e-6);
     }
 }

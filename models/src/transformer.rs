@@ -220,6 +220,10 @@ impl CausalLm for Llama {
         precision::linear(&hidden.apply(&self.norm), &self.lm_head)
     }
 
+    fn embedding_states(&self, tokens: &Tensor, train: bool) -> Tensor {
+        self.blocks(&self.embed(tokens), None, train).apply(&self.norm)
+    }
+
     fn embedding_weight(&self) -> Tensor {
         self.embed_tokens.ws.shallow_clone()
     }

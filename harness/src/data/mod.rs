@@ -39,6 +39,8 @@ pub enum DataError {
     NoMarker { path: PathBuf, marker: String },
     #[error("{what}: {n} stories is too few (need at least {need}); add data or lower data.eval_fraction")]
     TooFew { what: String, n: usize, need: usize },
+    #[error("pairs: {n} pairs with {test} for test; need at least 2 of each split: raise pairs.n_pairs or change pairs.test_fraction / pairs.test_pairs")]
+    TooFewPairs { n: usize, test: usize },
     #[error("tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
     #[error("{path}: {message}")]

@@ -62,6 +62,55 @@ pub fn derived_pairs(stories: &[String], seed: u64) -> Vec<Pair> {
         .collect()
 }
 
+/// A pairs set split into train and test (the last `test_fraction` / `test_pairs`, as the
+/// paper's 180k/20k), with its provenance.
+#[derive(Debug, Clone)]
+pub struct PairSplit {
+    pub train: Vec<Pair>,
+    pub test: Vec<Pair>,
+    /// "synthetic" (embedded summaries), "derived" (sentence vs rest of story) or "file".
+    pub label: &'static str,
+    /// Input name -> sha256.
+    pub inputs: std::collections::BTreeMap<String, String>,
+}
+
+/// The pairs a suite's `[pairs]` names.
+pub fn load(cfg: &crate::suite::PairsConfig) -> Result<PairSplit, DataError> {
+    use crate::suite::PairsSource;
+    let mut inputs = std::collections::BTreeMap::new();
+    let hash = |p: &Path| crate::artifacts::sha256_file(p).map_err(|e| DataError::Read { path: p.into(), source: e });
+    let (mut pairs, label) = match cfg.source {
+        PairsSource::Embedded => {
+            let n = cfg.n_pairs.unwrap_or(2000);
+            let pairs: Vec<Pair> =
+                super::embedded::generate(n, cfg.seed).into_iter().map(|r| Pair { query: r.summary, passage: r.story }).collect();
+            let text: String = pairs.iter().map(|p| format!("{}\n{}\n", p.query, p.passage)).collect();
+            inputs.insert(format!("embedded pairs(n={n}, seed={})", cfg.seed), crate::artifacts::sha256_bytes(text.as_bytes()));
+            (pairs, "synthetic")
+        }
+        PairsSource::Derived => {
+            let path = cfg.path.as_deref().expect("validated: derived pairs have a path");
+            let stories = super::text::read_stories(path, &cfg.marker, true)?;
+            inputs.insert(path.display().to_string(), hash(path)?);
+            (derived_pairs(&stories, cfg.seed), "derived")
+        }
+        PairsSource::File => {
+            let path = cfg.path.as_deref().expect("validated: file pairs have a path");
+            inputs.insert(path.display().to_string(), hash(path)?);
+            (read_pairs(path, &cfg.query_field, &cfg.passage_field)?, "file")
+        }
+    };
+    if let Some(n) = cfg.n_pairs {
+        pairs.truncate(n);
+    }
+    let n_test = cfg.test_pairs.unwrap_or(((pairs.len() as f64) * cfg.test_fraction).round() as usize);
+    if n_test < 2 || n_test + 2 > pairs.len() {
+        return Err(DataError::TooFewPairs { n: pairs.len(), test: n_test });
+    }
+    let test = pairs.split_off(pairs.len() - n_test);
+    Ok(PairSplit { train: pairs, test, label, inputs })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

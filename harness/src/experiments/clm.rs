@@ -24,7 +24,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
     ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;
     let s = &mut out.summary;
-    s.insert("params".into(), cfg.model.num_params(vocab, cfg.data.n_ctx).into());
+    s.insert("params".into(), cfg.model().num_params(vocab, cfg.data().n_ctx).into());
     s.insert("steps".into(), outcome.steps.into());
     s.insert("tokens".into(), outcome.tokens.into());
     s.insert("train_loss".into(), outcome.train_loss.into());

@@ -1,7 +1,12 @@
 //! Experiment kinds, one file each. An experiment says what to compute; the runner
 //! ([`crate::runner`]) owns folders, manifests and hashes, the report writer owns tables.
 pub mod clm;
+pub mod embed;
 pub mod representation;
+pub mod retrieval_eval;
+pub mod retrieval_frozen;
+pub mod retrieval_infonce;
+pub mod sampling;
 
 use crate::artifacts::RunDir;
 use crate::data::{Corpus, Encoded, Tok};
@@ -25,6 +30,40 @@ pub struct RunContext<'a> {
     pub progress: bool,
 }
 
+impl RunContext<'_> {
+    /// The finished run this one consumes (`from`), with its manifest; an error that names it
+    /// when it is missing, unfinished or changed since it finished.
+    pub fn producer(&self) -> Result<(RunDir, crate::artifacts::Manifest)> {
+        let up = self.run.config.upstream.as_ref().context("this run names no producer (from = ...)")?;
+        let dir = RunDir::new(self.results, &self.run.suite, &up.run);
+        let manifest = dir.verified_finished().with_context(|| {
+            format!(
+                "needs the finished `{}` run {} in {}; it is missing, failed, or its files changed since it finished \
+                 (run the suite again to rebuild it)",
+                up.experiment,
+                &up.run[..12],
+                dir.path.display()
+            )
+        })?;
+        Ok((dir, manifest))
+    }
+
+    /// The producer run's `summary.json`.
+    pub fn producer_summary(&self) -> Result<serde_json::Map<String, Value>> {
+        let (dir, _) = self.producer()?;
+        let text = std::fs::read_to_string(dir.file("summary.json")).with_context(|| format!("reading {}/summary.json", dir.path.display()))?;
+        Ok(serde_json::from_str(&text).with_context(|| format!("{}/summary.json is not JSON", dir.path.display()))?)
+    }
+
+    /// A file of the producer run, recorded with its sha256 among this run's inputs.
+    pub fn producer_file(&self, name: &str, out: &mut RunOutput) -> Result<std::path::PathBuf> {
+        let (dir, manifest) = self.producer()?;
+        let hash = manifest.files.get(name).with_context(|| format!("the producer run {} has no {name}", dir.path.display()))?;
+        out.inputs.insert(format!("{}/{name}", &manifest.run_id[..12]), hash.clone());
+        Ok(dir.file(name))
+    }
+}
+
 /// What an experiment hands back: the numbers for the report, and facts for the manifest.
 #[derive(Default)]
 pub struct RunOutput {
@@ -42,7 +81,7 @@ pub struct Prepared {
 }
 
 pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
-    let cfg = &ctx.run.config.data;
+    let cfg = ctx.run.config.data();
     let corpus = Corpus::load(cfg).context("loading data")?;
     let tok = Tok::for_run(cfg, &corpus, ctx.cache).context("preparing the tokenizer")?;
     crate::artifacts::write_atomic(&ctx.dir.file("tokenizer.json"), tok.json.as_bytes())?;
@@ -79,7 +118,7 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
 /// The model's vocabulary is `data.vocab_size` (the paper fixes vocab_size in its configs), so
 /// `harness plan` counts parameters exactly; the tokenizer's ids must fit in it.
 pub fn model_vocab(config: &RunConfig, tok: &crate::data::Tok) -> Result<i64> {
-    let v = config.data.vocab_size as i64;
+    let v = config.data().vocab_size as i64;
     anyhow::ensure!(
         tok.vocab_size() <= v,
         "the tokenizer has {} tokens but data.vocab_size is {v}; set data.vocab_size >= {}",
@@ -93,7 +132,7 @@ pub fn model_vocab(config: &RunConfig, tok: &crate::data::Tok) -> Result<i64> {
 pub fn build_model(config: &RunConfig, vocab: i64, seed: u64, device: Device) -> Result<(nn::VarStore, Box<dyn CausalLm>)> {
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(device);
-    let model = config.model.build(&vs.root(), vocab, config.data.n_ctx)?;
+    let model = config.model().build(&vs.root(), vocab, config.data().n_ctx)?;
     Ok((vs, model))
 }
 
@@ -111,18 +150,24 @@ fn attention_fact(
         crate::suite::Precision::Bf16 => tch::Kind::BFloat16,
         crate::suite::Precision::Fp32 => tch::Kind::Float,
     };
-    let backend = mm_models::transformer::sdpa_backend(batch, heads, config.data.n_ctx, head_dim, kind, device);
+    let backend = mm_models::transformer::sdpa_backend(batch, heads, config.data().n_ctx, head_dim, kind, device);
     m.insert("attention".into(), format!("scaled_dot_product_attention(is_causal=true): libtorch picks `{backend}`"));
 }
 
 /// Facts about how the models compute, for the manifest (STYLE.md 7: the path actually taken).
 pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    let precision = config.train.as_ref().map(|t| t.precision).unwrap_or_default();
+    let precision = config
+        .train
+        .as_ref()
+        .map(|t| t.precision)
+        .or(config.retrieval_infonce.as_ref().map(|r| r.precision))
+        .unwrap_or_default();
     m.insert("precision".into(), format!("{precision:?}").to_lowercase());
     m.insert("threads".into(), tch::get_num_threads().to_string());
     m.insert("device".into(), crate::device::describe(device));
-    match &config.model {
+    let Some(model) = &config.model else { return m };
+    match model {
         mm_models::ModelSpec::MaskedMixer(s) => {
             let how = if s.kernel > 1 { "conv1d over the feature axis ('same' padding)" } else { "batched matmul" };
             m.insert("token_mixing".into(), format!("{:?}: {how}, mask applied in forward (diagonal included)", s.mixing()));

@@ -9,7 +9,7 @@
 //! 4. Modified Hamming metric: share of non-pad positions whose true token is not in the top-k.
 use super::{build_model, prepare, RunContext, RunOutput};
 use crate::data::IGNORE;
-use crate::suite::{ExperimentKind, ModelSource, RepresentationConfig, RepresentationLoss, RunConfig};
+use crate::suite::{ModelSource, RepresentationConfig, RepresentationLoss};
 use anyhow::{bail, Context, Result};
 use mm_models::CausalLm;
 use serde::Serialize;
@@ -84,14 +84,6 @@ pub fn invert(model: &dyn CausalLm, tokens: &Tensor, mask: &Tensor, cfg: &Repres
     })
 }
 
-/// The CLM run this representation run inverts: same model, data, train and seed.
-pub fn trained_source(config: &RunConfig) -> RunConfig {
-    let mut c = config.clone();
-    c.kind = ExperimentKind::Clm;
-    c.representation = None;
-    c
-}
-
 fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let n = xs.len().max(1) as f64;
     let mean = xs.iter().sum::<f64>() / n;
@@ -122,7 +114,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     if prompts.is_empty() {
         bail!("no prompts: the evaluation split is empty; give representation.prompts or more data");
     }
-    let enc = data.tok.encode(&prompts, cfg.data.n_ctx, cfg.data.padding)?;
+    let enc = data.tok.encode(&prompts, cfg.data().n_ctx, cfg.data().padding)?;
     let tokens = enc.tokens.to_device(ctx.device);
     let mask = enc.labels.ne(IGNORE).to_device(ctx.device);
     let vocab = super::model_vocab(cfg, &data.tok)?;
@@ -133,24 +125,12 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     // Step 0 is the untrained model of this seed; a trained source adds the CLM run's checkpoints.
     let mut checkpoints: Vec<(u64, Option<std::path::PathBuf>)> = vec![(0, None)];
     if rcfg.source == ModelSource::Trained {
-        let src = trained_source(cfg);
-        let src_id = crate::suite::run_id(&src);
-        let src_dir = crate::artifacts::RunDir::new(ctx.results, &ctx.run.suite, &src_id);
-        let manifest = src_dir.verified_finished().with_context(|| {
-            format!(
-                "representation.source = \"trained\" needs the finished CLM run {} (same model, data, train and seed) in {}; \
-                 put a clm experiment with the same settings before this one in the suite",
-                &src_id[..12],
-                src_dir.path.display()
-            )
-        })?;
-        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src_dir.file("summary.json"))?)?;
+        // The producer (`from`): every checkpoint of that CLM run, in step order.
+        let summary_path = ctx.producer_file("summary.json", &mut out)?;
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(summary_path)?)?;
         let listed: Vec<(u64, String)> = serde_json::from_value(summary["checkpoints"].clone()).context("reading the CLM run's checkpoints")?;
         for (step, rel) in listed {
-            let path = src_dir.path.join(&rel);
-            let key = format!("{}/{rel}", &src_id[..12]);
-            out.inputs.insert(key, manifest.files.get(&rel).cloned().unwrap_or_default());
-            checkpoints.push((step, Some(path)));
+            checkpoints.push((step, Some(ctx.producer_file(&rel, &mut out)?)));
         }
     }
     if let (ModelSource::Checkpoint, Some(path)) = (rcfg.source, &rcfg.checkpoint) {
@@ -179,7 +159,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     ctx.dir.write_json("representation.json", &rows)?;
     let last = rows.last().expect("at least step 0");
     let s = &mut out.summary;
-    s.insert("params".into(), cfg.model.num_params(vocab, cfg.data.n_ctx).into());
+    s.insert("params".into(), cfg.model().num_params(vocab, cfg.data().n_ctx).into());
     s.insert("source".into(), format!("{:?}", rcfg.source).to_lowercase().into());
     s.insert("step".into(), last.step.into());
     s.insert("hamming".into(), last.hamming_mean.into());

@@ -2,6 +2,7 @@
 //! sha, never overwritten) with tables (also parquet and csv) and figures (PNG and SVG), our
 //! numbers beside the paper's.
 pub mod plot;
+pub mod stats;
 pub mod table;
 
 use crate::artifacts::{sha256_file, Provenance, RunStatus};
@@ -36,10 +37,15 @@ impl RunRecord {
     }
 }
 
-/// "masked_mixer d64 n2", "llama d64 n2 h4".
+/// "masked_mixer d64 n2", "llama d64 n2 h4"; embeddings from a file by their suite label.
 pub fn model_label(run: &Run) -> String {
+    run.label.clone()
+}
+
+/// "masked_mixer d64 n2", "llama d64 n2 h4".
+pub fn model_label_of(model: &mm_models::ModelSpec) -> String {
     use mm_models::ModelSpec;
-    match &run.config.model {
+    match model {
         ModelSpec::MaskedMixer(s) => {
             let v = match s.mixing() {
                 mm_models::masked_mixer::Mixing::Flat => String::new(),
@@ -53,7 +59,7 @@ pub fn model_label(run: &Run) -> String {
         ModelSpec::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
         ModelSpec::MixerAutoencoder(s) | ModelSpec::LlamaAutoencoder(s) => format!(
             "{}{} d{} {}+{}",
-            run.config.model.kind(),
+            model.kind(),
             if s.completion { " (completion)" } else { "" },
             s.d_model,
             s.encoder_layers,
@@ -66,7 +72,9 @@ pub fn model_label(run: &Run) -> String {
 pub fn setting(run: &Run) -> String {
     let mut parts: Vec<String> =
         run.axes.iter().filter(|(k, _)| !matches!(k.as_str(), "seed" | "model" | "data.n_ctx")).map(|(k, v)| format!("{k}={v}")).collect();
-    parts.insert(0, format!("n_ctx={}", run.config.data.n_ctx));
+    if let Some(d) = &run.config.data {
+        parts.insert(0, format!("n_ctx={}", d.n_ctx));
+    }
     parts.join(" ")
 }
 
@@ -89,6 +97,12 @@ fn version_dir(root: &Path, suite: &str, prov: &Provenance) -> Result<PathBuf> {
 const METRICS: &[(&str, &str)] = &[
     ("train_loss", "train CE"),
     ("eval_loss", "eval CE"),
+    ("train_ce", "retrieval train CE"),
+    ("test_ce", "retrieval test CE"),
+    ("chance_ce", "chance CE ln(n-1)"),
+    ("test_top1", "retrieval test top-1 %"),
+    ("infonce_test_loss", "InfoNCE test loss"),
+    ("infonce_top1", "InfoNCE test top-1 %"),
     ("hamming", "Hamming"),
     ("hamming_untrained", "Hamming at step 0"),
     ("noise_l1", "noise L1"),
@@ -111,7 +125,7 @@ fn runs_table(records: &[RunRecord]) -> Table {
         t.push(key, Col::Num(records.iter().map(|r| r.num(key)).collect()));
     }
     t.push("wall_s", Col::Num(records.iter().map(|r| r.wall_s).collect()));
-    t.push("paper", s(&|r| r.run.paper.clone().unwrap_or_else(|| "—".into())));
+    t.push("paper", s(&|r| paper_text(&r.run)));
     t
 }
 
@@ -162,7 +176,7 @@ fn summary_table(records: &[RunRecord]) -> (Table, Table) {
         num.push(&format!("{key}_mean"), Col::Num(stats.iter().map(|s| s.map(|x| x.0)).collect()));
         num.push(&format!("{key}_sd"), Col::Num(stats.iter().map(|s| s.map(|x| x.1)).collect()));
     }
-    let paper = Col::Str(groups.values().map(|v| v[0].run.paper.clone().unwrap_or_else(|| "—".into())).collect());
+    let paper = Col::Str(groups.values().map(|v| paper_text(&v[0].run)).collect());
     md.push("paper", paper.clone());
     num.push("paper", paper);
     (md, num)
@@ -197,8 +211,8 @@ fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
                 let key = format!("{} {} {}", r.run.experiment, model_label(&r.run), setting(&r.run));
                 groups.entry(key).or_default().extend(curve(r));
             } else {
-                let key = format!("{} {}", r.run.experiment, r.run.config.model.kind());
-                groups.entry(key).or_default().push((r.run.config.model.d_model() as f64, r.num("hamming").unwrap_or(f64::NAN)));
+                let key = format!("{} {}", r.run.experiment, r.run.config.model().kind());
+                groups.entry(key).or_default().push((r.run.config.model().d_model() as f64, r.num("hamming").unwrap_or(f64::NAN)));
             }
         }
         let series: Vec<Series> = groups
@@ -218,6 +232,171 @@ fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The paper's value for a run as the tables print it: for a frozen retrieval run with numeric
+/// cells keyed by n, the test CE at its n (T11, T14); otherwise the text or all cells.
+fn paper_text(run: &Run) -> String {
+    let Some(p) = &run.paper else { return "—".into() };
+    if let Some(n) = run.config.retrieval_frozen.as_ref().map(|f| f.n) {
+        if let Some(v) = p.cell(&n.to_string()) {
+            return format!("test CE {v}");
+        }
+    }
+    p.text()
+}
+
+/// The path a run's inputs came through: "clm → embed".
+fn pipeline(r: &RunRecord) -> String {
+    r.run.lineage.join(" → ")
+}
+
+/// Significance level of the claims' one-sided tests.
+const ALPHA: f64 = 0.05;
+
+/// PAPER.md T1's layout for every `retrieval_eval` experiment: top-1 (%) by n for each
+/// (embedding pipeline, model), mean ± sd over seeds, the paper's cell beside ours; then the
+/// claim "mixer embeddings retrieve better than transformer embeddings" as one-sided Welch
+/// tests per n. Writes retrieval.{parquet,csv} and the top-1-vs-n figure.
+fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+    let evals: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.run.config.kind == ExperimentKind::RetrievalEval && r.status == RunStatus::Finished)
+        .collect();
+    if evals.is_empty() {
+        return Ok(());
+    }
+    let top1 = |r: &RunRecord, n: i64| r.num(&format!("top1@{n}"));
+    let ns: std::collections::BTreeSet<i64> = evals
+        .iter()
+        .flat_map(|r| r.summary.keys().filter_map(|k| k.strip_prefix("top1@")?.parse().ok()).collect::<Vec<i64>>())
+        .collect();
+    let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in &evals {
+        groups.entry((pipeline(r), model_label(&r.run))).or_default().push(r);
+    }
+    let stat = |runs: &[&RunRecord], n: i64| -> Vec<f64> { runs.iter().filter_map(|r| top1(r, n)).collect() };
+
+    // Markdown: one row per (pipeline, model), one column per n.
+    let mut t = Table::default();
+    t.push("embeddings", Col::Str(groups.keys().map(|k| k.0.clone()).collect()));
+    t.push("model", Col::Str(groups.keys().map(|k| k.1.clone()).collect()));
+    t.push("seeds", Col::Int(groups.values().map(|v| Some(v.len() as i64)).collect()));
+    for &n in &ns {
+        let cells = groups
+            .values()
+            .map(|runs| {
+                let xs = stat(runs, n);
+                if xs.is_empty() {
+                    return "—".to_string();
+                }
+                let (m, sd) = mean_sd(&xs);
+                let ours = if xs.len() > 1 { format!("{m:.1} ± {sd:.1}") } else { format!("{m:.1}") };
+                match runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string())) {
+                    Some(p) => format!("{ours} (paper {p:.1}, Δ {:+.1})", m - p),
+                    None => ours,
+                }
+            })
+            .collect();
+        t.push(&format!("n={n}"), Col::Str(cells));
+    }
+    // Long form for parquet/csv: one row per (pipeline, model, n).
+    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<f64>)> = Vec::new();
+    for ((pipe, model), runs) in &groups {
+        for &n in &ns {
+            let xs = stat(runs, n);
+            if !xs.is_empty() {
+                let (m, sd) = mean_sd(&xs);
+                let paper = runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
+                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, paper));
+            }
+        }
+    }
+    let mut lt = Table::default();
+    lt.push("embeddings", Col::Str(long.iter().map(|r| r.0.clone()).collect()));
+    lt.push("model", Col::Str(long.iter().map(|r| r.1.clone()).collect()));
+    lt.push("n", Col::Int(long.iter().map(|r| Some(r.2)).collect()));
+    lt.push("seeds", Col::Int(long.iter().map(|r| Some(r.3 as i64)).collect()));
+    lt.push("top1_mean", Col::Num(long.iter().map(|r| Some(r.4)).collect()));
+    lt.push("top1_sd", Col::Num(long.iter().map(|r| Some(r.5)).collect()));
+    lt.push("paper", Col::Num(long.iter().map(|r| r.6).collect()));
+    lt.push("diff", Col::Num(long.iter().map(|r| r.6.map(|p| r.4 - p)).collect()));
+    lt.write(dir, "retrieval").context("writing retrieval.parquet / retrieval.csv")?;
+
+    let _ = writeln!(md, "## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)\n");
+    let _ = writeln!(
+        md,
+        "The F.2 protocol: for each test query, n - 1 random test passages plus its own (n counts the query slot, as in \
+         T1); top-1 by the dot product of L2-normalised embeddings; mean ± sd over seeds. Chance is 100/(n - 1). \
+         `embeddings` is the path the embeddings came through. Paper cells are FineMath-scale results: at another scale \
+         or on other pairs they give the direction, not a target.\n"
+    );
+    let _ = writeln!(md, "{}", t.markdown());
+
+    // The claim, per pipeline: each mixer group against each transformer group of that pipeline.
+    let mut claims: Vec<[String; 9]> = Vec::new();
+    let pipes: std::collections::BTreeSet<&String> = groups.keys().map(|k| &k.0).collect();
+    for pipe in pipes {
+        let of = |mixer: bool| -> Vec<(&String, &Vec<&RunRecord>)> {
+            groups
+                .iter()
+                .filter(|((p, _), runs)| p == pipe && runs[0].run.config.model.as_ref().is_some_and(|m| (m.kind() == "masked_mixer") == mixer))
+                .map(|((_, l), runs)| (l, runs))
+                .collect()
+        };
+        for (ml, mruns) in of(true) {
+            for (tl, truns) in of(false) {
+                for &n in &ns {
+                    let (a, b) = (stat(mruns, n), stat(truns, n));
+                    if a.is_empty() || b.is_empty() {
+                        continue;
+                    }
+                    let w = stats::welch_greater(&a, &b);
+                    claims.push([
+                        pipe.clone(),
+                        format!("{ml} vs {tl}"),
+                        n.to_string(),
+                        format!("{:.1} vs {:.1}", mean_sd(&a).0, mean_sd(&b).0),
+                        w.map_or("—".into(), |w| format!("{:.2}", w.t)),
+                        w.map_or("—".into(), |w| format!("{:.1}", w.df)),
+                        w.map_or("—".into(), |w| format!("{:.3}", w.p_greater)),
+                        format!("{} / {}", a.len(), b.len()),
+                        stats::verdict(w, ALPHA).to_string(),
+                    ]);
+                }
+            }
+        }
+    }
+    if !claims.is_empty() {
+        let _ = writeln!(md, "### Claim: mixer embeddings retrieve better than transformer embeddings\n");
+        let _ = writeln!(
+            md,
+            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. Rule: \
+             **reproduced** when p < {ALPHA}, **contradicted** when the reverse one-sided test has p < {ALPHA}, else \
+             **inconclusive** (also when both sides have no spread).\n"
+        );
+        let mut ct = Table::default();
+        let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict"];
+        for (i, name) in names.iter().enumerate() {
+            ct.push(name, Col::Str(claims.iter().map(|c| c[i].clone()).collect()));
+        }
+        let _ = writeln!(md, "{}", ct.markdown());
+        ct.write(dir, "claims").context("writing claims.parquet / claims.csv")?;
+    }
+
+    let series: Vec<Series> = groups
+        .iter()
+        .map(|((pipe, model), runs)| Series {
+            name: format!("{model} ({pipe})"),
+            points: ns.iter().filter_map(|&n| {
+                let xs = stat(runs, n);
+                (!xs.is_empty()).then(|| ((n as f64).log2(), mean_sd(&xs).0))
+            }).collect(),
+        })
+        .collect();
+    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "log2 n", y_label: "top-1 (%), mean over seeds", series: &series })?;
+    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs log2 n (PAPER.md T1), one line per embedding pipeline and model.".into()));
+    Ok(())
+}
+
 /// Writes the report and returns its folder.
 pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenance) -> Result<PathBuf> {
     let dir = version_dir(root, &suite.file.name, prov)?;
@@ -225,7 +404,9 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
     runs.write(&dir, "runs").context("writing runs.parquet / runs.csv")?;
     let (summary_md, summary_num) = summary_table(records);
     summary_num.write(&dir, "summary").context("writing summary.parquet / summary.csv")?;
-    let figs = figures(&dir, records)?;
+    let mut figs = figures(&dir, records)?;
+    let mut retrieval_md = String::new();
+    retrieval_section(&dir, records, &mut retrieval_md, &mut figs)?;
 
     let mut md = String::new();
     let f = &suite.file;
@@ -236,6 +417,13 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
     }
     let labels: std::collections::BTreeSet<&str> =
         records.iter().filter_map(|r| r.summary.get("data").and_then(Value::as_str)).collect();
+    if labels.contains("derived") {
+        let _ = writeln!(
+            md,
+            "**Pairs: derived.** Runs marked `derived` use query/passage pairs made from stories (one sentence vs the rest), \
+             not the paper's LLM summaries.\n"
+        );
+    }
     if labels.contains("synthetic") {
         let _ = writeln!(
             md,
@@ -258,6 +446,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
          (share of non-pad positions whose token is not among the top-5 decoded ids; 0 = recovered). The `paper` column \
          quotes what PAPER.md reports for the matching experiment; at other scales it is a direction, not a target.\n"
     );
+    md.push_str(&retrieval_md);
     let _ = writeln!(md, "## Runs\n");
     let _ = writeln!(md, "{}", runs.markdown());
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.status != RunStatus::Finished).collect();

@@ -12,6 +12,15 @@ pub enum ExperimentKind {
     Clm,
     /// Input-representation (invertibility) test (PAPER.md D).
     Representation,
+    /// Frozen embeddings of a pairs set's queries and passages (PAPER.md A.6), cached as
+    /// safetensors for every consumer.
+    Embed,
+    /// The frozen-embedding retrieval model over n slots (PAPER.md F.1, T11, T14).
+    RetrievalFrozen,
+    /// InfoNCE tuning of the embedding model itself (PAPER.md F.2, T1, T12, T13).
+    RetrievalInfonce,
+    /// Top-1 retrieval accuracy vs n over cached embeddings (the F.2 protocol).
+    RetrievalEval,
 }
 
 impl ExperimentKind {
@@ -20,9 +29,39 @@ impl ExperimentKind {
     pub fn sections(self) -> &'static [&'static str] {
         match self {
             Self::Clm => &["model", "data", "train", "device", "init_from"],
-            Self::Representation => &["model", "data", "train", "representation", "device"],
+            Self::Representation => &["model", "data", "representation", "device"],
+            Self::Embed => &["model", "data", "pairs", "embed", "device"],
+            Self::RetrievalFrozen => &["retrieval_frozen", "device"],
+            Self::RetrievalInfonce => &["model", "data", "pairs", "retrieval_infonce", "device"],
+            Self::RetrievalEval => &["retrieval_eval", "device"],
         }
     }
+
+    /// The kinds whose runs this kind may consume (`from = "<experiment>"`).
+    pub fn producers(self) -> &'static [ExperimentKind] {
+        match self {
+            Self::Clm => &[],
+            Self::Representation => &[Self::Clm],
+            Self::Embed => &[Self::Clm, Self::RetrievalInfonce],
+            Self::RetrievalFrozen | Self::RetrievalEval => &[Self::Embed],
+            Self::RetrievalInfonce => &[Self::Clm],
+        }
+    }
+
+    /// The suite's spelling (`kind = "..."`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
+}
+
+/// The run another run consumes: its experiment and run id. Part of the consumer's config, so a
+/// changed producer changes the consumer's run id (PAPER.md F: CLM -> embed -> retrieval).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub experiment: String,
+    pub kind: ExperimentKind,
+    pub run: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,8 +77,11 @@ pub enum DeviceChoice {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub kind: ExperimentKind,
-    pub model: ModelSpec,
-    pub data: DataConfig,
+    /// Absent only for runs that need no model (retrieval over embeddings from a file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataConfig>,
     /// CLM training; for `representation`, the training of the checkpoint it inverts.
     #[serde(default)]
     pub train: Option<TrainConfig>,
@@ -52,6 +94,31 @@ pub struct RunConfig {
     /// Start from this safetensors checkpoint (reference key names) instead of a fresh init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// The run this one consumes (`from = "<experiment>"` in the suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<PairsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed: Option<EmbedConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_frozen: Option<FrozenConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_infonce: Option<InfonceConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_eval: Option<EvalConfig>,
+}
+
+impl RunConfig {
+    /// The model; present for every kind that builds one (checked when the suite is read).
+    pub fn model(&self) -> &ModelSpec {
+        self.model.as_ref().expect("validated: this kind has a model")
+    }
+
+    /// The data settings; present for every kind that tokenizes (checked when the suite is read).
+    pub fn data(&self) -> &DataConfig {
+        self.data.as_ref().expect("validated: this kind has data settings")
+    }
 }
 
 fn default_seed() -> u64 {
@@ -281,8 +348,8 @@ pub enum RepresentationLoss {
 pub enum ModelSource {
     /// A freshly initialised model (the run's seed is the init seed).
     Untrained,
-    /// Every checkpoint of the CLM run with this run's model, data, train and seed (it must come
-    /// earlier in the suite); step 0 is the same init.
+    /// Every checkpoint of the CLM run named by `from = "<experiment>"` (the default then);
+    /// step 0 is the same init.
     Trained,
     /// A safetensors file with the reference's key names (`representation.checkpoint`), e.g. a
     /// checkpoint trained by the author's PyTorch code.
@@ -336,4 +403,210 @@ fn default_top_k() -> i64 {
 }
 fn default_n_prompts() -> usize {
     10
+}
+
+/// Where query/passage pairs come from (PAPER.md B.1, B.3, F). The last `test_fraction` (or
+/// `test_pairs`) of them is the test split, as the paper's 180k/20k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairsConfig {
+    pub source: PairsSource,
+    /// `file`: JSON lines or parquet pairs; `derived`: marker-separated stories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `file`: the fields holding the query (summary) and the passage.
+    #[serde(default = "default_query_field")]
+    pub query_field: String,
+    #[serde(default = "default_passage_field")]
+    pub passage_field: String,
+    /// `derived`: the story separator.
+    #[serde(default = "default_marker")]
+    pub marker: String,
+    /// At most this many pairs (the first ones); `embedded`: how many stories to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_pairs: Option<usize>,
+    #[serde(default = "default_eval_fraction")]
+    pub test_fraction: f64,
+    /// The last N pairs are the test split (replaces test_fraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_pairs: Option<usize>,
+    /// `embedded`: the generator's seed (the CLM corpus's, so passages were seen in
+    /// pretraining as in the paper, I.15); `derived`: which sentence becomes the query.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_query_field() -> String {
+    "query".into()
+}
+fn default_passage_field() -> String {
+    "passage".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairsSource {
+    /// The embedded corpus's stories and their one-sentence summaries (synthetic).
+    Embedded,
+    /// One sentence of each story as the query, the rest as the passage (labelled derived).
+    Derived,
+    /// A pairs file (e.g. `harness data summarize` output joined with its stories).
+    File,
+}
+
+/// Where an embedding model's weights come from when no producer run is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsSource {
+    /// The producer run's `model.safetensors` (`from = "<experiment>"`).
+    Producer,
+    /// A fresh init from the run's seed (the paper's untrained baseline).
+    Untrained,
+    /// A safetensors file with the reference's key names (`checkpoint`).
+    Checkpoint,
+    /// Embeddings computed elsewhere (`file`), e.g. e5-mistral's: no model runs.
+    File,
+}
+
+/// PAPER.md A.6: one hidden vector per text, frozen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedConfig {
+    #[serde(default = "default_weights")]
+    pub source: WeightsSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<PathBuf>,
+    /// `source = "file"`: safetensors with `train_query`, `train_passage`, `test_query`,
+    /// `test_passage` (or only the test pair, `query` and `passage`), row i of each a pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// `source = "file"`: the name shown in tables (e.g. "e5-mistral-7b-instruct").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default = "default_position")]
+    pub position: mm_models::retrieval::EmbedPosition,
+    /// Padding side of the embedded texts; the model's training padding when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub padding: Option<PaddingSide>,
+    #[serde(default = "default_embed_batch")]
+    pub batch_size: i64,
+}
+
+fn default_weights() -> WeightsSource {
+    WeightsSource::Producer
+}
+fn default_position() -> mm_models::retrieval::EmbedPosition {
+    mm_models::retrieval::EmbedPosition::Penultimate
+}
+fn default_embed_batch() -> i64 {
+    64
+}
+
+/// PAPER.md F.1, C.4: a retrieval mixer over n slots trained on frozen embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrozenConfig {
+    /// Slots: the query plus n - 1 candidates (chance CE ln(n - 1)).
+    #[serde(default = "default_n_slots")]
+    pub n: i64,
+    #[serde(default = "default_frozen_depth")]
+    pub depth: usize,
+    #[serde(default = "default_frozen_epochs")]
+    pub epochs: u64,
+    #[serde(default = "default_retrieval_lr")]
+    pub lr: f64,
+    #[serde(default = "default_warmup")]
+    pub warmup_steps: u64,
+    #[serde(default = "default_frozen_batch")]
+    pub batch_size: i64,
+    /// The v1 code's softmax before the cross entropy (PAPER.md I.9); off by default.
+    #[serde(default)]
+    pub double_softmax: bool,
+    #[serde(default = "default_clip")]
+    pub grad_clip: f64,
+}
+
+fn default_n_slots() -> i64 {
+    32
+}
+fn default_frozen_depth() -> usize {
+    8
+}
+fn default_frozen_epochs() -> u64 {
+    100
+}
+fn default_retrieval_lr() -> f64 {
+    1e-4
+}
+fn default_frozen_batch() -> i64 {
+    128
+}
+
+/// PAPER.md F.2, C.4: InfoNCE on groups of 1 query + (group - 1) passages, one matching.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfonceConfig {
+    /// Sequences per group: the query and group - 1 passages.
+    #[serde(default = "default_group")]
+    pub group: i64,
+    /// Temperature (0.02 in the code; the text says none, I.13).
+    #[serde(default = "default_tau")]
+    pub tau: f64,
+    #[serde(default = "default_retrieval_lr")]
+    pub lr: f64,
+    #[serde(default = "default_warmup")]
+    pub warmup_steps: u64,
+    #[serde(default = "default_infonce_epochs")]
+    pub epochs: u64,
+    /// Groups per optimizer step (the paper's DDP over 4 GPUs: 4 independent groups).
+    #[serde(default = "default_groups_per_step")]
+    pub groups_per_step: i64,
+    #[serde(default = "default_clip")]
+    pub grad_clip: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub precision: Precision,
+    #[serde(default = "default_position")]
+    pub position: mm_models::retrieval::EmbedPosition,
+    /// Padding side of the texts; the model's training padding when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub padding: Option<PaddingSide>,
+    /// The InfoNCE loss on the test pairs every this many steps (and at the end).
+    #[serde(default = "default_infonce_eval_every")]
+    pub eval_every: u64,
+}
+
+fn default_group() -> i64 {
+    32
+}
+fn default_tau() -> f64 {
+    0.02
+}
+fn default_infonce_epochs() -> u64 {
+    1
+}
+fn default_groups_per_step() -> i64 {
+    1
+}
+fn default_infonce_eval_every() -> u64 {
+    10_000
+}
+
+/// The F.2 evaluation: for each test query, n - 1 random test passages plus its own, top-1 by
+/// the dot product of L2-normalised embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Samples per comparison, the query slot included (candidates = n - 1), as in T1.
+    #[serde(default = "default_eval_ns")]
+    pub n: Vec<i64>,
+    /// Queries scored per matrix product.
+    #[serde(default = "default_eval_chunk")]
+    pub chunk: i64,
+}
+
+fn default_eval_ns() -> Vec<i64> {
+    vec![32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+}
+fn default_eval_chunk() -> i64 {
+    512
 }

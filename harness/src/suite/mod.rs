@@ -16,6 +16,12 @@
 //! ```
 //! A run's id is the sha256 of its canonical resolved config (JSON, keys sorted), so a rerun
 //! finds finished runs and skips them.
+//!
+//! Runs that consume runs: an experiment with `from = "<earlier experiment>"` gets one run per
+//! run of that producer (optionally filtered by `where = { "data.n_ctx" = 64 }`) times its own
+//! sweep. It inherits the producer's model, data and seed, and its config names the producer's
+//! run id (`upstream`), so a changed producer changes every consumer's id. `harness plan` shows
+//! the edges; the runner builds a missing producer before its consumers.
 pub mod config;
 
 pub use config::*;
@@ -27,7 +33,45 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 /// Top-level keys a `[defaults]` table may hold.
-const DEFAULT_KEYS: &[&str] = &["model", "data", "train", "representation", "device", "seeds", "init_from"];
+const DEFAULT_KEYS: &[&str] = &[
+    "model",
+    "data",
+    "train",
+    "representation",
+    "device",
+    "seeds",
+    "init_from",
+    "pairs",
+    "embed",
+    "retrieval_frozen",
+    "retrieval_infonce",
+    "retrieval_eval",
+];
+
+/// What the paper reports for a sweep point: free text, or numbers keyed by metric (for
+/// `retrieval_eval`, by n: `{ "32" = 98.2, "64" = 97.2 }`), shown beside ours with the difference.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PaperValue {
+    Text(String),
+    Cells(BTreeMap<String, f64>),
+}
+
+impl PaperValue {
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(t) => t.clone(),
+            Self::Cells(c) => c.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "),
+        }
+    }
+
+    pub fn cell(&self, key: &str) -> Option<f64> {
+        match self {
+            Self::Text(_) => None,
+            Self::Cells(c) => c.get(key).copied(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -67,9 +111,17 @@ pub struct ExperimentDef {
     /// Axes: a dotted key (`"data.n_ctx"`, or `"model"` for whole models) and its values.
     #[serde(default)]
     pub sweep: BTreeMap<String, Vec<Value>>,
-    /// What the paper reports for this experiment, by model kind; shown beside our numbers.
+    /// What the paper reports, by model label (`"llama d512 n16 h4"`, as `harness plan` prints
+    /// it), model kind (`"masked_mixer"`), embeddings label, an upstream experiment's name, or
+    /// `"<label or kind> @ <upstream experiment>"`; the most specific key wins.
     #[serde(default)]
-    pub paper: BTreeMap<String, String>,
+    pub paper: BTreeMap<String, PaperValue>,
+    /// The earlier experiment(s) whose runs this one consumes (one run per producer run).
+    #[serde(default)]
+    pub from: Option<OneOrMany>,
+    /// Consume only the producer runs whose resolved config has these values (dotted keys).
+    #[serde(default, rename = "where")]
+    pub where_: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub model: Option<Table>,
     #[serde(default)]
@@ -82,6 +134,33 @@ pub struct ExperimentDef {
     pub device: Option<Value>,
     #[serde(default)]
     pub init_from: Option<Value>,
+    #[serde(default)]
+    pub pairs: Option<Table>,
+    #[serde(default)]
+    pub embed: Option<Table>,
+    #[serde(default)]
+    pub retrieval_frozen: Option<Table>,
+    #[serde(default)]
+    pub retrieval_infonce: Option<Table>,
+    #[serde(default)]
+    pub retrieval_eval: Option<Table>,
+}
+
+/// `from = "clm"` or `from = ["embed", "embed_tuned"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Self::One(s) => vec![s.as_str()],
+            Self::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// One point of an experiment's sweep: a fully resolved config and its id.
@@ -93,12 +172,21 @@ pub struct Run {
     pub config: RunConfig,
     /// The sweep values that distinguish this run within its experiment, for tables.
     pub axes: Vec<(String, String)>,
-    pub paper: Option<String>,
+    pub paper: Option<PaperValue>,
+    /// The model's label ("masked_mixer d64 n2"), or the embeddings' for a file.
+    pub label: String,
+    /// The experiments this run's inputs came through, oldest first (`["clm", "embed"]`).
+    pub lineage: Vec<String>,
 }
 
 impl Run {
     pub fn short_id(&self) -> &str {
         &self.id[..12]
+    }
+
+    /// The producer run's id, for consumers.
+    pub fn upstream(&self) -> Option<&str> {
+        self.config.upstream.as_ref().map(|u| u.run.as_str())
     }
 }
 
@@ -151,16 +239,54 @@ impl Suite {
             }
         }
         let mut runs: Vec<Run> = Vec::new();
+        let mut by_experiment: BTreeMap<String, (ExperimentKind, Vec<Run>)> = BTreeMap::new();
         for exp in &file.experiments {
-            for run in ctx.expand(&file, exp, overrides, cuda_available)? {
+            let producers = ctx.producers(exp, &by_experiment)?;
+            let expanded = ctx.expand(&file, exp, &producers, overrides, cuda_available)?;
+            for run in &expanded {
                 // Two sweep points that resolve to the same config are one run.
                 if !runs.iter().any(|r| r.id == run.id) {
-                    runs.push(run);
+                    runs.push(run.clone());
                 }
             }
+            by_experiment.insert(exp.name.clone(), (exp.kind, expanded));
         }
         Ok(Self { path: path.into(), source, file, runs })
     }
+
+    /// The runs of the named experiments and, transitively, the runs they consume, in suite
+    /// order (producers first): what `harness run --only` executes.
+    pub fn select(&self, experiments: &[String]) -> Result<Vec<Run>, SuiteError> {
+        for name in experiments {
+            if !self.file.experiments.iter().any(|e| &e.name == name) {
+                let known: Vec<&str> = self.file.experiments.iter().map(|e| e.name.as_str()).collect();
+                return Err(SuiteError::Invalid {
+                    file: self.path.clone(),
+                    line: None,
+                    key: "--only".into(),
+                    message: format!("no experiment `{name}`; this suite has: {}", known.join(", ")),
+                });
+            }
+        }
+        let mut keep: std::collections::BTreeSet<String> =
+            self.runs.iter().filter(|r| experiments.contains(&r.experiment)).map(|r| r.id.clone()).collect();
+        // Producers come before consumers, so one pass from the end collects the closure.
+        for r in self.runs.iter().rev() {
+            if keep.contains(&r.id) {
+                if let Some(up) = r.upstream() {
+                    keep.insert(up.to_string());
+                }
+            }
+        }
+        Ok(self.runs.iter().filter(|r| keep.contains(&r.id)).cloned().collect())
+    }
+}
+
+/// A producer experiment as a consumer sees it.
+struct Producer<'a> {
+    name: &'a str,
+    kind: ExperimentKind,
+    runs: Vec<&'a Run>,
 }
 
 struct Ctx<'a> {
@@ -199,34 +325,102 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The producers named by `from`, their runs filtered by `where`; checked against the kinds
+    /// this experiment can consume.
+    fn producers<'a>(
+        &self,
+        exp: &ExperimentDef,
+        earlier: &'a BTreeMap<String, (ExperimentKind, Vec<Run>)>,
+    ) -> Result<Vec<Producer<'a>>, SuiteError> {
+        let Some(from) = &exp.from else {
+            if exp.where_.is_some() {
+                return Err(self.invalid("where", format!("`where` filters the runs of `from`; experiment `{}` has no `from`", exp.name)));
+            }
+            return Ok(vec![]);
+        };
+        let allowed = exp.kind.producers();
+        let mut out = Vec::new();
+        for name in from.names() {
+            let Some((key, (kind, runs))) = earlier.get_key_value(name) else {
+                let later = self.source.contains(&format!("name = \"{name}\""));
+                let fix = if later { "move it before this one" } else { "name an experiment of this suite" };
+                return Err(self.invalid("from", format!("experiment `{}`: `{name}` is not an earlier experiment; {fix}", exp.name)));
+            };
+            if !allowed.contains(kind) {
+                let names: Vec<String> = allowed.iter().map(|k| k.name()).collect();
+                let what = if names.is_empty() { "nothing".to_string() } else { names.join(" or ") };
+                return Err(self.invalid(
+                    "from",
+                    format!("experiment `{}` ({}) cannot consume `{name}` ({}); it reads {what}", exp.name, exp.kind.name(), kind.name()),
+                ));
+            }
+            let mut selected: Vec<&Run> = runs.iter().collect();
+            for (key, want) in exp.where_.iter().flatten() {
+                let want = serde_json::to_value(want).expect("toml values convert");
+                selected.retain(|r| json_at(&r.config, key).is_some_and(|v| json_eq(&v, &want)));
+                if selected.is_empty() {
+                    return Err(self.invalid(
+                        &format!("where.{key}"),
+                        format!("no run of `{name}` has {key} = {want} (experiment `{}`)", exp.name),
+                    ));
+                }
+            }
+            out.push(Producer { name: key.as_str(), kind: *kind, runs: selected });
+        }
+        Ok(out)
+    }
+
     fn expand(
         &self,
         file: &SuiteFile,
         exp: &ExperimentDef,
+        producers: &[Producer],
         overrides: &[(String, Value)],
         cuda_available: bool,
     ) -> Result<Vec<Run>, SuiteError> {
         let sections = exp.kind.sections();
+        // A consumer's model, data and seed are its producer's: it may not set them.
+        let consumer = !producers.is_empty();
+        let inherited: &[&str] = if consumer { &["model", "data"] } else { &[] };
         let mut base = Table::new();
-        for s in sections {
+        for s in sections.iter().filter(|s| !inherited.contains(s)) {
             if let Some(v) = file.defaults.get(*s) {
                 base.insert(s.to_string(), v.clone());
             }
         }
-        let own: [(&str, Option<Value>); 6] = [
+        let own: [(&str, Option<Value>); 11] = [
             ("model", exp.model.clone().map(Value::Table)),
             ("data", exp.data.clone().map(Value::Table)),
             ("train", exp.train.clone().map(Value::Table)),
             ("representation", exp.representation.clone().map(Value::Table)),
             ("device", exp.device.clone()),
             ("init_from", exp.init_from.clone()),
+            ("pairs", exp.pairs.clone().map(Value::Table)),
+            ("embed", exp.embed.clone().map(Value::Table)),
+            ("retrieval_frozen", exp.retrieval_frozen.clone().map(Value::Table)),
+            ("retrieval_infonce", exp.retrieval_infonce.clone().map(Value::Table)),
+            ("retrieval_eval", exp.retrieval_eval.clone().map(Value::Table)),
         ];
         for (k, v) in own {
             if let Some(v) = v {
                 if !sections.contains(&k) {
-                    return Err(self.invalid(k, format!("a `{:?}` experiment does not read [{k}]", exp.kind).to_lowercase()));
+                    return Err(self.invalid(k, format!("a `{}` experiment does not read [{k}]", exp.kind.name())));
+                }
+                if inherited.contains(&k) {
+                    return Err(self.inherited(exp, k));
                 }
                 merge(&mut base, k, v);
+            }
+        }
+        if consumer {
+            if exp.seeds.is_some() {
+                return Err(self.inherited(exp, "seeds"));
+            }
+            for key in exp.sweep.keys() {
+                let head = key.split('.').next().unwrap_or_default();
+                if inherited.contains(&head) {
+                    return Err(self.inherited(exp, key));
+                }
             }
         }
         let seeds = match (&exp.seeds, file.defaults.get("seeds")) {
@@ -251,105 +445,140 @@ impl Ctx<'_> {
             }
             axes.push((key.clone(), values.clone()));
         }
-        axes.push(("seed".into(), seeds.iter().map(|s| Value::Integer(*s as i64)).collect()));
+        if !consumer {
+            axes.push(("seed".into(), seeds.iter().map(|s| Value::Integer(*s as i64)).collect()));
+        }
+        // A consumer runs once per producer run; the producer's axes describe it in tables.
+        let upstream: Vec<Option<(&Producer, &Run)>> = if consumer {
+            producers.iter().flat_map(|p| p.runs.iter().map(move |r| Some((p, *r)))).collect()
+        } else {
+            vec![None]
+        };
 
         let mut runs = Vec::new();
-        for point in cartesian(&axes) {
-            let mut t = base.clone();
-            t.insert("kind".into(), Value::String(format!("{:?}", exp.kind).to_lowercase()));
-            for (k, v) in &point {
-                set_dotted(&mut t, k, v.clone());
-            }
-            for (k, v) in overrides {
-                let head = k.split('.').next().unwrap_or_default();
-                if sections.contains(&head) || head == "seed" {
+        for up in upstream {
+            for point in cartesian(&axes) {
+                let mut t = base.clone();
+                t.insert("kind".into(), Value::String(exp.kind.name()));
+                for (k, v) in &point {
                     set_dotted(&mut t, k, v.clone());
                 }
+                for (k, v) in overrides {
+                    let head = k.split('.').next().unwrap_or_default();
+                    if (sections.contains(&head) && !inherited.contains(&head)) || (head == "seed" && up.is_none()) {
+                        set_dotted(&mut t, k, v.clone());
+                    }
+                }
+                let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
+                    let key = e.path().to_string();
+                    let msg = e.inner().message().trim().to_string();
+                    self.invalid(&key, format!("{msg} (experiment `{}`)", exp.name))
+                })?;
+                let mut axes_desc: Vec<(String, String)> = Vec::new();
+                let mut lineage = Vec::new();
+                if let Some((p, up)) = up {
+                    config.model = up.config.model.clone();
+                    config.data = up.config.data.clone();
+                    config.seed = up.config.seed;
+                    config.upstream = Some(Upstream { experiment: p.name.to_string(), kind: p.kind, run: up.id.clone() });
+                    axes_desc.extend(up.axes.iter().cloned());
+                    lineage = up.lineage.clone();
+                    lineage.push(p.name.to_string());
+                }
+                self.validate(&mut config, &exp.name, cuda_available)?;
+                axes_desc.extend(point.iter().map(|(k, v)| (k.clone(), describe(v))));
+                let label = run_label(&config, up.map(|(_, r)| r));
+                let paper = paper_for(&exp.paper, &label, &config, &lineage);
+                runs.push(Run {
+                    id: run_id(&config),
+                    suite: file.name.clone(),
+                    experiment: exp.name.clone(),
+                    paper,
+                    label,
+                    lineage,
+                    config,
+                    axes: axes_desc,
+                });
             }
-            let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
-                let key = e.path().to_string();
-                let msg = e.inner().message().trim().to_string();
-                self.invalid(&key, format!("{msg} (experiment `{}`)", exp.name))
-            })?;
-            self.validate(&mut config, &exp.name, cuda_available)?;
-            let axes_desc = point
-                .iter()
-                .map(|(k, v)| (k.clone(), describe(v)))
-                .collect();
-            runs.push(Run {
-                id: run_id(&config),
-                suite: file.name.clone(),
-                experiment: exp.name.clone(),
-                paper: exp.paper.get(config.model.kind()).cloned(),
-                config,
-                axes: axes_desc,
-            });
         }
         Ok(runs)
     }
 
+    fn inherited(&self, exp: &ExperimentDef, key: &str) -> SuiteError {
+        self.invalid(
+            key,
+            format!(
+                "experiment `{}` takes its model, data and seed from `{}` (from = ...); remove `{key}` here and set it on the producer",
+                exp.name,
+                exp.from.as_ref().map(|f| f.names().join(", ")).unwrap_or_default()
+            ),
+        )
+    }
+
     fn validate(&self, c: &mut RunConfig, exp: &str, cuda_available: bool) -> Result<(), SuiteError> {
         let bad = |key: &str, msg: String| self.invalid(key, format!("{msg} (experiment `{exp}`)"));
-        c.model.validate().map_err(|e| match e {
-            mm_models::ModelError::InvalidConfig { field, reason } => bad(&format!("model.{field}"), reason),
-            other => bad("model", other.to_string()),
-        })?;
-        if c.data.source == DataSource::Hf {
-            if let Some(name) = c.data.preset.clone() {
-                let p = crate::data::hub::preset(&name).ok_or_else(|| {
-                    bad("data.preset", format!("unknown preset `{name}`; known: {}", crate::data::hub::PRESETS.join(", ")))
-                })?;
-                let d = &mut c.data;
-                d.repo.get_or_insert_with(|| p.repo.to_string());
-                if d.files.is_empty() {
-                    d.files = p.files.iter().map(|f| f.to_string()).collect();
+        self.validate_sections(c, &bad)?;
+        if let Some(model) = &c.model {
+            model.validate().map_err(|e| match e {
+                mm_models::ModelError::InvalidConfig { field, reason } => bad(&format!("model.{field}"), reason),
+                other => bad("model", other.to_string()),
+            })?;
+        }
+        if let Some(d) = c.data.as_mut() {
+            if d.source == DataSource::Hf {
+                if let Some(name) = d.preset.clone() {
+                    let p = crate::data::hub::preset(&name).ok_or_else(|| {
+                        bad("data.preset", format!("unknown preset `{name}`; known: {}", crate::data::hub::PRESETS.join(", ")))
+                    })?;
+                    d.repo.get_or_insert_with(|| p.repo.to_string());
+                    if d.files.is_empty() {
+                        d.files = p.files.iter().map(|f| f.to_string()).collect();
+                    }
+                    if d.eval_files.is_empty() && d.eval_rows.is_none() {
+                        d.eval_files = p.eval_files.iter().map(|f| f.to_string()).collect();
+                        d.eval_rows = p.eval_rows;
+                    }
                 }
-                if d.eval_files.is_empty() && d.eval_rows.is_none() {
-                    d.eval_files = p.eval_files.iter().map(|f| f.to_string()).collect();
-                    d.eval_rows = p.eval_rows;
+                if d.repo.is_none() || d.files.is_empty() {
+                    return Err(bad("data.repo", "source = \"hf\" needs repo = \"owner/name\" and files = [...], or a preset".into()));
                 }
+            } else if d.preset.is_some() || d.repo.is_some() || !d.files.is_empty() {
+                return Err(bad("data.repo", "preset / repo / files belong to source = \"hf\"".into()));
             }
-            if c.data.repo.is_none() || c.data.files.is_empty() {
-                return Err(bad("data.repo", "source = \"hf\" needs repo = \"owner/name\" and files = [...], or a preset".into()));
+            if d.n_ctx < 2 {
+                return Err(bad("data.n_ctx", format!("must be at least 2 (a model sees n_ctx tokens), got {}", d.n_ctx)));
             }
-        } else if c.data.preset.is_some() || c.data.repo.is_some() || !c.data.files.is_empty() {
-            return Err(bad("data.repo", "preset / repo / files belong to source = \"hf\"".into()));
-        }
-        let d = &c.data;
-        if d.n_ctx < 2 {
-            return Err(bad("data.n_ctx", format!("must be at least 2 (a model sees n_ctx tokens), got {}", d.n_ctx)));
-        }
-        let min_vocab = if d.tokenizer_path.is_some() { 16 } else { crate::data::MIN_BPE_VOCAB };
-        if !(min_vocab..=65536).contains(&d.vocab_size) {
-            let why = if d.tokenizer_path.is_some() { "" } else { " (a trained byte-level BPE holds 256 bytes + 3 specials)" };
-            return Err(bad("data.vocab_size", format!("must be in {min_vocab}..=65536{why}, got {}", d.vocab_size)));
-        }
-        if !(0.0..1.0).contains(&d.eval_fraction) {
-            return Err(bad("data.eval_fraction", format!("must be in [0, 1), got {}", d.eval_fraction)));
-        }
-        match d.source {
-            DataSource::Text | DataSource::Jsonl | DataSource::Parquet if d.path.is_none() => {
-                return Err(bad("data.path", format!("source = \"{:?}\" needs path = \"<file>\"", d.source).to_lowercase()))
+            let min_vocab = if d.tokenizer_path.is_some() { 16 } else { crate::data::MIN_BPE_VOCAB };
+            if !(min_vocab..=65536).contains(&d.vocab_size) {
+                let why = if d.tokenizer_path.is_some() { "" } else { " (a trained byte-level BPE holds 256 bytes + 3 specials)" };
+                return Err(bad("data.vocab_size", format!("must be in {min_vocab}..=65536{why}, got {}", d.vocab_size)));
             }
-            DataSource::Embedded if d.path.is_some() || d.eval_path.is_some() => {
-                return Err(bad("data.path", "source = \"embedded\" reads no files; remove path/eval_path or use source = \"text\"".into()))
+            if !(0.0..1.0).contains(&d.eval_fraction) {
+                return Err(bad("data.eval_fraction", format!("must be in [0, 1), got {}", d.eval_fraction)));
             }
-            DataSource::Hf if d.path.is_some() || d.eval_path.is_some() => {
-                return Err(bad("data.path", "source = \"hf\" downloads its files; use files / eval_files, not path".into()))
+            match d.source {
+                DataSource::Text | DataSource::Jsonl | DataSource::Parquet if d.path.is_none() => {
+                    return Err(bad("data.path", format!("source = \"{:?}\" needs path = \"<file>\"", d.source).to_lowercase()))
+                }
+                DataSource::Embedded if d.path.is_some() || d.eval_path.is_some() => {
+                    return Err(bad("data.path", "source = \"embedded\" reads no files; remove path/eval_path or use source = \"text\"".into()))
+                }
+                DataSource::Hf if d.path.is_some() || d.eval_path.is_some() => {
+                    return Err(bad("data.path", "source = \"hf\" downloads its files; use files / eval_files, not path".into()))
+                }
+                DataSource::Embedded | DataSource::Text if d.text_column.is_some() => {
+                    return Err(bad("data.text_column", "only jsonl and parquet sources have columns".into()))
+                }
+                _ => {}
             }
-            DataSource::Embedded | DataSource::Text if d.text_column.is_some() => {
-                return Err(bad("data.text_column", "only jsonl and parquet sources have columns".into()))
+            if d.eval_rows.is_some() && (d.eval_path.is_some() || !d.eval_files.is_empty()) {
+                return Err(bad("data.eval_rows", "give either an evaluation file or eval_rows, not both".into()));
             }
-            _ => {}
+            if d.marker.is_empty() {
+                return Err(bad("data.marker", "must not be empty".into()));
+            }
         }
-        if d.eval_rows.is_some() && (d.eval_path.is_some() || !d.eval_files.is_empty()) {
-            return Err(bad("data.eval_rows", "give either an evaluation file or eval_rows, not both".into()));
-        }
-        if d.marker.is_empty() {
-            return Err(bad("data.marker", "must not be empty".into()));
-        }
-        let needs_train = c.kind == ExperimentKind::Clm
-            || c.representation.as_ref().is_some_and(|r| r.source == ModelSource::Trained);
+        let needs_train = c.kind == ExperimentKind::Clm;
         match (&c.train, needs_train) {
             (None, true) => return Err(bad("train", "this experiment trains a model: add a [train] section with batch_size and steps or tokens".into())),
             (Some(_), false) => c.train = None, // an untrained model does not depend on training settings
@@ -359,7 +588,7 @@ impl Ctx<'_> {
             if t.steps.is_none() && t.tokens.is_none() {
                 return Err(bad("train.steps", "give a budget: steps = N or tokens = N".into()));
             }
-            if t.total_steps(d.n_ctx) == 0 {
+            if t.total_steps(c.data().n_ctx) == 0 {
                 return Err(bad("train.steps", "the budget is 0 steps".into()));
             }
             if t.batch_size < 1 {
@@ -383,8 +612,20 @@ impl Ctx<'_> {
             if r.steps == 0 || r.top_k < 1 || r.lr0 <= 0.0 {
                 return Err(bad("representation", "steps, top_k and lr0 must be positive".into()));
             }
-            if r.skip < 0 || r.skip >= d.n_ctx {
-                return Err(bad("representation.skip", format!("must be in 0..n_ctx ({}), got {}", d.n_ctx, r.skip)));
+            let n_ctx = c.data.as_ref().map_or(0, |d| d.n_ctx);
+            if r.skip < 0 || r.skip >= n_ctx {
+                return Err(bad("representation.skip", format!("must be in 0..n_ctx ({n_ctx}), got {}", r.skip)));
+            }
+            if c.upstream.is_some() && r.source == ModelSource::Untrained {
+                r.source = ModelSource::Trained; // `from` means: every checkpoint of that run
+            }
+            if (r.source == ModelSource::Trained) != c.upstream.is_some() {
+                return Err(bad(
+                    "representation.source",
+                    "the checkpoints of a CLM run come through `from = \"<clm experiment>\"` (then source is \"trained\"); \
+                     without `from`, use \"untrained\" or \"checkpoint\""
+                        .into(),
+                ));
             }
             if (r.source == ModelSource::Checkpoint) != r.checkpoint.is_some() {
                 return Err(bad(
@@ -404,6 +645,207 @@ impl Ctx<'_> {
             other => other,
         };
         Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    /// Which sections a kind needs, filled with their defaults, and the retrieval kinds' checks.
+    fn validate_sections(&self, c: &mut RunConfig, bad: &dyn Fn(&str, String) -> SuiteError) -> Result<(), SuiteError> {
+        use ExperimentKind as K;
+        let deflt = |_: ()| toml::from_str::<Table>("").expect("empty table");
+        macro_rules! section {
+            ($field:ident) => {
+                if c.$field.is_none() {
+                    c.$field = Some(Table::try_into(deflt(())).map_err(|e| bad(stringify!($field), e.to_string()))?);
+                }
+            };
+        }
+        // Sections a kind does not read are dropped, so they never move its run id.
+        if !matches!(c.kind, K::Embed | K::RetrievalInfonce) {
+            c.pairs = None;
+        }
+        if c.kind != K::Embed {
+            c.embed = None;
+        }
+        if c.kind != K::RetrievalFrozen {
+            c.retrieval_frozen = None;
+        }
+        if c.kind != K::RetrievalInfonce {
+            c.retrieval_infonce = None;
+        }
+        if c.kind != K::RetrievalEval {
+            c.retrieval_eval = None;
+        }
+        match c.kind {
+            K::Embed => {
+                section!(embed);
+                let e = c.embed.as_mut().expect("set");
+                match (e.source, c.upstream.is_some()) {
+                    (WeightsSource::Producer, false) => {
+                        return Err(bad(
+                            "embed.source",
+                            "embeds with the weights of `from = \"<clm or retrieval_infonce experiment>\"`; without `from`, \
+                             set source = \"untrained\", \"checkpoint\" or \"file\""
+                                .into(),
+                        ))
+                    }
+                    (WeightsSource::Producer, true) => {}
+                    (_, true) => return Err(bad("embed.source", "with `from`, the producer's weights are used; remove source or from".into())),
+                    _ => {}
+                }
+                if (e.source == WeightsSource::Checkpoint) != e.checkpoint.is_some() {
+                    return Err(bad("embed.checkpoint", "give checkpoint = \"<file>.safetensors\" exactly when source = \"checkpoint\"".into()));
+                }
+                if (e.source == WeightsSource::File) != e.file.is_some() {
+                    return Err(bad("embed.file", "give file = \"<embeddings>.safetensors\" exactly when source = \"file\"".into()));
+                }
+                if e.label.is_some() && e.source != WeightsSource::File {
+                    return Err(bad("embed.label", "names embeddings from a file; a model's runs are named by their model".into()));
+                }
+                if e.batch_size < 1 {
+                    return Err(bad("embed.batch_size", format!("must be at least 1, got {}", e.batch_size)));
+                }
+                if e.source == WeightsSource::File {
+                    // Embeddings computed elsewhere: no model, data or pairs take part.
+                    c.model = None;
+                    c.data = None;
+                    c.pairs = None;
+                    c.embed.as_mut().expect("set").padding = None;
+                } else {
+                    self.need_model_data(c, bad)?;
+                    self.check_pairs(c, bad)?;
+                }
+            }
+            K::RetrievalInfonce => {
+                section!(retrieval_infonce);
+                self.need_model_data(c, bad)?;
+                self.check_pairs(c, bad)?;
+                let r = c.retrieval_infonce.as_ref().expect("set");
+                if r.group < 3 {
+                    return Err(bad("retrieval_infonce.group", format!("needs a query and at least 2 passages, got {}", r.group)));
+                }
+                if !(r.tau > 0.0 && r.tau.is_finite()) || !(r.lr > 0.0 && r.lr.is_finite()) {
+                    return Err(bad("retrieval_infonce", "tau and lr must be positive numbers".into()));
+                }
+                if r.epochs == 0 || r.groups_per_step < 1 || r.eval_every == 0 {
+                    return Err(bad("retrieval_infonce", "epochs, groups_per_step and eval_every must be at least 1".into()));
+                }
+                if r.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
+                    return Err(bad("retrieval_infonce.precision", "\"fp16-amp\" needs device = \"cuda\"".into()));
+                }
+            }
+            K::RetrievalFrozen => {
+                section!(retrieval_frozen);
+                self.need_upstream(c, bad)?;
+                let r = c.retrieval_frozen.as_ref().expect("set");
+                if r.n < 3 {
+                    return Err(bad("retrieval_frozen.n", format!("needs the query slot and at least 2 candidates, got n = {}", r.n)));
+                }
+                if r.depth == 0 || r.epochs == 0 || r.batch_size < 1 || !(r.lr > 0.0 && r.lr.is_finite()) {
+                    return Err(bad("retrieval_frozen", "depth, epochs, batch_size and lr must be positive".into()));
+                }
+            }
+            K::RetrievalEval => {
+                section!(retrieval_eval);
+                self.need_upstream(c, bad)?;
+                let r = c.retrieval_eval.as_mut().expect("set");
+                if r.n.is_empty() || r.n.iter().any(|n| *n < 2) {
+                    return Err(bad("retrieval_eval.n", format!("needs values >= 2 (the query slot plus candidates), got {:?}", r.n)));
+                }
+                r.n.sort_unstable();
+                r.n.dedup();
+                if r.chunk < 1 {
+                    return Err(bad("retrieval_eval.chunk", "must be at least 1".into()));
+                }
+            }
+            K::Clm | K::Representation => self.need_model_data(c, bad)?,
+        }
+        Ok(())
+    }
+
+    fn need_model_data(&self, c: &RunConfig, bad: &dyn Fn(&str, String) -> SuiteError) -> Result<(), SuiteError> {
+        if c.model.is_none() {
+            return Err(bad("model", "this experiment builds a model: add a [model] table (or [defaults.model])".into()));
+        }
+        if c.data.is_none() {
+            return Err(bad("data", "this experiment tokenizes text: add a [data] table (or [defaults.data])".into()));
+        }
+        Ok(())
+    }
+
+    fn need_upstream(&self, c: &RunConfig, bad: &dyn Fn(&str, String) -> SuiteError) -> Result<(), SuiteError> {
+        if c.upstream.is_none() {
+            return Err(bad("from", format!("a `{}` experiment reads embeddings: set from = \"<embed experiment>\"", c.kind.name())));
+        }
+        Ok(())
+    }
+
+    fn check_pairs(&self, c: &mut RunConfig, bad: &dyn Fn(&str, String) -> SuiteError) -> Result<(), SuiteError> {
+        let Some(p) = &c.pairs else {
+            return Err(bad("pairs", "needs query/passage pairs: add [pairs] with source = \"embedded\", \"derived\" or \"file\"".into()));
+        };
+        match (p.source, &p.path) {
+            (PairsSource::File | PairsSource::Derived, None) => {
+                return Err(bad("pairs.path", format!("source = \"{}\" needs path = \"<file>\"", serde_json::to_value(p.source).unwrap().as_str().unwrap())))
+            }
+            (PairsSource::Embedded, Some(_)) => return Err(bad("pairs.path", "source = \"embedded\" reads no file".into())),
+            _ => {}
+        }
+        if !(0.0..1.0).contains(&p.test_fraction) {
+            return Err(bad("pairs.test_fraction", format!("must be in [0, 1), got {}", p.test_fraction)));
+        }
+        Ok(())
+    }
+}
+
+/// The resolved value at a dotted key of a config, as JSON.
+fn json_at(config: &RunConfig, key: &str) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(config).ok()?;
+    for part in key.split('.') {
+        v = v.get(part)?.clone();
+    }
+    Some(v)
+}
+
+/// JSON equality with numbers compared as numbers (a TOML 64 and a resolved 64.0 agree).
+fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => y.iter().all(|(k, v)| x.get(k).is_some_and(|w| json_eq(w, v))),
+            _ => a == b,
+        },
+    }
+}
+
+/// The paper value for a run, most specific key first: "<label> @ <experiment>" and
+/// "<kind> @ <experiment>" for each experiment the run's inputs came through (nearest first),
+/// then the label, the model kind, and the experiment names alone. Rows of a paper table that
+/// share a model but differ by pipeline (T13's pretraining data, T12's 200k vs 400k pairs) are
+/// told apart by the experiment.
+fn paper_for(paper: &BTreeMap<String, PaperValue>, label: &str, c: &RunConfig, lineage: &[String]) -> Option<PaperValue> {
+    let kind = c.model.as_ref().map(|m| m.kind().to_string());
+    let mut keys: Vec<String> = Vec::new();
+    for e in lineage.iter().rev() {
+        keys.push(format!("{label} @ {e}"));
+        if let Some(k) = &kind {
+            keys.push(format!("{k} @ {e}"));
+        }
+    }
+    keys.push(label.to_string());
+    keys.extend(kind);
+    keys.extend(lineage.iter().rev().cloned());
+    keys.into_iter().find_map(|k| paper.get(&k).cloned())
+}
+
+/// What a run's model is called in tables: the model label, or for embeddings from a file the
+/// suite's `embed.label` (inherited by the runs that consume them).
+fn run_label(c: &RunConfig, up: Option<&Run>) -> String {
+    match (&c.model, c.embed.as_ref().and_then(|e| e.label.clone()), up) {
+        (Some(m), _, _) => crate::report::model_label_of(m),
+        (None, Some(l), _) => l,
+        (None, None, Some(u)) => u.label.clone(),
+        (None, None, None) => "embeddings (file)".into(),
     }
 }
 
@@ -543,10 +985,10 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         let ids: std::collections::BTreeSet<_> = s.runs.iter().map(|r| r.id.clone()).collect();
         assert_eq!(ids.len(), 8, "every run has its own id");
         // Axes are sorted by key (data.n_ctx, model, seed), the first varying slowest.
-        assert_eq!(s.runs[0].config.model.kind(), "masked_mixer");
-        assert_eq!((s.runs[1].config.model.kind(), s.runs[1].config.seed), ("masked_mixer", 1));
-        assert_eq!(s.runs[2].config.model.kind(), "llama");
-        assert!(s.runs.iter().any(|r| r.config.data.n_ctx == 32 && r.config.seed == 1));
+        assert_eq!(s.runs[0].config.model().kind(), "masked_mixer");
+        assert_eq!((s.runs[1].config.model().kind(), s.runs[1].config.seed), ("masked_mixer", 1));
+        assert_eq!(s.runs[2].config.model().kind(), "llama");
+        assert!(s.runs.iter().any(|r| r.config.data().n_ctx == 32 && r.config.seed == 1));
     }
 
     #[test]
@@ -569,7 +1011,7 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         // Pinning a swept key collapses the sweep points that became identical.
         let pinned = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("data.n_ctx=16").unwrap()], false).unwrap();
         assert_eq!(pinned.runs.len(), 4);
-        assert!(s.runs.iter().all(|r| r.config.data.padding == PaddingSide::Left));
+        assert!(s.runs.iter().all(|r| r.config.data().padding == PaddingSide::Left));
         let err = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("trian.steps=1").unwrap()], false)
             .unwrap_err()
             .to_string();
@@ -605,10 +1047,10 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
     fn a_model_of_another_kind_replaces_the_default_model() {
         let ov = [parse_override("model={kind=\"masked_mixer\", d_model=4, n_layers=1}").unwrap()];
         let s = Suite::parse(Path::new("t.toml"), GOOD.into(), &ov, false).unwrap();
-        assert!(s.runs.iter().all(|r| r.config.model.kind() == "masked_mixer" && r.config.model.d_model() == 4));
+        assert!(s.runs.iter().all(|r| r.config.model().kind() == "masked_mixer" && r.config.model().d_model() == 4));
         let ov = [parse_override("model.d_model=12").unwrap()];
         let s = Suite::parse(Path::new("t.toml"), GOOD.into(), &ov, false).unwrap();
-        assert!(s.runs.iter().all(|r| r.config.model.d_model() == 12), "same kind: fields merge");
+        assert!(s.runs.iter().all(|r| r.config.model().d_model() == 12), "same kind: fields merge");
     }
 
     #[test]
@@ -643,5 +1085,131 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
     fn unknown_top_level_key_is_rejected() {
         let err = parse(&format!("foo = 1\n{GOOD}")).unwrap_err().to_string();
         assert!(err.contains("unknown field `foo`"), "{err}");
+    }
+
+    const PIPE: &str = r#"
+schema = 1
+name = "p"
+description = "pipeline"
+[defaults]
+seeds = [0, 1]
+[defaults.data]
+source = "embedded"
+n_ctx = 16
+vocab_size = 300
+[defaults.train]
+steps = 5
+batch_size = 2
+[defaults.pairs]
+source = "embedded"
+n_pairs = 40
+
+[[experiment]]
+name = "clm"
+kind = "clm"
+[experiment.sweep]
+model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama", d_model = 8, n_layers = 1, n_heads = 2 }]
+"data.n_ctx" = [16, 32]
+
+[[experiment]]
+name = "embed"
+kind = "embed"
+from = "clm"
+where = { "data.n_ctx" = 16 }
+
+[[experiment]]
+name = "frozen"
+kind = "retrieval_frozen"
+from = "embed"
+[experiment.sweep]
+"retrieval_frozen.n" = [4, 8]
+
+[[experiment]]
+name = "eval"
+kind = "retrieval_eval"
+from = ["embed"]
+"#;
+
+    #[test]
+    fn consumers_expand_per_producer_run_and_inherit_model_data_seed() {
+        let s = parse(PIPE).unwrap();
+        let of = |e: &str| s.runs.iter().filter(|r| r.experiment == e).collect::<Vec<_>>();
+        assert_eq!(of("clm").len(), 8);
+        assert_eq!(of("embed").len(), 4, "where keeps the n_ctx = 16 producers: 2 models x 2 seeds");
+        assert_eq!(of("frozen").len(), 8, "one per embed run and sweep point");
+        assert_eq!(of("eval").len(), 4);
+        for r in of("frozen") {
+            let up = s.runs.iter().find(|p| Some(p.id.as_str()) == r.upstream()).expect("the producer is in the suite");
+            assert_eq!(up.experiment, "embed");
+            assert_eq!((r.config.seed, r.config.model.as_ref(), r.config.data().n_ctx), (up.config.seed, up.config.model.as_ref(), 16));
+            assert_eq!(r.lineage, vec!["clm".to_string(), "embed".to_string()]);
+        }
+        // Producers come before their consumers.
+        let pos = |id: &str| s.runs.iter().position(|r| r.id == id).unwrap();
+        assert!(s.runs.iter().all(|r| r.upstream().is_none_or(|u| pos(u) < pos(&r.id))));
+    }
+
+    #[test]
+    fn a_changed_producer_changes_every_consumer_id() {
+        let a = parse(PIPE).unwrap();
+        let b = parse(&PIPE.replace("steps = 5", "steps = 6")).unwrap();
+        let ids = |s: &Suite, e: &str| s.runs.iter().filter(|r| r.experiment == e).map(|r| r.id.clone()).collect::<Vec<_>>();
+        for e in ["clm", "embed", "frozen", "eval"] {
+            assert!(ids(&a, e).iter().all(|id| !ids(&b, e).contains(id)), "{e}: a retrained CLM must move downstream ids");
+        }
+        // A change only the consumer reads moves only the consumer.
+        let c = parse(&PIPE.replace("\"retrieval_frozen.n\" = [4, 8]", "\"retrieval_frozen.n\" = [4, 9]")).unwrap();
+        assert_eq!(ids(&a, "embed"), ids(&c, "embed"));
+        assert_eq!(ids(&a, "frozen")[0], ids(&c, "frozen")[0]);
+        assert_ne!(ids(&a, "frozen")[1], ids(&c, "frozen")[1]);
+    }
+
+    #[test]
+    fn select_adds_the_producers_of_what_it_runs() {
+        let s = parse(PIPE).unwrap();
+        let sel = s.select(&["eval".to_string()]).unwrap();
+        let count = |e: &str| sel.iter().filter(|r| r.experiment == e).count();
+        assert_eq!((count("eval"), count("embed"), count("clm"), count("frozen")), (4, 4, 4, 0));
+        let err = s.select(&["nope".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("no experiment `nope`") && err.contains("clm, embed, frozen, eval"), "{err}");
+    }
+
+    #[test]
+    fn bad_edges_are_errors_that_say_what_to_do() {
+        let e = |src: &str| parse(src).unwrap_err().to_string();
+        let later = e(&PIPE.replace("from = \"clm\"\nwhere", "from = \"frozen\"\nwhere"));
+        assert!(later.contains("`frozen` is not an earlier experiment; move it before this one"), "{later}");
+        let wrong = e(&PIPE.replace("from = \"embed\"\n[experiment.sweep]", "from = \"clm\"\n[experiment.sweep]"));
+        assert!(wrong.contains("cannot consume `clm` (clm); it reads embed"), "{wrong}");
+        let own = e(&PIPE.replace("from = [\"embed\"]", "from = [\"embed\"]\nseeds = [3]"));
+        assert!(own.contains("key `seeds`") && own.contains("takes its model, data and seed from `embed`"), "{own}");
+        let swept = e(&PIPE.replace("\"retrieval_frozen.n\" = [4, 8]", "\"model.d_model\" = [4, 8]"));
+        assert!(swept.contains("key `model.d_model`") && swept.contains("set it on the producer"), "{swept}");
+        let none = e(&PIPE.replace("where = { \"data.n_ctx\" = 16 }", "where = { \"data.n_ctx\" = 17 }"));
+        assert!(none.contains("key `where.data.n_ctx`: no run of `clm` has data.n_ctx = 17"), "{none}");
+        let orphan = e(&PIPE.replace("from = [\"embed\"]", ""));
+        assert!(orphan.contains("key `from`") && orphan.contains("set from = \"<embed experiment>\""), "{orphan}");
+        let trained = e(&GOOD.replace("[[experiment]]", "[defaults.representation]\nsource = \"trained\"\n[[experiment]]")
+            .replace("kind = \"clm\"\n[experiment.sweep]", "kind = \"representation\"\n[experiment.sweep]"));
+        assert!(trained.contains("come through `from = \"<clm experiment>\"`"), "{trained}");
+    }
+
+    #[test]
+    fn paper_cells_attach_by_label_then_kind() {
+        let src = PIPE.replace(
+            "from = [\"embed\"]",
+            "from = [\"embed\"]\npaper = { masked_mixer = { \"32\" = 98.2 }, \"llama d8 n1 h2\" = { \"32\" = 95.0 }, llama = \"text\" }",
+        );
+        let s = parse(&src).unwrap();
+        for r in s.runs.iter().filter(|r| r.experiment == "eval") {
+            let want = if r.config.model().kind() == "llama" { 95.0 } else { 98.2 };
+            assert_eq!(r.paper.as_ref().and_then(|p| p.cell("32")), Some(want), "{}", r.label);
+        }
+        let by_pipeline = PIPE.replace("from = [\"embed\"]", "from = [\"embed\"]\npaper = { \"masked_mixer @ clm\" = { \"32\" = 1.0 }, embed = { \"32\" = 2.0 } }");
+        let s = parse(&by_pipeline).unwrap();
+        for r in s.runs.iter().filter(|r| r.experiment == "eval") {
+            let want = if r.config.model().kind() == "llama" { 2.0 } else { 1.0 };
+            assert_eq!(r.paper.as_ref().and_then(|p| p.cell("32")), Some(want), "{}", r.label);
+        }
     }
 }

@@ -1,0 +1,214 @@
+//! Frozen-embedding retrieval, PAPER.md F.1 (`train_retrieval.py`): a retrieval mixer over n
+//! slots, slot 0 the query's embedding and slots 1..n-1 candidate passages (n - 2 drawn without
+//! replacement from the split, the match at a random slot), re-drawn every epoch; CE over the
+//! n - 1 candidate scores (chance: ln(n - 1)). Train CE per epoch; test CE and top-1 on fixed
+//! draws of the test split, so epochs compare.
+use super::embed::{Embeddings, FILE};
+use super::sampling::draw_many;
+use super::{RunContext, RunOutput};
+use crate::suite::{FrozenConfig, Precision};
+use crate::train::{lr_factor, AdamW, Stepper};
+use anyhow::{ensure, Context, Result};
+use mm_models::retrieval::{retrieval_loss, RetrievalConfig, RetrievalMixer};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Draw streams: the test draws are fixed, each epoch's training draws its own.
+const TEST_DRAWS: u64 = 1;
+const TRAIN_DRAWS: u64 = 1 << 32;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRow {
+    pub epoch: u64,
+    pub train_ce: f64,
+    pub test_ce: f64,
+    /// Percent of test queries whose match scored highest.
+    pub test_top1: f64,
+}
+
+pub struct Outcome {
+    pub epochs: Vec<EpochRow>,
+    pub params: u64,
+    pub steps: u64,
+}
+
+/// Slots for a batch: the queries' embeddings, then each query's candidates' passages.
+/// `rows` `[B]`, `cand` `[B, k]` -> `[B, k + 1, d]`.
+fn slots(queries: &Tensor, passages: &Tensor, rows: &Tensor, cand: &Tensor) -> Tensor {
+    let (b, k) = cand.size2().expect("[B, k]");
+    let d = passages.size()[1];
+    let q = queries.index_select(0, rows).unsqueeze(1); // [B, 1, d]
+    let c = passages.index_select(0, &cand.view([-1])).view([b, k, d]); // [B, k, d]
+    Tensor::cat(&[q, c], 1)
+}
+
+/// Mean CE and top-1 (%) over fixed draws of a split.
+fn evaluate(model: &RetrievalMixer, q: &Tensor, p: &Tensor, cand: &Tensor, target: &Tensor, batch: i64, double_softmax: bool) -> (f64, f64) {
+    tch::no_grad(|| {
+        let n = target.size()[0];
+        let (mut ce, mut correct) = (0f64, 0i64);
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            let rows = Tensor::arange_start(start, start + len, (Kind::Int64, q.device()));
+            let scores = model.forward(&slots(q, p, &rows, &cand.narrow(0, start, len)));
+            let t = target.narrow(0, start, len);
+            ce += retrieval_loss(&scores, &t, double_softmax).double_value(&[]) * len as f64;
+            correct += scores.argmax(1, false).eq_tensor(&t).sum(Kind::Int64).int64_value(&[]);
+            start += len;
+        }
+        (ce / n as f64, 100.0 * correct as f64 / n as f64)
+    })
+}
+
+/// Trains a retrieval mixer on `emb`'s train split and scores its test split every epoch.
+pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: &indicatif::ProgressBar) -> Result<Outcome> {
+    let (tq, tp) = emb.train.as_ref().context(
+        "the embeddings have no train split (a file with only test pairs can be evaluated, not trained on)",
+    )?;
+    let (eq, ep) = &emb.test;
+    let (n_train, n_test) = (tq.size()[0], eq.size()[0]);
+    let k = fc.n - 1; // candidates
+    ensure!(
+        k <= n_train && k <= n_test,
+        "retrieval_frozen.n = {} needs {k} distinct passages per query, but the splits hold {n_train} train and {n_test} test pairs; \
+         lower n or use more pairs",
+        fc.n
+    );
+    let (tq, tp, eq, ep) = (tq.to_device(device), tp.to_device(device), eq.to_device(device), ep.to_device(device));
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(device);
+    let cfg = RetrievalConfig { d_model: emb.dim(), depth: fc.depth, n_slots: fc.n };
+    let params = cfg.num_params();
+    let model = RetrievalMixer::new(&vs.root(), cfg);
+    let steps_per_epoch = (n_train as u64).div_ceil(fc.batch_size as u64);
+    let total = fc.epochs * steps_per_epoch;
+    let mut stepper = Stepper::new(&vs, AdamW::default(), fc.lr, fc.grad_clip, Precision::Fp32)?;
+
+    let test_ids: Vec<usize> = (0..n_test as usize).collect();
+    let (flat, targets) = draw_many(seed, TEST_DRAWS, &test_ids, n_test as usize, k as usize);
+    let test_cand = Tensor::from_slice(&flat).view([n_test, k]).to_device(device);
+    let test_target = Tensor::from_slice(&targets).to_device(device);
+
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xf0_2e_4e);
+    let mut rows = Vec::new();
+    let mut applied = 0u64;
+    for epoch in 1..=fc.epochs {
+        let mut order: Vec<usize> = (0..n_train as usize).collect();
+        order.shuffle(&mut rng);
+        let (flat, targets) = draw_many(seed, TRAIN_DRAWS + epoch, &order, n_train as usize, k as usize);
+        let (mut sum, mut count) = (0f64, 0i64);
+        for (b, chunk) in order.chunks(fc.batch_size as usize).enumerate() {
+            let len = chunk.len() as i64;
+            let at = b * fc.batch_size as usize;
+            let ids: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+            let cand = Tensor::from_slice(&flat[at * k as usize..(at + chunk.len()) * k as usize]).view([len, k]).to_device(device);
+            let target = Tensor::from_slice(&targets[at..at + chunk.len()]).to_device(device);
+            let scores = model.forward(&slots(&tq, &tp, &Tensor::from_slice(&ids).to_device(device), &cand));
+            let loss = retrieval_loss(&scores, &target, fc.double_softmax);
+            if stepper.step(&loss, fc.lr * lr_factor(applied, fc.warmup_steps, total)).is_some() {
+                applied += 1;
+            }
+            sum += loss.double_value(&[]) * len as f64;
+            count += len;
+        }
+        let (test_ce, test_top1) = evaluate(&model, &eq, &ep, &test_cand, &test_target, fc.batch_size, fc.double_softmax);
+        rows.push(EpochRow { epoch, train_ce: sum / count as f64, test_ce, test_top1 });
+        bar.set_message(format!("train CE {:.3} test CE {test_ce:.3} top-1 {test_top1:.1}%", sum / count as f64));
+        bar.inc(1);
+    }
+    Ok(Outcome { epochs: rows, params, steps: applied })
+}
+
+pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+    let cfg = &ctx.run.config;
+    let fc = cfg.retrieval_frozen.as_ref().expect("validated: retrieval_frozen has its section");
+    let mut out = RunOutput::default();
+    let path = ctx.producer_file(FILE, &mut out)?;
+    let emb = Embeddings::load(&path).context("reading the producer's embeddings")?;
+    let bar = super::embed::progress(ctx, fc.epochs, "epochs {msg}");
+    let o = fit(&emb, fc, cfg.seed, ctx.device, &bar)?;
+    bar.finish_and_clear();
+    ctx.dir.write_json("metrics_epochs.json", &o.epochs)?;
+    let last = o.epochs.last().expect("epochs >= 1");
+    let best = o.epochs.iter().map(|r| r.test_ce).fold(f64::INFINITY, f64::min);
+    let s = &mut out.summary;
+    if let Some(label) = ctx.producer_summary()?.get("data") {
+        s.insert("data".into(), label.clone());
+    }
+    s.insert("retrieval_params".into(), o.params.into());
+    s.insert("steps".into(), o.steps.into());
+    s.insert("train_ce".into(), last.train_ce.into());
+    s.insert("test_ce".into(), last.test_ce.into());
+    s.insert("best_test_ce".into(), best.into());
+    s.insert("test_top1".into(), last.test_top1.into());
+    s.insert("chance_ce".into(), ((fc.n - 1) as f64).ln().into());
+    out.execution.insert("device".into(), crate::device::describe(ctx.device));
+    out.execution.insert(
+        "retrieval_loss".into(),
+        if fc.double_softmax { "softmax, then cross entropy (the v1 code, I.9)" } else { "cross entropy over the raw candidate scores" }.into(),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(n: i64, epochs: u64) -> FrozenConfig {
+        toml::from_str(&format!("n = {n}\ndepth = 2\nepochs = {epochs}\nlr = 3e-3\nwarmup_steps = 5\nbatch_size = 32")).unwrap()
+    }
+
+    #[test]
+    fn uninformative_scores_give_chance_ce() {
+        // Equal scores over n - 1 candidates: CE = ln(n - 1), the "no learning" values of F.1.
+        for (n, want) in [(32i64, 3.434), (1024, 6.931)] {
+            let scores = Tensor::zeros([4, n - 1], (Kind::Float, Device::Cpu));
+            let t = Tensor::from_slice(&[0i64, 5, 9, 30]);
+            let ce = retrieval_loss(&scores, &t, false).double_value(&[]);
+            assert!((ce - want).abs() < 1e-3, "n = {n}: {ce}");
+        }
+    }
+
+    #[test]
+    fn learns_from_informative_embeddings_and_not_from_noise() {
+        tch::manual_seed(0);
+        let (n_train, n_test, d) = (256i64, 96, 16);
+        let opts = (Kind::Float, Device::Cpu);
+        let informative = |n: i64| {
+            let p = Tensor::randn([n, d], opts);
+            (&p + Tensor::randn([n, d], opts) * 0.3, p)
+        };
+        let good = Embeddings { train: Some(informative(n_train)), test: informative(n_test) };
+        let noise = Embeddings {
+            train: Some((Tensor::randn([n_train, d], opts), Tensor::randn([n_train, d], opts))),
+            test: (Tensor::randn([n_test, d], opts), Tensor::randn([n_test, d], opts)),
+        };
+        let bar = indicatif::ProgressBar::hidden();
+        let chance = 7f64.ln(); // n = 8
+        let g = fit(&good, &cfg(8, 25), 0, Device::Cpu, &bar).unwrap();
+        let last = g.epochs.last().unwrap();
+        assert!(last.test_ce < 0.5 * chance && last.test_top1 > 60.0, "{:?}", last);
+        let r = fit(&noise, &cfg(8, 25), 0, Device::Cpu, &bar).unwrap();
+        let last = r.epochs.last().unwrap();
+        assert!(last.test_ce > 0.9 * chance && last.test_top1 < 35.0, "noise cannot generalise: {:?}", last);
+        // Same seed, same curve (CPU).
+        let again = fit(&good, &cfg(8, 3), 0, Device::Cpu, &bar).unwrap();
+        let first = fit(&good, &cfg(8, 3), 0, Device::Cpu, &bar).unwrap();
+        assert_eq!(again.epochs.last().unwrap().test_ce, first.epochs.last().unwrap().test_ce);
+    }
+
+    #[test]
+    fn too_few_pairs_is_an_error_that_says_what_to_change() {
+        let opts = (Kind::Float, Device::Cpu);
+        let e = Embeddings {
+            train: Some((Tensor::randn([10, 4], opts), Tensor::randn([10, 4], opts))),
+            test: (Tensor::randn([10, 4], opts), Tensor::randn([10, 4], opts)),
+        };
+        let err = fit(&e, &cfg(32, 1), 0, Device::Cpu, &indicatif::ProgressBar::hidden()).err().unwrap().to_string();
+        assert!(err.contains("retrieval_frozen.n = 32") && err.contains("lower n"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! InfoNCE tuning of the embedding model itself, PAPER.md F.2 (`infonce_retrieval.py`): each
+//! group is one query and group - 1 passages of the train split, the match at a random slot and
+//! the rest drawn without replacement; the loss is the cross entropy of cos(q, c) / tau over the
+//! candidates. One group per train pair per epoch, `groups_per_step` groups per optimizer step
+//! (the paper's 4 GPUs gave 4), AdamW with warm-up and linear decay, the CLM trainer's precision
+//! modes. Starts from a CLM run (`from`), or from a fresh init (the paper's random-init
+//! baseline). Writes `model.safetensors` and `tokenizer.json`, so `embed` can consume it.
+use super::embed::{load_model, padding, progress, Embedder};
+use super::sampling::draw_many;
+use super::{RunContext, RunOutput};
+use crate::data::pairs;
+use crate::suite::InfonceConfig;
+use crate::train::{lr_factor, save_checkpoint, with_precision, AdamW, Stepper};
+use anyhow::{ensure, Context, Result};
+use mm_models::retrieval::info_nce_loss;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+const TEST_DRAWS: u64 = 2;
+const TRAIN_DRAWS: u64 = 2 << 32;
+/// Test groups scored per evaluation (the first ones; every one when there are fewer).
+const EVAL_GROUPS: usize = 256;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRow {
+    pub step: u64,
+    /// Mean InfoNCE loss over fixed test groups.
+    pub test_loss: f64,
+    /// Percent of those groups whose match had the highest cosine.
+    pub test_top1: f64,
+}
+
+/// One group per query: `[G * group, n_ctx]` token rows, each query followed by its candidates.
+fn groups(q_tokens: &Tensor, p_tokens: &Tensor, queries: &[usize], cand: &[i64], group: i64) -> Tensor {
+    let k = (group - 1) as usize;
+    let mut rows = Vec::with_capacity(queries.len() * group as usize);
+    for (g, &i) in queries.iter().enumerate() {
+        rows.push(q_tokens.get(i as i64).unsqueeze(0));
+        rows.push(p_tokens.index_select(0, &Tensor::from_slice(&cand[g * k..(g + 1) * k])));
+    }
+    Tensor::cat(&rows, 0)
+}
+
+pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+    let cfg = &ctx.run.config;
+    let ic: &InfonceConfig = cfg.retrieval_infonce.as_ref().expect("validated: retrieval_infonce has its section");
+    let mut out = RunOutput::default();
+    out.execution.extend(super::execution_facts(cfg, ctx.device));
+    let split = pairs::load(cfg.pairs.as_ref().expect("validated: infonce has pairs")).context("loading pairs")?;
+    out.inputs.extend(split.inputs.clone());
+    let (n_train, n_test) = (split.train.len(), split.test.len());
+    let k = (ic.group - 1) as usize;
+    ensure!(
+        k <= n_train && k <= n_test,
+        "retrieval_infonce.group = {} needs {k} distinct passages per group, but the splits hold {n_train} train and {n_test} test \
+         pairs; lower group or use more pairs",
+        ic.group
+    );
+    let (vs, model, tok) = load_model(ctx, None, &mut out)?;
+    let embedder = Embedder {
+        model: model.as_ref(),
+        tok: &tok,
+        n_ctx: cfg.data().n_ctx,
+        padding: padding(cfg, ic.padding),
+        position: ic.position,
+        device: ctx.device,
+    };
+    let texts = |ps: &[pairs::Pair], query: bool| -> Vec<String> {
+        ps.iter().map(|p| if query { p.query.clone() } else { p.passage.clone() }).collect()
+    };
+    let (tq, tp) = (embedder.tokens(&texts(&split.train, true))?, embedder.tokens(&texts(&split.train, false))?);
+    let (eq, ep) = (embedder.tokens(&texts(&split.test, true))?, embedder.tokens(&texts(&split.test, false))?);
+
+    // Every group's loss, through the model, under the run's precision: `[G * group, t]` -> scalar.
+    let group_loss = |tokens: &Tensor, cand_index: &[i64], train: bool| -> Tensor {
+        let e = with_precision(ic.precision, || embedder.forward(tokens, train)).to_kind(Kind::Float); // [G * group, d]
+        let d = e.size()[1];
+        let target = Tensor::from_slice(cand_index).to_device(ctx.device);
+        info_nce_loss(&e.view([-1, ic.group, d]), &target, ic.tau)
+    };
+    let eval_ids: Vec<usize> = (0..n_test.min(EVAL_GROUPS)).collect();
+    let (eval_cand, eval_target) = draw_many(cfg.seed, TEST_DRAWS, &eval_ids, n_test, k);
+    let evaluate = |step: u64| -> EvalRow {
+        tch::no_grad(|| {
+            let (mut loss, mut correct) = (0f64, 0usize);
+            for (c, chunk) in eval_ids.chunks(ic.groups_per_step.max(1) as usize).enumerate() {
+                let at = c * ic.groups_per_step.max(1) as usize;
+                let tokens = groups(&eq, &ep, chunk, &eval_cand[at * k..(at + chunk.len()) * k], ic.group);
+                let target = &eval_target[at..at + chunk.len()];
+                let e = with_precision(ic.precision, || embedder.forward(&tokens, false)).to_kind(Kind::Float);
+                let g = e.view([chunk.len() as i64, ic.group, -1]);
+                let cos = Tensor::cosine_similarity(&g.narrow(1, 0, 1), &g.narrow(1, 1, ic.group - 1), -1, 1e-8);
+                let t = Tensor::from_slice(target).to_device(ctx.device);
+                loss += (&cos / ic.tau).cross_entropy_for_logits(&t).double_value(&[]) * chunk.len() as f64;
+                correct += cos.argmax(1, false).eq_tensor(&t).sum(Kind::Int64).int64_value(&[]) as usize;
+            }
+            let n = eval_ids.len() as f64;
+            EvalRow { step, test_loss: loss / n, test_top1: 100.0 * correct as f64 / n }
+        })
+    };
+
+    let per_step = ic.groups_per_step as usize;
+    let steps_per_epoch = (n_train as u64).div_ceil(per_step as u64);
+    let total = ic.epochs * steps_per_epoch;
+    let mut stepper = Stepper::new(&vs, AdamW::default(), ic.lr, ic.grad_clip, ic.precision)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1ace);
+    let (mut steps, mut evals) = (Vec::new(), vec![evaluate(0)]);
+    let bar = progress(ctx, total, "steps {msg}");
+    let (mut applied, mut step, mut window) = (0u64, 0u64, (0f64, 0u64));
+    let started = std::time::Instant::now();
+    for epoch in 1..=ic.epochs {
+        let mut order: Vec<usize> = (0..n_train).collect();
+        order.shuffle(&mut rng);
+        let (cand, targets) = draw_many(cfg.seed, TRAIN_DRAWS + epoch, &order, n_train, k);
+        for (c, chunk) in order.chunks(per_step).enumerate() {
+            let at = c * per_step;
+            let tokens = groups(&tq, &tp, chunk, &cand[at * k..(at + chunk.len()) * k], ic.group);
+            let loss = group_loss(&tokens, &targets[at..at + chunk.len()], true);
+            let lr = ic.lr * lr_factor(applied, ic.warmup_steps, total);
+            if stepper.step(&loss, lr).is_some() {
+                applied += 1;
+            }
+            step += 1;
+            let v = loss.double_value(&[]);
+            window = (window.0 + v, window.1 + 1);
+            if step % (total / 200).max(1) == 0 || step == total {
+                steps.push(StepRow { step, loss: v, lr });
+            }
+            if step % ic.eval_every == 0 && step != total {
+                evals.push(evaluate(step));
+            }
+            bar.set_message(format!("loss {v:.3}"));
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let last = evaluate(step);
+    evals.push(last.clone());
+    save_checkpoint(&vs, &ctx.dir.file("model.safetensors"))?;
+    ctx.dir.write_json("metrics_steps.json", &steps)?;
+    ctx.dir.write_json("metrics_infonce_eval.json", &evals)?;
+    let s = &mut out.summary;
+    s.insert("data".into(), split.label.into());
+    s.insert("train_pairs".into(), n_train.into());
+    s.insert("test_pairs".into(), n_test.into());
+    s.insert("params".into(), cfg.model().num_params(cfg.data().vocab_size as i64, cfg.data().n_ctx).into());
+    s.insert("steps".into(), step.into());
+    s.insert("train_loss".into(), (window.0 / window.1.max(1) as f64).into());
+    s.insert("infonce_test_loss".into(), last.test_loss.into());
+    s.insert("infonce_test_loss_before".into(), evals[0].test_loss.into());
+    s.insert("infonce_top1".into(), last.test_top1.into());
+    s.insert("sequences_per_s".into(), ((step as usize * per_step * ic.group as usize) as f64 / wall.max(1e-9)).into());
+    s.insert("start".into(), if cfg.upstream.is_some() { "clm" } else { "random init" }.into());
+    if stepper.skipped > 0 {
+        out.execution.insert("amp_skipped_steps".into(), stepper.skipped.to_string());
+    }
+    out.execution.insert(
+        "infonce".into(),
+        format!(
+            "groups of {} (1 query + {k} passages), cosine / tau = {}, {} group(s) per step, {:?} at {:?}",
+            ic.group,
+            ic.tau,
+            per_step,
+            embedder.padding,
+            ic.position
+        )
+        .to_lowercase(),
+    );
+    Ok(out)
+}

@@ -1,0 +1,184 @@
+//! The retrieval pipeline through the binary (PAPER.md F): CLM -> embed -> frozen retrieval
+//! model and InfoNCE -> embed -> evaluation, plus embeddings from a file standing in for
+//! e5-mistral's; `--only` builds missing producers; a failed producer fails its consumers.
+mod common;
+use common::*;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+const PIPELINE: &str = r#"
+schema = 1
+name = "rt"
+description = "retrieval pipeline test"
+[defaults]
+seeds = [0]
+[defaults.data]
+source = "embedded"
+n_stories = 150
+vocab_size = 300
+n_ctx = 24
+padding = "left"
+[defaults.train]
+steps = 20
+batch_size = 8
+lr = 3e-3
+warmup_steps = 2
+eval_every = 10
+[defaults.pairs]
+source = "embedded"
+n_pairs = 60
+test_pairs = 20
+[defaults.retrieval_eval]
+n = [2, 4, 8, 64]
+
+[[experiment]]
+name = "clm"
+kind = "clm"
+[experiment.sweep]
+model = [
+  { kind = "masked_mixer", d_model = 16, n_layers = 1 },
+  { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2 },
+]
+
+[[experiment]]
+name = "embed"
+kind = "embed"
+from = "clm"
+
+[[experiment]]
+name = "frozen"
+kind = "retrieval_frozen"
+from = "embed"
+[experiment.retrieval_frozen]
+n = 4
+depth = 1
+epochs = 2
+batch_size = 16
+warmup_steps = 1
+
+[[experiment]]
+name = "infonce"
+kind = "retrieval_infonce"
+from = "clm"
+[experiment.retrieval_infonce]
+group = 4
+warmup_steps = 2
+lr = 1e-3
+
+[[experiment]]
+name = "embed_tuned"
+kind = "embed"
+from = "infonce"
+
+[[experiment]]
+name = "e5"
+kind = "embed"
+[experiment.embed]
+source = "file"
+file = "e5.safetensors"
+label = "e5-test"
+
+[[experiment]]
+name = "eval"
+kind = "retrieval_eval"
+from = ["embed", "embed_tuned", "e5"]
+paper = { "e5-test" = { "4" = 100.0 } }
+"#;
+
+/// Perfect embeddings (query = passage) for 20 test pairs, as a file computed elsewhere.
+fn write_e5(dir: &Path) {
+    tch::manual_seed(0);
+    let x = Tensor::randn([20, 12], (Kind::Float, Device::Cpu));
+    Tensor::write_safetensors(&[("query", &x), ("passage", &x)], dir.join("e5.safetensors")).unwrap();
+}
+
+fn summary(results: &Path, m: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir(results, "rt", m).join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    write_e5(dir.path());
+    let suite = write_suite(dir.path(), "rt.toml", PIPELINE);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = dir.path().join("results");
+    let ms = manifest(&results, "rt");
+    assert_eq!(ms.len(), 2 + 2 + 2 + 2 + 2 + 1 + 5);
+    assert!(ms.iter().all(|m| m["status"] == "finished"), "{}", stderr(&out));
+    let by = |e: &str| ms.iter().filter(|m| m["experiment"] == e).collect::<Vec<_>>();
+
+    // Embeddings: [pairs, d] per split, hashed in the manifest; consumers record them as inputs.
+    for m in by("embed") {
+        let f = run_dir(&results, "rt", m).join("embeddings.safetensors");
+        let t: std::collections::BTreeMap<String, Tensor> = Tensor::read_safetensors(&f).unwrap().into_iter().collect();
+        assert_eq!(t["train_query"].size(), vec![40, 16]);
+        assert_eq!(t["test_passage"].size(), vec![20, 16]);
+        assert_eq!(m["files"]["embeddings.safetensors"].as_str().unwrap().len(), 64);
+    }
+    for m in by("eval") {
+        let inputs = m["inputs"].as_object().unwrap();
+        assert!(inputs.keys().any(|k| k.ends_with("/embeddings.safetensors")), "{inputs:?}");
+    }
+    // The file's perfect embeddings score 100 at every n that fits the 20-pair pool.
+    let e5 = by("eval").into_iter().map(|m| summary(&results, m)).find(|s| s["data"] == "file").unwrap();
+    assert_eq!((e5["top1@2"].as_f64(), e5["top1@4"].as_f64(), e5["top1@8"].as_f64()), (Some(100.0), Some(100.0), Some(100.0)));
+    assert_eq!(e5["skipped_n"], serde_json::json!([64]), "n = 64 exceeds the pool");
+    // Frozen retrieval: chance CE for n = 4 is ln 3.
+    for m in by("frozen") {
+        let s = summary(&results, m);
+        assert!((s["chance_ce"].as_f64().unwrap() - 3f64.ln()).abs() < 1e-12);
+        assert!(s["test_ce"].as_f64().unwrap().is_finite());
+    }
+    // InfoNCE starts from the CLM weights and writes a model that embed reads.
+    for m in by("infonce") {
+        let s = summary(&results, m);
+        assert_eq!(s["start"], "clm");
+        assert!(m["inputs"].as_object().unwrap().keys().any(|k| k.ends_with("/model.safetensors")));
+    }
+
+    let reports: Vec<_> = std::fs::read_dir(dir.path().join("reports/rt")).unwrap().map(|e| e.unwrap().path()).collect();
+    let md = std::fs::read_to_string(reports[0].join("README.md")).unwrap();
+    assert!(md.contains("## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)"), "{md}");
+    // n = 64 exceeds every pool: no column.
+    assert!(md.contains("| e5 | e5-test | 1 | 100.0 | 100.0 (paper 100.0, Δ +0.0) | 100.0 |\n"), "{md}");
+    assert!(md.contains("### Claim: mixer embeddings retrieve better than transformer embeddings"), "{md}");
+    for f in ["retrieval.csv", "retrieval.parquet", "claims.csv", "retrieval_top1.png", "retrieval_top1.svg"] {
+        assert!(reports[0].join(f).exists(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(reports[0].join("retrieval.csv")).unwrap();
+    assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff\n"), "{csv}");
+
+    // Plan shows each consumer's producer.
+    let plan = harness(dir.path(), &["plan", suite.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    let frozen = text.lines().find(|l| l.contains(" frozen ")).unwrap();
+    let embed_ids: Vec<String> = by("embed").iter().map(|m| m["run_id"].as_str().unwrap()[..12].to_string()).collect();
+    assert!(embed_ids.iter().any(|id| frozen.contains(id.as_str())), "{frozen}");
+}
+
+#[test]
+fn only_builds_the_producers_it_needs_and_a_failed_producer_fails_its_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "rt.toml", PIPELINE);
+    // No e5.safetensors: the file producer fails, and so, without work, does its consumer.
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--only", "eval"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.matches(": running").count(), 2 + 2 + 2 + 2 + 1 + 4, "{err}");
+    assert!(!err.contains(" frozen "), "frozen is not needed by eval: {err}");
+    assert!(err.contains("SKIPPED: its producer") && err.contains("(e5) did not finish"), "{err}");
+    assert!(err.contains("2 of 14 runs failed"), "the file producer and its consumer: {err}");
+    let ms = manifest(&dir.path().join("results"), "rt");
+    let e5 = ms.iter().find(|m| m["experiment"] == "e5").unwrap();
+    assert!(e5["error"].as_str().unwrap().contains("embed.file: reading e5.safetensors"), "{e5}");
+
+    // With the file in place, a rerun reuses every finished producer and builds the rest.
+    write_e5(dir.path());
+    let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--only", "eval"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let err = stderr(&again);
+    assert_eq!(err.matches("finished earlier, reused").count(), 12, "{err}");
+    assert_eq!(err.matches(": running").count(), 2, "{err}");
+}
