@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # GPU readiness check, run ON the GPU machine (torch 2.11.0+cu130 at /opt/torch/.venv, no cargo):
 #   1. `harness doctor --require-cuda` (libtorch version, GPU, libtorch_cuda linked),
-#   2. the CUDA suite suites/ci/gpu.toml (CLM throughput + representation),
-#   3. a short table of the results.
+#   2. each CUDA suite given as an argument (default: suites/ci/gpu.toml, about 2 minutes on an
+#      H200; suites/ci/gpu-retrieval.toml takes about 10, so run it in a call of its own),
+#   3. a short table of each suite's results.
 # The binary is built on an x86_64 machine with cargo and carried: .devbin/harness(.gz), or
-# HARNESS_BIN. Outputs (flat, for the device tool) go to $OUT (default ./gpu-out).
+# HARNESS_BIN. Outputs go to $OUT (default ./gpu-out): gpu.txt, doctor.txt, run.log, and
+# reports.tar.gz with every report folder (the device tool returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
@@ -14,24 +16,35 @@ BIN="${HARNESS_BIN:-.devbin/harness}"
 TORCH_LIB="$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1)"
 [ -n "$TORCH_LIB" ] || { echo "no torch under /opt/torch/.venv" >&2; exit 1; }
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(suites/ci/gpu.toml)
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   echo "date: $(date -u +%FT%TZ)"
+  echo "suites: ${suites[*]}"
 } | tee "$OUT/gpu.txt"
 "$BIN" doctor --require-cuda 2>&1 | tee "$OUT/doctor.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "CUDA is not usable: stopping" >&2; exit 1; }
 work="$(mktemp -d)"
-"$BIN" run suites/ci/gpu.toml --results "$work/results" --reports "$work/reports" -q "$@" 2>&1 \
-  | grep --line-buffered -v 'autocast_mode.h' | tee "$OUT/run.log"
-# (tch's autocast calls at::autocast::set_enabled, which libtorch 2.11 deprecates with a warning
-# on every call, thousands per fp16-amp run; TORCH_CPP_LOG_LEVEL does not silence them.)
-status=${PIPESTATUS[0]}
-report="$(ls -d "$work"/reports/ci-gpu/*/ | tail -1)"
-for f in README.md summary.csv runs.csv eval_loss.png; do cp "$report/$f" "$OUT/$f" 2>/dev/null; done
-echo
-echo "== summary ($(head -1 "$OUT/gpu.txt" | cut -d, -f1)) =="
-# experiment, model, eval CE, Hamming, tok/s: the columns worth a glance.
-awk -F, 'function f(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
-  NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; printf "%-16s %-22s %10s %10s %10s\n", "experiment", "model", "eval_CE", "Hamming", "tok/s"; next }
-  { printf "%-16s %-22s %10s %10s %10s\n", $c["experiment"], $c["model"], f($c["eval_loss_mean"], "%.4f"), f($c["hamming_mean"], "%.4f"), f($c["tokens_per_s_mean"], "%.0f") }' "$OUT/summary.csv"
+status=0
+for suite in "${suites[@]}"; do
+  "$BIN" run "$suite" --results "$work/results" --reports "$work/reports" -q 2>&1 \
+    | grep --line-buffered -v 'autocast_mode.h' | tee -a "$OUT/run.log"
+  # (tch's autocast calls at::autocast::set_enabled, which libtorch 2.11 deprecates with a
+  # warning on every call, thousands per fp16-amp run; TORCH_CPP_LOG_LEVEL does not silence them.)
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+tar -C "$work/reports" -czf "$OUT/reports.tar.gz" .
+card="$(head -1 "$OUT/gpu.txt" | cut -d, -f1)"
+for summary in "$work"/reports/*/*/summary.csv; do
+  echo
+  echo "== $(basename "$(dirname "$(dirname "$summary")")") ($card) =="
+  # experiment, model, setting and the metrics worth a glance.
+  awk -F, 'function col(k) { return (k in c) ? $c[k] : "" }
+    function f(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
+    NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; printf "%-14s %-24s %-26s %9s %9s %9s %9s\n", "experiment", "model", "setting", "eval_CE", "Hamming", "tok/s", "test_CE"; next }
+    { printf "%-14s %-24s %-26s %9s %9s %9s %9s\n", col("experiment"), col("model"), col("setting"), f(col("eval_loss_mean"), "%.4f"), f(col("hamming_mean"), "%.4f"), f(col("tokens_per_s_mean"), "%.0f"), f(col("test_ce_mean"), "%.3f") }' "$summary"
+  retrieval="$(dirname "$summary")/retrieval.csv"
+  [ -f "$retrieval" ] && { echo "-- top-1 (%) by n --"; cat "$retrieval"; }
+done
 exit "$status"
