@@ -5,7 +5,7 @@
 use super::{build_model, model_vocab, RunContext, RunOutput};
 use crate::data::pairs::{self, PairSplit};
 use crate::data::{Corpus, Tok};
-use crate::suite::{EmbedConfig, PaddingSide, RunConfig, WeightsSource};
+use crate::suite::{EmbedConfig, PaddingSide, WeightsSource};
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::retrieval::{embedding_at, EmbedPosition};
@@ -79,6 +79,17 @@ impl Embeddings {
     }
 }
 
+/// The producer run's embeddings (`from` an embed experiment), recorded among the inputs, with
+/// the pairs' provenance label ("synthetic", "derived", "file") copied into `out`'s summary.
+pub fn from_producer(ctx: &RunContext, out: &mut RunOutput) -> Result<Embeddings> {
+    let path = ctx.producer_file(FILE, out)?;
+    let emb = Embeddings::load(&path).context("reading the producer's embeddings")?;
+    if let Some(label) = ctx.producer_summary()?.get("data") {
+        out.summary.insert("data".into(), label.clone());
+    }
+    Ok(emb)
+}
+
 /// A model that turns texts into vectors: tokenized to n_ctx with the given padding, the
 /// hidden state at `position`.
 pub struct Embedder<'a> {
@@ -90,7 +101,20 @@ pub struct Embedder<'a> {
     pub device: Device,
 }
 
-impl Embedder<'_> {
+impl<'a> Embedder<'a> {
+    /// The embedder of a run: its data's n_ctx, the given padding (the model's training side
+    /// when absent) and position, on the run's device.
+    pub fn for_run(
+        ctx: &RunContext,
+        model: &'a dyn CausalLm,
+        tok: &'a Tok,
+        padding: Option<PaddingSide>,
+        position: EmbedPosition,
+    ) -> Self {
+        let data = ctx.run.config.data();
+        Self { model, tok, n_ctx: data.n_ctx, padding: padding.unwrap_or(data.padding), position, device: ctx.device }
+    }
+
     /// Token ids of texts, `[n, n_ctx]` on the CPU.
     pub fn tokens(&self, texts: &[String]) -> Result<Tensor> {
         Ok(self.tok.encode(texts, self.n_ctx, self.padding)?.tokens)
@@ -159,11 +183,6 @@ pub fn load_model(
     Ok((vs, model, tok))
 }
 
-/// The padding side of embedded texts: the suite's, else the model's training padding.
-pub fn padding(cfg: &RunConfig, explicit: Option<PaddingSide>) -> PaddingSide {
-    explicit.unwrap_or(cfg.data().padding)
-}
-
 pub fn progress(ctx: &RunContext, total: u64, what: &str) -> ProgressBar {
     if !ctx.progress {
         return ProgressBar::hidden();
@@ -202,14 +221,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let split = pairs::load(cfg.pairs.as_ref().expect("validated: embed has pairs")).context("loading pairs")?;
     pairs_facts(&split, &mut out);
     let (_vs, model, tok) = load_model(ctx, e.checkpoint.as_deref(), &mut out)?;
-    let embedder = Embedder {
-        model: model.as_ref(),
-        tok: &tok,
-        n_ctx: cfg.data().n_ctx,
-        padding: padding(cfg, e.padding),
-        position: e.position,
-        device: ctx.device,
-    };
+    let embedder = Embedder::for_run(ctx, model.as_ref(), &tok, e.padding, e.position);
     let total = 2 * (split.train.len() + split.test.len()) as u64;
     let bar = progress(ctx, total, "texts embedded");
     let texts = |pairs: &[crate::data::pairs::Pair], query: bool| -> Vec<String> {

@@ -5,10 +5,9 @@
 //!
 //! Scores come from one matrix product per chunk of queries against every test passage, then a
 //! gather of each query's candidates: 20,000 queries at n = 8192 is 20,000 x 20,000 dot products.
-use super::embed::{Embeddings, FILE};
 use super::sampling::draw_many;
 use super::{RunContext, RunOutput};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -48,6 +47,10 @@ pub fn top1(queries: &Tensor, passages: &Tensor, n: i64, seed: u64, chunk: i64, 
     100.0 * correct as f64 / pool as f64
 }
 
+/// How candidates are drawn, for the manifest (the reference's overwrite of a random slot).
+pub const SAMPLING: &str = "per query: n - 2 other passages of the split drawn uniformly without replacement, \
+     then the match at a uniformly random candidate slot (the reference draws n - 1 and overwrites one)";
+
 fn normalize(x: &Tensor) -> Tensor {
     let x = x.to_kind(Kind::Float);
     let norm = x.norm_scalaropt_dim(2, [1i64].as_slice(), true).clamp_min(1e-12);
@@ -58,8 +61,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let ev = cfg.retrieval_eval.as_ref().expect("validated: retrieval_eval has its section");
     let mut out = RunOutput::default();
-    let path = ctx.producer_file(FILE, &mut out)?;
-    let emb = Embeddings::load(&path).context("reading the producer's embeddings")?;
+    let emb = super::embed::from_producer(ctx, &mut out)?;
     let (q, p) = &emb.test;
     let pool = q.size()[0];
     let mut rows = Vec::new();
@@ -74,10 +76,6 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     }
     ctx.dir.write_json("retrieval_eval.json", &rows)?;
     let s = &mut out.summary;
-    // The pairs' provenance travels with the numbers.
-    if let Some(label) = ctx.producer_summary()?.get("data") {
-        s.insert("data".into(), label.clone());
-    }
     s.insert("test_pairs".into(), pool.into());
     for r in &rows {
         s.insert(format!("top1@{}", r.n), r.top1.into());
@@ -87,6 +85,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
         out.execution.insert("skipped".into(), format!("n = {skipped:?}: larger than the test pool of {pool} pairs"));
     }
     out.execution.insert("device".into(), crate::device::describe(ctx.device));
+    out.execution.insert("candidates".into(), SAMPLING.into());
     Ok(out)
 }
 

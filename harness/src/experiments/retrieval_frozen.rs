@@ -3,7 +3,7 @@
 //! replacement from the split, the match at a random slot), re-drawn every epoch; CE over the
 //! n - 1 candidate scores (chance: ln(n - 1)). Train CE per epoch; test CE and top-1 on fixed
 //! draws of the test split, so epochs compare.
-use super::embed::{Embeddings, FILE};
+use super::embed::Embeddings;
 use super::sampling::draw_many;
 use super::{RunContext, RunOutput};
 use crate::suite::{FrozenConfig, Precision};
@@ -24,6 +24,8 @@ const TRAIN_DRAWS: u64 = 1 << 32;
 pub struct EpochRow {
     pub epoch: u64,
     pub train_ce: f64,
+    /// Percent of training queries of the epoch whose match scored highest (before each step).
+    pub train_top1: f64,
     pub test_ce: f64,
     /// Percent of test queries whose match scored highest.
     pub test_top1: f64,
@@ -100,7 +102,7 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
         let mut order: Vec<usize> = (0..n_train as usize).collect();
         order.shuffle(&mut rng);
         let (flat, targets) = draw_many(seed, TRAIN_DRAWS + epoch, &order, n_train as usize, k as usize);
-        let (mut sum, mut count) = (0f64, 0i64);
+        let (mut sum, mut count, mut correct) = (0f64, 0i64, 0i64);
         for (b, chunk) in order.chunks(fc.batch_size as usize).enumerate() {
             let len = chunk.len() as i64;
             let at = b * fc.batch_size as usize;
@@ -113,10 +115,11 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
                 applied += 1;
             }
             sum += loss.double_value(&[]) * len as f64;
+            correct += scores.argmax(1, false).eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
             count += len;
         }
         let (test_ce, test_top1) = evaluate(&model, &eq, &ep, &test_cand, &test_target, fc.batch_size, fc.double_softmax);
-        rows.push(EpochRow { epoch, train_ce: sum / count as f64, test_ce, test_top1 });
+        rows.push(EpochRow { epoch, train_ce: sum / count as f64, train_top1: 100.0 * correct as f64 / count as f64, test_ce, test_top1 });
         bar.set_message(format!("train CE {:.3} test CE {test_ce:.3} top-1 {test_top1:.1}%", sum / count as f64));
         bar.inc(1);
     }
@@ -127,8 +130,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let fc = cfg.retrieval_frozen.as_ref().expect("validated: retrieval_frozen has its section");
     let mut out = RunOutput::default();
-    let path = ctx.producer_file(FILE, &mut out)?;
-    let emb = Embeddings::load(&path).context("reading the producer's embeddings")?;
+    let emb = super::embed::from_producer(ctx, &mut out)?;
     let bar = super::embed::progress(ctx, fc.epochs, "epochs {msg}");
     let o = fit(&emb, fc, cfg.seed, ctx.device, &bar)?;
     bar.finish_and_clear();
@@ -136,17 +138,16 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let last = o.epochs.last().expect("epochs >= 1");
     let best = o.epochs.iter().map(|r| r.test_ce).fold(f64::INFINITY, f64::min);
     let s = &mut out.summary;
-    if let Some(label) = ctx.producer_summary()?.get("data") {
-        s.insert("data".into(), label.clone());
-    }
     s.insert("retrieval_params".into(), o.params.into());
     s.insert("steps".into(), o.steps.into());
     s.insert("train_ce".into(), last.train_ce.into());
     s.insert("test_ce".into(), last.test_ce.into());
     s.insert("best_test_ce".into(), best.into());
     s.insert("test_top1".into(), last.test_top1.into());
+    s.insert("train_top1".into(), last.train_top1.into());
     s.insert("chance_ce".into(), ((fc.n - 1) as f64).ln().into());
     out.execution.insert("device".into(), crate::device::describe(ctx.device));
+    out.execution.insert("candidates".into(), super::retrieval_eval::SAMPLING.into());
     out.execution.insert(
         "retrieval_loss".into(),
         if fc.double_softmax { "softmax, then cross entropy (the v1 code, I.9)" } else { "cross entropy over the raw candidate scores" }.into(),

@@ -5,7 +5,7 @@
 //! (the paper's 4 GPUs gave 4), AdamW with warm-up and linear decay, the CLM trainer's precision
 //! modes. Starts from a CLM run (`from`), or from a fresh init (the paper's random-init
 //! baseline). Writes `model.safetensors` and `tokenizer.json`, so `embed` can consume it.
-use super::embed::{load_model, padding, progress, Embedder};
+use super::embed::{load_model, progress, Embedder};
 use super::sampling::draw_many;
 use super::{RunContext, RunOutput};
 use crate::data::pairs;
@@ -66,15 +66,8 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
          pairs; lower group or use more pairs",
         ic.group
     );
-    let (vs, model, tok) = load_model(ctx, None, &mut out)?;
-    let embedder = Embedder {
-        model: model.as_ref(),
-        tok: &tok,
-        n_ctx: cfg.data().n_ctx,
-        padding: padding(cfg, ic.padding),
-        position: ic.position,
-        device: ctx.device,
-    };
+    let (vs, model, tok) = load_model(ctx, ic.checkpoint.as_deref(), &mut out)?;
+    let embedder = Embedder::for_run(ctx, model.as_ref(), &tok, ic.padding, ic.position);
     let texts = |ps: &[pairs::Pair], query: bool| -> Vec<String> {
         ps.iter().map(|p| if query { p.query.clone() } else { p.passage.clone() }).collect()
     };
@@ -161,10 +154,16 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     s.insert("infonce_test_loss_before".into(), evals[0].test_loss.into());
     s.insert("infonce_top1".into(), last.test_top1.into());
     s.insert("sequences_per_s".into(), ((step as usize * per_step * ic.group as usize) as f64 / wall.max(1e-9)).into());
-    s.insert("start".into(), if cfg.upstream.is_some() { "clm" } else { "random init" }.into());
+    let start = match (&cfg.upstream, &ic.checkpoint) {
+        (Some(_), _) => "clm",
+        (None, Some(_)) => "checkpoint",
+        (None, None) => "random init",
+    };
+    s.insert("start".into(), start.into());
     if stepper.skipped > 0 {
         out.execution.insert("amp_skipped_steps".into(), stepper.skipped.to_string());
     }
+    out.execution.insert("candidates".into(), super::retrieval_eval::SAMPLING.replace("n - 2", "group - 2"));
     out.execution.insert(
         "infonce".into(),
         format!(

@@ -573,6 +573,10 @@ pub struct InfonceConfig {
     /// The InfoNCE loss on the test pairs every this many steps (and at the end).
     #[serde(default = "default_infonce_eval_every")]
     pub eval_every: u64,
+    /// Without `from`: start from this safetensors checkpoint (reference key names) instead of
+    /// a fresh init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<PathBuf>,
 }
 
 fn default_group() -> i64 {

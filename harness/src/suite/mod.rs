@@ -733,6 +733,9 @@ impl Ctx<'_> {
                 if r.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
                     return Err(bad("retrieval_infonce.precision", "\"fp16-amp\" needs device = \"cuda\"".into()));
                 }
+                if r.checkpoint.is_some() && c.upstream.is_some() {
+                    return Err(bad("retrieval_infonce.checkpoint", "starts from the producer's weights with `from`; give one of the two".into()));
+                }
             }
             K::RetrievalFrozen => {
                 section!(retrieval_frozen);
