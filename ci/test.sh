@@ -4,13 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/env.sh
-cargo test --release --workspace "$@"
-[ "${HARNESS_SKIP_SUITES:-0}" = 1 ] && exit 0
-# The retrieval pipeline of PAPER.md F on CPU (suites/ci/retrieval.toml: 60 runs, 3 seeds, about
-# 5 minutes on 2 cores). Any failed run fails CI; the report's retrieval tables are printed.
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-started=$SECONDS
-./target/release/harness run suites/ci/retrieval.toml -q --results "$out/results" --reports "$out/reports"
-echo "ci-retrieval: $((SECONDS - started)) s"
-sed -n '/^## Retrieval/,/^## Runs/p' "$out"/reports/ci-retrieval/*/README.md | grep -v '^## Runs'
+cargo test --release --workspace "$@" 2>&1 | tee "$out/test.log"
+# Totals over every test binary, printed last (cargo's own last lines are the doc-test binaries').
+totals="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$out/test.log")"
+if [ "${HARNESS_SKIP_SUITES:-0}" != 1 ]; then
+  # The retrieval pipeline of PAPER.md F on CPU (suites/ci/retrieval.toml: 60 runs, 3 seeds, about
+  # 5 minutes on 2 cores). Any failed run fails CI; the report's retrieval tables are printed.
+  started=$SECONDS
+  ./target/release/harness run suites/ci/retrieval.toml -q --results "$out/results" --reports "$out/reports"
+  echo "ci-retrieval: every run finished, $((SECONDS - started)) s"
+  sed -n '/^## Retrieval/,/^## Runs/p' "$out"/reports/ci-retrieval/*/README.md | grep -v '^## Runs'
+fi
+echo "tests: $totals"

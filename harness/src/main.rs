@@ -26,6 +26,9 @@ struct SuiteArgs {
     /// Where run folders go.
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Run the suite at one of its named profiles (`[profile.<name>]`), e.g. --profile ci.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -127,7 +130,7 @@ enum BenchCommand {
 
 fn load(args: &SuiteArgs) -> Result<Suite> {
     let overrides = args.set.iter().map(|s| parse_override(s)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Suite::load(&args.suite, &overrides, tch::Cuda::is_available())?)
+    Ok(Suite::load_profile(&args.suite, args.profile.as_deref(), &overrides, tch::Cuda::is_available())?)
 }
 
 fn main() -> Result<()> {
@@ -151,7 +154,8 @@ fn main() -> Result<()> {
             let suite = load(&args)?;
             let mut text = String::new();
             use std::fmt::Write as _;
-            let _ = writeln!(text, "suite {} ({} runs): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
+            let profile = args.profile.as_ref().map(|p| format!(", profile {p}")).unwrap_or_default();
+            let _ = writeln!(text, "suite {} ({} runs{profile}): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
             let _ = writeln!(
                 text,
                 "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13}  {:<6} {:<12}  status",

@@ -55,7 +55,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
             if let Some(p) = records.iter().find(|r| r.run.id == up && r.status != RunStatus::Finished) {
                 let why = format!("its producer {} ({}) did not finish", p.run.short_id(), p.run.experiment);
                 eprintln!("{head}: SKIPPED: {why}");
-                records.push(RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::pending(run), false) });
+                records.push(RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::not_run(run), false) });
                 continue;
             }
         }
@@ -88,7 +88,7 @@ fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &P
         libtorch_version: prov.libtorch_version.clone(),
         device: crate::device::describe(device),
         started_utc: utc_now(),
-        ..Manifest::pending(run)
+        ..Manifest::not_run(run)
     };
     dir.write_manifest(&m)?;
     let started = Instant::now();
@@ -128,8 +128,9 @@ fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &P
 }
 
 impl Manifest {
-    /// A manifest for a run that has not started: ids and seed, nothing else.
-    fn pending(run: &Run) -> Self {
+    /// The manifest of a run before (or without) running it: its ids and seed, status failed
+    /// until a run sets it.
+    fn not_run(run: &Run) -> Self {
         Manifest {
             schema_version: MANIFEST_SCHEMA,
             run_id: run.id.clone(),

@@ -35,6 +35,11 @@ fn every_committed_suite_parses() {
                 assert!(s.runs.iter().any(|p| p.id == up), "{}: {} consumes a run outside the suite", p.display(), r.id);
             }
         }
+        // Every profile of every suite expands too.
+        for name in s.file.profile.keys() {
+            let ps = Suite::load_profile(&p, Some(name), &[], true).unwrap_or_else(|e| panic!("{} --profile {name}: {e}", p.display()));
+            assert!(ps.runs.iter().all(|r| r.config.profile.as_deref() == Some(name.as_str())));
+        }
     }
 }
 
@@ -62,4 +67,9 @@ fn retrieval_paper_suites_have_the_paper_models() {
     let eval: Vec<_> = t13.runs.iter().filter(|r| r.experiment == "eval").collect();
     let cells: Vec<Option<f64>> = eval.iter().map(|r| r.paper.as_ref().and_then(|p| p.cell("32"))).collect();
     assert_eq!(cells, vec![Some(69.0), Some(71.3), Some(81.8)], "T13's rows by pretraining experiment");
+    // Each retrieval paper suite has a CPU profile.
+    for f in ["retrieval_infonce_finemath", "retrieval_pretraining_data", "retrieval_frozen_fineweb", "retrieval_frozen_tinystories"] {
+        let s = Suite::load_profile(&root.join(format!("{f}.toml")), Some("ci"), &[], false).unwrap();
+        assert!(s.runs.iter().all(|r| r.config.device == harness::suite::DeviceChoice::Cpu), "{f}");
+    }
 }

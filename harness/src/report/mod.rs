@@ -188,10 +188,10 @@ fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
     let clm: Vec<&RunRecord> = records.iter().filter(|r| !r.eval_curve.is_empty()).collect();
     if !clm.is_empty() {
         let eval: Vec<Series> = clm.iter().map(|r| Series { name: label(r), points: r.eval_curve.clone() }).collect();
-        plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "step", y_label: "eval CE (nats)", series: &eval })?;
+        plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "step", x_log2: false, y_label: "eval CE (nats)", series: &eval })?;
         out.push(("eval_loss".into(), "Evaluation loss vs optimizer step, one line per run.".into()));
         let train: Vec<Series> = clm.iter().map(|r| Series { name: label(r), points: r.train_curve.clone() }).collect();
-        plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "step", y_label: "train CE (nats)", series: &train })?;
+        plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "step", x_log2: false, y_label: "train CE (nats)", series: &train })?;
         out.push(("train_loss".into(), "Training loss (per logged step) vs optimizer step.".into()));
     }
     let rep: Vec<&RunRecord> = records
@@ -226,7 +226,7 @@ fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
             })
             .collect();
         let x_label = if over_steps { "training step of the checkpoint" } else { "d_model" };
-        plot::line_chart(dir, "representation", &Figure { title: "Modified Hamming metric (0 = input recovered)", x_label, y_label: "Hamming (mean over seeds)", series: &series })?;
+        plot::line_chart(dir, "representation", &Figure { title: "Modified Hamming metric (0 = input recovered)", x_label, x_log2: false, y_label: "Hamming (mean over seeds)", series: &series })?;
         out.push(("representation".into(), format!("Modified Hamming metric of the recovered input vs {x_label}, mean over seeds (PAPER.md D).")));
     }
     Ok(out)
@@ -290,7 +290,10 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                 }
                 let (m, sd) = mean_sd(&xs);
                 let ours = if xs.len() > 1 { format!("{m:.1} ± {sd:.1}") } else { format!("{m:.1}") };
+                // Under a profile the scale is not the paper's: its value is a direction only.
+                let profiled = runs[0].run.config.profile.is_some();
                 match runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string())) {
+                    Some(p) if profiled => format!("{ours} (paper {p:.1})"),
                     Some(p) => format!("{ours} (paper {p:.1}, Δ {:+.1})", m - p),
                     None => ours,
                 }
@@ -299,14 +302,14 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         t.push(&format!("n={n}"), Col::Str(cells));
     }
     // Long form for parquet/csv: one row per (pipeline, model, n).
-    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<f64>)> = Vec::new();
+    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<f64>, bool)> = Vec::new();
     for ((pipe, model), runs) in &groups {
         for &n in &ns {
             let xs = stat(runs, n);
             if !xs.is_empty() {
                 let (m, sd) = mean_sd(&xs);
                 let paper = runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
-                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, paper));
+                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, paper, runs[0].run.config.profile.is_some()));
             }
         }
     }
@@ -318,7 +321,7 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
     lt.push("top1_mean", Col::Num(long.iter().map(|r| Some(r.4)).collect()));
     lt.push("top1_sd", Col::Num(long.iter().map(|r| Some(r.5)).collect()));
     lt.push("paper", Col::Num(long.iter().map(|r| r.6).collect()));
-    lt.push("diff", Col::Num(long.iter().map(|r| r.6.map(|p| r.4 - p)).collect()));
+    lt.push("diff", Col::Num(long.iter().map(|r| r.6.filter(|_| !r.7).map(|p| r.4 - p)).collect()));
     lt.write(dir, "retrieval").context("writing retrieval.parquet / retrieval.csv")?;
 
     let _ = writeln!(md, "## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)\n");
@@ -390,8 +393,8 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
             }).collect(),
         })
         .collect();
-    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "log2 n", y_label: "top-1 (%), mean over seeds", series: &series })?;
-    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs log2 n (PAPER.md T1), one line per embedding pipeline and model.".into()));
+    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "n (samples per comparison, log scale)", x_log2: true, y_label: "top-1 (%), mean over seeds", series: &series })?;
+    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs n on a log scale (PAPER.md T1), one line per embedding pipeline and model.".into()));
     Ok(())
 }
 
@@ -412,6 +415,16 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
     let _ = writeln!(md, "{}\n", f.description.trim());
     if !f.reproduces.is_empty() {
         let _ = writeln!(md, "Reproduces (PAPER.md numbering): {}\n", f.reproduces.join(", "));
+    }
+    let profiles: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r.run.config.profile.as_deref()).collect();
+    if !profiles.is_empty() {
+        let names: Vec<&str> = profiles.into_iter().collect();
+        let _ = writeln!(
+            md,
+            "**Profile: {}.** The suite's grid at another scale (its `[profile]` settings are in every run's config and \
+             id): paper values are shown as a direction, and no difference to them is computed.\n",
+            names.join(", ")
+        );
     }
     let labels: std::collections::BTreeSet<&str> =
         records.iter().filter_map(|r| r.summary.get("data").and_then(Value::as_str)).collect();

@@ -21,6 +21,8 @@ pub struct Series {
 pub struct Figure<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
+    /// The x values are log2 of what the axis shows: ticks at whole powers, labelled 2^x.
+    pub x_log2: bool,
     pub y_label: &'a str,
     pub series: &'a [Series],
 }
@@ -59,13 +61,13 @@ where
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc(fig.x_label)
-        .y_desc(fig.y_label)
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pow2 = |x: &f64| format!("{}", 2f64.powf(*x).round());
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(fig.x_label).y_desc(fig.y_label).label_style(("sans-serif", 14));
+    if fig.x_log2 {
+        mesh.x_labels(((x1 - x0).round() as usize + 1).max(2)).x_label_formatter(&pow2);
+    }
+    mesh.draw().map_err(|e| anyhow::anyhow!("{e}"))?;
     for (i, s) in fig.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();

@@ -97,6 +97,9 @@ pub struct RunConfig {
     /// The run this one consumes (`from = "<experiment>"` in the suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Upstream>,
+    /// The suite profile this run was expanded at (`--profile`); part of the run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pairs: Option<PairsConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

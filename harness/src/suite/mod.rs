@@ -99,6 +99,12 @@ pub struct SuiteFile {
     pub defaults: Table,
     #[serde(rename = "experiment")]
     pub experiments: Vec<ExperimentDef>,
+    /// Named scales of the same grid (`harness run --profile ci`): each holds overrides applied
+    /// to every run as `--set` does (`seeds`, `device`, `[profile.ci.data]`, ...), an optional
+    /// `description`, `[profile.ci.sweep]` to replace the values of sweep axes, and `skip`, the
+    /// experiments left out at that scale.
+    #[serde(default)]
+    pub profile: BTreeMap<String, Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,13 +219,23 @@ pub fn parse_override(arg: &str) -> Result<(String, Value), SuiteError> {
 
 impl Suite {
     pub fn load(path: &Path, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
-        let source = std::fs::read_to_string(path).map_err(|source| SuiteError::Read { file: path.into(), source })?;
-        Self::parse(path, source, overrides, cuda_available)
+        Self::load_profile(path, None, overrides, cuda_available)
     }
 
-    pub fn parse(
+    /// The suite at one of its profiles (`None`: the paper's own scale).
+    pub fn load_profile(path: &Path, profile: Option<&str>, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
+        let source = std::fs::read_to_string(path).map_err(|source| SuiteError::Read { file: path.into(), source })?;
+        Self::parse_profile(path, source, profile, overrides, cuda_available)
+    }
+
+    pub fn parse(path: &Path, source: String, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
+        Self::parse_profile(path, source, None, overrides, cuda_available)
+    }
+
+    pub fn parse_profile(
         path: &Path,
         source: String,
+        profile: Option<&str>,
         overrides: &[(String, Value)],
         cuda_available: bool,
     ) -> Result<Self, SuiteError> {
@@ -229,6 +245,14 @@ impl Suite {
         })?;
         let ctx = Ctx { path, source: &source };
         ctx.check_header(&file)?;
+        // A profile's settings apply first, then the command line's.
+        let (mut all, axes, mut skipped) = match profile {
+            Some(name) => ctx.profile(&file, name)?,
+            None => (Vec::new(), BTreeMap::new(), std::collections::BTreeSet::new()),
+        };
+        all.extend(overrides.iter().cloned());
+        let overrides = &all;
+        let profiled = Profiled { name: profile, axes: &axes };
         for (key, _) in overrides {
             let head = key.split('.').next().unwrap_or_default();
             if !DEFAULT_KEYS.contains(&head) && head != "seed" {
@@ -241,8 +265,14 @@ impl Suite {
         let mut runs: Vec<Run> = Vec::new();
         let mut by_experiment: BTreeMap<String, (ExperimentKind, Vec<Run>)> = BTreeMap::new();
         for exp in &file.experiments {
-            let producers = ctx.producers(exp, &by_experiment)?;
-            let expanded = ctx.expand(&file, exp, &producers, overrides, cuda_available)?;
+            // Left out by the profile, or every producer it names was.
+            let all_skipped = exp.from.as_ref().is_some_and(|f| f.names().iter().all(|n| skipped.contains(*n)));
+            if skipped.contains(&exp.name) || all_skipped {
+                skipped.insert(exp.name.clone());
+                continue;
+            }
+            let producers = ctx.producers(exp, &by_experiment, &skipped)?;
+            let expanded = ctx.expand(&file, exp, &producers, &profiled, overrides, cuda_available)?;
             for run in &expanded {
                 // Two sweep points that resolve to the same config are one run.
                 if !runs.iter().any(|r| r.id == run.id) {
@@ -280,6 +310,13 @@ impl Suite {
         }
         Ok(self.runs.iter().filter(|r| keep.contains(&r.id)).cloned().collect())
     }
+}
+
+/// The profile a suite is expanded at: its name (recorded in every run's config) and the sweep
+/// axes it replaces.
+struct Profiled<'a> {
+    name: Option<&'a str>,
+    axes: &'a BTreeMap<String, Vec<Value>>,
 }
 
 /// A producer experiment as a consumer sees it.
@@ -331,6 +368,7 @@ impl Ctx<'_> {
         &self,
         exp: &ExperimentDef,
         earlier: &'a BTreeMap<String, (ExperimentKind, Vec<Run>)>,
+        skipped: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<Producer<'a>>, SuiteError> {
         let Some(from) = &exp.from else {
             if exp.where_.is_some() {
@@ -340,7 +378,7 @@ impl Ctx<'_> {
         };
         let allowed = exp.kind.producers();
         let mut out = Vec::new();
-        for name in from.names() {
+        for name in from.names().into_iter().filter(|n| !skipped.contains(*n)) {
             let Some((key, (kind, runs))) = earlier.get_key_value(name) else {
                 let later = self.source.contains(&format!("name = \"{name}\""));
                 let fix = if later { "move it before this one" } else { "name an experiment of this suite" };
@@ -375,6 +413,7 @@ impl Ctx<'_> {
         file: &SuiteFile,
         exp: &ExperimentDef,
         producers: &[Producer],
+        profiled: &Profiled,
         overrides: &[(String, Value)],
         cuda_available: bool,
     ) -> Result<Vec<Run>, SuiteError> {
@@ -423,13 +462,18 @@ impl Ctx<'_> {
                 }
             }
         }
-        let seeds = match (&exp.seeds, file.defaults.get("seeds")) {
-            (Some(s), _) => s.clone(),
-            (None, Some(v)) => v
-                .clone()
-                .try_into::<Vec<u64>>()
-                .map_err(|_| self.invalid("seeds", "expected a list of non-negative integers, e.g. seeds = [0, 1, 2]"))?,
-            (None, None) => vec![0],
+        // `--set seeds=[...]` replaces every experiment's seeds.
+        let seeds_override = overrides.iter().rev().find(|(k, _)| k == "seeds").map(|(_, v)| v.clone());
+        let as_seeds = |v: Value, key: &str| {
+            v.try_into::<Vec<u64>>()
+                .map_err(|_| self.invalid(key, "expected a list of non-negative integers, e.g. seeds = [0, 1, 2]"))
+        };
+        let seeds = match (seeds_override, &exp.seeds, file.defaults.get("seeds")) {
+            (Some(v), _, _) => as_seeds(v, "seeds")
+                .map_err(|_| SuiteError::Override { arg: "seeds".into(), message: "expected a list of seeds, e.g. --set seeds=[0]".into() })?,
+            (None, Some(s), _) => s.clone(),
+            (None, None, Some(v)) => as_seeds(v.clone(), "seeds")?,
+            (None, None, None) => vec![0],
         };
         if seeds.is_empty() {
             return Err(self.invalid("seeds", "needs at least one seed"));
@@ -440,6 +484,7 @@ impl Ctx<'_> {
             if !sections.contains(&head) {
                 return Err(self.invalid(key, format!("sweep axis must start with one of: {}", sections.join(", "))));
             }
+            let values = profiled.axes.get(key).unwrap_or(values);
             if values.is_empty() {
                 return Err(self.invalid(key, "sweep axis has no values"));
             }
@@ -474,6 +519,7 @@ impl Ctx<'_> {
                     let msg = e.inner().message().trim().to_string();
                     self.invalid(&key, format!("{msg} (experiment `{}`)", exp.name))
                 })?;
+                config.profile = profiled.name.map(String::from);
                 let mut axes_desc: Vec<(String, String)> = Vec::new();
                 let mut lineage = Vec::new();
                 if let Some((p, up)) = up {
@@ -502,6 +548,61 @@ impl Ctx<'_> {
             }
         }
         Ok(runs)
+    }
+
+    /// A profile's overrides (as `--set` pairs), its sweep-axis replacements, and the experiments
+    /// it leaves out (`skip`: inputs that do not exist at its scale, e5's embeddings file say).
+    #[allow(clippy::type_complexity)]
+    fn profile(
+        &self,
+        file: &SuiteFile,
+        name: &str,
+    ) -> Result<(Vec<(String, Value)>, BTreeMap<String, Vec<Value>>, std::collections::BTreeSet<String>), SuiteError> {
+        let Some(table) = file.profile.get(name) else {
+            let known: Vec<&str> = file.profile.keys().map(String::as_str).collect();
+            let have = if known.is_empty() { "this suite has none".to_string() } else { format!("this suite has: {}", known.join(", ")) };
+            return Err(SuiteError::Invalid { file: self.path.into(), line: None, key: "--profile".into(), message: format!("no profile `{name}`; {have}") });
+        };
+        let (mut overrides, mut axes, mut skip) = (Vec::new(), BTreeMap::new(), std::collections::BTreeSet::new());
+        for (key, value) in table {
+            match key.as_str() {
+                "description" => {}
+                "skip" => {
+                    let names: Vec<String> = value
+                        .clone()
+                        .try_into()
+                        .map_err(|_| self.invalid(&format!("profile.{name}.skip"), "expected a list of experiment names"))?;
+                    for n in names {
+                        if !file.experiments.iter().any(|e| e.name == n) {
+                            return Err(self.invalid(&format!("profile.{name}.skip"), format!("no experiment `{n}` to leave out")));
+                        }
+                        skip.insert(n);
+                    }
+                }
+                "sweep" => {
+                    let Value::Table(t) = value else {
+                        return Err(self.invalid(&format!("profile.{name}.sweep"), "expected a table of axis = [values]"));
+                    };
+                    for (axis, values) in t {
+                        let Value::Array(values) = values else {
+                            return Err(self.invalid(axis, format!("profile `{name}`: a sweep axis takes a list of values")));
+                        };
+                        if !file.experiments.iter().any(|e| e.sweep.contains_key(axis)) {
+                            return Err(self.invalid(axis, format!("profile `{name}` replaces axis `{axis}`, but no experiment sweeps it")));
+                        }
+                        axes.insert(axis.clone(), values.clone());
+                    }
+                }
+                k if DEFAULT_KEYS.contains(&k) => overrides.push((k.to_string(), value.clone())),
+                other => {
+                    return Err(self.invalid(
+                        &format!("profile.{name}.{other}"),
+                        format!("unknown key in a profile; allowed: description, sweep, skip, {}", DEFAULT_KEYS.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok((overrides, axes, skip))
     }
 
     fn inherited(&self, exp: &ExperimentDef, key: &str) -> SuiteError {
@@ -867,12 +968,12 @@ fn describe(v: &Value) -> String {
 }
 
 /// Deep merge: tables merge key by key, anything else replaces. A table with a different `kind`
-/// (another model family) replaces the whole table: its fields would not fit the old one.
+/// (another model family) or `source` (another data or pairs source) replaces the whole table:
+/// its fields would not fit the old one.
 fn merge(t: &mut Table, key: &str, value: Value) {
+    let same = |dst: &Table, src: &Table, field: &str| src.get(field).is_none_or(|k| dst.get(field).is_none_or(|d| d == k));
     match (t.get_mut(key), value) {
-        (Some(Value::Table(dst)), Value::Table(src))
-            if src.get("kind").is_none_or(|k| dst.get("kind").is_none_or(|d| d == k)) =>
-        {
+        (Some(Value::Table(dst)), Value::Table(src)) if same(dst, &src, "kind") && same(dst, &src, "source") => {
             for (k, v) in src {
                 merge(dst, &k, v);
             }
@@ -1015,6 +1116,8 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         let pinned = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("data.n_ctx=16").unwrap()], false).unwrap();
         assert_eq!(pinned.runs.len(), 4);
         assert!(s.runs.iter().all(|r| r.config.data().padding == PaddingSide::Left));
+        let one_seed = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("seeds=[7]").unwrap()], false).unwrap();
+        assert!(one_seed.runs.len() == 4 && one_seed.runs.iter().all(|r| r.config.seed == 7), "--set seeds replaces the suite's seeds");
         let err = Suite::parse(Path::new("t.toml"), GOOD.into(), &[parse_override("trian.steps=1").unwrap()], false)
             .unwrap_err()
             .to_string();
@@ -1054,6 +1157,11 @@ model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "llama",
         let ov = [parse_override("model.d_model=12").unwrap()];
         let s = Suite::parse(Path::new("t.toml"), GOOD.into(), &ov, false).unwrap();
         assert!(s.runs.iter().all(|r| r.config.model().d_model() == 12), "same kind: fields merge");
+        // Data of another source replaces the data table (an hf preset's fields would not fit).
+        let hf = GOOD.replace("source = \"embedded\"", "source = \"hf\"\npreset = \"tinystories\"");
+        let ov = [parse_override("data={source=\"embedded\", n_ctx=16, vocab_size=300}").unwrap()];
+        let s = Suite::parse(Path::new("t.toml"), hf, &ov, false).unwrap();
+        assert!(s.runs.iter().all(|r| r.config.data().preset.is_none()), "another source replaces the data table");
     }
 
     #[test]
@@ -1214,5 +1322,38 @@ from = ["embed"]
             let want = if r.config.model().kind() == "llama" { 2.0 } else { 1.0 };
             assert_eq!(r.paper.as_ref().and_then(|p| p.cell("32")), Some(want), "{}", r.label);
         }
+    }
+
+    #[test]
+    fn profiles_override_replace_axes_skip_and_move_run_ids() {
+        let src = format!(
+            "{PIPE}\n[[experiment]]\nname = \"file\"\nkind = \"embed\"\nembed = {{ source = \"file\", file = \"e5.safetensors\" }}\n\
+             [[experiment]]\nname = \"eval_file\"\nkind = \"retrieval_eval\"\nfrom = \"file\"\n\
+             [profile.ci]\ndescription = \"small\"\nseeds = [5]\ntrain = {{ steps = 2 }}\nskip = [\"file\"]\n\
+             [profile.ci.sweep]\n\"retrieval_frozen.n\" = [3]\n"
+        );
+        let full = parse(&src).unwrap();
+        let ci = Suite::parse_profile(Path::new("suites/t.toml"), src.clone(), Some("ci"), &[], false).unwrap();
+        let of = |s: &Suite, e: &str| s.runs.iter().filter(|r| r.experiment == e).cloned().collect::<Vec<_>>();
+        assert_eq!(of(&ci, "clm").len(), 4, "one seed instead of two");
+        assert!(ci.runs.iter().all(|r| r.config.seed == 5 && r.config.profile.as_deref() == Some("ci")));
+        assert!(of(&ci, "clm").iter().all(|r| r.config.train.as_ref().unwrap().steps == Some(2)));
+        assert!(of(&ci, "frozen").iter().all(|r| r.config.retrieval_frozen.as_ref().unwrap().n == 3), "the axis is replaced");
+        assert_eq!(of(&ci, "frozen").len(), 2);
+        assert!(of(&ci, "file").is_empty() && of(&ci, "eval_file").is_empty(), "skipped, with its only consumer");
+        assert_eq!(of(&full, "eval_file").len(), 2, "one per seed of the file producer");
+        // The profile is part of the id even where it changes nothing else.
+        let noop = src.replace("seeds = [5]\ntrain = { steps = 2 }\n", "").replace("\"retrieval_frozen.n\" = [3]", "\"retrieval_frozen.n\" = [4, 8]");
+        let same = Suite::parse_profile(Path::new("t.toml"), noop, Some("ci"), &[], false).unwrap();
+        assert!(of(&same, "clm").iter().all(|r| !full.runs.iter().any(|f| f.id == r.id)));
+        // Errors name the profile and the fix.
+        let e = |name: &str, text: &str| Suite::parse_profile(Path::new("t.toml"), text.into(), Some(name), &[], false).unwrap_err().to_string();
+        assert!(e("gpu", &src).contains("no profile `gpu`; this suite has: ci"), "{}", e("gpu", &src));
+        let bad_key = e("ci", &src.replace("description = \"small\"", "descripton = \"small\""));
+        assert!(bad_key.contains("key `profile.ci.descripton`: unknown key in a profile"), "{bad_key}");
+        let bad_axis = e("ci", &src.replace("\"retrieval_frozen.n\" = [3]", "\"retrieval_frozen.depth\" = [3]"));
+        assert!(bad_axis.contains("replaces axis `retrieval_frozen.depth`, but no experiment sweeps it"), "{bad_axis}");
+        let bad_skip = e("ci", &src.replace("skip = [\"file\"]", "skip = [\"nope\"]"));
+        assert!(bad_skip.contains("no experiment `nope` to leave out"), "{bad_skip}");
     }
 }
