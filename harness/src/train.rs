@@ -146,27 +146,32 @@ impl Stepper {
     /// when the step was skipped (then the caller's schedule does not advance either, as in
     /// Hugging Face's Trainer).
     pub fn step(&mut self, loss: &Tensor, lr: f64) -> Option<f64> {
-        self.opt.set_lr(lr);
-        self.opt.zero_grad();
-        match self.scaler.as_mut() {
-            None => {
-                loss.backward();
-                let norm = clip_grad_norm(&self.params, self.clip);
-                self.opt.step();
-                Some(norm)
-            }
-            Some(scaler) => {
-                (loss * scaler.scale).backward();
-                if scaler.unscale(&self.params) {
-                    let norm = clip_grad_norm(&self.params, self.clip);
-                    self.opt.step();
-                    Some(norm)
-                } else {
-                    self.skipped += 1;
-                    None
-                }
-            }
+        self.backward(loss);
+        self.apply(lr)
+    }
+
+    /// Adds `loss`'s gradients (scaled under fp16-amp) to what earlier calls accumulated.
+    pub fn backward(&mut self, loss: &Tensor) {
+        match &self.scaler {
+            None => loss.backward(),
+            Some(scaler) => (loss * scaler.scale).backward(),
         }
+    }
+
+    /// One optimizer step on the accumulated gradients, which it then clears.
+    pub fn apply(&mut self, lr: f64) -> Option<f64> {
+        self.opt.set_lr(lr);
+        let finite = self.scaler.as_mut().is_none_or(|s| s.unscale(&self.params));
+        let out = if finite {
+            let norm = clip_grad_norm(&self.params, self.clip);
+            self.opt.step();
+            Some(norm)
+        } else {
+            self.skipped += 1;
+            None
+        };
+        self.opt.zero_grad();
+        out
     }
 
     /// The loss scale after training (fp16-amp).
@@ -266,22 +271,43 @@ impl Trainer<'_> {
         let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
         out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
         out.overhead_s += started.elapsed().as_secs_f64();
+        let micro = cfg.batch_size.min(n) as usize;
+        let global = micro * cfg.accumulate as usize;
         for step in 0..total {
-            if order.len() < cfg.batch_size as usize {
+            while order.len() < global {
                 let mut epoch: Vec<i64> = (0..n).collect();
                 epoch.shuffle(&mut rng);
                 order.extend(epoch);
             }
-            let idx: Vec<i64> = order.drain(..cfg.batch_size.min(n) as usize).collect();
-            let idx = Tensor::from_slice(&idx);
-            let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
-            let labels_cpu = train.labels.index_select(0, &idx);
-            // Counted on the host: no device sync for the bookkeeping.
-            tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
-            let labels = labels_cpu.to_device(self.device);
+            let idx: Vec<i64> = order.drain(..global).collect();
             let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, total);
-            let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
-            let grad_norm = match stepper.step(&loss, lr) {
+            let loss = if cfg.accumulate == 1 {
+                let idx = Tensor::from_slice(&idx);
+                let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
+                let labels_cpu = train.labels.index_select(0, &idx);
+                // Counted on the host: no device sync for the bookkeeping.
+                tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
+                let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels_cpu.to_device(self.device), model.objective());
+                stepper.backward(&loss);
+                loss
+            } else {
+                // The global batch's mean: each micro-batch's summed CE over the global count.
+                let labels_cpu = train.labels.index_select(0, &Tensor::from_slice(&idx));
+                tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
+                let count = mm_models::objective_targets(&labels_cpu, model.objective()).ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
+                let mut total_loss = Tensor::zeros([], (Kind::Float, self.device));
+                for part in idx.chunks(micro) {
+                    let part = Tensor::from_slice(part);
+                    let tokens = train.tokens.index_select(0, &part).to_device(self.device);
+                    let labels = train.labels.index_select(0, &part).to_device(self.device);
+                    let (l, y) = objective_pairs(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
+                    let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / count.max(1) as f64;
+                    stepper.backward(&sum);
+                    total_loss += sum.detach();
+                }
+                total_loss
+            };
+            let grad_norm = match stepper.apply(lr) {
                 Some(norm) => {
                     applied += 1;
                     norm
@@ -374,6 +400,7 @@ pub fn clip_grad_norm(params: &[Tensor], max: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Device;
 
     #[test]
     fn schedule_matches_hugging_face_linear() {
@@ -395,5 +422,44 @@ mod tests {
         assert!((norm - 5.0).abs() < 1e-6);
         assert!((a.grad().double_value(&[0]) - 3.0 / (5.0 + 1e-6)).abs() < 1e-6);
         assert!((b.grad().double_value(&[0]) - 4.0 / (5.0 + 1e-6)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn accumulation_equals_a_larger_batch() {
+        // Rows with different numbers of pads: a mean of micro-batch means would differ from the
+        // global token mean, so this checks the normalisation too.
+        tch::manual_seed(3);
+        let (n, t, v) = (24i64, 12i64, 50i64);
+        let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
+        let lens = Tensor::randint_low(3, t + 1, [n, 1], (Kind::Int64, Device::Cpu));
+        let pad = Tensor::arange(t, (Kind::Int64, Device::Cpu)).unsqueeze(0).ge_tensor(&lens);
+        let tokens = tokens.masked_fill(&pad, 2);
+        let data = Encoded { labels: tokens.masked_fill(&pad, IGNORE), tokens };
+        let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+        let train = |batch: i64, accumulate: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = spec.build(&vs.root(), v, t).unwrap();
+            let cfg: TrainConfig =
+                toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
+            let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: dir.path(), progress: false };
+            let out = trainer.fit(model.as_ref(), &vs, &data, &data).unwrap();
+            let w = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect::<std::collections::BTreeMap<_, _>>();
+            (out, w)
+        };
+        let (big, wb) = train(12, 1);
+        let (acc, wa) = train(4, 3);
+        assert_eq!(big.tokens, acc.tokens, "the same rows each step");
+        for (a, b) in big.steps_metrics.iter().zip(&acc.steps_metrics) {
+            assert!((a.loss - b.loss).abs() < 1e-5 && (a.grad_norm - b.grad_norm).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+        for (k, b) in &wb {
+            let diff = (b - &wa[k]).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{k}: {diff}");
+        }
+        // And it is not a no-op: a plain batch of 4 trains differently.
+        let (_, w4) = train(4, 1);
+        assert!(wb.iter().any(|(k, b)| (b - &w4[k]).abs().max().double_value(&[]) > 1e-4));
     }
 }

@@ -79,11 +79,22 @@ pub enum Objective {
 /// logits `[b, t, V]`, labels `[b, t]`.
 pub fn objective_pairs(logits: &Tensor, labels: &Tensor, objective: Objective) -> (Tensor, Tensor) {
     let (_b, t, v) = logits.size3().expect("logits are [b, t, V]");
-    let (l, y) = match objective {
-        Objective::NextToken => (logits.narrow(1, 0, t - 1), labels.narrow(1, 1, t - 1)),
-        Objective::SamePosition { from } => (logits.narrow(1, from, t - from), labels.narrow(1, from, t - from)),
+    let l = match objective {
+        Objective::NextToken => logits.narrow(1, 0, t - 1),
+        Objective::SamePosition { from } => logits.narrow(1, from, t - from),
     };
-    (l.reshape([-1, v]).to_kind(tch::Kind::Float), y.reshape([-1]))
+    (l.reshape([-1, v]).to_kind(tch::Kind::Float), objective_targets(labels, objective))
+}
+
+/// The targets an objective compares, without the logits: `[b, t]` labels -> `[N]` (ignored
+/// ones -100). Counting the non-ignored ones gives a batch's loss denominator on the host.
+pub fn objective_targets(labels: &Tensor, objective: Objective) -> Tensor {
+    let (_b, t) = labels.size2().expect("labels are [b, t]");
+    match objective {
+        Objective::NextToken => labels.narrow(1, 1, t - 1),
+        Objective::SamePosition { from } => labels.narrow(1, from, t - from),
+    }
+    .reshape([-1])
 }
 
 /// Mean cross entropy of an objective over its non-ignored targets (`nn.CrossEntropyLoss()`).

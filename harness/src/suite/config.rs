@@ -302,6 +302,18 @@ pub struct TrainConfig {
     /// `"fp32"` (default) or `"fp16-amp"`; left out of the run id while it is the default.
     #[serde(default, skip_serializing_if = "is_default")]
     pub precision: Precision,
+    /// Gradient accumulation: each optimizer step sums the gradients of `accumulate` batches of
+    /// `batch_size`, normalised over the whole global batch's tokens, so it equals one batch of
+    /// `accumulate * batch_size` (the paper's 4-GPU global batches on one GPU, C.1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub accumulate: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+fn is_one(v: &u64) -> bool {
+    *v == 1
 }
 
 fn default_lr() -> f64 {
@@ -327,11 +339,16 @@ fn default_eval_every() -> u64 {
 }
 
 impl TrainConfig {
+    /// Sequences per optimizer step: `batch_size * accumulate`.
+    pub fn global_batch(&self) -> u64 {
+        self.batch_size as u64 * self.accumulate
+    }
+
     /// The step budget, from `steps` or from `tokens` (rounded up to whole steps).
     pub fn total_steps(&self, n_ctx: i64) -> u64 {
         match (self.steps, self.tokens) {
             (Some(s), _) => s,
-            (None, Some(t)) => t.div_ceil((self.batch_size * n_ctx) as u64),
+            (None, Some(t)) => t.div_ceil(self.global_batch() * n_ctx as u64),
             (None, None) => 0,
         }
     }

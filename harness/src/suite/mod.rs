@@ -695,6 +695,9 @@ impl Ctx<'_> {
             if t.batch_size < 1 {
                 return Err(bad("train.batch_size", format!("must be at least 1, got {}", t.batch_size)));
             }
+            if t.accumulate < 1 {
+                return Err(bad("train.accumulate", "must be at least 1 (1: no accumulation)".into()));
+            }
             if !(t.lr > 0.0 && t.lr.is_finite()) {
                 return Err(bad("train.lr", format!("must be a positive number, got {}", t.lr)));
             }
