@@ -49,6 +49,8 @@ pub struct TrainOutcome {
     pub eval_metrics: Vec<EvalMetric>,
     /// Checkpoints written, relative to the run folder, with their step.
     pub checkpoints: Vec<(u64, String)>,
+    /// `max_minutes` ended the run before its step budget (the run is then not reproducible).
+    pub wall_clock_stop: bool,
     /// fp16-amp: optimizer steps skipped for inf/nan gradients, and the final loss scale.
     pub amp_skipped_steps: u64,
     pub amp_final_scale: Option<f64>,
@@ -266,6 +268,7 @@ impl Trainer<'_> {
             checkpoints: vec![],
             amp_skipped_steps: 0,
             amp_final_scale: None,
+            wall_clock_stop: false,
         };
         // Step 0: the untrained model, so every curve starts where training started.
         let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
@@ -328,15 +331,18 @@ impl Trainer<'_> {
                 });
             }
             let done = step + 1;
+            // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
+            let out_of_time = cfg.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
+            let last = done == total || out_of_time;
             let overhead = Instant::now();
-            if done % cfg.eval_every == 0 || done == total {
+            if done % cfg.eval_every == 0 || last {
                 last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
                 out.eval_metrics.push(EvalMetric { step: done, eval_loss: last_eval, train_loss: window_sum / window_n as f64 });
                 out.train_loss = window_sum / window_n as f64;
                 window_sum = 0.0;
                 window_n = 0;
             }
-            if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && done != total) {
+            if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
                 let name = format!("checkpoints/step-{done:08}.safetensors");
                 save_checkpoint(vs, &self.run_dir.join(&name))?;
                 out.checkpoints.push((done, name));
@@ -345,12 +351,17 @@ impl Trainer<'_> {
             let secs = (started.elapsed().as_secs_f64() - out.overhead_s).max(1e-9);
             bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
             bar.inc(1);
+            if out_of_time {
+                out.steps = done;
+                out.wall_clock_stop = true;
+                break;
+            }
         }
         bar.finish_and_clear();
         let saving = Instant::now();
         save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
         out.overhead_s += saving.elapsed().as_secs_f64();
-        out.checkpoints.push((total, "model.safetensors".into()));
+        out.checkpoints.push((out.steps, "model.safetensors".into()));
         out.amp_final_scale = stepper.final_scale();
         out.amp_skipped_steps = stepper.skipped;
         out.tokens = tokens_seen;
@@ -461,5 +472,32 @@ mod tests {
         // And it is not a no-op: a plain batch of 4 trains differently.
         let (_, w4) = train(4, 1);
         assert!(wb.iter().any(|(k, b)| (b - &w4[k]).abs().max().double_value(&[]) > 1e-4));
+    }
+
+    #[test]
+    fn a_wall_clock_budget_stops_early_and_says_so() {
+        tch::manual_seed(0);
+        let (n, t, v) = (16i64, 8i64, 40i64);
+        let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
+        let data = Encoded { labels: tokens.copy(), tokens };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1)).build(&vs.root(), v, t).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // A budget of 0.06 ms: over after the first step.
+        let cfg: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\nmax_minutes = 1e-6\neval_every = 1000").unwrap();
+        let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false }
+            .fit(model.as_ref(), &vs, &data, &data)
+            .unwrap();
+        assert!(out.wall_clock_stop);
+        assert_eq!(out.steps, 1);
+        assert_eq!(out.checkpoints.last().unwrap(), &(1, "model.safetensors".to_string()));
+        assert_eq!(out.eval_metrics.last().unwrap().step, 1, "the stopped run is evaluated where it stopped");
+        assert!(out.eval_loss.is_finite());
+        // Without the budget the same run trains its 50 steps.
+        let full: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\neval_every = 1000").unwrap();
+        let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false }
+            .fit(model.as_ref(), &vs, &data, &data)
+            .unwrap();
+        assert!(!out.wall_clock_stop && out.steps == 50);
     }
 }

@@ -26,6 +26,14 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let s = &mut out.summary;
     s.insert("params".into(), cfg.model().num_params(vocab, cfg.data().n_ctx).into());
     s.insert("steps".into(), outcome.steps.into());
+    if outcome.wall_clock_stop {
+        // Where a wall-clock budget ends depends on the machine: not reproducible bit for bit.
+        s.insert("wall_clock_stop".into(), true.into());
+        out.execution.insert(
+            "wall_clock_stop".into(),
+            format!("train.max_minutes ended the run at step {} of {}: not reproducible", outcome.steps, train_cfg.total_steps(cfg.data().n_ctx)),
+        );
+    }
     s.insert("tokens".into(), outcome.tokens.into());
     s.insert("train_loss".into(), outcome.train_loss.into());
     s.insert("eval_loss".into(), outcome.eval_loss.into());

@@ -416,6 +416,16 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
     if !f.reproduces.is_empty() {
         let _ = writeln!(md, "Reproduces (PAPER.md numbering): {}\n", f.reproduces.join(", "));
     }
+    let stopped: Vec<&str> = records.iter().filter(|r| r.summary.get("wall_clock_stop").is_some()).map(|r| r.run.short_id()).collect();
+    if !stopped.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Wall-clock stops.** `train.max_minutes` ended {} run(s) before their step budget ({}): where such a run \
+             stops depends on the machine, so it is not reproducible bit for bit.\n",
+            stopped.len(),
+            stopped.join(", ")
+        );
+    }
     let profiles: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r.run.config.profile.as_deref()).collect();
     if !profiles.is_empty() {
         let names: Vec<&str> = profiles.into_iter().collect();

@@ -307,6 +307,11 @@ pub struct TrainConfig {
     /// `accumulate * batch_size` (the paper's 4-GPU global batches on one GPU, C.1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub accumulate: u64,
+    /// Stop after this many minutes of the run's wall-clock time even if steps remain (the
+    /// paper's 12 h / 2.25 h budgets, C.1); the LR schedule keeps its full length. A run stopped
+    /// this way depends on the machine: its summary and the report say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_minutes: Option<f64>,
 }
 
 fn one() -> u64 {

@@ -698,6 +698,9 @@ impl Ctx<'_> {
             if t.accumulate < 1 {
                 return Err(bad("train.accumulate", "must be at least 1 (1: no accumulation)".into()));
             }
+            if t.max_minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+                return Err(bad("train.max_minutes", "must be a positive number of minutes".into()));
+            }
             if !(t.lr > 0.0 && t.lr.is_finite()) {
                 return Err(bad("train.lr", format!("must be a positive number, got {}", t.lr)));
             }
