@@ -11,7 +11,7 @@
 use crate::masked_mixer::{MixerBlock, MixerConfig};
 use crate::transformer::{rope_tables, DecoderLayer, LlamaConfig};
 use crate::{init, precision, CausalLm, Objective};
-use tch::{nn, nn::Module, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backbone {
@@ -32,6 +32,8 @@ pub struct AutoencoderConfig {
     pub backbone: Backbone,
     /// The one-step completion model instead of the autoencoder.
     pub completion: bool,
+    /// FF dropout of the mixer backbone (v1: 0.05); off in evaluation.
+    pub dropout: f64,
 }
 
 impl AutoencoderConfig {
@@ -46,7 +48,7 @@ impl AutoencoderConfig {
     }
 
     fn mixer_cfg(&self) -> MixerConfig {
-        MixerConfig::flat(self.vocab_size, self.d_model, 1, self.n_ctx)
+        MixerConfig { ff_dropout: self.dropout, ..MixerConfig::flat(self.vocab_size, self.d_model, 1, self.n_ctx) }
     }
 
     fn llama_cfg(&self, n_heads: i64) -> LlamaConfig {
@@ -70,9 +72,9 @@ enum Stack {
 }
 
 impl Stack {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
-            Self::Mixer(blocks) => blocks.iter().fold(xs.shallow_clone(), |h, b| b.forward(&h)),
+            Self::Mixer(blocks) => blocks.iter().fold(xs.shallow_clone(), |h, b| b.forward_t(&h, train)),
             Self::Llama { layers, n_heads } => {
                 let (_b, t, d) = xs.size3().expect("[b, t, d]");
                 let (cos, sin) = rope_tables(t, d / n_heads, 10000.0, xs.device());
@@ -117,7 +119,7 @@ impl Autoencoder {
 
     /// The encoder's last-position vector, the AE's embedding for retrieval (A.5, A.6): `[b, d]`.
     pub fn encode(&self, tokens: &Tensor) -> Tensor {
-        self.encoder.forward(&self.embed(tokens)).select(1, -1)
+        self.encoder.forward(&self.embed(tokens), false).select(1, -1)
     }
 }
 
@@ -127,16 +129,16 @@ impl CausalLm for Autoencoder {
     }
 
     /// Encoder, bottleneck, decoder (`depth` is ignored: the bottleneck needs the whole encoder).
-    fn blocks(&self, xs: &Tensor, _depth: Option<usize>, _train: bool) -> Tensor {
+    fn blocks(&self, xs: &Tensor, _depth: Option<usize>, train: bool) -> Tensor {
         let (_b, t, _d) = xs.size3().expect("[b, t, d]");
-        let e = self.encoder.forward(xs);
+        let e = self.encoder.forward(xs, train);
         let z = if self.cfg.completion {
             let keep = Tensor::arange(t, (Kind::Int64, xs.device())).lt(t / 2).to_kind(e.kind()); // [t]
             e * keep.view([1, t, 1])
         } else {
             e.narrow(1, t - 1, 1).expand_as(xs) // [b, 1, d] -> [b, t, d]
         };
-        self.decoder.forward(&z)
+        self.decoder.forward(&z, train)
     }
 
     fn head(&self, hidden: &Tensor) -> Tensor {
@@ -144,8 +146,8 @@ impl CausalLm for Autoencoder {
     }
 
     /// The encoder's output; its last position is the AE's embedding (A.5, A.6: position -1).
-    fn embedding_states(&self, tokens: &Tensor, _train: bool) -> Tensor {
-        self.encoder.forward(&self.embed(tokens))
+    fn embedding_states(&self, tokens: &Tensor, train: bool) -> Tensor {
+        self.encoder.forward(&self.embed(tokens), train)
     }
 
     fn embedding_weight(&self) -> Tensor {

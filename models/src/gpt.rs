@@ -141,3 +141,51 @@ impl CausalLm for Gpt {
         self.blocks.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// One GPT-1 block against A.3 computed independently: Conv1D as x·W + b, causal softmax
+    /// attention over 2 heads, post-LN (LayerNorm after each residual add, eps 1e-5), and the
+    /// tanh-approximated GELU written out. Every weight, bias and LayerNorm affine is random, so
+    /// a swapped term or a pre-LN ordering shows.
+    #[test]
+    fn block_matches_the_reference_equations() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = GptConfig { vocab_size: 20, d_model: 8, n_layers: 1, n_heads: 2, n_positions: 6, dropout: 0.1 };
+        let m = Gpt::new(&vs.root(), cfg);
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                let r = Tensor::randn_like(&v) * 0.5;
+                v.copy_(&r);
+            }
+        });
+        let v = vs.variables();
+        let k = |name: &str| v[&format!("transformer.h.0.{name}")].shallow_clone();
+        let (t, d, h, hd) = (5i64, 8i64, 2i64, 4i64);
+        let x = Tensor::randn([1, t, d], (Kind::Float, Device::Cpu));
+        let conv = |x: &Tensor, name: &str| x.matmul(&k(&format!("{name}.weight"))) + k(&format!("{name}.bias"));
+        let ln = |x: &Tensor, name: &str| {
+            let mu = x.mean_dim(-1, true, Kind::Float);
+            let var = (x - &mu).square().mean_dim(-1, true, Kind::Float);
+            (x - mu) / (var + 1e-5).sqrt() * k(&format!("{name}.weight")) + k(&format!("{name}.bias"))
+        };
+        let gelu = |x: &Tensor| x * 0.5 * ((x + x.pow_tensor_scalar(3) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt()).tanh().g_add_scalar(1.0);
+        let qkv = conv(&x, "attn.c_attn"); // [1, t, 3d]
+        let head = |i: i64| qkv.narrow(-1, i * d, d).view([t, h, hd]).transpose(0, 1); // [h, t, hd]
+        let causal = Tensor::ones([t, t], (Kind::Bool, Device::Cpu)).tril(0);
+        let scores = head(0).matmul(&head(1).transpose(1, 2)) / (hd as f64).sqrt();
+        let att = scores.masked_fill(&causal.logical_not(), f64::NEG_INFINITY).softmax(-1, Kind::Float);
+        let a = conv(&att.matmul(&head(2)).transpose(0, 1).reshape([1, t, d]), "attn.c_proj");
+        let n = ln(&(&x + a), "ln_1");
+        let want = ln(&(&n + conv(&gelu(&conv(&n, "mlp.c_fc")), "mlp.c_proj")), "ln_2");
+        let got = m.blocks(&x, None, false); // eval: no dropout
+        assert!(got.allclose(&want, 1e-4, 1e-5, false), "max diff {}", (&got - &want).abs().max().double_value(&[]));
+        // Training mode drops out: the same input gives another output.
+        tch::manual_seed(0);
+        assert!(!m.blocks(&x, None, true).allclose(&want, 1e-4, 1e-5, false));
+    }
+}

@@ -38,6 +38,10 @@ pub struct MixerConfig {
     pub n_ctx: i64,
     /// FF expansion factor (4 in every reported run).
     pub ff_mult: i64,
+    /// Dropout inside the FF, after its first Linear (the v1 mixer autoencoder's 0.05, whose
+    /// `nn.Sequential(Linear, Dropout, GELU, Linear)` puts the second Linear at index 3). 0: the
+    /// usual `Sequential(Linear, GELU, Linear)`.
+    pub ff_dropout: f64,
     pub tie_weights: bool,
     pub mixing: Mixing,
     /// The layer-norm-free variant (B2) when false.
@@ -58,6 +62,7 @@ impl MixerConfig {
             n_layers,
             n_ctx,
             ff_mult: 4,
+            ff_dropout: 0.0,
             tie_weights: false,
             mixing: Mixing::Flat,
             layer_norm: true,
@@ -214,22 +219,30 @@ fn norm(xs: &Tensor, ln: &Option<nn::LayerNorm>) -> Tensor {
     }
 }
 
-/// `patch_ff`: nn.Sequential(Linear, GELU, Linear), weights at indices 0 and 2.
+/// `patch_ff`: nn.Sequential(Linear, GELU, Linear), weights at indices 0 and 2; with dropout,
+/// the v1 autoencoder's nn.Sequential(Linear, Dropout, GELU, Linear), weights at 0 and 3.
 #[derive(Debug)]
 struct FeedForward {
     ff_in: nn::Linear,
     ff_out: nn::Linear,
+    dropout: f64,
 }
 
 impl FeedForward {
-    fn new(p: nn::Path, d: i64, f: i64) -> Self {
-        Self { ff_in: init::linear(&p / 0, d, f * d, true), ff_out: init::linear(&p / 2, f * d, d, true) }
+    fn new(p: nn::Path, d: i64, f: i64, dropout: f64) -> Self {
+        let out = if dropout > 0.0 { 3 } else { 2 };
+        Self { ff_in: init::linear(&p / 0, d, f * d, true), ff_out: init::linear(&p / out, f * d, d, true), dropout }
+    }
+
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let h = precision::linear(xs, &self.ff_in).dropout(self.dropout, train && self.dropout > 0.0);
+        precision::linear(&h.gelu("none"), &self.ff_out)
     }
 }
 
 impl Module for FeedForward {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        precision::linear(&precision::linear(xs, &self.ff_in).gelu("none"), &self.ff_out)
+        self.forward_t(xs, false)
     }
 }
 
@@ -257,16 +270,21 @@ impl MixerBlock {
             seq_layernorm: layer_norm(&p / "seq_layernorm", d, cfg.layer_norm),
             conv: TokenMixing::new(&p, cfg, "conv", mask),
             patch_layernorm: layer_norm(&p / "patch_layernorm", d, cfg.layer_norm),
-            patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult),
+            patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult, cfg.ff_dropout),
         }
+    }
+
+    /// The block with dropout active when `train` (only where the FF has dropout).
+    pub(crate) fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let h = xs + norm(xs, &self.seq_layernorm).apply(&self.conv);
+        let ff = self.patch_ff.forward_t(&norm(&h, &self.patch_layernorm), train);
+        h + ff
     }
 }
 
 impl Module for MixerBlock {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let h = xs + norm(xs, &self.seq_layernorm).apply(&self.conv);
-        let ff = norm(&h, &self.patch_layernorm).apply(&self.patch_ff);
-        h + ff
+        self.forward_t(xs, false)
     }
 }
 
@@ -291,7 +309,7 @@ impl BidirectionalBlock {
             convf: TokenMixing::new(&p, cfg, "convf", mask::causal),
             convr: TokenMixing::new(&p, cfg, "convr", mask::reverse),
             patch_layernorm: layer_norm(&p / "patch_layernorm", d, cfg.layer_norm),
-            patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult),
+            patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult, cfg.ff_dropout),
         }
     }
 

@@ -43,6 +43,10 @@ pub struct AutoencoderSpec {
     /// The one-step completion model: predict tokens L/2.. from 0..L/2 in one pass.
     #[serde(default, skip_serializing_if = "is_default")]
     pub completion: bool,
+    /// FF dropout of the mixer autoencoder (v1 code: 0.05, after the FF's first Linear; E.4);
+    /// off in evaluation. Mixer backbone only.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dropout: f64,
 }
 
 impl AutoencoderSpec {
@@ -55,6 +59,7 @@ impl AutoencoderSpec {
             n_ctx,
             backbone: if llama { Backbone::Llama { n_heads: self.n_heads.unwrap_or(1) } } else { Backbone::Mixer },
             completion: self.completion,
+            dropout: self.dropout,
         }
     }
 
@@ -62,6 +67,15 @@ impl AutoencoderSpec {
         positive("d_model", self.d_model)?;
         positive("encoder_layers", self.encoder_layers as i64)?;
         positive("decoder_layers", self.decoder_layers as i64)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::InvalidConfig { field: "dropout", reason: format!("must be in [0, 1), got {}", self.dropout) });
+        }
+        if llama && self.dropout > 0.0 {
+            return Err(ModelError::InvalidConfig {
+                field: "dropout",
+                reason: "is the mixer autoencoder's FF dropout (v1 code); the Llama autoencoder has none".into(),
+            });
+        }
         match (llama, self.n_heads) {
             (true, None) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "llama_autoencoder needs n_heads".into() }),
             (true, Some(h)) if h < 1 || self.d_model % h != 0 || (self.d_model / h) % 2 != 0 => Err(ModelError::InvalidConfig {
@@ -235,6 +249,7 @@ impl MixerSpec {
             n_layers: self.n_layers,
             n_ctx,
             ff_mult: self.ff_mult,
+            ff_dropout: 0.0,
             tie_weights: self.tie_weights,
             mixing: self.mixing(),
             layer_norm: self.layer_norm,
@@ -413,7 +428,7 @@ mod tests {
         ModelSpec::MaskedMixer(MixerSpec::flat(d, n))
     }
     fn ae(d: i64) -> ModelSpec {
-        ModelSpec::MixerAutoencoder(AutoencoderSpec { d_model: d, encoder_layers: 8, decoder_layers: 8, n_heads: None, completion: false })
+        ModelSpec::MixerAutoencoder(AutoencoderSpec { d_model: d, encoder_layers: 8, decoder_layers: 8, n_heads: None, completion: false, dropout: 0.0 })
     }
     fn expanded(d: i64) -> ModelSpec {
         ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..MixerSpec::flat(d, 8) })

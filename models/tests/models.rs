@@ -76,7 +76,7 @@ fn bidirectional_mixer_never_sees_the_token_it_predicts() {
 }
 
 fn autoencoders(completion: bool) -> Vec<ModelSpec> {
-    let ae = AutoencoderSpec { d_model: 16, encoder_layers: 2, decoder_layers: 2, n_heads: None, completion };
+    let ae = AutoencoderSpec { d_model: 16, encoder_layers: 2, decoder_layers: 2, n_heads: None, completion, dropout: 0.0 };
     vec![
         ModelSpec::MixerAutoencoder(ae.clone()),
         ModelSpec::LlamaAutoencoder(AutoencoderSpec { n_heads: Some(2), ..ae }),
@@ -223,4 +223,25 @@ fn reference_named_checkpoint_loads_and_mismatches_are_listed() {
     let err = checkpoint::load(&vs3, &path).unwrap_err().to_string();
     assert!(err.contains("wte.weight: file [64, 4] vs model [64, 8]"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The v1 mixer autoencoder's FF dropout (E.4: 0.05): the reference's
+/// `Sequential(Linear, Dropout, GELU, Linear)` puts the second Linear at key index 3; dropout acts
+/// in training only; parameter counts do not change; the Llama AE refuses it.
+#[test]
+fn mixer_autoencoder_dropout_is_v1_shaped_and_off_in_eval() {
+    let plain = AutoencoderSpec { d_model: 16, encoder_layers: 1, decoder_layers: 1, n_heads: None, completion: false, dropout: 0.0 };
+    let v1 = ModelSpec::MixerAutoencoder(AutoencoderSpec { dropout: 0.05, ..plain.clone() });
+    let (vs, m) = build(&v1, 7);
+    let keys = vs.variables();
+    assert!(keys.contains_key("encoderblocks.0.patch_ff.3.weight") && !keys.contains_key("encoderblocks.0.patch_ff.2.weight"));
+    let (vs0, _) = build(&ModelSpec::MixerAutoencoder(plain.clone()), 7);
+    assert!(vs0.variables().contains_key("decoderblocks.0.patch_ff.2.weight"));
+    assert_eq!(v1.num_params(V, L), ModelSpec::MixerAutoencoder(plain.clone()).num_params(V, L));
+    let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+    let eval = m.forward_t(&tokens, false);
+    assert!(eval.equal(&m.forward_t(&tokens, false)), "no dropout in evaluation");
+    assert!(!eval.allclose(&m.forward_t(&tokens, true), 1e-6, 1e-6, false), "dropout in training");
+    let llama = ModelSpec::LlamaAutoencoder(AutoencoderSpec { n_heads: Some(2), dropout: 0.05, ..plain });
+    assert!(llama.validate().unwrap_err().to_string().contains("the Llama autoencoder has none"));
 }
