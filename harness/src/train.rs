@@ -447,11 +447,15 @@ mod tests {
         let tokens = tokens.masked_fill(&pad, 2);
         let data = Encoded { labels: tokens.masked_fill(&pad, IGNORE), tokens };
         let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+        // One initial state, copied into every run: tests share libtorch's global RNG across
+        // threads, so reseeding would not promise the same init here.
+        let init = nn::VarStore::new(Device::Cpu);
+        let _ = spec.build(&init.root(), v, t).unwrap();
         let train = |batch: i64, accumulate: u64| {
             let dir = tempfile::tempdir().unwrap();
-            tch::manual_seed(0);
-            let vs = nn::VarStore::new(Device::Cpu);
+            let mut vs = nn::VarStore::new(Device::Cpu);
             let model = spec.build(&vs.root(), v, t).unwrap();
+            vs.copy(&init).unwrap();
             let cfg: TrainConfig =
                 toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
             let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: dir.path(), progress: false };

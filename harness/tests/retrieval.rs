@@ -150,6 +150,23 @@ fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
     let csv = std::fs::read_to_string(reports[0].join("retrieval.csv")).unwrap();
     assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff\n"), "{csv}");
 
+    // Same seeds, fresh results folder, another process: the same numbers (CPU), end to end.
+    let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "results2"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let second = manifest(&dir.path().join("results2"), "rt");
+    for (a, b) in ms.iter().zip(&second) {
+        assert_eq!(a["run_id"], b["run_id"]);
+        // Every number but the timings.
+        let stable = |mut s: serde_json::Value| {
+            s.as_object_mut().unwrap().retain(|k, _| !k.ends_with("_s") && !k.contains("per_s"));
+            s
+        };
+        assert_eq!(stable(summary(&results, a)), stable(summary(&dir.path().join("results2"), b)), "{}", a["experiment"]);
+        for f in ["embeddings.safetensors", "model.safetensors", "retrieval_eval.json", "metrics_epochs.json"] {
+            assert_eq!(a["files"][f], b["files"][f], "{}: {f}", a["experiment"]);
+        }
+    }
+
     // Plan shows each consumer's producer.
     let plan = harness(dir.path(), &["plan", suite.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&plan.stdout);

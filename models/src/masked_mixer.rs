@@ -457,6 +457,13 @@ mod tests {
     fn reference_mask_grad_is_causal_but_passes_the_full_gradient() {
         let f = conv(1, MaskGrad::Functional);
         let r = conv(1, MaskGrad::Reference);
+        // The same weights by copy, not by reseeding: tests share libtorch's global RNG across
+        // threads, so two seeded inits can interleave with another test's draws.
+        tch::no_grad(|| {
+            let (mut rw, mut rb) = (r.weight.shallow_clone(), r.bias.shallow_clone());
+            rw.copy_(&f.weight);
+            rb.copy_(&f.bias);
+        });
         let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
         let (yf, yr) = (f.forward(&x), r.forward(&x));
         assert!(yf.equal(&yr), "same forward, bit for bit");

@@ -196,10 +196,8 @@ mod tests {
         let r = fit(&noise, &cfg(8, 25), 0, Device::Cpu, &bar).unwrap();
         let last = r.epochs.last().unwrap();
         assert!(last.test_ce > 0.9 * chance && last.test_top1 < 35.0, "noise cannot generalise: {:?}", last);
-        // Same seed, same curve (CPU).
-        let again = fit(&good, &cfg(8, 3), 0, Device::Cpu, &bar).unwrap();
-        let first = fit(&good, &cfg(8, 3), 0, Device::Cpu, &bar).unwrap();
-        assert_eq!(again.epochs.last().unwrap().test_ce, first.epochs.last().unwrap().test_ce);
+        // (Same seed, same curve is checked end to end in tests/retrieval.rs, one process per
+        // run: threads of one test binary share libtorch's global RNG.)
     }
 
     #[test]
