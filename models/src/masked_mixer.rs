@@ -500,29 +500,93 @@ mod tests {
         }
     }
 
+    // Independent formulas for the golden tests below: explicit LayerNorm, erf GELU, Linear and
+    // masked L x L products written out, reading the stored weights by their reference key names.
+    fn ln(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        let mu = x.mean_dim(-1, true, Kind::Float);
+        let var = (x - &mu).square().mean_dim(-1, true, Kind::Float);
+        (x - mu) / (var + 1e-5).sqrt() * w + b
+    }
+    fn gelu(x: &Tensor) -> Tensor {
+        x * 0.5 * ((x / 2f64.sqrt()).erf() + 1.0)
+    }
+    fn lin(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        x.matmul(&w.tr()) + b
+    }
+    /// `Σ_j (W ⊙ M)[i, j] x[j] + b[i]` with M = tril (j <= i) or the reverse mask (j >= i + 2).
+    fn masked(x: &Tensor, w: &Tensor, b: &Tensor, reverse: bool) -> Tensor {
+        let (o, i) = (w.size()[0], w.size()[1]);
+        let ones = Tensor::ones([o, i], (Kind::Float, Device::Cpu));
+        let m = if reverse { ones.triu(2) } else { ones.tril(0) };
+        (w.squeeze_dim(-1) * m).matmul(x) + b.unsqueeze(-1)
+    }
+    fn ff(z: &Tensor, k: &dyn Fn(&str) -> Tensor) -> Tensor {
+        lin(&gelu(&lin(z, &k("patch_ff.0.weight"), &k("patch_ff.0.bias"))), &k("patch_ff.2.weight"), &k("patch_ff.2.bias"))
+    }
+    fn close(got: &Tensor, want: &Tensor) {
+        assert!(got.allclose(want, 1e-4, 1e-5, false), "max diff {}", (got - want).abs().max().double_value(&[]));
+    }
+
+    /// One block of `cfg` (one layer), its weights by key, and an input.
+    fn one_block(cfg: MixerConfig) -> (MaskedMixer, impl Fn(&str) -> Tensor, Tensor) {
+        let (vs, m) = model(cfg);
+        let v = vs.variables();
+        let k = move |name: &str| v[&format!("mixerblocks.0.{name}")].shallow_clone();
+        let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
+        (m, k, x)
+    }
+
     /// A whole flat block against the equations of A.1, computed from its stored weights with
     /// independent formulas (explicit LayerNorm and erf GELU, no shared code path).
     #[test]
     fn block_matches_the_paper_equations() {
-        let (vs, m) = model(MixerConfig::flat(50, 8, 1, 6));
-        let v = vs.variables();
-        let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
-        let ln = |x: &Tensor, w: &Tensor, b: &Tensor| {
-            let mu = x.mean_dim(-1, true, Kind::Float);
-            let var = (x - &mu).square().mean_dim(-1, true, Kind::Float);
-            (x - mu) / (var + 1e-5).sqrt() * w + b
+        let (m, k, x) = one_block(MixerConfig::flat(50, 8, 1, 6));
+        let h = &x + masked(&ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias")), &k("conv.weight"), &k("conv.bias"), false);
+        let want = &h + ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k);
+        close(&m.blocks(&x, None, false), &want);
+    }
+
+    /// Expanded (A.2, e = 2): Conv1d(L, 2L) -> GELU -> Conv1d(2L, L), both tril-masked on [out, in].
+    #[test]
+    fn expanded_block_matches_its_equations() {
+        let (m, k, x) = one_block(MixerConfig { mixing: Mixing::Expanded { expansion: 2 }, ..MixerConfig::flat(50, 8, 1, 6) });
+        assert_eq!(k("conv.0.weight").size(), vec![12, 6, 1]);
+        let z = ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias"));
+        let up = gelu(&masked(&z, &k("conv.0.weight"), &k("conv.0.bias"), false));
+        let h = &x + masked(&up, &k("conv.2.weight"), &k("conv.2.bias"), false);
+        let want = &h + ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k);
+        close(&m.blocks(&x, None, false), &want);
+    }
+
+    /// Multi-head as the paper describes it (I.10): per head Linear(d -> d_h), its own masked
+    /// conv, heads concatenated, then Linear(heads * d_h -> d).
+    #[test]
+    fn multi_head_block_matches_its_equations() {
+        let (m, k, x) = one_block(MixerConfig { mixing: Mixing::MultiHead { heads: 2, head_dim: 3 }, ..MixerConfig::flat(50, 8, 1, 6) });
+        let z = ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias"));
+        let heads: Vec<Tensor> = (0..2)
+            .map(|h| {
+                let p = lin(&z, &k(&format!("mixerhead.proj_head.{h}.weight")), &k(&format!("mixerhead.proj_head.{h}.bias")));
+                masked(&p, &k(&format!("mixerhead.convs.{h}.weight")), &k(&format!("mixerhead.convs.{h}.bias")), false)
+            })
+            .collect();
+        let h = &x + lin(&Tensor::cat(&heads, -1), &k("mixerhead.out_proj.weight"), &k("mixerhead.out_proj.bias"));
+        let want = &h + ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k);
+        close(&m.blocks(&x, None, false), &want);
+    }
+
+    /// Bidirectional (A.2): forward stream tril, reverse stream triu(+2), own seq norms, shared
+    /// patch norm and FF, streams summed only at the end.
+    #[test]
+    fn bidirectional_block_matches_its_equations() {
+        let (m, k, x) = one_block(MixerConfig { bidirectional: true, ..MixerConfig::flat(50, 8, 1, 6) });
+        let stream = |s: &str, reverse: bool| {
+            let z = ln(&x, &k(&format!("seq_layernorm{s}.weight")), &k(&format!("seq_layernorm{s}.bias")));
+            let h = &x + masked(&z, &k(&format!("conv{s}.weight")), &k(&format!("conv{s}.bias")), reverse);
+            &h + ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k)
         };
-        let gelu = |x: &Tensor| x * 0.5 * ((x / 2f64.sqrt()).erf() + 1.0);
-        let k = |name: &str| v[&format!("mixerblocks.0.{name}")].shallow_clone();
-        let mask = Tensor::ones([6, 6], (Kind::Float, Device::Cpu)).tril(0);
-        let w = k("conv.weight").squeeze_dim(-1) * mask;
-        let h = &x + w.matmul(&ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias"))) + k("conv.bias").unsqueeze(-1);
-        let z = ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias"));
-        let ff = gelu(&(z.matmul(&k("patch_ff.0.weight").tr()) + k("patch_ff.0.bias"))).matmul(&k("patch_ff.2.weight").tr())
-            + k("patch_ff.2.bias");
-        let want = &h + ff;
-        let got = m.blocks(&x, None, false);
-        assert!(got.allclose(&want, 1e-4, 1e-5, false), "max diff {}", (got - want).abs().max().double_value(&[]));
+        let want = stream("f", false) + stream("r", true);
+        close(&m.blocks(&x, None, false), &want);
     }
 
     #[test]
