@@ -158,8 +158,8 @@ fn main() -> Result<()> {
             let _ = writeln!(text, "suite {} ({} runs{profile}): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
             let _ = writeln!(
                 text,
-                "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13}  {:<6} {:<12}  status",
-                "run", "experiment", "kind", "model", "setting", "seed", "params", "device", "from"
+                "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13} {:>8}  {:<6} {:<12}  {:<8}  cell",
+                "run", "experiment", "kind", "model", "setting", "seed", "params", "steps", "device", "from", "status"
             );
             for r in &suite.runs {
                 let c = &r.config;
@@ -171,9 +171,14 @@ fn main() -> Result<()> {
                 let dir = harness::artifacts::RunDir::new(&args.results, &r.suite, &r.id);
                 let status = if dir.verified_finished().is_some() { "finished" } else { "pending" };
                 let from = r.upstream().map_or("—".to_string(), |u| u[..12].to_string());
+                let steps = match (&c.train, &c.data) {
+                    (Some(t), Some(d)) => t.budget_steps(d.n_ctx).to_string(),
+                    _ => "—".into(),
+                };
+                let cell = if r.cells.is_empty() { "—".to_string() } else { r.cells.join(", ") };
                 let _ = writeln!(
                     text,
-                    "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13}  {:<6} {:<12}  {status}",
+                    "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13} {:>8}  {:<6} {:<12}  {status:<8}  {cell}",
                     r.short_id(),
                     r.experiment,
                     c.kind.name(),
@@ -181,6 +186,7 @@ fn main() -> Result<()> {
                     format!("{}{vocab}", harness::report::setting(r)),
                     c.seed,
                     params,
+                    steps,
                     format!("{:?}", c.device).to_lowercase(),
                     from,
                 );

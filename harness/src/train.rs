@@ -241,7 +241,8 @@ impl Trainer<'_> {
     ) -> Result<TrainOutcome, ModelError> {
         let cfg = self.cfg;
         let n_ctx = train.tokens.size()[1];
-        let total = cfg.total_steps(n_ctx);
+        let total = cfg.budget_steps(n_ctx);
+        let schedule = cfg.total_steps(n_ctx);
         let adam = AdamW { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay };
         let mut stepper = Stepper::new(vs, adam, cfg.lr, cfg.grad_clip, cfg.precision)?;
         // The schedule's position: optimizer steps actually applied (a skipped fp16 step does
@@ -283,7 +284,7 @@ impl Trainer<'_> {
                 order.extend(epoch);
             }
             let idx: Vec<i64> = order.drain(..global).collect();
-            let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, total);
+            let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, schedule);
             let loss = if cfg.accumulate == 1 {
                 let idx = Tensor::from_slice(&idx);
                 let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
@@ -476,6 +477,33 @@ mod tests {
         // And it is not a no-op: a plain batch of 4 trains differently.
         let (_, w4) = train(4, 1);
         assert!(wb.iter().any(|(k, b)| (b - &w4[k]).abs().max().double_value(&[]) > 1e-4));
+    }
+
+    #[test]
+    fn stop_at_cuts_the_run_but_keeps_the_schedule() {
+        let (n, t, v) = (16i64, 8i64, 40i64);
+        let tokens = Tensor::arange(n * t, (Kind::Int64, Device::Cpu)).remainder(v - 3).view([n, t]) + 3;
+        let data = Encoded { labels: tokens.copy(), tokens };
+        let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+        let init = nn::VarStore::new(Device::Cpu);
+        let _ = spec.build(&init.root(), v, t).unwrap();
+        let train = |extra: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut vs = nn::VarStore::new(Device::Cpu);
+            let model = spec.build(&vs.root(), v, t).unwrap();
+            vs.copy(&init).unwrap();
+            let cfg: TrainConfig = toml::from_str(&format!("steps = 12\nbatch_size = 4\nlr = 1e-2\nwarmup_steps = 2\neval_every = 100\n{extra}")).unwrap();
+            Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false }.fit(model.as_ref(), &vs, &data, &data).unwrap()
+        };
+        let (full, cut) = (train(""), train("stop_at = 5"));
+        assert_eq!((full.steps, cut.steps), (12, 5));
+        // The first five steps of the 12-step schedule, bit for bit: same lr at every step.
+        for (a, b) in full.steps_metrics.iter().zip(&cut.steps_metrics) {
+            assert_eq!((a.step, a.loss, a.lr), (b.step, b.loss, b.lr));
+        }
+        assert_eq!(cut.steps_metrics.len(), full.steps_metrics.iter().filter(|m| m.step <= 5).count());
+        assert!(cut.steps_metrics.last().unwrap().lr > 0.0, "the schedule had not ended at the stop");
+        assert_eq!(train("stop_at = 99").steps, 12, "beyond the schedule's end it changes nothing");
     }
 
     #[test]

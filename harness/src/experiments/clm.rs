@@ -31,7 +31,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
         s.insert("wall_clock_stop".into(), true.into());
         out.execution.insert(
             "wall_clock_stop".into(),
-            format!("train.max_minutes ended the run at step {} of {}: not reproducible", outcome.steps, train_cfg.total_steps(cfg.data().n_ctx)),
+            format!("train.max_minutes ended the run at step {} of {}: not reproducible", outcome.steps, train_cfg.budget_steps(cfg.data().n_ctx)),
         );
     }
     s.insert("tokens".into(), outcome.tokens.into());

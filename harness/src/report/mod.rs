@@ -1,6 +1,7 @@
 //! The one report writer: `reports/<suite>/<version>/README.md` (version = UTC time + short git
 //! sha, never overwritten) with tables (also parquet and csv) and figures (PNG and SVG), our
 //! numbers beside the paper's.
+pub mod paper_tables;
 pub mod plot;
 pub mod stats;
 pub mod table;
@@ -235,7 +236,9 @@ fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
 /// The paper's value for a run as the tables print it: for a frozen retrieval run with numeric
 /// cells keyed by n, the test CE at its n (T11, T14); otherwise the text or all cells.
 fn paper_text(run: &Run) -> String {
-    let Some(p) = &run.paper else { return "—".into() };
+    let Some(p) = &run.paper else {
+        return if run.cells.is_empty() { "—".into() } else { format!("cell {}", run.cells.join(", ")) };
+    };
     if let Some(n) = run.config.retrieval_frozen.as_ref().map(|f| f.n) {
         if let Some(v) = p.cell(&n.to_string()) {
             return format!("test CE {v}");
@@ -408,6 +411,8 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
     let mut figs = figures(&dir, records)?;
     let mut retrieval_md = String::new();
     retrieval_section(&dir, records, &mut retrieval_md, &mut figs)?;
+    let mut tables_md = String::new();
+    paper_tables::section(&dir, suite, records, &mut tables_md)?;
 
     let mut md = String::new();
     let f = &suite.file;
@@ -459,6 +464,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
     let _ = writeln!(md, "- libtorch {}; device(s): {}", prov.libtorch_version, devices.into_iter().collect::<Vec<_>>().join(", "));
     let _ = writeln!(md, "- Cargo.lock sha256 `{}`\n", prov.cargo_lock_sha256.as_deref().unwrap_or("—"));
 
+    md.push_str(&tables_md);
     let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
     let _ = writeln!(md, "{}", summary_md.markdown());
     let _ = writeln!(

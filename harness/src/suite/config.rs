@@ -312,6 +312,12 @@ pub struct TrainConfig {
     /// this way depends on the machine: its summary and the report say so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_minutes: Option<f64>,
+    /// End the run after this many optimizer steps while the LR schedule keeps the length of
+    /// `steps` / `tokens`: the paper's runs were stopped by a compute budget before their
+    /// schedule (set by an epoch count) ended (PAPER.md C.2). At or beyond the schedule's end it
+    /// changes nothing, so a profile that shortens `steps` needs no change here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at: Option<u64>,
 }
 
 fn one() -> u64 {
@@ -349,13 +355,19 @@ impl TrainConfig {
         self.batch_size as u64 * self.accumulate
     }
 
-    /// The step budget, from `steps` or from `tokens` (rounded up to whole steps).
+    /// The LR schedule's length, from `steps` or from `tokens` (rounded up to whole steps).
     pub fn total_steps(&self, n_ctx: i64) -> u64 {
         match (self.steps, self.tokens) {
             (Some(s), _) => s,
             (None, Some(t)) => t.div_ceil(self.global_batch() * n_ctx as u64),
             (None, None) => 0,
         }
+    }
+
+    /// The steps the run trains: the schedule's length, or `stop_at` when that comes first.
+    pub fn budget_steps(&self, n_ctx: i64) -> u64 {
+        let total = self.total_steps(n_ctx);
+        self.stop_at.map_or(total, |s| s.min(total))
     }
 }
 

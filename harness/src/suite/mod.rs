@@ -23,8 +23,10 @@
 //! run id (`upstream`), so a changed producer changes every consumer's id. `harness plan` shows
 //! the edges; the runner builds a missing producer before its consumers.
 pub mod config;
+pub mod tables;
 
 pub use config::*;
+pub use tables::{Claim, Layout, Metric, PaperTable};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -99,6 +101,12 @@ pub struct SuiteFile {
     pub defaults: Table,
     #[serde(rename = "experiment")]
     pub experiments: Vec<ExperimentDef>,
+    /// The paper tables this suite fills, in the paper's layout with its numbers ([`tables`]).
+    #[serde(default, rename = "table")]
+    pub tables: Vec<PaperTable>,
+    /// Directions the paper claims between cells of those tables, tested over seeds.
+    #[serde(default, rename = "claim")]
+    pub claims: Vec<Claim>,
     /// Named scales of the same grid (`harness run --profile ci`): each holds overrides applied
     /// to every run as `--set` does (`seeds`, `device`, `[profile.ci.data]`, ...), an optional
     /// `description`, `[profile.ci.sweep]` to replace the values of sweep axes, and `skip`, the
@@ -122,6 +130,15 @@ pub struct ExperimentDef {
     /// `"<label or kind> @ <upstream experiment>"`; the most specific key wins.
     #[serde(default)]
     pub paper: BTreeMap<String, PaperValue>,
+    /// The paper-table entries this experiment's sweep points fill: table id -> one entry name
+    /// per sweep point in plan order (`"-"`: that point is in no entry of the table).
+    #[serde(default)]
+    pub cells: BTreeMap<String, Vec<String>>,
+    /// This experiment at a named profile of the suite (`[experiment.profile.ci]`): `sweep`
+    /// replaces its axes, section tables (`train = {...}`) override its settings after the
+    /// suite's `[profile.ci]` and before `--set`.
+    #[serde(default)]
+    pub profile: BTreeMap<String, Table>,
     /// The earlier experiment(s) whose runs this one consumes (one run per producer run).
     #[serde(default)]
     pub from: Option<OneOrMany>,
@@ -183,6 +200,8 @@ pub struct Run {
     pub label: String,
     /// The experiments this run's inputs came through, oldest first (`["clm", "embed"]`).
     pub lineage: Vec<String>,
+    /// The paper-table cells this run fills ("T2 d128"), from its experiment's `cells`.
+    pub cells: Vec<String>,
 }
 
 impl Run {
@@ -246,14 +265,13 @@ impl Suite {
         let ctx = Ctx { path, source: &source };
         ctx.check_header(&file)?;
         // A profile's settings apply first, then the command line's.
-        let (mut all, axes, mut skipped) = match profile {
+        let (from_profile, axes, mut skipped) = match profile {
             Some(name) => ctx.profile(&file, name)?,
             None => (Vec::new(), BTreeMap::new(), std::collections::BTreeSet::new()),
         };
-        all.extend(overrides.iter().cloned());
-        let overrides = &all;
-        let profiled = Profiled { name: profile, axes: &axes };
-        for (key, _) in overrides {
+        ctx.check_experiment_profiles(&file)?;
+        let profiled = Profiled { name: profile, axes: &axes, overrides: &from_profile };
+        for (key, _) in from_profile.iter().chain(overrides) {
             let head = key.split('.').next().unwrap_or_default();
             if !DEFAULT_KEYS.contains(&head) && head != "seed" {
                 return Err(SuiteError::Override {
@@ -281,6 +299,7 @@ impl Suite {
             }
             by_experiment.insert(exp.name.clone(), (exp.kind, expanded));
         }
+        ctx.check_tables(&file, &runs)?;
         Ok(Self { path: path.into(), source, file, runs })
     }
 
@@ -317,6 +336,8 @@ impl Suite {
 struct Profiled<'a> {
     name: Option<&'a str>,
     axes: &'a BTreeMap<String, Vec<Value>>,
+    /// The profile's settings, applied before the experiment's own profile section and `--set`.
+    overrides: &'a [(String, Value)],
 }
 
 /// A producer experiment as a consumer sees it.
@@ -358,6 +379,71 @@ impl Ctx<'_> {
             if !seen.insert(&e.name) {
                 return Err(self.invalid("name", format!("experiment name `{}` is used twice", e.name)));
             }
+        }
+        Ok(())
+    }
+
+    /// `[experiment.profile.X]` sections name profiles of the suite and hold `sweep` or the
+    /// sections the experiment reads.
+    fn check_experiment_profiles(&self, file: &SuiteFile) -> Result<(), SuiteError> {
+        for exp in &file.experiments {
+            for (name, t) in &exp.profile {
+                let key = format!("profile.{name}");
+                if !file.profile.contains_key(name) {
+                    return Err(self.invalid(&key, format!("experiment `{}` has a section for profile `{name}`, but the suite has no [profile.{name}]", exp.name)));
+                }
+                let sections = exp.kind.sections();
+                for (k, v) in t {
+                    match k.as_str() {
+                        "sweep" => {
+                            let Some(axes) = v.as_table() else {
+                                return Err(self.invalid(&format!("{key}.sweep"), "expected a table of axis = [values]"));
+                            };
+                            for (axis, values) in axes {
+                                if !exp.sweep.contains_key(axis) {
+                                    return Err(self.invalid(axis, format!("profile `{name}` replaces axis `{axis}`, which experiment `{}` does not sweep", exp.name)));
+                                }
+                                if !values.is_array() {
+                                    return Err(self.invalid(axis, format!("profile `{name}`: a sweep axis takes a list of values")));
+                                }
+                            }
+                        }
+                        k if sections.contains(&k) || k == "seeds" => {}
+                        other => {
+                            return Err(self.invalid(
+                                &format!("{key}.{other}"),
+                                format!("experiment `{}` (kind {}) reads sweep, seeds, {}", exp.name, exp.kind.name(), sections.join(", ")),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each table is well formed, and each of its entries is filled by one sweep point at most.
+    fn check_tables(&self, file: &SuiteFile, runs: &[Run]) -> Result<(), SuiteError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for t in &file.tables {
+            t.check().map_err(|(k, m)| self.invalid(&k, m))?;
+            if !ids.insert(&t.id) {
+                return Err(self.invalid("table.id", format!("table {} is defined twice", t.id)));
+            }
+            for e in &t.entries {
+                let cell = t.cell(e);
+                let mut fillers: Vec<(&str, String)> =
+                    runs.iter().filter(|r| r.cells.contains(&cell)).map(|r| (r.experiment.as_str(), setting_key(r))).collect();
+                fillers.sort();
+                fillers.dedup();
+                if fillers.len() > 1 {
+                    let who: Vec<String> = fillers.iter().map(|(e, s)| format!("{e} [{s}]")).collect();
+                    return Err(self.invalid(&format!("cells.{}", t.id), format!("{cell} is filled by more than one sweep point: {}", who.join("; "))));
+                }
+            }
+        }
+        for c in &file.claims {
+            c.check(&file.tables).map_err(|m| self.invalid("claim", m))?;
         }
         Ok(())
     }
@@ -418,6 +504,15 @@ impl Ctx<'_> {
         cuda_available: bool,
     ) -> Result<Vec<Run>, SuiteError> {
         let sections = exp.kind.sections();
+        // Settings in force: the suite profile's, this experiment's profile section, `--set`.
+        let own_profile = profiled.name.and_then(|n| exp.profile.get(n));
+        let mut all: Vec<(String, Value)> = profiled.overrides.to_vec();
+        if let Some(t) = own_profile {
+            all.extend(t.iter().filter(|(k, _)| k.as_str() != "sweep").map(|(k, v)| (k.clone(), v.clone())));
+        }
+        all.extend(overrides.iter().cloned());
+        let overrides = &all;
+        let own_axes: Option<&Table> = own_profile.and_then(|t| t.get("sweep")).and_then(Value::as_table);
         // A consumer's model, data and seed are its producer's: it may not set them.
         let consumer = !producers.is_empty();
         let inherited: &[&str] = if consumer { &["model", "data"] } else { &[] };
@@ -484,7 +579,8 @@ impl Ctx<'_> {
             if !sections.contains(&head) {
                 return Err(self.invalid(key, format!("sweep axis must start with one of: {}", sections.join(", "))));
             }
-            let values = profiled.axes.get(key).unwrap_or(values);
+            let replaced = own_axes.and_then(|t| t.get(key)).and_then(Value::as_array);
+            let values = replaced.or(profiled.axes.get(key)).unwrap_or(values);
             if values.is_empty() {
                 return Err(self.invalid(key, "sweep axis has no values"));
             }
@@ -500,12 +596,44 @@ impl Ctx<'_> {
             vec![None]
         };
 
+        let points = cartesian(&axes);
+        // Sweep points without the seed axis (the last one): what table cells are filled by.
+        let per_point = if consumer { 1 } else { seeds.len() };
+        let n_points = points.len() / per_point;
+        let mut cells_of: Vec<Vec<String>> = vec![Vec::new(); n_points];
+        for (table, entries) in &exp.cells {
+            let key = format!("cells.{table}");
+            if consumer {
+                return Err(self.invalid(&key, format!("experiment `{}` consumes runs (from = ...); only producing experiments fill table cells", exp.name)));
+            }
+            let Some(t) = file.tables.iter().find(|t| &t.id == table) else {
+                return Err(self.invalid(&key, format!("no [[table]] with id = \"{table}\" in this suite (experiment `{}`)", exp.name)));
+            };
+            if entries.len() != n_points {
+                let at = profiled.name.map(|p| format!(" at profile `{p}`")).unwrap_or_default();
+                return Err(self.invalid(
+                    &key,
+                    format!(
+                        "experiment `{}` has {n_points} sweep point(s){at} but names {} entries of {table}; give one per point in plan order (\"-\" for none)",
+                        exp.name,
+                        entries.len()
+                    ),
+                ));
+            }
+            for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.as_str() != "-") {
+                if !t.entries.contains(e) {
+                    return Err(self.invalid(&key, format!("`{e}` is not an entry of {table} ({})", t.entries.join(", "))));
+                }
+                cells_of[i].push(t.cell(e));
+            }
+        }
+
         let mut runs = Vec::new();
         for up in upstream {
-            for point in cartesian(&axes) {
+            for (i, point) in points.iter().enumerate() {
                 let mut t = base.clone();
                 t.insert("kind".into(), Value::String(exp.kind.name()));
-                for (k, v) in &point {
+                for (k, v) in point {
                     set_dotted(&mut t, k, v.clone());
                 }
                 for (k, v) in overrides {
@@ -544,6 +672,7 @@ impl Ctx<'_> {
                     lineage,
                     config,
                     axes: axes_desc,
+                    cells: cells_of[i / per_point].clone(),
                 });
             }
         }
@@ -950,6 +1079,11 @@ fn paper_for(paper: &BTreeMap<String, PaperValue>, label: &str, c: &RunConfig, l
 
 /// What a run's model is called in tables: the model label, or for embeddings from a file the
 /// suite's `embed.label` (inherited by the runs that consume them).
+/// A run's sweep point: its axes without the seed.
+fn setting_key(r: &Run) -> String {
+    r.axes.iter().filter(|(k, _)| k != "seed").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
 fn run_label(c: &RunConfig, up: Option<&Run>) -> String {
     match (&c.model, c.embed.as_ref().and_then(|e| e.label.clone()), up) {
         (Some(m), _, _) => crate::report::model_label_of(m),

@@ -1,0 +1,277 @@
+//! The paper's tables in their own layout (PAPER.md G): one `[[table]]` of the suite each, ours
+//! (mean ± sd over seeds) beside the paper's value and the difference; then the suite's
+//! `[[claim]]`s as one-sided Welch tests in two views, the runs' final values and equal
+//! wall-clock on the machine that ran them (the paper compared at equal wall-clock, C.1).
+use super::table::{fmt_num, mean_sd, Col, Table};
+use super::{model_label, stats, RunRecord, ALPHA};
+use crate::artifacts::RunStatus;
+use crate::suite::{tables::find_cell, Layout, Metric, PaperTable, Suite};
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The finished runs (all seeds) of one table cell.
+fn runs_of<'a>(records: &'a [RunRecord], cell: &str) -> Vec<&'a RunRecord> {
+    records.iter().filter(|r| r.status == RunStatus::Finished && r.run.cells.iter().any(|c| c == cell)).collect()
+}
+
+/// Eval CE of a run at the last evaluation at or before `step`.
+fn eval_at(r: &RunRecord, step: f64) -> Option<f64> {
+    r.eval_curve.iter().filter(|(s, _)| *s <= step + 1e-9).next_back().map(|(_, v)| *v)
+}
+
+/// How far a run had trained after `seconds` of its training time (its mean rate).
+fn step_after(r: &RunRecord, seconds: f64) -> Option<f64> {
+    let (steps, wall) = (r.num("steps")?, r.num("train_wall_s")?);
+    (wall > 0.0).then(|| seconds * steps / wall)
+}
+
+/// A metric of one run in one view.
+#[derive(Clone, Copy, PartialEq)]
+enum View {
+    Final,
+    /// Eval CE at this step (the largest step every compared run reached).
+    Steps(f64),
+    /// Eval CE after this many seconds of training (the shortest compared run's time).
+    Seconds(f64),
+}
+
+fn value(r: &RunRecord, metric: &Metric, view: View) -> Option<f64> {
+    match view {
+        View::Final => r.num(&metric.key),
+        View::Steps(s) if metric.key == "eval_loss" => eval_at(r, s),
+        View::Seconds(t) if metric.key == "eval_loss" => eval_at(r, step_after(r, t)?),
+        _ => None,
+    }
+}
+
+fn values(runs: &[&RunRecord], metric: &Metric, view: View) -> Vec<f64> {
+    runs.iter().filter_map(|r| value(r, metric, view)).filter(|v| v.is_finite()).collect()
+}
+
+fn ours(xs: &[f64]) -> String {
+    match xs.len() {
+        0 => "—".into(),
+        1 => fmt_num(xs[0]),
+        _ => {
+            let (m, sd) = mean_sd(xs);
+            format!("{} ± {}", fmt_num(m), fmt_num(sd))
+        }
+    }
+}
+
+/// The equal-steps and equal-time points of a set of cells: the fewest steps any of them
+/// trained, and the shortest mean training time; `None` when the runs did not all run on one
+/// device (their times are then not comparable).
+fn common_points(groups: &[Vec<&RunRecord>]) -> (Option<f64>, Option<f64>) {
+    let all: Vec<&RunRecord> = groups.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return (None, None);
+    }
+    let steps = all.iter().filter_map(|r| r.num("steps")).fold(f64::INFINITY, f64::min);
+    let devices: BTreeSet<&str> = all.iter().map(|r| r.device.as_str()).collect();
+    let time = (devices.len() == 1)
+        .then(|| {
+            groups
+                .iter()
+                .filter(|g| !g.is_empty())
+                .map(|g| mean_sd(&g.iter().filter_map(|r| r.num("train_wall_s")).collect::<Vec<_>>()).0)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .filter(|t| t.is_finite());
+    (steps.is_finite().then_some(steps), time)
+}
+
+struct Row {
+    metric: String,
+    view: String,
+    cells: Vec<String>,
+    long: Vec<(usize, Option<(f64, f64, usize)>, Option<f64>)>,
+}
+
+fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut String) -> Result<bool> {
+    let groups: Vec<Vec<&RunRecord>> = t.entries.iter().map(|e| runs_of(records, &t.cell(e))).collect();
+    if groups.iter().all(Vec::is_empty) {
+        return Ok(false);
+    }
+    let profiled = groups.iter().flatten().any(|r| r.run.config.profile.is_some());
+    let (min_steps, min_time) = common_points(&groups);
+    let steps_differ = {
+        let s: BTreeSet<i64> = groups.iter().flatten().filter_map(|r| r.num("steps")).map(|s| s as i64).collect();
+        s.len() > 1
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    let mut views = vec![(View::Final, String::new())];
+    if let (true, Some(s)) = (steps_differ, min_steps) {
+        views.push((View::Steps(s), format!(" @ step {s:.0}")));
+    }
+    if let (true, Some(tm)) = (groups.iter().filter(|g| !g.is_empty()).count() > 1, min_time) {
+        views.push((View::Seconds(tm), format!(" @ {tm:.1} s")));
+    }
+    for (view, suffix) in &views {
+        for m in t.metrics() {
+            if *view != View::Final && m.key != "eval_loss" {
+                continue;
+            }
+            let mut row = Row { metric: m.name.clone(), view: suffix.trim().to_string(), cells: vec![], long: vec![] };
+            for (i, g) in groups.iter().enumerate() {
+                let xs = values(g, &m, *view);
+                let paper = (*view == View::Final).then(|| t.paper(&t.entries[i], &m.name)).flatten();
+                let stat = (!xs.is_empty()).then(|| {
+                    let (mean, sd) = mean_sd(&xs);
+                    (mean, sd, xs.len())
+                });
+                let text = match (stat, paper) {
+                    (Some((mean, _, _)), Some(p)) if !profiled => format!("{} (paper {p}, Δ {:+.2})", ours(&xs), mean - p),
+                    (_, Some(p)) => format!("{} (paper {p})", ours(&xs)),
+                    _ => ours(&xs),
+                };
+                row.cells.push(text);
+                row.long.push((i, stat, paper));
+            }
+            rows.push(row);
+        }
+    }
+    let label = |g: &Vec<&RunRecord>| g.first().map_or("not run".to_string(), |r| model_label(&r.run));
+    let steps = |g: &Vec<&RunRecord>| {
+        let s: BTreeSet<i64> = g.iter().filter_map(|r| r.num("steps")).map(|s| s as i64).collect();
+        s.iter().map(i64::to_string).collect::<Vec<_>>().join("/")
+    };
+    let batch = |g: &Vec<&RunRecord>| g.first().and_then(|r| r.run.config.train.as_ref()).map_or("—".into(), |t| t.global_batch().to_string());
+
+    let mut out = Table::default();
+    match t.layout {
+        Layout::Columns => {
+            let mut head = vec!["model".to_string(), "global batch".into(), "steps".into(), "seeds".into()];
+            head.extend(rows.iter().map(|r| format!("{}{}", r.metric, if r.view.is_empty() { String::new() } else { format!(" {}", r.view) })));
+            out.push("", Col::Str(head));
+            for (i, e) in t.entries.iter().enumerate() {
+                let g = &groups[i];
+                let mut col = vec![label(g), batch(g), steps(g), g.len().to_string()];
+                col.extend(rows.iter().map(|r| r.cells[i].clone()));
+                out.push(e, Col::Str(col));
+            }
+        }
+        Layout::Rows => {
+            out.push("", Col::Str(t.entries.clone()));
+            out.push("model", Col::Str(groups.iter().map(label).collect()));
+            out.push("global batch", Col::Str(groups.iter().map(batch).collect()));
+            out.push("steps", Col::Str(groups.iter().map(steps).collect()));
+            out.push("seeds", Col::Int(groups.iter().map(|g| Some(g.len() as i64)).collect()));
+            for r in &rows {
+                let name = if r.view.is_empty() { r.metric.clone() } else { format!("{} {}", r.metric, r.view) };
+                out.push(&name, Col::Str(r.cells.clone()));
+            }
+        }
+    }
+    let _ = writeln!(md, "### {}: {}\n", t.id, t.caption.trim());
+    if let Some(note) = &t.note {
+        let _ = writeln!(md, "{}\n", note.trim());
+    }
+    let _ = writeln!(md, "{}", out.markdown());
+    if views.len() > 1 {
+        let _ = writeln!(
+            md,
+            "Rows marked `@ step S` give eval CE at the fewest steps any entry trained (the per-step view); `@ T s` at the \
+             shortest entry's training time on this machine (equal wall-clock, from each run's mean step rate and its \
+             eval curve).\n"
+        );
+    }
+
+    // Long form: one row per (entry, metric, view).
+    let mut lt = Table::default();
+    let flat: Vec<(&Row, &(usize, Option<(f64, f64, usize)>, Option<f64>))> = rows.iter().flat_map(|r| r.long.iter().map(move |l| (r, l))).collect();
+    lt.push("table", Col::Str(flat.iter().map(|_| t.id.clone()).collect()));
+    lt.push("entry", Col::Str(flat.iter().map(|(_, l)| t.entries[l.0].clone()).collect()));
+    lt.push("model", Col::Str(flat.iter().map(|(_, l)| label(&groups[l.0])).collect()));
+    lt.push("metric", Col::Str(flat.iter().map(|(r, _)| r.metric.clone()).collect()));
+    lt.push("view", Col::Str(flat.iter().map(|(r, _)| if r.view.is_empty() { "final".into() } else { r.view.clone() }).collect()));
+    lt.push("seeds", Col::Int(flat.iter().map(|(_, l)| l.1.map(|s| s.2 as i64)).collect()));
+    lt.push("mean", Col::Num(flat.iter().map(|(_, l)| l.1.map(|s| s.0)).collect()));
+    lt.push("sd", Col::Num(flat.iter().map(|(_, l)| l.1.map(|s| s.1)).collect()));
+    lt.push("paper", Col::Num(flat.iter().map(|(_, l)| l.2).collect()));
+    lt.push("diff", Col::Num(flat.iter().map(|(_, l)| match (l.1, l.2) {
+        (Some(s), Some(p)) if !profiled => Some(s.0 - p),
+        _ => None,
+    }).collect()));
+    lt.write(dir, &format!("table_{}", t.id)).with_context(|| format!("writing table_{}.parquet / .csv", t.id))?;
+    Ok(true)
+}
+
+/// Every table of the suite, then its claims. Nothing when the suite has no tables.
+pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String) -> Result<()> {
+    let tables = &suite.file.tables;
+    let mut any = false;
+    let mut body = String::new();
+    for t in tables {
+        any |= table_section(dir, t, records, &mut body)?;
+    }
+    if !any {
+        return Ok(());
+    }
+    let profiled = records.iter().any(|r| r.run.config.profile.is_some());
+    let _ = writeln!(md, "## Paper tables (PAPER.md G layout)\n");
+    let _ = writeln!(
+        md,
+        "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}. Table files: `table_<id>.{{parquet,csv}}` \
+         (long form, every view).\n",
+        if profiled { " (not computed under a profile: the paper's value is a direction there)" } else { "" }
+    );
+    md.push_str(&body);
+
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    for c in &suite.file.claims {
+        let Ok(metric) = c.check(tables) else { continue };
+        let (a, b) = (runs_of(records, &c.better), runs_of(records, &c.than));
+        if a.is_empty() || b.is_empty() {
+            continue;
+        }
+        let (_, time) = common_points(&[a.clone(), b.clone()]);
+        let mut views = vec![(View::Final, "final".to_string())];
+        if let Some(t) = time.filter(|_| metric.key == "eval_loss") {
+            views.push((View::Seconds(t), format!("equal time ({t:.1} s)")));
+        }
+        for (view, name) in views {
+            let (xa, xb) = (values(&a, &metric, view), values(&b, &metric, view));
+            if xa.is_empty() || xb.is_empty() {
+                continue;
+            }
+            // "better" is lower for losses: test mean(than) > mean(better) then.
+            let w = if metric.lower_is_better() { stats::welch_greater(&xb, &xa) } else { stats::welch_greater(&xa, &xb) };
+            let paper = |cell: &str| find_cell(tables, cell).and_then(|(t, e)| t.paper(e, &metric.name));
+            let paper_dir = match (paper(&c.better), paper(&c.than)) {
+                (Some(p), Some(q)) => format!("{p} vs {q}"),
+                _ => "—".into(),
+            };
+            rows.push([
+                c.text.clone(),
+                format!("{} vs {}", c.better, c.than),
+                format!("{} ({name})", metric.name),
+                format!("{} vs {}", fmt_num(mean_sd(&xa).0), fmt_num(mean_sd(&xb).0)),
+                paper_dir,
+                w.map_or("—".into(), |w| format!("{:.2}", w.t)),
+                w.map_or("—".into(), |w| format!("{:.3}", w.p_greater)),
+                format!("{} / {}", xa.len(), xb.len()),
+                stats::verdict(w, ALPHA).to_string(),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        let _ = writeln!(md, "### Claims\n");
+        let _ = writeln!(
+            md,
+            "One-sided Welch t-test over seeds that the first cell is better (lower CE) than the second, in two views: the \
+             runs' final values as budgeted, and at equal training time on this machine. Rule: **reproduced** when p < \
+             {ALPHA}, **contradicted** when the reverse test has p < {ALPHA}, else **inconclusive**.\n"
+        );
+        let mut ct = Table::default();
+        let names = ["claim", "cells", "metric (view)", "ours", "paper", "t", "p (one-sided)", "seeds", "verdict"];
+        for (i, name) in names.iter().enumerate() {
+            ct.push(name, Col::Str(rows.iter().map(|r| r[i].clone()).collect()));
+        }
+        let _ = writeln!(md, "{}", ct.markdown());
+        ct.write(dir, "table_claims").context("writing table_claims.parquet / .csv")?;
+    }
+    Ok(())
+}
