@@ -111,6 +111,8 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
     out.summary.insert("data".into(), corpus.label.into());
     out.summary.insert("vocab_size".into(), tok.vocab_size().into());
     out.summary.insert("train_stories".into(), corpus.train.len().into());
+    // Rows of n_ctx tokens: what an epoch passes over (windows can make several per story).
+    out.summary.insert("train_rows".into(), train.len().into());
     out.summary.insert("eval_stories".into(), corpus.eval.len().into());
     Ok(Prepared { corpus, tok, train, eval })
 }

@@ -48,9 +48,13 @@ pub fn model_label_of(model: &mm_models::ModelSpec) -> String {
     use mm_models::ModelSpec;
     match model {
         ModelSpec::MaskedMixer(s) => {
+            use mm_models::masked_mixer::Mixing;
             let v = match s.mixing() {
-                mm_models::masked_mixer::Mixing::Flat => String::new(),
-                m => format!(" {m:?}"),
+                Mixing::Flat => String::new(),
+                Mixing::Expanded { expansion } => format!(" expanded e{expansion}"),
+                Mixing::Kernel { kernel } => format!(" kernel k{kernel}"),
+                Mixing::Parallel { n } => format!(" parallel x{n}"),
+                Mixing::MultiHead { heads, head_dim } => format!(" heads {heads}x{head_dim}"),
             };
             let bi = if s.bidirectional { " bidirectional" } else { "" };
             format!("masked_mixer d{} n{}{v}{bi}", s.d_model, s.n_layers)

@@ -37,7 +37,24 @@ enum View {
     Seconds(f64),
 }
 
+/// The step at which a run finished `epochs` passes over its training rows.
+fn epoch_step(r: &RunRecord, epochs: f64) -> Option<f64> {
+    let rows = r.num("train_rows").or_else(|| r.num("train_stories"))?;
+    let batch = r.run.config.train.as_ref()?.global_batch() as f64;
+    Some((epochs * rows / batch).floor())
+}
+
 fn value(r: &RunRecord, metric: &Metric, view: View) -> Option<f64> {
+    // "eval_loss@epoch1": the curve's last point at or before the end of the first epoch.
+    if let Some((key, at)) = metric.key.split_once("@epoch") {
+        let step = epoch_step(r, at.parse().ok()?)?;
+        let curve = match key {
+            "eval_loss" => &r.eval_curve,
+            "train_loss" => &r.train_curve,
+            _ => return None,
+        };
+        return (view == View::Final).then(|| curve.iter().filter(|(s, _)| *s <= step + 1e-9).next_back().map(|(_, v)| *v)).flatten();
+    }
     match view {
         View::Final => r.num(&metric.key),
         View::Steps(s) if metric.key == "eval_loss" => eval_at(r, s),
@@ -59,6 +76,12 @@ fn ours(xs: &[f64]) -> String {
             format!("{} ± {}", fmt_num(m), fmt_num(sd))
         }
     }
+}
+
+/// A paper value as PAPER.md prints it: two decimals at least (1.70, not 1.7), more if it has them.
+fn paper_num(p: f64) -> String {
+    let two = format!("{p:.2}");
+    if (two.parse::<f64>().unwrap_or(f64::NAN) - p).abs() < 1e-9 { two } else { p.to_string() }
 }
 
 /// The equal-steps and equal-time points of a set of cells: the fewest steps any of them
@@ -123,8 +146,8 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
                     (mean, sd, xs.len())
                 });
                 let text = match (stat, paper) {
-                    (Some((mean, _, _)), Some(p)) if !profiled => format!("{} (paper {p}, Δ {:+.2})", ours(&xs), mean - p),
-                    (_, Some(p)) => format!("{} (paper {p})", ours(&xs)),
+                    (Some((mean, _, _)), Some(p)) if !profiled => format!("{} (paper {}, Δ {:+.2})", ours(&xs), paper_num(p), mean - p),
+                    (_, Some(p)) => format!("{} (paper {})", ours(&xs), paper_num(p)),
                     _ => ours(&xs),
                 };
                 row.cells.push(text);
@@ -170,7 +193,7 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
         let _ = writeln!(md, "{}\n", note.trim());
     }
     let _ = writeln!(md, "{}", out.markdown());
-    if views.len() > 1 {
+    if rows.iter().any(|r| !r.view.is_empty()) {
         let _ = writeln!(
             md,
             "Rows marked `@ step S` give eval CE at the fewest steps any entry trained (the per-step view); `@ T s` at the \
@@ -241,7 +264,7 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
             let w = if metric.lower_is_better() { stats::welch_greater(&xb, &xa) } else { stats::welch_greater(&xa, &xb) };
             let paper = |cell: &str| find_cell(tables, cell).and_then(|(t, e)| t.paper(e, &metric.name));
             let paper_dir = match (paper(&c.better), paper(&c.than)) {
-                (Some(p), Some(q)) => format!("{p} vs {q}"),
+                (Some(p), Some(q)) => format!("{} vs {}", paper_num(p), paper_num(q)),
                 _ => "—".into(),
             };
             rows.push([

@@ -576,11 +576,27 @@ impl Ctx<'_> {
         let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
         for (key, values) in &exp.sweep {
             let head = key.split('.').next().unwrap_or_default();
-            if !sections.contains(&head) {
-                return Err(self.invalid(key, format!("sweep axis must start with one of: {}", sections.join(", "))));
+            if !sections.contains(&head) && key != POINT {
+                return Err(self.invalid(
+                    key,
+                    format!("sweep axis must start with one of: {} (or be `{POINT}`, tables of settings varied together)", sections.join(", ")),
+                ));
             }
             let replaced = own_axes.and_then(|t| t.get(key)).and_then(Value::as_array);
             let values = replaced.or(profiled.axes.get(key)).unwrap_or(values);
+            if key == POINT {
+                for v in values {
+                    let Some(t) = v.as_table() else {
+                        return Err(self.invalid(key, "each value of `point` is a table of settings, e.g. { model = {...}, train = { stop_at = 1000 } }"));
+                    };
+                    for k in t.keys() {
+                        let head = k.split('.').next().unwrap_or_default();
+                        if !sections.contains(&head) {
+                            return Err(self.invalid(k, format!("`point` sets `{k}`; it may set: {}", sections.join(", "))));
+                        }
+                    }
+                }
+            }
             if values.is_empty() {
                 return Err(self.invalid(key, "sweep axis has no values"));
             }
@@ -633,8 +649,8 @@ impl Ctx<'_> {
             for (i, point) in points.iter().enumerate() {
                 let mut t = base.clone();
                 t.insert("kind".into(), Value::String(exp.kind.name()));
-                for (k, v) in point {
-                    set_dotted(&mut t, k, v.clone());
+                for (k, v) in point.iter().flat_map(|(k, v)| flatten_point(k, v)) {
+                    set_dotted(&mut t, &k, v);
                 }
                 for (k, v) in overrides {
                     let head = k.split('.').next().unwrap_or_default();
@@ -660,7 +676,7 @@ impl Ctx<'_> {
                     lineage.push(p.name.to_string());
                 }
                 self.validate(&mut config, &exp.name, cuda_available)?;
-                axes_desc.extend(point.iter().map(|(k, v)| (k.clone(), describe(v))));
+                axes_desc.extend(point.iter().flat_map(|(k, v)| flatten_point(k, v)).map(|(k, v)| (k, describe(&v))));
                 let label = run_label(&config, up.map(|(_, r)| r));
                 let paper = paper_for(&exp.paper, &label, &config, &lineage);
                 runs.push(Run {
@@ -1079,6 +1095,28 @@ fn paper_for(paper: &BTreeMap<String, PaperValue>, label: &str, c: &RunConfig, l
 
 /// What a run's model is called in tables: the model label, or for embeddings from a file the
 /// suite's `embed.label` (inherited by the runs that consume them).
+/// The sweep axis whose values are tables of settings varied together (a model and its budget).
+const POINT: &str = "point";
+
+/// A sweep value as (dotted key, value) pairs: a `point` table gives one pair per setting
+/// (`train.stop_at`), a model whole (its label names it in tables).
+fn flatten_point(key: &str, value: &Value) -> Vec<(String, Value)> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Table(t) if prefix != "model" => t.iter().for_each(|(k, v)| walk(&format!("{prefix}.{k}"), v, out)),
+            _ => out.push((prefix.to_string(), v.clone())),
+        }
+    }
+    match (key, value) {
+        (POINT, Value::Table(t)) => {
+            let mut out = Vec::new();
+            t.iter().for_each(|(k, v)| walk(k, v, &mut out));
+            out
+        }
+        _ => vec![(key.to_string(), value.clone())],
+    }
+}
+
 /// A run's sweep point: its axes without the seed.
 fn setting_key(r: &Run) -> String {
     r.axes.iter().filter(|(k, _)| k != "seed").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")

@@ -37,7 +37,8 @@ pub struct PaperTable {
     /// The table's entries in the paper's order.
     pub entries: Vec<String>,
     /// What each entry shows, in the paper's order: `"train"`, `"test"`, `"eval"`, `"val"` (CE
-    /// losses) or `"name=summary_key"` for anything a run's summary holds.
+    /// losses) or `"name=summary_key"` for anything a run's summary holds; `train_loss@epoch1` /
+    /// `eval_loss@epoch1` read the loss curves at the end of the first epoch (T5).
     pub metrics: Vec<String>,
     #[serde(default)]
     pub layout: Layout,
@@ -59,7 +60,8 @@ pub struct Metric {
 impl Metric {
     /// Lower is better for losses (the CE metrics), higher for everything else (accuracy).
     pub fn lower_is_better(&self) -> bool {
-        self.key.ends_with("loss") || self.key.ends_with("_ce")
+        let key = self.key.split('@').next().unwrap_or_default();
+        key.ends_with("loss") || key.ends_with("_ce")
     }
 }
 
