@@ -292,9 +292,11 @@ impl Suite {
             let producers = ctx.producers(exp, &by_experiment, &skipped)?;
             let expanded = ctx.expand(&file, exp, &producers, &profiled, overrides, cuda_available)?;
             for run in &expanded {
-                // Two sweep points that resolve to the same config are one run.
-                if !runs.iter().any(|r| r.id == run.id) {
-                    runs.push(run.clone());
+                // Two sweep points that resolve to the same config are one run, filling the
+                // table cells of both.
+                match runs.iter_mut().find(|r| r.id == run.id) {
+                    Some(r) => r.cells.extend(run.cells.iter().filter(|c| !r.cells.contains(c)).cloned().collect::<Vec<_>>()),
+                    None => runs.push(run.clone()),
                 }
             }
             by_experiment.insert(exp.name.clone(), (exp.kind, expanded));
@@ -510,6 +512,7 @@ impl Ctx<'_> {
         if let Some(t) = own_profile {
             all.extend(t.iter().filter(|(k, _)| k.as_str() != "sweep").map(|(k, v)| (k.clone(), v.clone())));
         }
+        let from_profiles = all.len();
         all.extend(overrides.iter().cloned());
         let overrides = &all;
         let own_axes: Option<&Table> = own_profile.and_then(|t| t.get("sweep")).and_then(Value::as_table);
@@ -649,14 +652,26 @@ impl Ctx<'_> {
             for (i, point) in points.iter().enumerate() {
                 let mut t = base.clone();
                 t.insert("kind".into(), Value::String(exp.kind.name()));
-                for (k, v) in point.iter().flat_map(|(k, v)| flatten_point(k, v)) {
+                // Most specific wins: the sweep point, the profiles' settings, then the point's
+                // axes that this experiment's own profile section replaced (written for that
+                // scale), then `--set`.
+                let own_axis = |k: &str| own_axes.is_some_and(|a| a.contains_key(k));
+                let point_values = |own: bool| point.iter().filter(move |(k, _)| own_axis(k) == own).flat_map(|(k, v)| flatten_point(k, v));
+                for (k, v) in point_values(false) {
                     set_dotted(&mut t, &k, v);
                 }
-                for (k, v) in overrides {
+                let settable = |k: &str| {
                     let head = k.split('.').next().unwrap_or_default();
-                    if (sections.contains(&head) && !inherited.contains(&head)) || (head == "seed" && up.is_none()) {
-                        set_dotted(&mut t, k, v.clone());
-                    }
+                    (sections.contains(&head) && !inherited.contains(&head)) || (head == "seed" && up.is_none())
+                };
+                for (k, v) in overrides[..from_profiles].iter().filter(|(k, _)| settable(k)) {
+                    set_dotted(&mut t, k, v.clone());
+                }
+                for (k, v) in point_values(true) {
+                    set_dotted(&mut t, &k, v);
+                }
+                for (k, v) in overrides[from_profiles..].iter().filter(|(k, _)| settable(k)) {
+                    set_dotted(&mut t, k, v.clone());
                 }
                 let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
                     let key = e.path().to_string();
