@@ -16,5 +16,11 @@ if [ "${HARNESS_SKIP_SUITES:-0}" != 1 ]; then
   ./target/release/harness run suites/ci/retrieval.toml -q --results "$out/results" --reports "$out/reports"
   echo "ci-retrieval: every run finished, $((SECONDS - started)) s"
   sed -n '/^## Retrieval/,/^## Runs/p' "$out"/reports/ci-retrieval/*/README.md | grep -v '^## Runs'
+  # The TinyStories CLM tables T2-T5 and T8 (suites/paper/ts_clm_width.toml) at their CPU profile:
+  # 45 runs on ../shared/data, about 6 minutes on 2 cores; the paper-layout tables and claims.
+  started=$SECONDS
+  ./target/release/harness run suites/paper/ts_clm_width.toml --profile ci -q --results "$out/results" --reports "$out/reports"
+  echo "ts-clm-width --profile ci: every run finished, $((SECONDS - started)) s"
+  sed -n '/^## Paper tables/,/^## Summary/p' "$out"/reports/ts-clm-width/*/README.md | grep -v '^## Summary'
 fi
 echo "tests: $totals"

@@ -73,3 +73,177 @@ fn retrieval_paper_suites_have_the_paper_models() {
         assert!(s.runs.iter().all(|r| r.config.device == harness::suite::DeviceChoice::Cpu), "{f}");
     }
 }
+
+/// Every model of the CLM and autoencoder paper suites at the paper's scale, by label and vocabulary.
+#[test]
+fn clm_paper_suites_have_the_paper_models() {
+    // PAPER.md A.7, every row these suites use (V 4096 at L 512 unless the label says V 8000).
+    let want: BTreeMap<&str, u64> = [
+        ("masked_mixer d256 n8", 8_411_136),
+        ("masked_mixer d512 n8", 23_109_632),
+        ("masked_mixer d1024 n8", 77_672_448),
+        ("masked_mixer d2048 n8", 287_461_376),
+        ("masked_mixer d256 n8 expanded e2", 14_710_784),
+        ("masked_mixer d512 n8 expanded e2", 29_409_280),
+        ("masked_mixer d1024 n8 expanded e2", 83_972_096),
+        ("masked_mixer d1024 n8 kernel k4", 83_963_904),
+        ("llama d128 n8 h16", 3_147_904),
+        ("llama d256 n8 h16", 10_490_112),
+        ("llama d512 n8 h16", 37_757_440),
+        ("llama d1024 n8 h16", 142_623_744),
+        ("gpt d512 n8 h4", 27_578_368),
+        ("V8000 L512 masked_mixer d1024 n16", 154_951_680),
+        ("V8000 L128 masked_mixer d1024 n16", 151_013_376),
+        ("V8000 L32 masked_mixer d1024 n16", 150_766_080),
+        ("V8000 L1024 masked_mixer d1024 n8", 91_963_392),
+        ("V8000 L512 llama d512 n16 h4", 75_317_760),
+        ("V8000 L1024 llama d512 n8 h4", 41_755_136),
+        ("V8000 L512 gpt d512 n16 h4", 54_796_288),
+        ("mixer_autoencoder d512 8+8", 42_024_960),
+        ("mixer_autoencoder d1024 8+8", 146_956_288),
+    ]
+    .into();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
+    let mut seen = std::collections::BTreeSet::new();
+    for f in ["ts_clm_width", "ts_clm_4xv100", "fineweb_ctx_sweep", "autoencoders_ts"] {
+        let s = Suite::load(&root.join(format!("{f}.toml")), &[], true).unwrap();
+        for r in &s.runs {
+            let (m, d) = (r.config.model(), r.config.data());
+            let key = if d.vocab_size == 8000 { format!("V8000 L{} {}", d.n_ctx, r.label) } else { r.label.clone() };
+            if let Some(&n) = want.get(key.as_str()) {
+                assert_eq!(m.num_params(d.vocab_size as i64, d.n_ctx), n, "{f}: {key}");
+                seen.insert(key);
+            }
+            assert!(!r.cells.is_empty() || r.experiment == "completion", "{f}: {} fills no table cell", r.label);
+        }
+    }
+    let missing: Vec<_> = want.keys().filter(|k| !seen.contains(**k)).collect();
+    assert!(missing.is_empty(), "A.7 rows no suite runs: {missing:?}");
+}
+
+/// Each table entry of the CLM paper suites is filled at the paper's scale and at every
+/// profile, and the budgets stay within the schedules.
+#[test]
+fn clm_paper_suites_fill_every_cell_at_every_profile() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
+    for f in ["ts_clm_width", "ts_clm_4xv100", "fineweb_ctx_sweep", "autoencoders_ts"] {
+        let path = root.join(format!("{f}.toml"));
+        let base = Suite::load(&path, &[], true).unwrap();
+        let mut profiles: Vec<Option<String>> = vec![None];
+        profiles.extend(base.file.profile.keys().cloned().map(Some));
+        assert!(profiles.contains(&Some("ci".into())) && profiles.contains(&Some("gpu-smoke".into())), "{f}");
+        for p in profiles {
+            let s = Suite::load_profile(&path, p.as_deref(), &[], true).unwrap();
+            for t in &s.file.tables {
+                for e in &t.entries {
+                    let cell = t.cell(e);
+                    assert!(s.runs.iter().any(|r| r.cells.contains(&cell)), "{f} {p:?}: {cell} is not filled");
+                }
+            }
+            for r in &s.runs {
+                let t = r.config.train.as_ref().unwrap();
+                assert!(t.budget_steps(r.config.data().n_ctx) > 0, "{f} {p:?}: {}", r.label);
+            }
+            if p.as_deref() == Some("ci") {
+                assert!(s.runs.iter().all(|r| r.config.device == harness::suite::DeviceChoice::Cpu), "{f}");
+            }
+        }
+    }
+}
+
+const TABLED: &str = r#"schema = 1
+name = "t"
+description = "d"
+[defaults]
+device = "cpu"
+seeds = [0, 1]
+[defaults.data]
+source = "embedded"
+n_ctx = 16
+vocab_size = 512
+[defaults.train]
+steps = 4
+batch_size = 2
+[[experiment]]
+name = "a"
+kind = "clm"
+cells = { T = ["x", "y"] }
+[experiment.sweep]
+model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "masked_mixer", d_model = 16, n_layers = 1 }]
+[[table]]
+id = "T"
+caption = "c"
+entries = ["x", "y"]
+metrics = ["train", "test"]
+paper = { test = [2.0, 1.5] }
+[[claim]]
+text = "wider is better"
+better = "T y"
+than = "T x"
+"#;
+
+fn tabled_err(from: &str, to: &str) -> String {
+    let src = TABLED.replace(from, to);
+    assert_ne!(src, TABLED, "the replacement must apply: {from}");
+    Suite::parse(Path::new("t.toml"), src, &[], false).map(|_| ()).unwrap_err().to_string()
+}
+
+#[test]
+fn cells_attach_to_sweep_points_and_bad_tables_are_named() {
+    let s = Suite::parse(Path::new("t.toml"), TABLED.to_string(), &[], false).unwrap();
+    let cells: Vec<(String, u64)> = s.runs.iter().map(|r| (r.cells.join(","), r.config.seed)).collect();
+    assert_eq!(cells, vec![("T x".into(), 0), ("T x".into(), 1), ("T y".into(), 0), ("T y".into(), 1)]);
+    let e = tabled_err(r#"cells = { T = ["x", "y"] }"#, r#"cells = { T = ["x"] }"#);
+    assert!(e.contains("t.toml") && e.contains("cells.T") && e.contains("2 sweep point(s)") && e.contains("names 1"), "{e}");
+    let e = tabled_err(r#"cells = { T = ["x", "y"] }"#, r#"cells = { T = ["x", "z"] }"#);
+    assert!(e.contains("`z` is not an entry of T"), "{e}");
+    let e = tabled_err(r#"cells = { T = ["x", "y"] }"#, r#"cells = { U = ["x", "y"] }"#);
+    assert!(e.contains("no [[table]] with id = \"U\""), "{e}");
+    let e = tabled_err(r#"cells = { T = ["x", "y"] }"#, r#"cells = { T = ["x", "x"] }"#);
+    assert!(e.contains("T x is filled by more than one sweep point"), "{e}");
+    let e = tabled_err("paper = { test = [2.0, 1.5] }", "paper = { test = [2.0] }");
+    assert!(e.contains("table.paper") && e.contains("1 values for 2 entries"), "{e}");
+    let e = tabled_err(r#"better = "T y""#, r#"better = "T w""#);
+    assert!(e.contains("no table cell `T w`") && e.contains("T x, T y"), "{e}");
+    let e = tabled_err(r#"metrics = ["train", "test"]"#, r#"metrics = ["train", "accuracy"]"#);
+    assert!(e.contains("`accuracy` is not a known metric"), "{e}");
+}
+
+#[test]
+fn an_experiments_own_profile_section_wins_over_the_suites_profile() {
+    let src = TABLED.to_string()
+        + "[experiment.profile.small.sweep]\nmodel = [{ kind = \"masked_mixer\", d_model = 4, n_layers = 1 }, { kind = \"masked_mixer\", d_model = 6, n_layers = 1 }]\n\
+           [experiment.profile.small]\ntrain = { batch_size = 3 }\n\
+           [profile.small]\ntrain = { batch_size = 5, steps = 2 }\nseeds = [7]\n";
+    let s = Suite::parse_profile(Path::new("t.toml"), src.clone(), Some("small"), &[], false).unwrap();
+    let got: Vec<(String, i64, u64, u64)> =
+        s.runs.iter().map(|r| (r.label.clone(), r.config.train.as_ref().unwrap().batch_size, r.config.train.as_ref().unwrap().budget_steps(16), r.config.seed)).collect();
+    assert_eq!(got, vec![("masked_mixer d4 n1".into(), 3, 2, 7), ("masked_mixer d6 n1".into(), 3, 2, 7)]);
+    assert_eq!(s.runs[1].cells, vec!["T y".to_string()], "cells follow the replaced points");
+    // `--set` still wins over both.
+    let s = Suite::parse_profile(Path::new("t.toml"), src.clone(), Some("small"), &[("train.batch_size".into(), toml::Value::Integer(9))], false).unwrap();
+    assert!(s.runs.iter().all(|r| r.config.train.as_ref().unwrap().batch_size == 9));
+    // A section for a profile the suite does not define is an error naming it.
+    let bad = src.replace("[profile.small]", "[profile.other]");
+    let e = Suite::parse_profile(Path::new("t.toml"), bad, Some("other"), &[], false).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("profile `small`") && e.contains("no [profile.small]"), "{e}");
+}
+
+#[test]
+fn a_point_axis_varies_settings_together() {
+    let src = TABLED.replace(
+        "model = [{ kind = \"masked_mixer\", d_model = 8, n_layers = 1 }, { kind = \"masked_mixer\", d_model = 16, n_layers = 1 }]",
+        "point = [{ model = { kind = \"masked_mixer\", d_model = 8, n_layers = 1 }, train = { stop_at = 2 } }, { model = { kind = \"llama\", d_model = 8, n_layers = 1, n_heads = 2 }, train = { batch_size = 3 } }]",
+    );
+    let s = Suite::parse(Path::new("t.toml"), src.clone(), &[], false).unwrap();
+    let got: Vec<(String, i64, u64)> =
+        s.runs.iter().map(|r| (r.label.clone(), r.config.train.as_ref().unwrap().batch_size, r.config.train.as_ref().unwrap().budget_steps(16))).collect();
+    assert_eq!(got[0], ("masked_mixer d8 n1".into(), 2, 2));
+    assert_eq!(got[2], ("llama d8 n1 h2".into(), 3, 4));
+    assert_eq!(s.runs[0].axes.iter().find(|(k, _)| k == "train.stop_at").map(|(_, v)| v.as_str()), Some("2"));
+    let e = Suite::parse(Path::new("t.toml"), src.replace("train = { stop_at = 2 }", "pairs = { n_pairs = 2 }"), &[], false)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`point` sets `pairs`"), "{e}");
+}

@@ -57,7 +57,8 @@ pub fn model_label_of(model: &mm_models::ModelSpec) -> String {
                 Mixing::MultiHead { heads, head_dim } => format!(" heads {heads}x{head_dim}"),
             };
             let bi = if s.bidirectional { " bidirectional" } else { "" };
-            format!("masked_mixer d{} n{}{v}{bi}", s.d_model, s.n_layers)
+            let extra = format!("{}{}", if s.embed_linear { " +wte_linear" } else { "" }, if s.layer_norm { "" } else { " no-norm" });
+            format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
         }
         ModelSpec::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
         ModelSpec::Transfixer(s) => format!("transfixer d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),

@@ -1,0 +1,91 @@
+//! The report's paper tables end to end: a tiny suite with a `[[table]]` and a `[[claim]]` runs
+//! through the binary, and the table files hold the runs' own numbers beside the paper's.
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+fn suite() -> String {
+    TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("name = \"clm\"\nkind = \"clm\"", "name = \"clm\"\nkind = \"clm\"\ncells = { T = [\"mixer\", \"llama\"] }")
+        + r#"
+[[table]]
+id = "T"
+caption = "tiny"
+layout = "rows"
+entries = ["mixer", "llama"]
+metrics = ["train", "test", "test1=eval_loss@epoch1"]
+paper = { test = [2.0, 3.0] }
+
+[[claim]]
+text = "the mixer wins"
+better = "T mixer"
+than = "T llama"
+
+[profile.small]
+train = { steps = 20 }
+"#
+}
+
+/// The rows of a csv the report wrote, as column -> value maps.
+fn csv(path: &std::path::Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let head: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines.map(|l| head.iter().cloned().zip(l.split(',').map(String::from)).collect()).collect()
+}
+
+fn report_dir(reports: &std::path::Path) -> std::path::PathBuf {
+    let d = reports.join("tiny");
+    let mut v: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v.pop().unwrap()
+}
+
+#[test]
+fn paper_tables_hold_the_runs_numbers_beside_the_papers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_suite(dir.path(), "tiny.toml", &suite());
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The runs' own final eval losses, by model kind.
+    let mut by_kind: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for m in manifest(&dir.path().join("r"), "tiny") {
+        let run = run_dir(&dir.path().join("r"), "tiny", &m);
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        let kind = if cfg["model"]["kind"] == "masked_mixer" { "mixer" } else { "llama" };
+        by_kind.entry(kind.into()).or_default().push(s["eval_loss"].as_f64().unwrap());
+    }
+    let rep = report_dir(&dir.path().join("rep"));
+    let rows = csv(&rep.join("table_T.csv"));
+    let get = |entry: &str, metric: &str, view: &str| rows.iter().find(|r| r["entry"] == entry && r["metric"] == metric && r["view"] == view).cloned();
+    for (entry, paper) in [("mixer", 2.0), ("llama", 3.0)] {
+        let row = get(entry, "test", "final").unwrap_or_else(|| panic!("no final test row for {entry}: {rows:?}"));
+        let xs = &by_kind[entry];
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let got: f64 = row["mean"].parse().unwrap();
+        assert!((got - mean).abs() < 1e-9, "{entry}: table {got} vs runs {mean}");
+        assert_eq!(row["seeds"], "2");
+        assert_eq!(row["paper"].parse::<f64>().unwrap(), paper);
+        assert!((row["diff"].parse::<f64>().unwrap() - (mean - paper)).abs() < 1e-9);
+        // The epoch-1 reading and the equal-time view exist and are losses.
+        let e1: f64 = get(entry, "test1", "final").unwrap()["mean"].parse().unwrap();
+        assert!(e1.is_finite() && e1 > 0.0);
+        assert!(rows.iter().any(|r| r["entry"] == entry && r["view"].starts_with('@')), "{rows:?}");
+    }
+    let claims = csv(&rep.join("table_claims.csv"));
+    assert_eq!(claims.len(), 2, "final and equal-time views: {claims:?}");
+    assert!(claims.iter().all(|c| ["reproduced", "contradicted", "inconclusive"].contains(&c["verdict"].as_str())));
+    let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    assert!(readme.contains("### T: tiny") && readme.contains("(paper 2.00, Δ"), "{readme}");
+    // `harness plan` names the cell each run fills.
+    let plan = harness(dir.path(), &["plan", path.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert_eq!(plan.lines().filter(|l| l.ends_with("T mixer")).count(), 2, "{plan}");
+
+    // Under a profile the paper's value is a direction: no difference is computed.
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "--profile", "small", "-q", "--results", "r", "--reports", "rep2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = csv(&report_dir(&dir.path().join("rep2")).join("table_T.csv"));
+    let row = rows.iter().find(|r| r["entry"] == "mixer" && r["metric"] == "test" && r["view"] == "final").unwrap();
+    assert_eq!((row["paper"].as_str(), row["diff"].as_str()), ("2.0", ""), "{row:?}");
+}
