@@ -2,7 +2,8 @@
 # GPU readiness check, run ON the GPU machine (torch 2.11.0+cu130 at /opt/torch/.venv, no cargo):
 #   1. `harness doctor --require-cuda` (libtorch version, GPU, libtorch_cuda linked),
 #   2. each CUDA suite given as an argument (default: suites/ci/gpu.toml, about 2 minutes on an
-#      H200; suites/ci/gpu-retrieval.toml takes about 10, so run it in a call of its own),
+#      H200; suites/ci/gpu-retrieval.toml takes about 10, so run it in a call of its own);
+#      `path.toml@profile` runs a profile (suites/paper/ts_clm_width.toml@gpu-smoke),
 #   3. a short table of each suite's results.
 # The binary is built on an x86_64 machine with cargo and carried: .devbin/harness(.gz), or
 # HARNESS_BIN. Outputs go to $OUT (default ./gpu-out): gpu.txt, doctor.txt, run.log, and
@@ -28,7 +29,9 @@ suites=("$@")
 work="$(mktemp -d)"
 status=0
 for suite in "${suites[@]}"; do
-  "$BIN" run "$suite" --results "$work/results" --reports "$work/reports" -q 2>&1 \
+  profile=()
+  case "$suite" in *@*) profile=(--profile "${suite##*@}"); suite="${suite%@*}" ;; esac
+  "$BIN" run "$suite" "${profile[@]}" --results "$work/results" --reports "$work/reports" -q 2>&1 \
     | grep --line-buffered -v 'autocast_mode.h' | tee -a "$OUT/run.log"
   # (tch's autocast calls at::autocast::set_enabled, which libtorch 2.11 deprecates with a
   # warning on every call, thousands per fp16-amp run; TORCH_CPP_LOG_LEVEL does not silence them.)
@@ -46,5 +49,8 @@ for summary in "$work"/reports/*/*/summary.csv; do
     { printf "%-14s %-24s %-26s %9s %9s %9s %9s\n", col("experiment"), col("model"), col("setting"), f(col("eval_loss_mean"), "%.4f"), f(col("hamming_mean"), "%.4f"), f(col("tokens_per_s_mean"), "%.0f"), f(col("test_ce_mean"), "%.3f") }' "$summary"
   retrieval="$(dirname "$summary")/retrieval.csv"
   [ -f "$retrieval" ] && { echo "-- top-1 (%) by n --"; cat "$retrieval"; }
+  for t in "$(dirname "$summary")"/table_*.csv; do
+    [ -f "$t" ] && { echo "-- $(basename "$t" .csv) --"; cat "$t"; }
+  done
 done
 exit "$status"

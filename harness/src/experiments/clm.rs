@@ -26,6 +26,8 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let s = &mut out.summary;
     s.insert("params".into(), cfg.model().num_params(vocab, cfg.data().n_ctx).into());
     s.insert("steps".into(), outcome.steps.into());
+    // The LR schedule's length; longer than `steps` when `stop_at` ended the run first.
+    s.insert("schedule_steps".into(), train_cfg.total_steps(cfg.data().n_ctx).into());
     if outcome.wall_clock_stop {
         // Where a wall-clock budget ends depends on the machine: not reproducible bit for bit.
         s.insert("wall_clock_stop".into(), true.into());
