@@ -358,18 +358,18 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                 if a.is_empty() || b.is_empty() {
                     continue;
                 }
-                let w = stats::welch_greater(&a, &b);
+                let [t, df, p, verdict] = stats::columns(stats::welch_greater(&a, &b), ALPHA);
                 let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
                 claims.push([
                     pipes,
                     format!("{ml} vs {tl}"),
                     n.to_string(),
                     format!("{:.1} vs {:.1}", mean_sd(&a).0, mean_sd(&b).0),
-                    w.map_or("—".into(), |w| format!("{:.2}", w.t)),
-                    w.map_or("—".into(), |w| format!("{:.1}", w.df)),
-                    w.map_or("—".into(), |w| format!("{:.3}", w.p_greater)),
+                    t,
+                    df,
+                    p,
                     format!("{} / {}", a.len(), b.len()),
-                    stats::verdict(w, ALPHA).to_string(),
+                    verdict,
                 ]);
             }
         }

@@ -243,7 +243,7 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
     );
     md.push_str(&body);
 
-    let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut rows: Vec<[String; 10]> = Vec::new();
     for c in &suite.file.claims {
         let Ok(metric) = c.check(tables) else { continue };
         let (a, b) = (runs_of(records, &c.better), runs_of(records, &c.than));
@@ -267,16 +267,18 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
                 (Some(p), Some(q)) => format!("{} vs {}", paper_num(p), paper_num(q)),
                 _ => "—".into(),
             };
+            let [t, df, p, verdict] = stats::columns(w, ALPHA);
             rows.push([
                 c.text.clone(),
                 format!("{} vs {}", c.better, c.than),
                 format!("{} ({name})", metric.name),
                 format!("{} vs {}", fmt_num(mean_sd(&xa).0), fmt_num(mean_sd(&xb).0)),
                 paper_dir,
-                w.map_or("—".into(), |w| format!("{:.2}", w.t)),
-                w.map_or("—".into(), |w| format!("{:.3}", w.p_greater)),
+                t,
+                df,
+                p,
                 format!("{} / {}", xa.len(), xb.len()),
-                stats::verdict(w, ALPHA).to_string(),
+                verdict,
             ]);
         }
     }
@@ -289,7 +291,7 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
              {ALPHA}, **contradicted** when the reverse test has p < {ALPHA}, else **inconclusive**.\n"
         );
         let mut ct = Table::default();
-        let names = ["claim", "cells", "metric (view)", "ours", "paper", "t", "p (one-sided)", "seeds", "verdict"];
+        let names = ["claim", "cells", "metric (view)", "ours", "paper", "t", "df", "p (one-sided)", "seeds", "verdict"];
         for (i, name) in names.iter().enumerate() {
             ct.push(name, Col::Str(rows.iter().map(|r| r[i].clone()).collect()));
         }
