@@ -89,3 +89,34 @@ fn paper_tables_hold_the_runs_numbers_beside_the_papers() {
     let row = rows.iter().find(|r| r["entry"] == "mixer" && r["metric"] == "test" && r["view"] == "final").unwrap();
     assert_eq!((row["paper"].as_str(), row["diff"].as_str()), ("2.0", ""), "{row:?}");
 }
+
+#[test]
+fn unequal_budgets_get_an_equal_steps_view_from_the_eval_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = suite().replace(
+        "model = [\n  { kind = \"masked_mixer\", d_model = 16, n_layers = 1 },\n  { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 },\n]",
+        "point = [\n  { model = { kind = \"masked_mixer\", d_model = 16, n_layers = 1 } },\n  { model = { kind = \"llama\", d_model = 16, n_layers = 1, n_heads = 2 }, train = { stop_at = 20 } },\n]",
+    );
+    assert!(text.contains("stop_at = 20"));
+    let path = write_suite(dir.path(), "tiny.toml", &text);
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The mixer trained 30 steps, the Llama 20: the per-step view reads both at step 20.
+    let mut mixer_at_20 = Vec::new();
+    for m in manifest(&dir.path().join("r"), "tiny") {
+        let run = run_dir(&dir.path().join("r"), "tiny", &m);
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        let curve = eval_losses(&run);
+        if cfg["model"]["kind"] == "masked_mixer" {
+            assert_eq!(curve.last().unwrap().0, 30);
+            mixer_at_20.push(curve.iter().find(|(s, _)| *s == 20).unwrap().1);
+        } else {
+            assert_eq!(curve.last().unwrap().0, 20, "stop_at ends the run");
+        }
+    }
+    let rows = csv(&report_dir(&dir.path().join("rep")).join("table_T.csv"));
+    let at = rows.iter().find(|r| r["entry"] == "mixer" && r["metric"] == "test" && r["view"] == "@ step 20").unwrap_or_else(|| panic!("{rows:?}"));
+    let want = mixer_at_20.iter().sum::<f64>() / mixer_at_20.len() as f64;
+    assert!((at["mean"].parse::<f64>().unwrap() - want).abs() < 1e-9);
+    assert_eq!(at["paper"], "", "paper values belong to the final view only");
+}
