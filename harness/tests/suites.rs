@@ -223,6 +223,10 @@ fn an_experiments_own_profile_section_wins_over_the_suites_profile() {
     // `--set` still wins over both.
     let s = Suite::parse_profile(Path::new("t.toml"), src.clone(), Some("small"), &[("train.batch_size".into(), toml::Value::Integer(9))], false).unwrap();
     assert!(s.runs.iter().all(|r| r.config.train.as_ref().unwrap().batch_size == 9));
+    // A profile's data table of another source replaces the suite's: a key it lacks is named.
+    let other = src.replace("[profile.small]\n", "[profile.small]\ndata = { source = \"text\", path = \"x.txt\" }\n");
+    let e = Suite::parse_profile(Path::new("t.toml"), other, Some("small"), &[], false).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("missing field `n_ctx`") && e.contains("at profile `small`") && e.contains("replaces the suite's whole table"), "{e}");
     // A section for a profile the suite does not define is an error naming it.
     let bad = src.replace("[profile.small]", "[profile.other]");
     let e = Suite::parse_profile(Path::new("t.toml"), bad, Some("other"), &[], false).map(|_| ()).unwrap_err().to_string();

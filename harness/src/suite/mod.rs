@@ -676,7 +676,13 @@ impl Ctx<'_> {
                 let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
                     let key = e.path().to_string();
                     let msg = e.inner().message().trim().to_string();
-                    self.invalid(&key, format!("{msg} (experiment `{}`)", exp.name))
+                    let hint = match profiled.name {
+                        Some(p) if msg.starts_with("missing field") => format!(
+                            "; at profile `{p}`, a table of another `source` or `kind` replaces the suite's whole table: give the missing key there"
+                        ),
+                        _ => String::new(),
+                    };
+                    self.invalid(&key, format!("{msg} (experiment `{}`){hint}", exp.name))
                 })?;
                 config.profile = profiled.name.map(String::from);
                 let mut axes_desc: Vec<(String, String)> = Vec::new();
