@@ -22,5 +22,14 @@ if [ "${HARNESS_SKIP_SUITES:-0}" != 1 ]; then
   ./target/release/harness run suites/paper/ts_clm_width.toml --profile ci -q --results "$out/results" --reports "$out/reports"
   echo "ts-clm-width --profile ci: every run finished, $((SECONDS - started)) s"
   sed -n '/^## Paper tables/,/^## Summary/p' "$out"/reports/ts-clm-width/*/README.md | grep -v '^## Summary'
+  # Regression check: every metric of both suites against ci/baselines/ (CPU: bitwise-tight
+  # bands). Exit 1 on a drifted metric, 2 on a missing run or metric; the tables are printed.
+  checked=0
+  for suite in "suites/ci/retrieval.toml" "suites/paper/ts_clm_width.toml --profile ci"; do
+    echo "== harness check $suite"
+    # shellcheck disable=SC2086
+    ./target/release/harness check $suite --results "$out/results" || checked=$?
+  done
+  [ "$checked" -eq 0 ] || { echo "harness check failed (exit $checked): a metric drifted or is missing (tables above)" >&2; exit "$checked"; }
 fi
 echo "tests: $totals"

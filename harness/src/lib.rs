@@ -2,6 +2,7 @@
 //! report writer. The `harness` binary is a thin command line over it.
 pub mod artifacts;
 pub mod bench;
+pub mod check;
 pub mod data;
 pub mod device;
 pub mod experiments;

@@ -50,6 +50,28 @@ enum Command {
         #[arg(long, value_name = "EXPERIMENT")]
         only: Vec<String>,
     },
+    /// Compare a suite's finished runs with its baseline (ci/baselines/<suite>[.<profile>].toml):
+    /// exit 0 when every metric is within tolerance, 1 on a regression, 2 when a run or metric is
+    /// missing.
+    Check {
+        #[command(flatten)]
+        args: SuiteArgs,
+        /// The baseline file (default: ci/baselines/<suite>[.<profile>].toml).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Rewrite the baseline from the finished runs, on purpose, and print what changed.
+        #[arg(long)]
+        update_baseline: bool,
+    },
+    /// Rebuild the versioned report from finished runs alone (no training): runs from several
+    /// machines or a cluster, gathered in one results folder.
+    Report {
+        #[command(flatten)]
+        args: SuiteArgs,
+        /// Where versioned reports go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
     /// Print the runs a suite expands to, with exact parameter counts, without running them.
     Plan {
         #[command(flatten)]
@@ -148,6 +170,75 @@ fn main() -> Result<()> {
             println!("report: {}", out.report.join("README.md").display());
             if out.failed() > 0 {
                 anyhow::bail!("{} of {} runs failed; see the report and each run's manifest.json", out.failed(), out.records.len());
+            }
+        }
+        Command::Check { args, baseline, update_baseline } => {
+            let suite = load(&args)?;
+            let path = baseline.unwrap_or_else(|| harness::check::default_path(&suite, args.profile.as_deref()));
+            let records = harness::check::records(&suite, &args.results);
+            let read = |p: &PathBuf| -> Result<harness::check::Baseline> {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading the baseline {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message().trim()))
+            };
+            if update_baseline {
+                let unfinished: Vec<&str> =
+                    records.iter().filter(|r| r.status != harness::artifacts::RunStatus::Finished).map(|r| r.run.short_id()).collect();
+                anyhow::ensure!(
+                    unfinished.is_empty(),
+                    "{} of {} runs are not finished in {} ({}); run the suite first",
+                    unfinished.len(),
+                    records.len(),
+                    args.results.display(),
+                    unfinished.join(", ")
+                );
+                let new = harness::check::baseline_from(&suite, args.profile.as_deref(), &records).map_err(anyhow::Error::msg)?;
+                let old = path.exists().then(|| read(&path)).transpose()?;
+                let mut text = format!(
+                    "# Baseline of `harness check {}{}`, written by --update-baseline.\n",
+                    args.suite.display(),
+                    args.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
+                );
+                text.push_str(&new.to_toml());
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                harness::artifacts::write_atomic(&path, text.as_bytes())?;
+                let changes = harness::check::diff(old.as_ref(), &new);
+                let mut text = format!("{}: {} runs, {} change(s)\n", path.display(), new.runs.len(), changes.len());
+                for c in changes {
+                    text.push_str(&c);
+                    text.push('\n');
+                }
+                use std::io::Write as _;
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            } else {
+                anyhow::ensure!(path.exists(), "no baseline at {}; write one with `harness check {} --update-baseline`", path.display(), args.suite.display());
+                let b = read(&path)?;
+                anyhow::ensure!(
+                    b.suite == suite.file.name && b.profile == args.profile,
+                    "{} is the baseline of suite `{}`{}, not of `{}`{}",
+                    path.display(),
+                    b.suite,
+                    b.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default(),
+                    suite.file.name,
+                    args.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
+                );
+                let (text, code) = harness::check::render(&harness::check::compare(&b, &records));
+                use std::io::Write as _;
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                if code != 0 {
+                    std::process::exit(code);
+                }
+            }
+        }
+        Command::Report { args, reports } => {
+            let suite = load(&args)?;
+            let records = harness::check::records(&suite, &args.results);
+            let missing = records.iter().filter(|r| r.status != harness::artifacts::RunStatus::Finished).count();
+            let dir = harness::report::write(&suite, &records, &reports, &harness::artifacts::Provenance::collect())?;
+            println!("report: {}", dir.join("README.md").display());
+            if missing > 0 {
+                eprintln!("{missing} of {} runs are not finished in {}: the report lists them as failed", records.len(), args.results.display());
             }
         }
         Command::Plan { args } => {

@@ -155,6 +155,18 @@ impl Manifest {
     }
 }
 
+/// A run as a results folder holds it: its record when it finished and its files still hash to
+/// its manifest, else a failed record saying so (for `harness report` and `harness check`).
+pub fn load_record(run: &Run, dir: &RunDir) -> RunRecord {
+    match dir.verified_finished() {
+        Some(m) => record(run, dir, &m, true),
+        None => {
+            let why = if dir.path.exists() { "not finished, or its files changed since it finished" } else { "not run" };
+            RunRecord { error: Some(why.into()), ..record(run, dir, &Manifest::not_run(run), false) }
+        }
+    }
+}
+
 fn curve(dir: &RunDir, file: &str, y: &str) -> Vec<(f64, f64)> {
     let Ok(text) = std::fs::read_to_string(dir.file(file)) else { return vec![] };
     let rows: Vec<Map<String, Value>> = serde_json::from_str(&text).unwrap_or_default();

@@ -188,17 +188,94 @@ fn summary_table(records: &[RunRecord]) -> (Table, Table) {
     (md, num)
 }
 
+/// Palette index of an architecture, so every figure colours a family the same way.
+fn family_color(run: &crate::suite::Run) -> usize {
+    match run.config.model.as_ref().map(|m| m.kind()) {
+        Some("masked_mixer") => 0,
+        Some("llama") => 1,
+        Some("gpt") => 2,
+        Some("transfixer") => 3,
+        Some("mixer_autoencoder") => 4,
+        Some("llama_autoencoder") => 5,
+        _ => 6,
+    }
+}
+
+/// One series per (experiment, model, setting): the mean over seeds at each step, with the
+/// min-max band; colour by architecture, line style by setting within it.
+/// A trailing moving mean over `w` points (the noisy per-step training loss).
+fn smooth(ys: &[f64], w: usize) -> Vec<f64> {
+    (0..ys.len()).map(|i| mean_sd(&ys[i.saturating_sub(w.saturating_sub(1))..=i]).0).collect()
+}
+
+fn seed_bands(runs: &[&RunRecord], curve: impl Fn(&RunRecord) -> &Vec<(f64, f64)>, smoothing: bool) -> Vec<Series> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in runs {
+        groups.entry((r.run.experiment.clone(), model_label(&r.run), setting(&r.run))).or_default().push(r);
+    }
+    // Setting words every series shares (n_ctx=64 everywhere) say nothing in a legend.
+    let common: Vec<String> = {
+        let sets: Vec<Vec<&str>> = groups.keys().map(|k| k.2.split(' ').collect()).collect();
+        sets.first().map_or(vec![], |f| f.iter().filter(|w| sets.iter().all(|s| s.contains(w))).map(|w| w.to_string()).collect())
+    };
+    let mut styles: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    groups
+        .iter()
+        .map(|((exp, model, set), rs)| {
+            let set: String = set.split(' ').filter(|w| !common.iter().any(|c| c == w)).collect::<Vec<_>>().join(" ");
+            let model = model.replace("masked_mixer", "mixer");
+            let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            for r in rs {
+                for &(x, y) in curve(r).iter().filter(|p| p.1.is_finite()) {
+                    at.entry(x as i64).or_default().push(y);
+                }
+            }
+            let color = family_color(&rs[0].run);
+            let seen = styles.entry(color).or_default();
+            let key = format!("{exp} {model} {set}");
+            let dash = seen.iter().position(|k| k == &key).unwrap_or_else(|| {
+                seen.push(key);
+                seen.len() - 1
+            });
+            let seeds = if rs.len() > 1 { format!(" ×{}", rs.len()) } else { String::new() };
+            let set = set.replace("train.batch_size=", "b=").replace("train.", "");
+            let xs: Vec<f64> = at.keys().map(|x| *x as f64).collect();
+            let w = if smoothing { (xs.len() / 40).max(1) } else { 1 };
+            let mean = smooth(&at.values().map(|ys| mean_sd(ys).0).collect::<Vec<_>>(), w);
+            let lo = smooth(&at.values().map(|ys| ys.iter().copied().fold(f64::MAX, f64::min)).collect::<Vec<_>>(), w);
+            let hi = smooth(&at.values().map(|ys| ys.iter().copied().fold(f64::MIN, f64::max)).collect::<Vec<_>>(), w);
+            Series {
+                name: format!("{exp}: {model} {set}{seeds}").replace("  ", " "),
+                points: xs.iter().copied().zip(mean).collect(),
+                band: if rs.len() > 1 { xs.iter().enumerate().map(|(i, x)| (*x, lo[i], hi[i])).collect() } else { vec![] },
+                color,
+                // 16 distinct (shade, line style) pairs per architecture.
+                shade: (dash / 4) % 4,
+                dash: dash % 4,
+            }
+        })
+        .collect()
+}
+
+/// A log scale helps when a curve spans several-fold (a loss from ln V down to ~2).
+fn spans_fold(series: &[Series]) -> bool {
+    let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|y| y.is_finite() && *y > 0.0).collect();
+    let (lo, hi) = ys.iter().fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+    lo > 0.0 && hi / lo > 2.5
+}
+
 fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
     let mut out = vec![];
-    let label = |r: &RunRecord| format!("{} {} {} s{}", r.run.experiment, model_label(&r.run), setting(&r.run), r.run.config.seed);
     let clm: Vec<&RunRecord> = records.iter().filter(|r| !r.eval_curve.is_empty()).collect();
     if !clm.is_empty() {
-        let eval: Vec<Series> = clm.iter().map(|r| Series { name: label(r), points: r.eval_curve.clone() }).collect();
-        plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "step", x_log2: false, y_label: "eval CE (nats)", series: &eval })?;
-        out.push(("eval_loss".into(), "Evaluation loss vs optimizer step, one line per run.".into()));
-        let train: Vec<Series> = clm.iter().map(|r| Series { name: label(r), points: r.train_curve.clone() }).collect();
-        plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "step", x_log2: false, y_label: "train CE (nats)", series: &train })?;
-        out.push(("train_loss".into(), "Training loss (per logged step) vs optimizer step.".into()));
+        let eval = seed_bands(&clm, |r| &r.eval_curve, false);
+        let y_log = spans_fold(&eval);
+        plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "eval CE (nats)", y_log, series: &eval })?;
+        out.push(("eval_loss".into(), "Evaluation loss vs optimizer step: the mean over seeds per configuration (×n: n seeds), shaded from the seeds' minimum to maximum; hue by architecture, shade and line style by configuration; settings every line shares are left out of the legend.".into()));
+        let train = seed_bands(&clm, |r| &r.train_curve, true);
+        let y_log = spans_fold(&train);
+        plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "train CE (nats)", y_log, series: &train })?;
+        out.push(("train_loss".into(), "Training loss vs optimizer step: mean over seeds with the min-max band, each a trailing moving mean over 1/40 of the logged steps.".into()));
     }
     let rep: Vec<&RunRecord> = records
         .iter()
@@ -228,11 +305,13 @@ fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
                 for (x, y) in pts {
                     by_x.entry(x as i64).or_default().push(y);
                 }
-                Series { name, points: by_x.into_iter().map(|(x, ys)| (x as f64, mean_sd(&ys).0)).collect() }
+                (name, by_x.into_iter().map(|(x, ys)| (x as f64, mean_sd(&ys).0)).collect())
             })
+            .enumerate()
+            .map(|(i, (name, points))| Series::line(name, points, i))
             .collect();
         let x_label = if over_steps { "training step of the checkpoint" } else { "d_model" };
-        plot::line_chart(dir, "representation", &Figure { title: "Modified Hamming metric (0 = input recovered)", x_label, x_log2: false, y_label: "Hamming (mean over seeds)", series: &series })?;
+        plot::line_chart(dir, "representation", &Figure { title: "Modified Hamming metric (0 = input recovered)", x_label, x_log2: false, x_integer: true, y_label: "Hamming (mean over seeds)", y_log: false, series: &series })?;
         out.push(("representation".into(), format!("Modified Hamming metric of the recovered input vs {x_label}, mean over seeds (PAPER.md D).")));
     }
     Ok(out)
@@ -393,16 +472,22 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
 
     let series: Vec<Series> = groups
         .iter()
-        .map(|((pipe, model), runs)| Series {
-            name: format!("{model} ({pipe})"),
-            points: ns.iter().filter_map(|&n| {
-                let xs = stat(runs, n);
-                (!xs.is_empty()).then(|| ((n as f64).log2(), mean_sd(&xs).0))
-            }).collect(),
+        .map(|((pipe, model), runs)| {
+            // min-max over seeds at each n, around the mean.
+            let per_n: Vec<(f64, Vec<f64>)> = ns.iter().map(|&n| ((n as f64).log2(), stat(runs, n))).filter(|(_, xs)| !xs.is_empty()).collect();
+            let pipes: Vec<String> = groups.keys().map(|k| k.0.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            Series {
+                name: format!("{model} ({pipe})"),
+                points: per_n.iter().map(|(x, xs)| (*x, mean_sd(xs).0)).collect(),
+                band: per_n.iter().filter(|(_, xs)| xs.len() > 1).map(|(x, xs)| (*x, xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max))).collect(),
+                color: family_color(&runs[0].run),
+                shade: pipes.iter().position(|p| p == pipe).unwrap_or(0),
+                dash: pipes.iter().position(|p| p == pipe).unwrap_or(0),
+            }
         })
         .collect();
-    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "n (samples per comparison, log scale)", x_log2: true, y_label: "top-1 (%), mean over seeds", series: &series })?;
-    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs n on a log scale (PAPER.md T1), one line per embedding pipeline and model.".into()));
+    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "n (samples per comparison, log scale)", x_log2: true, x_integer: false, y_label: "top-1 (%), mean over seeds", y_log: false, series: &series })?;
+    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs n on a log scale (PAPER.md T1): mean over seeds with the min-max band; colour by architecture, line style by embedding pipeline.".into()));
     Ok(())
 }
 
@@ -495,6 +580,20 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
             let _ = writeln!(md, "![{stem}]({stem}.png)\n\n{caption} ([SVG]({stem}.svg))\n");
         }
     }
+    // What the index needs, beside the report (listed and hashed below with the rest).
+    let verdict = |v: &str| md.lines().filter(|l| l.starts_with('|') && l.trim_end().ends_with(&format!("| {v} |"))).count();
+    let meta = serde_json::json!({
+        "suite": f.name,
+        "version": dir.file_name().unwrap_or_default().to_string_lossy(),
+        "git_sha": prov.git_sha,
+        "git_dirty": prov.git_dirty,
+        "profile": records.iter().find_map(|r| r.run.config.profile.clone()),
+        "devices": records.iter().map(|r| r.device.as_str()).filter(|d| !d.is_empty()).collect::<std::collections::BTreeSet<_>>(),
+        "runs": records.len(),
+        "finished": records.iter().filter(|r| r.status == RunStatus::Finished).count(),
+        "verdicts": { "reproduced": verdict("reproduced"), "contradicted": verdict("contradicted"), "inconclusive": verdict("inconclusive") },
+    });
+    crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
     let _ = writeln!(md, "## Files\n");
     let _ = writeln!(md, "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint).\n", f.name);
     let mut names: Vec<String> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
@@ -503,5 +602,42 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
         let _ = writeln!(md, "- `{n}` sha256 `{}`", sha256_file(&dir.join(&n))?);
     }
     crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
+    index(root)?;
     Ok(dir)
+}
+
+/// `reports/README.md`: every report under `root`, newest first per suite, with its git sha,
+/// devices, runs and claim verdicts; rewritten whenever a report is written.
+pub fn index(root: &Path) -> Result<()> {
+    let mut rows: Vec<(String, String, Map<String, Value>)> = Vec::new();
+    for suite in std::fs::read_dir(root).with_context(|| format!("listing {}", root.display()))?.flatten() {
+        let Ok(versions) = std::fs::read_dir(suite.path()) else { continue };
+        for v in versions.flatten().filter(|v| v.path().join("README.md").is_file()) {
+            let meta = std::fs::read_to_string(v.path().join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+            rows.push((suite.file_name().to_string_lossy().into(), v.file_name().to_string_lossy().into(), meta));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut md = String::from("# Reports\n\nEvery report in this folder, newest first per suite (rewritten by `harness run` and `harness report`). \
+                               Verdicts count the claim rows of each report (reproduced / contradicted / inconclusive).\n\n");
+    md.push_str("| suite | report | date (UTC) | git | profile | device(s) | runs finished | verdicts |\n|---|---|---|---|---|---|---|---|\n");
+    for (suite, version, m) in &rows {
+        let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("—").to_string();
+        let date = version.split('-').next().unwrap_or_default().to_string();
+        let git = m.get("git_sha").and_then(Value::as_str).map_or_else(
+            || version.split('-').nth(1).unwrap_or("—").to_string(),
+            |g| format!("{}{}", &g[..g.len().min(7)], if m.get("git_dirty").and_then(Value::as_bool) == Some(true) { " (dirty)" } else { "" }),
+        );
+        let devices = m.get("devices").and_then(Value::as_array).map_or("—".into(), |d| d.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "));
+        let runs = match (m.get("finished").and_then(Value::as_u64), m.get("runs").and_then(Value::as_u64)) {
+            (Some(f), Some(n)) => format!("{f} / {n}"),
+            _ => "—".into(),
+        };
+        let verdicts = m.get("verdicts").map_or("—".into(), |v| {
+            let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+            format!("{} / {} / {}", n("reproduced"), n("contradicted"), n("inconclusive"))
+        });
+        md.push_str(&format!("| {suite} | [{version}]({suite}/{version}/README.md) | {date} | {git} | {} | {devices} | {runs} | {verdicts} |\n", s("profile")));
+    }
+    crate::artifacts::write_atomic(&root.join("README.md"), md.as_bytes()).with_context(|| format!("writing {}/README.md", root.display()))
 }

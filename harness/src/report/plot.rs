@@ -16,6 +16,22 @@ fn register_font() {
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// (x, min, max) over seeds, drawn as a shaded band behind the line; empty for none.
+    pub band: Vec<(f64, f64, f64)>,
+    /// Colour family: series of one architecture share a hue.
+    pub color: usize,
+    /// Shade within the family (lighter as it grows), so configurations of one architecture
+    /// stay apart.
+    pub shade: usize,
+    /// Line style: 0 solid, then dashed, dotted, long-dashed (the swept setting).
+    pub dash: usize,
+}
+
+impl Series {
+    /// A plain line, coloured by its position.
+    pub fn line(name: String, points: Vec<(f64, f64)>, i: usize) -> Self {
+        Self { name, points, band: vec![], color: i, shade: 0, dash: 0 }
+    }
 }
 
 pub struct Figure<'a> {
@@ -23,7 +39,11 @@ pub struct Figure<'a> {
     pub x_label: &'a str,
     /// The x values are log2 of what the axis shows: ticks at whole powers, labelled 2^x.
     pub x_log2: bool,
+    /// Whole-number x ticks (optimizer steps).
+    pub x_integer: bool,
     pub y_label: &'a str,
+    /// A log-scale y axis (for losses spanning several-fold).
+    pub y_log: bool,
     pub series: &'a [Series],
 }
 
@@ -32,61 +52,106 @@ pub fn line_chart(dir: &Path, stem: &str, fig: &Figure) -> anyhow::Result<()> {
     register_font();
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
-    draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), fig)?;
-    draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), fig)?;
+    draw(BitMapBackend::new(&png, (1100, 600)).into_drawing_area(), fig)?;
+    draw(SVGBackend::new(&svg, (1100, 600)).into_drawing_area(), fig)?;
     Ok(())
+}
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// A family's hue (mixers red, Llamas blue, GPT green, transfixer purple, autoencoders orange
+/// and teal), darker for the first configuration, lighter for later ones.
+fn color(family: usize, shade: usize) -> RGBAColor {
+    const HUES: [f64; 8] = [0.0, 0.60, 0.33, 0.78, 0.08, 0.48, 0.9, 0.15];
+    let l = 0.30 + 0.11 * (shade % 4) as f64;
+    HSLColor(HUES[family % HUES.len()], 0.75, l).to_rgba()
+}
+
+/// (dash length, gap) in pixels of a line style; `None` is solid.
+fn dash(i: usize) -> Option<(u32, u32)> {
+    [None, Some((9, 5)), Some((2, 4)), Some((16, 6))][i % 4]
 }
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, fig: &Figure) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pts = fig.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if x0 > x1 {
+    root.fill(&WHITE).map_err(err)?;
+    // The legend has its own column, so it never covers the data.
+    let (area, legend) = root.split_horizontally(700);
+    let ty = |y: f64| if fig.y_log { y.ln() } else { y };
+    let finite = |p: &(f64, f64)| p.1.is_finite() && (!fig.y_log || p.1 > 0.0);
+    let mut ys: Vec<f64> = fig.series.iter().flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| ty(p.1))).collect();
+    ys.extend(fig.series.iter().flat_map(|s| s.band.iter().filter(|b| !fig.y_log || b.1 > 0.0).flat_map(|b| [ty(b.1), ty(b.2)])));
+    let xs: Vec<f64> = fig.series.iter().flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.0)).collect();
+    let fold = |v: &[f64]| v.iter().filter(|x| x.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let ((mut x0, mut x1), (mut y0, mut y1)) = (fold(&xs), fold(&ys));
+    if x0 > x1 || y0 > y1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
     let pad = ((y1 - y0) * 0.05).max(1e-3);
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&area)
         .caption(fig.title, ("sans-serif", 22))
         .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
         .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(err)?;
     let pow2 = |x: &f64| format!("{}", 2f64.powf(*x).round());
+    let whole = |x: &f64| format!("{}", x.round() as i64);
+    let exp = |y: &f64| format!("{:.2}", y.exp());
+    let y_desc = if fig.y_log { format!("{} (log scale)", fig.y_label) } else { fig.y_label.to_string() };
     let mut mesh = chart.configure_mesh();
-    mesh.x_desc(fig.x_label).y_desc(fig.y_label).label_style(("sans-serif", 14));
+    mesh.x_desc(fig.x_label).y_desc(y_desc).label_style(("sans-serif", 14));
     if fig.x_log2 {
         mesh.x_labels(((x1 - x0).round() as usize + 1).max(2)).x_label_formatter(&pow2);
+    } else if fig.x_integer {
+        mesh.x_label_formatter(&whole);
     }
-    mesh.draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if fig.y_log {
+        mesh.y_label_formatter(&exp);
+    }
+    mesh.draw().map_err(err)?;
+    for s in fig.series {
+        if s.band.len() > 1 {
+            let mut poly: Vec<(f64, f64)> = s.band.iter().map(|b| (b.0, ty(b.2))).collect();
+            poly.extend(s.band.iter().rev().map(|b| (b.0, ty(b.1))));
+            let poly: Vec<(f64, f64)> = poly.into_iter().filter(|p| p.1.is_finite()).collect();
+            chart.draw_series(std::iter::once(Polygon::new(poly, color(s.color, s.shade).mix(0.15).filled()))).map_err(err)?;
+        }
+    }
+    for s in fig.series {
+        let c = color(s.color, s.shade);
+        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| finite(p)).map(|p| (p.0, ty(p.1))).collect();
+        match dash(s.dash) {
+            None => chart.draw_series(LineSeries::new(points.clone(), c.stroke_width(2))).map(|_| ()),
+            Some((d, g)) => chart.draw_series(DashedLineSeries::new(points.clone(), d, g, c.stroke_width(2))).map(|_| ()),
+        }
+        .map_err(err)?;
+        if points.len() <= 12 {
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(err)?;
+        }
+    }
+    // The legend column: a line sample in each series' style, then its name.
+    let n = fig.series.len().max(1) as i32;
+    let (_, h) = legend.dim_in_pixel();
+    let step = ((h as i32 - 40) / n).clamp(10, 22);
+    let size = (step - 4).clamp(9, 14);
+    let chars = (390 / (size as usize * 6 / 10).max(1)).max(12);
     for (i, s) in fig.series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.1.is_finite()).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let y = 40 + i as i32 * step;
+        let c = color(s.color, s.shade);
+        let sample = vec![(4, y), (34, y)];
+        match dash(s.dash) {
+            None => legend.draw(&PathElement::new(sample, c.stroke_width(2))),
+            Some((d, g)) => legend.draw(&plotters::element::DashedPathElement::new(sample, d.min(8), g.min(4), c.stroke_width(2))),
+        }
+        .map_err(err)?;
+        let name: String = if s.name.chars().count() > chars { s.name.chars().take(chars - 1).chain(std::iter::once('…')).collect() } else { s.name.clone() };
+        legend.draw(&Text::new(name, (40, y - size / 2 - 1), ("sans-serif", size))).map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(err)?;
     Ok(())
 }

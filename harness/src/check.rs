@@ -1,0 +1,407 @@
+//! `harness check`: a suite's finished runs against a committed baseline,
+//! `ci/baselines/<suite>[.<profile>].toml`, with a tolerance per metric and a band on the first
+//! logged training-loss steps (as llm.c checks its first steps).
+//!
+//! Runs are keyed by a stable description (experiment, inputs, model, setting, seed), not by
+//! their id alone: a renamed sweep axis or a changed label shows as a missing run, never as a
+//! silently skipped one. A metric or run the baseline expects and the results lack never passes.
+use crate::artifacts::RunDir;
+use crate::report::{model_label, setting, RunRecord};
+use crate::suite::{DeviceChoice, Run, Suite};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which direction of change fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Any change beyond the tolerance.
+    #[default]
+    Both,
+    /// Only a drop (throughput: faster is no regression).
+    Lower,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// One expected number: passes when |got - value| <= abs + rel * |value| (only drops count
+/// with `side = "lower"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub abs: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rel: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub side: Side,
+}
+
+impl Expect {
+    pub fn band(&self) -> f64 {
+        self.abs + self.rel * self.value.abs()
+    }
+
+    pub fn passes(&self, got: f64) -> bool {
+        if !got.is_finite() {
+            return false;
+        }
+        let d = got - self.value;
+        match self.side {
+            Side::Both => d.abs() <= self.band(),
+            Side::Lower => d >= -self.band(),
+        }
+    }
+
+    fn tolerance(&self) -> String {
+        let side = if self.side == Side::Lower { " (drops only)" } else { "" };
+        match (self.abs, self.rel) {
+            (a, 0.0) => format!("±{a:.1e}{side}"),
+            (0.0, r) => format!("±{}%{side}", fmt_pct(r)),
+            (a, r) => format!("±({a:.1e} + {}%){side}", fmt_pct(r)),
+        }
+    }
+}
+
+fn fmt_pct(r: f64) -> String {
+    let p = r * 100.0;
+    if p >= 1.0 { format!("{p:.0}") } else { format!("{p:.1e}") }
+}
+
+/// The first logged training-loss values, each within `abs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurveExpect {
+    pub steps: Vec<u64>,
+    pub values: Vec<f64>,
+    pub abs: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineRun {
+    /// The run's stable description ([`describe`]).
+    pub key: String,
+    pub metrics: BTreeMap<String, Expect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_curve: Option<CurveExpect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    pub suite: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Where the numbers come from and why the bands are as wide as they are.
+    pub note: String,
+    #[serde(rename = "run", default)]
+    pub runs: Vec<BaselineRun>,
+}
+
+/// `ci/baselines/<suite>[.<profile>].toml`.
+pub fn default_path(suite: &Suite, profile: Option<&str>) -> PathBuf {
+    let name = match profile {
+        Some(p) => format!("{}.{p}.toml", suite.file.name),
+        None => format!("{}.toml", suite.file.name),
+    };
+    PathBuf::from("ci/baselines").join(name)
+}
+
+/// A run's stable description: experiment, the experiments its inputs came through, model,
+/// setting, seed. Unlike the id it survives a change to an unrelated default, and unlike the
+/// id a reader can tell what it is.
+pub fn describe(run: &Run) -> String {
+    let from = if run.lineage.is_empty() { String::new() } else { format!(" (from {})", run.lineage.join(" → ")) };
+    format!("{}{from} · {} · {} · seed {}", run.experiment, model_label(run), setting(run), run.config.seed)
+}
+
+/// Summary keys that measure time on the machine, not what was computed.
+fn timing(key: &str) -> bool {
+    key.ends_with("_s") || key == "tokens_per_s" || key.starts_with("amp_")
+}
+
+/// How many logged training-loss steps the curve band covers.
+const CURVE_STEPS: usize = 10;
+
+/// A baseline from finished runs: tight bands on CPU (runs are bitwise deterministic there),
+/// wide ones on CUDA (non-deterministic kernels), throughput as a floor.
+pub fn baseline_from(suite: &Suite, profile: Option<&str>, records: &[RunRecord]) -> Result<Baseline, String> {
+    let mut runs = Vec::new();
+    let mut seen = BTreeMap::new();
+    let mut cuda = false;
+    for r in records {
+        let key = describe(&r.run);
+        if let Some(other) = seen.insert(key.clone(), r.run.short_id().to_string()) {
+            return Err(format!("runs {other} and {} share the description `{key}`; a baseline cannot tell them apart", r.run.short_id()));
+        }
+        let gpu = r.run.config.device == DeviceChoice::Cuda;
+        cuda |= gpu;
+        let (rel, curve_abs) = if gpu { (0.02, 0.05) } else { (1e-6, 1e-5) };
+        let mut metrics = BTreeMap::new();
+        for (k, v) in &r.summary {
+            let Some(x) = v.as_f64().filter(|x| x.is_finite()) else { continue };
+            let e = if k == "tokens_per_s" {
+                // A floor at a quarter of today's: catches a debug build or a lost kernel, not noise.
+                Expect { value: x, abs: 0.0, rel: 0.75, side: Side::Lower }
+            } else if timing(k) {
+                continue;
+            } else {
+                Expect { value: x, abs: 1e-12, rel, side: Side::Both }
+            };
+            metrics.insert(k.clone(), e);
+        }
+        let first: Vec<(f64, f64)> = r.train_curve.iter().take(CURVE_STEPS).copied().collect();
+        let train_curve = (!first.is_empty()).then(|| CurveExpect {
+            steps: first.iter().map(|p| p.0 as u64).collect(),
+            values: first.iter().map(|p| p.1).collect(),
+            abs: curve_abs,
+        });
+        runs.push(BaselineRun { key, metrics, train_curve });
+    }
+    let note = if cuda {
+        "CUDA runs: kernels are not bit-for-bit deterministic, so bands are 2% of each value and 0.05 nats on the first \
+         training steps; throughput may drop to a quarter of the baseline before it fails."
+    } else {
+        "CPU runs are bitwise deterministic: bands are 1e-6 relative and 1e-5 nats on the first training steps; \
+         throughput may drop to a quarter of the baseline before it fails."
+    };
+    Ok(Baseline { suite: suite.file.name.clone(), profile: profile.map(String::from), note: note.into(), runs })
+}
+
+/// One line of the check table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub run: String,
+    pub metric: String,
+    pub expected: String,
+    pub got: String,
+    pub tolerance: String,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Pass,
+    Missing,
+    Regression,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pass => "pass",
+            Self::Missing => "MISSING",
+            Self::Regression => "REGRESSION",
+        })
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.abs() >= 1e4 || (x != 0.0 && x.abs() < 1e-3) { format!("{x:.6e}") } else { format!("{x:.6}") }
+}
+
+/// Compares finished runs with the baseline. Every baseline run and metric is looked for; a
+/// suite run the baseline does not know is missing too (its numbers are unguarded).
+pub fn compare(baseline: &Baseline, records: &[RunRecord]) -> Vec<Row> {
+    let by_key: BTreeMap<String, &RunRecord> = records.iter().map(|r| (describe(&r.run), r)).collect();
+    let mut rows = Vec::new();
+    let missing = |run: &str, metric: &str, expected: String, why: &str| Row {
+        run: run.into(),
+        metric: metric.into(),
+        expected,
+        got: why.into(),
+        tolerance: "—".into(),
+        verdict: Verdict::Missing,
+    };
+    for b in &baseline.runs {
+        let Some(r) = by_key.get(&b.key).filter(|r| r.status == crate::artifacts::RunStatus::Finished) else {
+            let why = match by_key.get(&b.key) {
+                Some(r) => r.error.as_deref().unwrap_or("not finished"),
+                None => "no such run in the suite",
+            };
+            rows.push(missing(&b.key, "(run)", String::new(), why));
+            continue;
+        };
+        for (metric, e) in &b.metrics {
+            match r.summary.get(metric).and_then(Value::as_f64) {
+                None => rows.push(missing(&b.key, metric, num(e.value), "absent")),
+                Some(got) => rows.push(Row {
+                    run: b.key.clone(),
+                    metric: metric.clone(),
+                    expected: num(e.value),
+                    got: num(got),
+                    tolerance: e.tolerance(),
+                    verdict: if e.passes(got) { Verdict::Pass } else { Verdict::Regression },
+                }),
+            }
+        }
+        if let Some(c) = &b.train_curve {
+            let got: BTreeMap<u64, f64> = r.train_curve.iter().map(|(s, v)| (*s as u64, *v)).collect();
+            let mut worst: Option<(u64, f64, f64, f64)> = None; // step, expected, got, |diff|
+            let mut absent = Vec::new();
+            for (s, want) in c.steps.iter().zip(&c.values) {
+                match got.get(s) {
+                    None => absent.push(*s),
+                    Some(g) => {
+                        let d = if g.is_finite() { (g - want).abs() } else { f64::INFINITY };
+                        if worst.is_none_or(|w| d > w.3) {
+                            worst = Some((*s, *want, *g, d));
+                        }
+                    }
+                }
+            }
+            let metric = format!("train loss, first {} steps", c.steps.len());
+            if !absent.is_empty() {
+                rows.push(missing(&b.key, &metric, String::new(), &format!("steps {absent:?} not logged")));
+            } else if let Some((s, want, g, d)) = worst {
+                rows.push(Row {
+                    run: b.key.clone(),
+                    metric: format!("{metric} (worst: step {s})"),
+                    expected: num(want),
+                    got: num(g),
+                    tolerance: format!("±{:.1e}", c.abs),
+                    verdict: if d <= c.abs { Verdict::Pass } else { Verdict::Regression },
+                });
+            }
+        }
+    }
+    let known: std::collections::BTreeSet<&str> = baseline.runs.iter().map(|b| b.key.as_str()).collect();
+    for key in by_key.keys().filter(|k| !known.contains(k.as_str())) {
+        rows.push(missing(key, "(run)", String::new(), "not in the baseline (run --update-baseline)"));
+    }
+    rows
+}
+
+/// The table as text, and the exit code: 0 all pass, 1 any regression, 2 anything missing.
+pub fn render(rows: &[Row]) -> (String, i32) {
+    let mut t = crate::report::table::Table::default();
+    let col = |f: &dyn Fn(&Row) -> String| crate::report::table::Col::Str(rows.iter().map(f).collect());
+    t.push("run", col(&|r| r.run.clone()));
+    t.push("metric", col(&|r| r.metric.clone()));
+    t.push("expected", col(&|r| r.expected.clone()));
+    t.push("got", col(&|r| r.got.clone()));
+    t.push("tolerance", col(&|r| r.tolerance.clone()));
+    t.push("verdict", col(&|r| r.verdict.to_string()));
+    let (fails, missing) = (rows.iter().filter(|r| r.verdict == Verdict::Regression).count(), rows.iter().filter(|r| r.verdict == Verdict::Missing).count());
+    let code = if fails > 0 { 1 } else if missing > 0 { 2 } else { 0 };
+    let text = format!(
+        "{}\n{} checks: {} pass, {fails} regression(s), {missing} missing\n",
+        t.markdown(),
+        rows.len(),
+        rows.len() - fails - missing
+    );
+    (text, code)
+}
+
+/// The finished (and verified) runs of a suite in a results folder; the others as not run.
+pub fn records(suite: &Suite, results: &Path) -> Vec<RunRecord> {
+    suite.runs.iter().map(|run| crate::runner::load_record(run, &RunDir::new(results, &run.suite, &run.id))).collect()
+}
+
+impl Baseline {
+    /// The baseline as TOML, one line per metric (a metric's band beside its value).
+    pub fn to_toml(&self) -> String {
+        let s = |x: &str| toml::Value::String(x.to_string()).to_string();
+        let f = |x: f64| format!("{x:?}");
+        let mut out = format!("suite = {}\n", s(&self.suite));
+        if let Some(p) = &self.profile {
+            out += &format!("profile = {}\n", s(p));
+        }
+        out += &format!("note = {}\n", s(&self.note));
+        for r in &self.runs {
+            out += &format!("\n[[run]]\nkey = {}\n", s(&r.key));
+            if let Some(c) = &r.train_curve {
+                let steps: Vec<String> = c.steps.iter().map(u64::to_string).collect();
+                let values: Vec<String> = c.values.iter().map(|v| f(*v)).collect();
+                out += &format!("train_curve = {{ steps = [{}], values = [{}], abs = {} }}\n", steps.join(", "), values.join(", "), f(c.abs));
+            }
+            out += "[run.metrics]\n";
+            for (m, e) in &r.metrics {
+                let mut fields = vec![format!("value = {}", f(e.value))];
+                if e.abs != 0.0 {
+                    fields.push(format!("abs = {}", f(e.abs)));
+                }
+                if e.rel != 0.0 {
+                    fields.push(format!("rel = {}", f(e.rel)));
+                }
+                if e.side == Side::Lower {
+                    fields.push("side = \"lower\"".into());
+                }
+                out += &format!("{} = {{ {} }}\n", s(m), fields.join(", "));
+            }
+        }
+        out
+    }
+}
+
+/// What changed between two baselines, one line per metric, for `--update-baseline`.
+pub fn diff(old: Option<&Baseline>, new: &Baseline) -> Vec<String> {
+    let empty = Baseline { suite: new.suite.clone(), profile: new.profile.clone(), note: String::new(), runs: vec![] };
+    let old = old.unwrap_or(&empty);
+    let index = |b: &Baseline| -> BTreeMap<(String, String), f64> {
+        b.runs.iter().flat_map(|r| r.metrics.iter().map(move |(m, e)| ((r.key.clone(), m.clone()), e.value))).collect()
+    };
+    let (a, b) = (index(old), index(new));
+    let mut out = Vec::new();
+    for (k, v) in &b {
+        match a.get(k) {
+            None => out.push(format!("+ {} · {}: {}", k.0, k.1, num(*v))),
+            Some(o) if o.to_bits() != v.to_bits() => out.push(format!("~ {} · {}: {} -> {}", k.0, k.1, num(*o), num(*v))),
+            _ => {}
+        }
+    }
+    for (k, v) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+        out.push(format!("- {} · {}: {}", k.0, k.1, num(*v)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerances_are_bands_and_throughput_only_fails_on_drops() {
+        let e = Expect { value: 2.0, abs: 0.01, rel: 0.1, side: Side::Both };
+        assert!((e.band() - 0.21).abs() < 1e-12);
+        assert!(e.passes(2.2) && e.passes(1.8) && !e.passes(2.22) && !e.passes(1.78) && !e.passes(f64::NAN));
+        let floor = Expect { value: 1000.0, abs: 0.0, rel: 0.75, side: Side::Lower };
+        assert!(floor.passes(1e9) && floor.passes(250.0) && !floor.passes(249.0));
+        assert_eq!(floor.tolerance(), "±75% (drops only)");
+    }
+
+    #[test]
+    fn the_written_baseline_reads_back_exactly() {
+        let b = Baseline {
+            suite: "s".into(),
+            profile: Some("ci".into()),
+            note: "n \"quoted\"".into(),
+            runs: vec![BaselineRun {
+                key: "clm · llama d8 n1 h2 · n_ctx=16 · seed 0".into(),
+                metrics: BTreeMap::from([
+                    ("eval_loss".into(), Expect { value: 2.7144727858286055, abs: 1e-12, rel: 1e-6, side: Side::Both }),
+                    ("tokens_per_s".into(), Expect { value: 65045.7, abs: 0.0, rel: 0.75, side: Side::Lower }),
+                    ("top1@32".into(), Expect { value: 1.0 / 3.0, abs: 0.0, rel: 0.0, side: Side::Both }),
+                ]),
+                train_curve: Some(CurveExpect { steps: vec![1, 2], values: vec![6.398692, 0.1 + 0.2], abs: 1e-5 }),
+            }],
+        };
+        let back: Baseline = toml::from_str(&b.to_toml()).unwrap();
+        assert_eq!(back, b);
+    }
+
+    #[test]
+    fn exit_codes_put_regressions_before_missing() {
+        let row = |v| Row { run: "r".into(), metric: "m".into(), expected: "1".into(), got: "1".into(), tolerance: "±0".into(), verdict: v };
+        assert_eq!(render(&[row(Verdict::Pass)]).1, 0);
+        assert_eq!(render(&[row(Verdict::Pass), row(Verdict::Missing)]).1, 2);
+        assert_eq!(render(&[row(Verdict::Missing), row(Verdict::Regression)]).1, 1);
+        assert!(render(&[row(Verdict::Regression)]).0.contains("1 regression(s)"));
+    }
+}

@@ -1,0 +1,100 @@
+//! `harness check` end to end: a baseline written from finished runs passes; a moved metric is a
+//! regression (exit 1); a run the baseline expects and the results lack is missing (exit 2).
+mod common;
+use common::*;
+use std::path::Path;
+
+fn check(dir: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["check", "tiny.toml", "--results", "r"];
+    args.extend_from_slice(extra);
+    let out = harness(dir, &args);
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out)))
+}
+
+/// Moves one number in a finished run's summary and re-hashes it into the manifest: what a code
+/// change that alters a result leaves behind.
+fn perturb(run: &Path, key: &str, by: f64) {
+    let path = run.join("summary.json");
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = s[key].as_f64().unwrap();
+    s[key] = serde_json::json!(v + by);
+    std::fs::write(&path, serde_json::to_string_pretty(&s).unwrap()).unwrap();
+    let mpath = run.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    m["files"]["summary.json"] = serde_json::json!(harness::artifacts::sha256_file(&path).unwrap());
+    std::fs::write(&mpath, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn a_drifted_metric_fails_and_a_missing_run_is_never_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["run", "tiny.toml", "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No baseline yet: a clear error naming the fix.
+    let (code, text) = check(dir.path(), &[]);
+    assert_ne!(code, 0);
+    assert!(text.contains("no baseline at ci/baselines/tiny.toml") && text.contains("--update-baseline"), "{text}");
+    let (code, text) = check(dir.path(), &["--update-baseline"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("2 runs") && text.contains("+ clm · masked_mixer d16 n1"), "{text}");
+    let (code, text) = check(dir.path(), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 regression(s), 0 missing") && text.contains("| eval_loss |"), "{text}");
+
+    // The Llama's eval loss moves by 1e-3 nats: a regression, named.
+    let llama = manifest(&dir.path().join("r"), "tiny")
+        .into_iter()
+        .map(|m| run_dir(&dir.path().join("r"), "tiny", &m))
+        .find(|p| std::fs::read_to_string(p.join("config.json")).unwrap().contains("\"llama\""))
+        .unwrap();
+    perturb(&llama, "eval_loss", 1e-3);
+    let (code, text) = check(dir.path(), &[]);
+    assert_eq!(code, 1, "{text}");
+    let bad: Vec<&str> = text.lines().filter(|l| l.contains("REGRESSION")).collect();
+    assert_eq!(bad.len(), 1, "{text}");
+    assert!(bad[0].contains("llama d16 n1 h2") && bad[0].contains("eval_loss"), "{}", bad[0]);
+
+    // A run the baseline knows but the results lack: missing, exit 2 (not a pass).
+    perturb(&llama, "eval_loss", -1e-3);
+    std::fs::remove_dir_all(&llama).unwrap();
+    let (code, text) = check(dir.path(), &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.lines().any(|l| l.contains("llama d16 n1 h2") && l.contains("MISSING") && l.contains("not run")), "{text}");
+
+    // A renamed sweep point is missing too: the baseline's run is gone, the new one unguarded.
+    let renamed = TINY.replace("d_model = 16, n_layers = 1, n_heads = 2", "d_model = 16, n_layers = 1, n_heads = 4");
+    write_suite(dir.path(), "tiny.toml", &renamed);
+    let out = harness(dir.path(), &["run", "tiny.toml", "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, text) = check(dir.path(), &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no such run in the suite") && text.contains("not in the baseline"), "{text}");
+}
+
+#[test]
+fn report_rebuilds_from_finished_runs_without_training() {
+    let dir = tempfile::tempdir().unwrap();
+    write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["run", "tiny.toml", "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before: Vec<_> = manifest(&dir.path().join("r"), "tiny").iter().map(|m| m["finished_utc"].clone()).collect();
+    let out = harness(dir.path(), &["report", "tiny.toml", "--results", "r", "--reports", "rep2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after: Vec<_> = manifest(&dir.path().join("r"), "tiny").iter().map(|m| m["finished_utc"].clone()).collect();
+    assert_eq!(before, after, "no run was redone");
+    let readme = std::fs::read_dir(dir.path().join("rep2/tiny")).unwrap().next().unwrap().unwrap().path().join("README.md");
+    let text = std::fs::read_to_string(readme).unwrap();
+    assert!(text.contains("masked_mixer d16 n1") && text.contains("llama d16 n1 h2"), "{text}");
+    // The index of the reports folder lists it, with its runs.
+    let index = std::fs::read_to_string(dir.path().join("rep2/README.md")).unwrap();
+    let row = index.lines().find(|l| l.starts_with("| tiny | [")).unwrap_or_else(|| panic!("{index}"));
+    assert!(row.contains("| 2 / 2 |") && row.contains("/README.md)"), "{row}");
+    // A run that is gone: the rebuilt report says so rather than failing or inventing it.
+    let gone = manifest(&dir.path().join("r"), "tiny").into_iter().next().unwrap();
+    std::fs::remove_dir_all(run_dir(&dir.path().join("r"), "tiny", &gone)).unwrap();
+    let out = harness(dir.path(), &["report", "tiny.toml", "--results", "r", "--reports", "rep3"]);
+    assert!(out.status.success() && stderr(&out).contains("1 of 2 runs are not finished"), "{}", stderr(&out));
+    let index = std::fs::read_to_string(dir.path().join("rep3/README.md")).unwrap();
+    assert!(index.contains("| 1 / 2 |"), "{index}");
+}
