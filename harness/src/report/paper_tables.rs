@@ -193,14 +193,6 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
         let _ = writeln!(md, "{}\n", note.trim());
     }
     let _ = writeln!(md, "{}", out.markdown());
-    if rows.iter().any(|r| !r.view.is_empty()) {
-        let _ = writeln!(
-            md,
-            "Rows marked `@ step S` give eval CE at the fewest steps any entry trained (the per-step view); `@ T s` at the \
-             shortest entry's training time on this machine (equal wall-clock, from each run's mean step rate and its \
-             eval curve).\n"
-        );
-    }
 
     // Long form: one row per (entry, metric, view).
     let mut lt = Table::default();
@@ -237,8 +229,10 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
     let _ = writeln!(md, "## Paper tables (PAPER.md G layout)\n");
     let _ = writeln!(
         md,
-        "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}. Table files: `table_<id>.{{parquet,csv}}` \
-         (long form, every view).\n",
+        "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}. Rows marked `@ step S` give eval CE \
+         at the fewest steps any entry of the table trained (the per-step view, when budgets differ); `@ T s` at the \
+         shortest entry's training time on the machine that ran them (equal wall-clock, from each run's mean step rate \
+         and its eval curve). Table files: `table_<id>.{{parquet,csv}}` (long form, every view).\n",
         if profiled { " (not computed under a profile: the paper's value is a direction there)" } else { "" }
     );
     md.push_str(&body);
