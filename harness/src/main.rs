@@ -71,6 +71,10 @@ enum Command {
         /// Where versioned reports go.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
+        /// Instead of writing a report, re-hash this report folder's files, the run manifests it
+        /// was built from and every file they list; exit 1 on any mismatch.
+        #[arg(long, value_name = "REPORT_DIR")]
+        verify: Option<PathBuf>,
     },
     /// Print the runs a suite expands to, with exact parameter counts, without running them.
     Plan {
@@ -231,11 +235,26 @@ fn main() -> Result<()> {
                 }
             }
         }
-        Command::Report { args, reports } => {
+        Command::Report { args, reports: _, verify: Some(dir) } => {
+            let suite = load(&args)?;
+            let rows = harness::report::verify(&dir, &args.results, &suite.file.name)?;
+            let bad = rows.iter().filter(|r| !r.1).count();
+            let mut text = String::new();
+            for (item, ok, detail) in &rows {
+                text.push_str(&format!("{} {item}: {detail}\n", if *ok { "ok " } else { "BAD" }));
+            }
+            text.push_str(&format!("{}: {} checked, {bad} mismatched\n", dir.display(), rows.len()));
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            if bad > 0 {
+                std::process::exit(1);
+            }
+        }
+        Command::Report { args, reports, verify: None } => {
             let suite = load(&args)?;
             let records = harness::check::records(&suite, &args.results);
             let missing = records.iter().filter(|r| r.status != harness::artifacts::RunStatus::Finished).count();
-            let dir = harness::report::write(&suite, &records, &reports, &harness::artifacts::Provenance::collect())?;
+            let dir = harness::report::write(&suite, &records, &reports, &args.results, &harness::artifacts::Provenance::collect())?;
             println!("report: {}", dir.join("README.md").display());
             if missing > 0 {
                 eprintln!("{missing} of {} runs are not finished in {}: the report lists them as failed", records.len(), args.results.display());

@@ -67,7 +67,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
         }
         records.push(record(run, &dir, &m, false));
     }
-    let report = report::write(suite, &records, &opts.reports, &prov)?;
+    let report = report::write(suite, &records, &opts.reports, &opts.results, &prov)?;
     Ok(Outcome { records, report })
 }
 

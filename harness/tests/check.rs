@@ -90,6 +90,26 @@ fn report_rebuilds_from_finished_runs_without_training() {
     let index = std::fs::read_to_string(dir.path().join("rep2/README.md")).unwrap();
     let row = index.lines().find(|l| l.starts_with("| tiny | [")).unwrap_or_else(|| panic!("{index}"));
     assert!(row.contains("| 2 / 2 |") && row.contains("/README.md)"), "{row}");
+    // --verify re-hashes the report's files and the runs it was built from.
+    let rep = std::fs::read_dir(dir.path().join("rep2/tiny")).unwrap().next().unwrap().unwrap().path();
+    let verify = |d: &std::path::Path| harness(dir.path(), &["report", "tiny.toml", "--results", "r", "--verify", d.to_str().unwrap()]);
+    let out = verify(&rep);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.contains(" 0 mismatched") && text.contains("every file it lists match"), "{text}{}", stderr(&out));
+    let one = manifest(&dir.path().join("r"), "tiny").into_iter().next().unwrap();
+    let eval = run_dir(&dir.path().join("r"), "tiny", &one).join("metrics_eval.json");
+    let original = std::fs::read(&eval).unwrap();
+    std::fs::write(&eval, b"[]").unwrap();
+    let out = verify(&rep);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("BAD") && text.contains("a file it lists changed"), "{text}");
+    std::fs::write(&eval, original).unwrap();
+    std::fs::write(rep.join("summary.csv"), b"edited").unwrap();
+    let out = verify(&rep);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.code() == Some(1) && text.lines().any(|l| l.starts_with("BAD summary.csv")), "{text}");
+
     // A run that is gone: the rebuilt report says so rather than failing or inventing it.
     let gone = manifest(&dir.path().join("r"), "tiny").into_iter().next().unwrap();
     std::fs::remove_dir_all(run_dir(&dir.path().join("r"), "tiny", &gone)).unwrap();

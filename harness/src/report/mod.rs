@@ -492,7 +492,7 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
 }
 
 /// Writes the report and returns its folder.
-pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenance) -> Result<PathBuf> {
+pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, prov: &Provenance) -> Result<PathBuf> {
     let dir = version_dir(root, &suite.file.name, prov)?;
     let runs = runs_table(records);
     runs.write(&dir, "runs").context("writing runs.parquet / runs.csv")?;
@@ -594,12 +594,28 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, prov: &Provenanc
         "verdicts": { "reproduced": verdict("reproduced"), "contradicted": verdict("contradicted"), "inconclusive": verdict("inconclusive") },
     });
     crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    // What the report was built from: each finished run's manifest (which hashes every file of
+    // the run), by run id; `harness report --verify` re-hashes them.
+    let mut inputs = serde_json::Map::new();
+    for r in records.iter().filter(|r| r.status == RunStatus::Finished) {
+        let m = crate::artifacts::RunDir::new(results, &r.run.suite, &r.run.id).file("manifest.json");
+        if let Ok(h) = sha256_file(&m) {
+            inputs.insert(r.run.id.clone(), Value::String(h));
+        }
+    }
+    crate::artifacts::write_atomic(&dir.join("inputs.json"), serde_json::to_string_pretty(&inputs)?.as_bytes())?;
     let _ = writeln!(md, "## Files\n");
-    let _ = writeln!(md, "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint).\n", f.name);
+    let _ = writeln!(
+        md,
+        "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint). `inputs.json` holds \
+         the sha256 of each run's manifest this report was built from; `harness report <suite> --verify <this folder>` \
+         re-hashes the files below, those manifests and every file they list.\n",
+        f.name
+    );
     let mut names: Vec<String> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
     names.sort();
     for n in names {
-        let _ = writeln!(md, "- `{n}` sha256 `{}`", sha256_file(&dir.join(&n))?);
+        let _ = writeln!(md, "- [`{n}`]({n}) sha256 `{}`", sha256_file(&dir.join(&n))?);
     }
     crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
     index(root)?;
@@ -640,4 +656,36 @@ pub fn index(root: &Path) -> Result<()> {
         md.push_str(&format!("| {suite} | [{version}]({suite}/{version}/README.md) | {date} | {git} | {} | {devices} | {runs} | {verdicts} |\n", s("profile")));
     }
     crate::artifacts::write_atomic(&root.join("README.md"), md.as_bytes()).with_context(|| format!("writing {}/README.md", root.display()))
+}
+
+/// `harness report --verify`: re-hashes a report's listed files, the run manifests it was built
+/// from (`inputs.json`) and every file those manifests list. Returns (item, ok, detail) rows.
+pub fn verify(report: &Path, results: &Path, suite: &str) -> Result<Vec<(String, bool, String)>> {
+    let readme = std::fs::read_to_string(report.join("README.md")).with_context(|| format!("reading {}/README.md", report.display()))?;
+    let mut out = Vec::new();
+    let files = readme.split("## Files").nth(1).unwrap_or_default();
+    for line in files.lines().filter(|l| l.starts_with("- ")) {
+        let parts: Vec<&str> = line.split('`').collect();
+        // "- [`name`](name) sha256 `hash`"
+        let (Some(name), Some(want)) = (parts.get(1), parts.get(3)) else { continue };
+        let got = sha256_file(&report.join(name)).unwrap_or_else(|e| format!("unreadable: {e}"));
+        out.push((name.to_string(), &got == want, if &got == want { "matches".into() } else { format!("sha256 {got}, listed {want}") }));
+    }
+    anyhow::ensure!(!out.is_empty(), "{}/README.md lists no files: not a report of this harness", report.display());
+    let inputs: Map<String, Value> = std::fs::read_to_string(report.join("inputs.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .with_context(|| format!("{}/inputs.json is missing or not JSON (reports before this version have none)", report.display()))?;
+    for (run, want) in &inputs {
+        let dir = crate::artifacts::RunDir::new(results, suite, run);
+        let got = sha256_file(&dir.file("manifest.json")).unwrap_or_else(|_| "missing".into());
+        let ok = want.as_str() == Some(got.as_str()) && dir.verified_finished().is_some();
+        let detail = match (want.as_str() == Some(got.as_str()), ok) {
+            (true, true) => "manifest and every file it lists match".to_string(),
+            (true, false) => "manifest matches, but a file it lists changed or is gone".to_string(),
+            (false, _) => format!("manifest sha256 {got}, the report used {}", want.as_str().unwrap_or("?")),
+        };
+        out.push((format!("{}/manifest.json", dir.path.display()), ok, detail));
+    }
+    Ok(out)
 }
