@@ -251,3 +251,26 @@ fn a_point_axis_varies_settings_together() {
         .to_string();
     assert!(e.contains("`point` sets `pairs`"), "{e}");
 }
+
+/// A consumer's cells are given per producer point (seeds aside) times its own sweep.
+#[test]
+fn consumer_cells_follow_their_producers_points() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+    let s = Suite::load(&root.join("quickstart.toml"), &[], false).unwrap();
+    let rep: Vec<(String, String)> =
+        s.runs.iter().filter(|r| r.experiment == "representation").map(|r| (r.config.model().kind().to_string(), r.cells.join(","))).collect();
+    assert_eq!(rep.len(), 6, "2 CLM points at n_ctx 64 x 3 seeds");
+    for (kind, cell) in rep {
+        assert_eq!(cell, if kind == "masked_mixer" { "INV mixer" } else { "INV Llama" });
+    }
+    let e = Suite::parse(
+        &root.join("quickstart.toml"),
+        std::fs::read_to_string(root.join("quickstart.toml")).unwrap().replace("cells = { INV = [\"mixer\", \"Llama\"] }", "cells = { INV = [\"mixer\"] }"),
+        &[],
+        false,
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cells.INV") && e.contains("2 sweep point(s)"), "{e}");
+}

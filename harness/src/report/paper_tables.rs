@@ -280,7 +280,7 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
         let _ = writeln!(md, "### Claims\n");
         let _ = writeln!(
             md,
-            "One-sided Welch t-test over seeds that the first cell is better (lower CE) than the second, in two views: the \
+            "One-sided Welch t-test over seeds that the first cell is better (lower CE or Hamming, higher accuracy) than the second, in two views: the \
              runs' final values as budgeted, and at equal training time on this machine. Rule: **reproduced** when p < \
              {ALPHA}, **contradicted** when the reverse test has p < {ALPHA}, else **inconclusive**.\n"
         );

@@ -202,6 +202,8 @@ pub struct Run {
     pub lineage: Vec<String>,
     /// The paper-table cells this run fills ("T2 d128"), from its experiment's `cells`.
     pub cells: Vec<String>,
+    /// Its sweep point within the experiment (seeds aside), in plan order.
+    pub point: usize,
 }
 
 impl Run {
@@ -616,15 +618,26 @@ impl Ctx<'_> {
         };
 
         let points = cartesian(&axes);
-        // Sweep points without the seed axis (the last one): what table cells are filled by.
+        // Sweep points without the seed axis (the last one): what table cells are filled by. A
+        // consumer's points are its producers' points (seeds aside) times its own sweep.
         let per_point = if consumer { 1 } else { seeds.len() };
-        let n_points = points.len() / per_point;
+        let mut up_points: Vec<(String, usize)> = Vec::new();
+        for (p, r) in upstream.iter().flatten() {
+            let k = (p.name.to_string(), r.point);
+            if !up_points.contains(&k) {
+                up_points.push(k);
+            }
+        }
+        let point_of = |up: Option<(&Producer, &Run)>, i: usize| -> usize {
+            match up {
+                None => i / per_point,
+                Some((p, r)) => up_points.iter().position(|k| k.0 == p.name && k.1 == r.point).unwrap_or(0) * points.len() + i,
+            }
+        };
+        let n_points = if consumer { up_points.len() * points.len() } else { points.len() / per_point };
         let mut cells_of: Vec<Vec<String>> = vec![Vec::new(); n_points];
         for (table, entries) in &exp.cells {
             let key = format!("cells.{table}");
-            if consumer {
-                return Err(self.invalid(&key, format!("experiment `{}` consumes runs (from = ...); only producing experiments fill table cells", exp.name)));
-            }
             let Some(t) = file.tables.iter().find(|t| &t.id == table) else {
                 return Err(self.invalid(&key, format!("no [[table]] with id = \"{table}\" in this suite (experiment `{}`)", exp.name)));
             };
@@ -709,7 +722,8 @@ impl Ctx<'_> {
                     lineage,
                     config,
                     axes: axes_desc,
-                    cells: cells_of[i / per_point].clone(),
+                    cells: cells_of[point_of(up, i)].clone(),
+                    point: point_of(up, i),
                 });
             }
         }

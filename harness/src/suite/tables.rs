@@ -58,10 +58,11 @@ pub struct Metric {
 }
 
 impl Metric {
-    /// Lower is better for losses (the CE metrics), higher for everything else (accuracy).
+    /// Lower is better for losses (the CE metrics) and the Hamming metric, higher for everything
+    /// else (accuracy).
     pub fn lower_is_better(&self) -> bool {
         let key = self.key.split('@').next().unwrap_or_default();
-        key.ends_with("loss") || key.ends_with("_ce")
+        key.ends_with("loss") || key.ends_with("_ce") || key.starts_with("hamming")
     }
 }
 
