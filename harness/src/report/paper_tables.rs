@@ -232,7 +232,8 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
         "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}. Rows marked `@ step S` give eval CE \
          at the fewest steps any entry of the table trained (the per-step view, when budgets differ); `@ T s` at the \
          shortest entry's training time on the machine that ran them (equal wall-clock, from each run's mean step rate \
-         and its eval curve). Table files: `table_<id>.{{parquet,csv}}` (long form, every view).\n",
+         and its eval curve; it moves with the machine and its load, while the final values are bitwise reproducible \
+         on CPU). Table files: `table_<id>.{{parquet,csv}}` (long form, every view).\n",
         if profiled { " (not computed under a profile: the paper's value is a direction there)" } else { "" }
     );
     md.push_str(&body);
