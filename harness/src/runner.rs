@@ -22,11 +22,14 @@ pub struct Options {
 pub struct Outcome {
     pub records: Vec<RunRecord>,
     pub report: PathBuf,
+    /// Reruns (`--force`) that failed while an earlier finished result was kept.
+    pub rerun_failed: usize,
 }
 
 impl Outcome {
+    /// Runs that did not finish, and forced reruns that failed (their earlier result kept).
     pub fn failed(&self) -> usize {
-        self.records.iter().filter(|r| r.status != RunStatus::Finished).count()
+        self.records.iter().filter(|r| r.status != RunStatus::Finished).count() + self.rerun_failed
     }
 }
 
@@ -39,6 +42,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     let cache = opts.results.join(".cache");
     let runs = if opts.only.is_empty() { suite.runs.clone() } else { suite.select(&opts.only)? };
     let mut records: Vec<RunRecord> = Vec::new();
+    let mut rerun_failed = 0;
     let n = runs.len();
     for (i, run) in runs.iter().enumerate() {
         let dir = RunDir::new(&opts.results, &run.suite, &run.id);
@@ -60,19 +64,31 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
             }
         }
         eprintln!("{head}: running");
-        let m = run_one(run, &dir, &prov, &opts.results, &cache, opts.progress)?;
-        match &m.error {
-            None => eprintln!("{head}: finished in {:.1} s", m.wall_s.unwrap_or_default()),
-            Some(e) => eprintln!("{head}: FAILED: {e}"),
+        let (m, kept) = run_one(run, &dir, &prov, &opts.results, &cache, opts.progress)?;
+        match (&m.error, &kept) {
+            (_, Some(why)) => eprintln!("{head}: RERUN FAILED: {why}"),
+            (None, None) => eprintln!("{head}: finished in {:.1} s", m.wall_s.unwrap_or_default()),
+            (Some(e), None) => eprintln!("{head}: FAILED: {e}"),
         }
-        records.push(record(run, &dir, &m, false));
+        let mut rec = record(run, &dir, &m, kept.is_some());
+        if let Some(why) = kept {
+            rec.error = Some(why);
+            rerun_failed += 1;
+        }
+        records.push(rec);
     }
     let report = report::write(suite, &records, &opts.reports, &opts.results, &prov)?;
-    Ok(Outcome { records, report })
+    Ok(Outcome { records, report, rerun_failed })
 }
 
-fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &Path, progress: bool) -> Result<Manifest> {
-    // Not finished (or tampered): whatever is there is a partial run and is redone from scratch.
+/// Runs one run in a folder beside its final one (`<id>.building`) and moves it into place when
+/// it is done: a finished result already there (`--force`) is replaced only by a finished rerun.
+/// When the rerun fails, the earlier result is kept, the failed attempt goes to `<id>.failed`,
+/// and the earlier manifest is returned with the rerun's error.
+fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, results: &Path, cache: &Path, progress: bool) -> Result<(Manifest, Option<String>)> {
+    let beside = |suffix: &str| RunDir { path: final_dir.path.with_file_name(format!("{}.{suffix}", run.id)) };
+    let dir = &beside("building");
+    // A building folder left by an interrupted process is a partial run: redone from scratch.
     if dir.path.exists() {
         std::fs::remove_dir_all(&dir.path).with_context(|| format!("clearing {}", dir.path.display()))?;
     }
@@ -124,7 +140,27 @@ fn run_one(run: &Run, dir: &RunDir, prov: &Provenance, results: &Path, cache: &P
     }
     m.files = dir.hash_files()?;
     dir.write_manifest(&m)?;
-    Ok(m)
+    if m.status != RunStatus::Finished {
+        if let Some(earlier) = final_dir.verified_finished() {
+            let failed = beside("failed");
+            if failed.path.exists() {
+                std::fs::remove_dir_all(&failed.path).with_context(|| format!("clearing {}", failed.path.display()))?;
+            }
+            std::fs::rename(&dir.path, &failed.path).with_context(|| format!("moving the failed attempt to {}", failed.path.display()))?;
+            let why = format!(
+                "the rerun failed ({}); the earlier finished result in {} is kept, the failed attempt is in {}",
+                m.error.as_deref().unwrap_or("no error recorded"),
+                final_dir.path.display(),
+                failed.path.display()
+            );
+            return Ok((earlier, Some(why)));
+        }
+    }
+    if final_dir.path.exists() {
+        std::fs::remove_dir_all(&final_dir.path).with_context(|| format!("replacing {}", final_dir.path.display()))?;
+    }
+    std::fs::rename(&dir.path, &final_dir.path).with_context(|| format!("moving {} into place", dir.path.display()))?;
+    Ok((m, None))
 }
 
 impl Manifest {

@@ -118,3 +118,38 @@ fn report_rebuilds_from_finished_runs_without_training() {
     let index = std::fs::read_to_string(dir.path().join("rep3/README.md")).unwrap();
     assert!(index.contains("| 1 / 2 |"), "{index}");
 }
+
+/// `run --force` builds beside the finished run and replaces it only when the rerun finishes: a
+/// rerun that fails (its data gone) leaves the earlier result verified and says so.
+#[test]
+fn a_failed_forced_rerun_keeps_the_earlier_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let stories: String = (0..120).map(|i| format!("Tom had {i} red balls. He gave one to Sue and she was happy.\n<|endoftext|>\n")).collect();
+    std::fs::write(dir.path().join("stories.txt"), stories).unwrap();
+    let text = tiny_mixer_only().replace("source = \"embedded\"\nn_stories = 150", "source = \"text\"\npath = \"stories.txt\"");
+    write_suite(dir.path(), "tiny.toml", &text);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "tiny.toml", "-q", "--results", "r", "--reports", "rep"];
+        args.extend_from_slice(extra);
+        harness(dir.path(), &args)
+    };
+    assert!(run(&[]).status.success());
+    let m = manifest(&dir.path().join("r"), "tiny").pop().unwrap();
+    let folder = run_dir(&dir.path().join("r"), "tiny", &m);
+    let model = harness::artifacts::sha256_file(&folder.join("model.safetensors")).unwrap();
+
+    std::fs::remove_file(dir.path().join("stories.txt")).unwrap();
+    let out = run(&["--force"]);
+    assert!(!out.status.success(), "a failed rerun is a failure");
+    let err = stderr(&out);
+    assert!(err.contains("RERUN FAILED") && err.contains("is kept") && err.contains(".failed"), "{err}");
+    // The earlier result is intact and verified; the failed attempt sits beside it.
+    assert!(harness::artifacts::RunDir { path: folder.clone() }.verified_finished().is_some());
+    assert_eq!(harness::artifacts::sha256_file(&folder.join("model.safetensors")).unwrap(), model);
+    let failed = folder.with_file_name(format!("{}.failed", m["run_id"].as_str().unwrap()));
+    assert!(failed.join("manifest.json").is_file());
+    assert!(!folder.with_file_name(format!("{}.building", m["run_id"].as_str().unwrap())).exists());
+    // A plain run reuses the kept result.
+    let out = run(&[]);
+    assert!(out.status.success() && stderr(&out).contains("reused"), "{}", stderr(&out));
+}
