@@ -12,8 +12,32 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Refuses what is not a regular file: a folder gives a cryptic error, and a FIFO, socket or
+/// device would block a reader forever (or never end).
+pub fn ensure_regular(path: &Path) -> std::io::Result<()> {
+    let m = std::fs::metadata(path)?;
+    if m.is_file() {
+        return Ok(());
+    }
+    let what = if m.is_dir() { "a folder" } else { "a FIFO, socket or device" };
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is not a regular file ({what}); give a file")))
+}
+
+/// `std::fs::read` of a regular file only (see [`ensure_regular`]).
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    ensure_regular(path)?;
+    std::fs::read(path)
+}
+
+/// `std::fs::read_to_string` of a regular file only (see [`ensure_regular`]).
+pub fn read_regular_string(path: &Path) -> std::io::Result<String> {
+    ensure_regular(path)?;
+    std::fs::read_to_string(path)
+}
+
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
+    ensure_regular(path)?;
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -88,6 +112,33 @@ pub struct Manifest {
     pub wall_s: Option<f64>,
     /// Every file of the run folder but the manifest itself, with its sha256.
     pub files: BTreeMap<String, String>,
+    /// The local files the run read (data, tokenizer, checkpoints), by path, with their sha256:
+    /// re-hashed before the run is reused, so a changed input reruns it.
+    #[serde(default)]
+    pub input_files: BTreeMap<String, String>,
+    /// sha256 of this manifest written with this field empty: an edited manifest is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+}
+
+impl Manifest {
+    fn self_hash(&self) -> String {
+        let bare = Manifest { manifest_sha256: None, ..self.clone() };
+        sha256_bytes(serde_json::to_string_pretty(&bare).expect("manifest serializes").as_bytes())
+    }
+
+    /// Local inputs whose file now hashes differently (changed) or is gone (missing).
+    pub fn stale_inputs(&self) -> (Vec<String>, Vec<String>) {
+        let (mut changed, mut missing) = (Vec::new(), Vec::new());
+        for (path, want) in &self.input_files {
+            match sha256_file(Path::new(path)) {
+                Ok(got) if &got == want => {}
+                Ok(_) => changed.push(path.clone()),
+                Err(_) => missing.push(path.clone()),
+            }
+        }
+        (changed, missing)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,8 +164,10 @@ impl RunDir {
         serde_json::from_str(&text).ok()
     }
 
+    /// Writes the manifest with its own hash (see [`Manifest::manifest_sha256`]).
     pub fn write_manifest(&self, m: &Manifest) -> std::io::Result<()> {
-        write_atomic(&self.manifest_path(), serde_json::to_string_pretty(m).expect("manifest serializes").as_bytes())
+        let m = Manifest { manifest_sha256: Some(m.self_hash()), ..m.clone() };
+        write_atomic(&self.manifest_path(), serde_json::to_string_pretty(&m).expect("manifest serializes").as_bytes())
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
@@ -141,12 +194,29 @@ impl RunDir {
 
     /// A finished run whose files still hash to what its manifest says.
     pub fn verified_finished(&self) -> Option<Manifest> {
-        let m = self.read_manifest()?;
-        if m.status != RunStatus::Finished {
-            return None;
+        self.check_finished().ok()
+    }
+
+    /// The run's manifest when it finished and nothing changed since, else why not.
+    pub fn check_finished(&self) -> Result<Manifest, String> {
+        if !self.path.exists() {
+            return Err("not run".into());
         }
-        let now = self.hash_files().ok()?;
-        (now == m.files).then_some(m)
+        let m = self.read_manifest().ok_or("its manifest.json is missing or unreadable")?;
+        if m.status != RunStatus::Finished {
+            return Err(format!("it did not finish (status {:?})", m.status).to_lowercase());
+        }
+        // Manifests of schema 1 written before the self-hash have none.
+        if m.manifest_sha256.as_ref().is_some_and(|h| *h != m.self_hash()) {
+            return Err("its manifest.json was edited after the run finished".into());
+        }
+        let now = self.hash_files().map_err(|e| format!("its files cannot be read: {e}"))?;
+        if now != m.files {
+            let mut diff: Vec<&str> = now.iter().filter(|(k, v)| m.files.get(*k) != Some(*v)).map(|(k, _)| k.as_str()).collect();
+            diff.extend(m.files.keys().filter(|k| !now.contains_key(*k)).map(String::as_str));
+            return Err(format!("its files changed since it finished ({})", diff.join(", ")));
+        }
+        Ok(m)
     }
 }
 
@@ -220,10 +290,18 @@ mod tests {
             finished_utc: None,
             wall_s: None,
             files: rd.hash_files().unwrap(),
+            input_files: Default::default(),
+            manifest_sha256: None,
         };
         rd.write_manifest(&m).unwrap();
         assert!(rd.verified_finished().is_some());
         std::fs::write(rd.file("a.txt"), b"tampered").unwrap();
         assert!(rd.verified_finished().is_none(), "a changed file means the run is redone");
+        std::fs::write(rd.file("a.txt"), b"hello").unwrap();
+        assert!(rd.verified_finished().is_some());
+        // An edited manifest is not trusted either.
+        let text = std::fs::read_to_string(rd.manifest_path()).unwrap().replace("\"device\": \"cpu\"", "\"device\": \"cuda:0 H100\"");
+        std::fs::write(rd.manifest_path(), text).unwrap();
+        assert_eq!(rd.check_finished().unwrap_err(), "its manifest.json was edited after the run finished");
     }
 }

@@ -114,3 +114,46 @@ impl Doctor {
         }
     }
 }
+
+/// Bytes of memory the device has: RAM on CPU (Linux `/proc/meminfo`), the card's memory on
+/// CUDA (from nvidia-smi); `None` when unknown.
+pub fn memory_bytes(choice: DeviceChoice) -> Option<u64> {
+    match choice {
+        DeviceChoice::Cuda => std::process::Command::new("nvidia-smi")
+            .args(["--query-gpu=memory.total", "--format=csv,noheader,nounits", "--id=0"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
+            .map(|mib| mib << 20),
+        _ => std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+            let kib: u64 = t.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib << 10)
+        }),
+    }
+}
+
+/// A lower bound on the memory a run needs, with what it counts: fp32 weights, and for the
+/// kinds that train, their gradients and AdamW's two moments plus the logits of one batch and
+/// their gradient. A run whose lower bound exceeds the device is refused before it allocates.
+pub fn memory_lower_bound(config: &crate::suite::RunConfig) -> Option<(u64, String)> {
+    use crate::suite::ExperimentKind as K;
+    let (model, data) = (config.model.as_ref()?, config.data.as_ref()?);
+    let params = model.num_params(data.vocab_size as i64, data.n_ctx);
+    let batch = match config.kind {
+        K::Clm => config.train.as_ref().map(|t| t.batch_size as u64),
+        K::RetrievalInfonce => config.retrieval_infonce.as_ref().map(|r| r.group as u64),
+        _ => None,
+    };
+    Some(match batch {
+        Some(b) => {
+            let logits = 2 * 4 * b * data.n_ctx as u64 * data.vocab_size as u64;
+            (16 * params + logits, format!("{params} parameters with their gradients and AdamW moments in fp32, and the logits of a batch of {b}"))
+        }
+        None => (4 * params, format!("{params} parameters in fp32")),
+    })
+}
+
+pub fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}

@@ -154,7 +154,14 @@ enum BenchCommand {
     },
 }
 
+/// A folder the harness writes into: absent (it is made) or a folder, never a file.
+fn writable_folder(flag: &str, path: &std::path::Path) -> Result<()> {
+    anyhow::ensure!(!path.exists() || path.is_dir(), "{flag} {}: is not a folder; give a folder (it is made when missing)", path.display());
+    Ok(())
+}
+
 fn load(args: &SuiteArgs) -> Result<Suite> {
+    writable_folder("--results", &args.results)?;
     let overrides = args.set.iter().map(|s| parse_override(s)).collect::<Result<Vec<_>, _>>()?;
     Ok(Suite::load_profile(&args.suite, args.profile.as_deref(), &overrides, tch::Cuda::is_available())?)
 }
@@ -168,6 +175,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Run { args, reports, force, quiet, only } => {
             let suite = load(&args)?;
+            writable_folder("--reports", &reports)?;
             eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
             let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only };
             let out = runner::execute(&suite, &opts).with_context(|| format!("running {}", args.suite.display()))?;
@@ -308,9 +316,10 @@ fn main() -> Result<()> {
         Command::Data { what: DataCommand::Summarize { input, marker, text_column, out, endpoint, model, limit, rate, timeout_s } } => {
             use harness::data::{columnar, summarize, text};
             let mut stories = match text_column {
-                Some(col) => columnar::read_column(&input, columnar::Format::Jsonl, &col)?,
-                None => text::read_stories(&input, &marker, true)?,
-            };
+                Some(col) => columnar::read_column(&input, columnar::Format::Jsonl, &col),
+                None => text::read_stories(&input, &marker, true),
+            }
+            .context("data summarize --input")?;
             if let Some(n) = limit {
                 stories.truncate(n);
             }
@@ -335,7 +344,7 @@ fn main() -> Result<()> {
         }
         Command::Bench { what: BenchCommand::Data { file, marker, vocab_size, repeats, python, out } } => {
             let bench = harness::bench::DataBench { file, marker, vocab_size, repeats: repeats.max(1), python, cache: PathBuf::from("results/.cache") };
-            let (table, notes) = bench.run()?;
+            let (table, notes) = bench.run().context("bench data --file")?;
             let out = out.unwrap_or_else(|| PathBuf::from("reports/bench-data").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()));
             harness::bench::write(&out, &table, &notes)?;
             for n in &notes {

@@ -41,6 +41,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     let prov = Provenance::collect();
     let cache = opts.results.join(".cache");
     let runs = if opts.only.is_empty() { suite.runs.clone() } else { suite.select(&opts.only)? };
+    refuse_oversized(&runs)?;
     let mut records: Vec<RunRecord> = Vec::new();
     let mut rerun_failed = 0;
     let n = runs.len();
@@ -48,10 +49,22 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
         let dir = RunDir::new(&opts.results, &run.suite, &run.id);
         let head = format!("[{}/{n}] {} {} {} seed {}", i + 1, run.experiment, run.short_id(), report::model_label(run), run.config.seed);
         if !opts.force {
-            if let Some(m) = dir.verified_finished() {
-                eprintln!("{head}: finished earlier, reused");
-                records.push(record(run, &dir, &m, true));
-                continue;
+            match dir.check_finished() {
+                Ok(m) => {
+                    let (changed, missing) = m.stale_inputs();
+                    if changed.is_empty() {
+                        if !missing.is_empty() {
+                            eprintln!("{head}: finished earlier, reused; its input(s) {} are not here to re-verify", missing.join(", "));
+                        } else {
+                            eprintln!("{head}: finished earlier, reused");
+                        }
+                        records.push(record(run, &dir, &m, true));
+                        continue;
+                    }
+                    eprintln!("{head}: its input(s) {} changed since it finished; rerunning", changed.join(", "));
+                }
+                Err(why) if dir.path.exists() => eprintln!("{head}: {why}; rerunning"),
+                Err(_) => {}
             }
         }
         // Producers run first (suite order); a failed one fails its consumers without work.
@@ -79,6 +92,38 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     let report = report::write(suite, &records, &opts.reports, &opts.results, &prov)?;
     Ok(Outcome { records, report, rerun_failed })
+}
+
+/// Refuses, before any work, runs whose memory lower bound exceeds what their device has:
+/// better than an allocation of terabytes failing deep inside libtorch.
+fn refuse_oversized(runs: &[Run]) -> Result<()> {
+    let mut have: Vec<(DeviceChoice, Option<u64>)> = Vec::new();
+    for run in runs {
+        let Some((need, what)) = crate::device::memory_lower_bound(&run.config) else { continue };
+        let d = run.config.device;
+        let total = match have.iter().find(|(k, _)| *k == d) {
+            Some((_, t)) => *t,
+            None => {
+                let t = crate::device::memory_bytes(d);
+                have.push((d, t));
+                t
+            }
+        };
+        let Some(total) = total else { continue };
+        if need > total {
+            anyhow::bail!(
+                "run {} (experiment `{}`, {}) needs at least {} of memory ({what}) but the {} has {}; lower data.n_ctx, the model's size or \
+                 the batch size",
+                run.short_id(),
+                run.experiment,
+                report::model_label(run),
+                crate::device::gib(need),
+                format!("{:?}", run.config.device).to_lowercase(),
+                crate::device::gib(total)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs one run in a folder beside its final one (`<id>.building`) and moves it into place when
@@ -124,6 +169,16 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, results: &Path, cac
     match result {
         Ok(Ok(out)) => {
             dir.write_json("summary.json", &out.summary)?;
+            // The inputs that are local files, so reuse can re-verify them.
+            m.input_files = out
+                .inputs
+                .iter()
+                .filter_map(|(k, hash)| {
+                    let p = k.strip_prefix("init_from:").unwrap_or(k);
+                    let same = Path::new(p).is_file() && crate::artifacts::sha256_file(Path::new(p)).is_ok_and(|h| &h == hash);
+                    same.then(|| (p.to_string(), hash.clone()))
+                })
+                .collect();
             m.inputs = out.inputs;
             m.execution = out.execution;
             m.status = RunStatus::Finished;
@@ -187,6 +242,8 @@ impl Manifest {
             finished_utc: None,
             wall_s: None,
             files: Default::default(),
+            input_files: Default::default(),
+            manifest_sha256: None,
         }
     }
 }

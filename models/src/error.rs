@@ -14,6 +14,8 @@ pub enum ModelError {
         unexpected: Vec<String>,
         mismatched: Vec<String>,
     },
+    #[error("checkpoint {path}: {reason}")]
+    CheckpointInvalid { path: PathBuf, reason: String },
     #[error("checkpoint {path}: {source}")]
     CheckpointRead { path: PathBuf, source: tch::TchError },
     #[error("checkpoint file: {0}")]

@@ -334,6 +334,16 @@ impl ModelSpec {
         }
     }
 
+    /// Blocks of the stack (an autoencoder's encoder and decoder together).
+    pub fn n_layers(&self) -> usize {
+        match self {
+            Self::MaskedMixer(s) => s.n_layers,
+            Self::Llama(s) | Self::Transfixer(s) => s.n_layers,
+            Self::Gpt(s) => s.n_layers,
+            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => s.encoder_layers + s.decoder_layers,
+        }
+    }
+
     pub fn d_model(&self) -> i64 {
         match self {
             Self::MaskedMixer(s) => s.d_model,

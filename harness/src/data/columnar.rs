@@ -11,12 +11,20 @@ pub enum Format {
 
 /// The non-empty strings of `column`, in file order.
 pub fn read_column(path: &Path, format: Format, column: &str) -> Result<Vec<String>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::Read { path: path.into(), source: e })?;
+    crate::artifacts::ensure_regular(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
+    let file = std::fs::File::open(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
     let df = match format {
         Format::Jsonl => JsonReader::new(file).with_json_format(JsonFormat::JsonLines).finish(),
         Format::Parquet => ParquetReader::new(file).finish(),
     }
-    .map_err(|e| DataError::Columnar { path: path.into(), message: e.to_string() })?;
+    .map_err(|e| DataError::Columnar {
+        path: path.into(),
+        message: match format {
+            // polars does not say where; the first line that is not JSON does.
+            Format::Jsonl => first_bad_json_line(path).unwrap_or_else(|| e.to_string()),
+            Format::Parquet => format!("not a readable parquet file ({e})"),
+        },
+    })?;
     let col = df.column(column).map_err(|_| DataError::MissingColumn {
         path: path.into(),
         column: column.into(),
@@ -31,6 +39,16 @@ pub fn read_column(path: &Path, format: Format, column: &str) -> Result<Vec<Stri
         return Err(DataError::Empty { path: path.into() });
     }
     Ok(out)
+}
+
+/// "line N: <why>" for the first non-empty line of a JSON-lines file that is not a JSON object.
+fn first_bad_json_line(path: &Path) -> Option<String> {
+    let text = crate::artifacts::read_regular_string(path).ok()?;
+    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).find_map(|(i, l)| match serde_json::from_str::<serde_json::Value>(l) {
+        Ok(v) if v.is_object() => None,
+        Ok(_) => Some(format!("line {}: not a JSON object; each line holds one {{\"text\": ...}} record", i + 1)),
+        Err(e) => Some(format!("line {}: not valid JSON ({e})", i + 1)),
+    })
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ pub fn fetch(repo: &str, revision: &str, file: &str, pins: &BTreeMap<String, Str
             .map_err(|e| DataError::Hub { repo: repo.into(), file: file.into(), message: e.to_string() })?;
         api.repo(handle).get(file).map_err(|e| DataError::Hub { repo: repo.into(), file: file.into(), message: e.to_string() })?
     };
-    let got = sha256_file(&path).map_err(|e| DataError::Read { path: path.clone(), source: e })?;
+    let got = sha256_file(&path).map_err(|e| DataError::Read { path: path.clone(), error: e })?;
     if let Some(want) = pins.get(file) {
         if want != &got {
             return Err(DataError::HashMismatch { path, expected: want.clone(), got });

@@ -29,8 +29,11 @@ const EMBEDDED_DEFAULT_STORIES: usize = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: cannot read: {source}; check data.path / data.eval_path in the suite")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    /// An error about a file a setting names: the setting, so the fix is plain.
+    #[error("{error}; check {key}")]
+    Setting { key: &'static str, error: Box<DataError> },
     #[error("{path}: not valid UTF-8 (first bad byte at byte {offset}); convert the file to UTF-8")]
     NotUtf8 { path: PathBuf, offset: usize },
     #[error("{path}: the file is empty or holds no stories")]
@@ -114,12 +117,13 @@ impl Corpus {
                     _ => text::read_stories(p, &cfg.marker, cfg.drop_unterminated),
                 };
                 let path = cfg.path.as_deref().expect("validated: file sources have a path");
-                let all = read(path)?;
-                inputs.insert(path.display().to_string(), file_hash(path)?);
+                let setting = |key: &'static str| move |e| DataError::Setting { key, error: Box::new(e) };
+                let all = read(path).map_err(setting("data.path"))?;
+                inputs.insert(path.display().to_string(), file_hash(path).map_err(setting("data.path"))?);
                 let (train, eval) = match &cfg.eval_path {
                     Some(ep) => {
-                        inputs.insert(ep.display().to_string(), file_hash(ep)?);
-                        (all, read(ep)?)
+                        inputs.insert(ep.display().to_string(), file_hash(ep).map_err(setting("data.eval_path"))?);
+                        (all, read(ep).map_err(setting("data.eval_path"))?)
                     }
                     None => split(all, cfg),
                 };
@@ -153,7 +157,7 @@ fn read_by_extension(cfg: &DataConfig, path: &Path) -> Result<Vec<String>, DataE
 }
 
 fn file_hash(path: &Path) -> Result<String, DataError> {
-    sha256_file(path).map_err(|e| DataError::Read { path: path.into(), source: e })
+    sha256_file(path).map_err(|e| DataError::Read { path: path.into(), error: e })
 }
 
 /// The split rule without an evaluation file: the first `eval_rows` documents (PAPER.md B.2,
@@ -204,17 +208,26 @@ impl Tok {
     /// tokenizer is cached by (training text, vocab size) and reused: train once, hash, reuse.
     pub fn for_run(cfg: &DataConfig, corpus: &Corpus, cache: &Path) -> Result<Self, DataError> {
         if let Some(p) = &cfg.tokenizer_path {
-            let json = std::fs::read_to_string(p).map_err(|e| DataError::Read { path: p.clone(), source: e })?;
-            return Self::from_json(json, p);
+            let setting = |e| DataError::Setting { key: "data.tokenizer_path", error: Box::new(e) };
+            let json = crate::artifacts::read_regular_string(p).map_err(|e| setting(DataError::Read { path: p.clone(), error: e }))?;
+            return Self::from_json(json, p).map_err(setting);
         }
         let text_hash = sha256_bytes(corpus.train.join("\u{0}").as_bytes());
         let key = sha256_bytes(format!("bpe-bytelevel-v1|{}|{text_hash}", cfg.vocab_size).as_bytes());
         let path = cache.join("tokenizers").join(format!("{}.json", &key[..24]));
+        // The cached file is trusted only when it still hashes to what was written beside it.
+        let sidecar = path.with_extension("json.sha256");
         if let Ok(json) = std::fs::read_to_string(&path) {
-            return Self::from_json(json, &path);
+            let recorded = std::fs::read_to_string(&sidecar).unwrap_or_default();
+            if recorded.trim() == sha256_bytes(json.as_bytes()) {
+                return Self::from_json(json, &path);
+            }
+            eprintln!("  the cached tokenizer {} does not match its recorded sha256 ({}); training it again", path.display(), sidecar.display());
         }
         let json = train_bpe(&corpus.train, cfg.vocab_size).map_err(|m| DataError::Tokenizer { path: path.clone(), message: m })?;
-        write_atomic(&path, json.as_bytes()).map_err(|e| DataError::Read { path: path.clone(), source: e })?;
+        let io = |e| DataError::Read { path: path.clone(), error: e };
+        write_atomic(&path, json.as_bytes()).map_err(io)?;
+        write_atomic(&sidecar, sha256_bytes(json.as_bytes()).as_bytes()).map_err(io)?;
         Self::from_json(json, &path)
     }
 
@@ -301,6 +314,12 @@ mod tests {
         let a = Tok::for_run(&cfg(), &corpus, dir.path()).unwrap();
         let b = Tok::for_run(&cfg(), &corpus, dir.path()).unwrap();
         assert_eq!(a.sha256, b.sha256);
+        // A cached file edited by hand is not used: it is trained again.
+        let cached = std::fs::read_dir(dir.path().join("tokenizers")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "json")).unwrap();
+        let original = std::fs::read_to_string(&cached).unwrap();
+        std::fs::write(&cached, format!("{original}\n")).unwrap();
+        assert_eq!(Tok::for_run(&cfg(), &corpus, dir.path()).unwrap().sha256, a.sha256);
+        assert_eq!(std::fs::read_to_string(&cached).unwrap(), original, "retrained and rewritten");
         // Upstream does not promise deterministic BPE training; check it on this text.
         let again = train_bpe(&corpus.train, 300).unwrap();
         assert_eq!(sha256_bytes(again.as_bytes()), a.sha256, "BPE training was not repeatable here");

@@ -24,7 +24,7 @@ pub fn read_pairs(path: &Path, query: &str, passage: &str) -> Result<Vec<Pair>, 
         }
         return Ok(q.into_iter().zip(p).map(|(query, passage)| Pair { query, passage }).collect());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::Read { path: path.into(), source: e })?;
+    let text = crate::artifacts::read_regular_string(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let row: serde_json::Value = serde_json::from_str(line)
@@ -78,7 +78,7 @@ pub struct PairSplit {
 pub fn load(cfg: &crate::suite::PairsConfig) -> Result<PairSplit, DataError> {
     use crate::suite::PairsSource;
     let mut inputs = std::collections::BTreeMap::new();
-    let hash = |p: &Path| crate::artifacts::sha256_file(p).map_err(|e| DataError::Read { path: p.into(), source: e });
+    let hash = |p: &Path| crate::artifacts::sha256_file(p).map_err(|e| DataError::Read { path: p.into(), error: e });
     let (mut pairs, label) = match cfg.source {
         PairsSource::Embedded => {
             let n = cfg.n_pairs.unwrap_or(2000);

@@ -79,7 +79,7 @@ pub fn encode_cached(
         }
     }
     let rows = tokenize(tok, stories, n_ctx, packing)?;
-    let bytes = write(&rows, &hpath, &bpath, &key, tok, n_ctx, side, packing).map_err(|e| DataError::Read { path: bpath.clone(), source: e })?;
+    let bytes = write(&rows, &hpath, &bpath, &key, tok, n_ctx, side, packing).map_err(|e| DataError::Read { path: bpath.clone(), error: e })?;
     let enc = to_tensors(&rows, n_ctx, side, tok.pad_id);
     Ok((enc, CacheOutcome { key, hit: false, rebuilt, seconds: started.elapsed().as_secs_f64(), bytes }))
 }

@@ -14,7 +14,7 @@ pub fn split_stories(text: &str, marker: &str, drop_unterminated: bool) -> Vec<S
 
 /// Reads a file of stories, with errors that name the file and the fix.
 pub fn read_stories(path: &Path, marker: &str, drop_unterminated: bool) -> Result<Vec<String>, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::Read { path: path.into(), source: e })?;
+    let bytes = crate::artifacts::read_regular(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
     let text = String::from_utf8(bytes).map_err(|e| DataError::NotUtf8 { path: path.into(), offset: e.utf8_error().valid_up_to() })?;
     if text.trim().is_empty() {
         return Err(DataError::Empty { path: path.into() });

@@ -18,7 +18,16 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
         out.inputs.insert(format!("init_from:{}", path.display()), hash);
     }
     out.execution.extend(execution_facts(cfg, ctx.device));
-    anyhow::ensure!(!data.eval.is_empty(), "the evaluation split is empty; give data.eval_path or data.eval_fraction > 0");
+    if data.eval.is_empty() {
+        let d = cfg.data();
+        let total = data.corpus.train.len() + data.corpus.eval.len();
+        anyhow::bail!(
+            "the evaluation split is empty: {} of {total} stories held out (data.eval_fraction = {}); raise data.eval_fraction or \
+             data.n_stories, or give data.eval_path",
+            data.corpus.eval.len(),
+            d.eval_fraction
+        );
+    }
     let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress };
     let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;

@@ -108,6 +108,9 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
     let eval = encode("eval", &corpus.eval)?;
     out.inputs.extend(corpus.inputs.clone());
     out.inputs.insert("tokenizer.json".into(), tok.sha256.clone());
+    if let Some(p) = &cfg.tokenizer_path {
+        out.inputs.insert(p.display().to_string(), tok.sha256.clone());
+    }
     out.summary.insert("data".into(), corpus.label.into());
     out.summary.insert("vocab_size".into(), tok.vocab_size().into());
     out.summary.insert("train_stories".into(), corpus.train.len().into());

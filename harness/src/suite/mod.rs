@@ -77,8 +77,8 @@ impl PaperValue {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: cannot read: {error}")]
+    Read { file: PathBuf, error: std::io::Error },
     #[error("{file}:{line}:{col}: {message}")]
     Parse { file: PathBuf, line: usize, col: usize, message: String },
     #[error("{file}{at}: key `{key}`: {message}", at = line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -245,7 +245,7 @@ impl Suite {
 
     /// The suite at one of its profiles (`None`: the paper's own scale).
     pub fn load_profile(path: &Path, profile: Option<&str>, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
-        let source = std::fs::read_to_string(path).map_err(|source| SuiteError::Read { file: path.into(), source })?;
+        let source = crate::artifacts::read_regular_string(path).map_err(|source| SuiteError::Read { file: path.into(), error: source })?;
         Self::parse_profile(path, source, profile, overrides, cuda_available)
     }
 
@@ -264,7 +264,7 @@ impl Suite {
             let (line, col) = e.span().map(|s| line_col(&source, s.start)).unwrap_or((0, 0));
             SuiteError::Parse { file: path.into(), line, col, message: e.message().trim().to_string() }
         })?;
-        let ctx = Ctx { path, source: &source };
+        let ctx = Ctx { path, source: &source, cli: overrides };
         ctx.check_header(&file)?;
         // A profile's settings apply first, then the command line's.
         let (from_profile, axes, mut skipped) = match profile {
@@ -277,7 +277,7 @@ impl Suite {
             let head = key.split('.').next().unwrap_or_default();
             if !DEFAULT_KEYS.contains(&head) && head != "seed" {
                 return Err(SuiteError::Override {
-                    arg: key.clone(),
+                    arg: overrides.iter().find(|(k, _)| k == key).map_or(key.clone(), |(k, v)| format!("{k}={v}")),
                     message: format!("unknown section `{head}`; allowed: {}, seed", DEFAULT_KEYS.join(", ")),
                 });
             }
@@ -354,11 +354,24 @@ struct Producer<'a> {
 struct Ctx<'a> {
     path: &'a Path,
     source: &'a str,
+    /// `--set` pairs: an error about a key one of them set is the command line's, not the file's.
+    cli: &'a [(String, Value)],
 }
 
 impl Ctx<'_> {
     fn invalid(&self, key: &str, message: impl Into<String>) -> SuiteError {
         let message = message.into();
+        // The last `--set` that set this key, a table above it, or (naming it in the message) a
+        // key inside it.
+        let leaf = |k: &str| k.rsplit('.').next().unwrap_or(k).to_string();
+        let set_here = self.cli.iter().rev().find(|(k, _)| {
+            k == key
+                || key.starts_with(&format!("{k}."))
+                || (k.starts_with(&format!("{key}.")) && message.contains(&format!("`{}`", leaf(k))))
+        });
+        if let Some((k, v)) = set_here {
+            return SuiteError::Override { arg: format!("{k}={v}"), message: format!("key `{key}`: {message}") };
+        }
         let line = locate_value(self.source, key, &message).or_else(|| locate(self.source, key));
         SuiteError::Invalid { file: self.path.into(), line, key: key.into(), message }
     }
@@ -576,7 +589,10 @@ impl Ctx<'_> {
             (None, None, None) => vec![0],
         };
         if seeds.is_empty() {
-            return Err(self.invalid("seeds", "needs at least one seed"));
+            return Err(self.invalid("seeds", "needs at least one seed, e.g. seeds = [0]"));
+        }
+        if let Some(s) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
+            return Err(self.invalid("seeds", format!("seed {s} is listed twice; each seed is one run")));
         }
         let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
         for (key, values) in &exp.sweep {
@@ -890,14 +906,49 @@ impl Ctx<'_> {
             if t.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
                 return Err(bad("train.precision", "\"fp16-amp\" uses CUDA autocast; use precision = \"fp32\" on CPU or device = \"cuda\"".into()));
             }
-            if t.grad_clip < 0.0 {
-                return Err(bad("train.grad_clip", "must be >= 0 (0 turns clipping off)".into()));
+            if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
+                return Err(bad("train.grad_clip", format!("must be >= 0 (0 turns clipping off), got {}", t.grad_clip)));
+            }
+            for (key, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+                if !(0.0..1.0).contains(&v) {
+                    return Err(bad(key, format!("must be in [0, 1) (AdamW's moment decay; the paper's are 0.9 and 0.999), got {v}")));
+                }
+            }
+            if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+                return Err(bad("train.weight_decay", format!("must be >= 0 (the paper's is 0), got {}", t.weight_decay)));
+            }
+            if !(t.eps >= 0.0 && t.eps.is_finite()) {
+                return Err(bad("train.eps", format!("must be >= 0 (the paper's is 1e-8), got {}", t.eps)));
+            }
+            if t.checkpoint_every == Some(0) {
+                return Err(bad("train.checkpoint_every", "must be at least 1 (steps between checkpoints); leave it out for none".into()));
+            }
+            if t.eval_batches == Some(0) {
+                return Err(bad("train.eval_batches", "must be at least 1; leave it out to evaluate on the whole evaluation split".into()));
+            }
+            if t.stop_at == Some(0) {
+                return Err(bad("train.stop_at", "must be at least 1 (the step to stop at); leave it out to train the whole schedule".into()));
             }
         }
         if c.kind == ExperimentKind::Representation {
             let r = c.representation.get_or_insert_with(|| toml::from_str("").expect("all fields default"));
-            if r.steps == 0 || r.top_k < 1 || r.lr0 <= 0.0 {
-                return Err(bad("representation", "steps, top_k and lr0 must be positive".into()));
+            if r.steps == 0 {
+                return Err(bad("representation.steps", "must be at least 1".into()));
+            }
+            if !(r.lr0 > 0.0 && r.lr0.is_finite()) {
+                return Err(bad("representation.lr0", format!("must be a positive number, got {}", r.lr0)));
+            }
+            let vocab = c.data.as_ref().map_or(0, |d| d.vocab_size as i64);
+            if r.top_k < 1 || r.top_k > vocab {
+                return Err(bad("representation.top_k", format!("must be in 1..={vocab} (the vocabulary, data.vocab_size), got {}", r.top_k)));
+            }
+            let blocks = c.model.as_ref().map_or(0, |m| m.n_layers());
+            if r.depth.is_some_and(|d| d == 0 || d > blocks) {
+                let s = if blocks == 1 { "" } else { "s" };
+                return Err(bad(
+                    "representation.depth",
+                    format!("must be in 1..={blocks}: the model has {blocks} block{s}; leave it out for all of them, got {}", r.depth.unwrap_or(0)),
+                ));
             }
             let n_ctx = c.data.as_ref().map_or(0, |d| d.n_ctx);
             if r.skip < 0 || r.skip >= n_ctx {

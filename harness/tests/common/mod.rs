@@ -59,7 +59,7 @@ pub fn harness(dir: &Path, args: &[&str]) -> Output {
 
 pub fn harness_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-    cmd.current_dir(dir).args(args).env_remove("HF_HUB_OFFLINE");
+    cmd.current_dir(dir).args(args).env_remove("HF_HUB_OFFLINE").env_remove("RUST_BACKTRACE");
     for (k, v) in env {
         cmd.env(k, v);
     }
