@@ -50,6 +50,15 @@ pub fn libtorch_dir() -> Option<std::path::PathBuf> {
     mapped_libs("libtorch_cpu.so").first().and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
 }
 
+/// The Python of the virtual environment the loaded libtorch came from (`<venv>/lib/pythonX/
+/// site-packages/torch/lib`), when it is one: the PyTorch the parity tests compare with.
+pub fn torch_python() -> Option<std::path::PathBuf> {
+    let lib = libtorch_dir()?;
+    let venv = lib.ancestors().nth(5)?;
+    let python = venv.join("bin").join("python");
+    python.is_file().then_some(python)
+}
+
 /// `torch/version.py` beside the loaded libtorch, e.g. "2.11.0+cu130".
 pub fn libtorch_version() -> Option<String> {
     let dir = libtorch_dir()?;

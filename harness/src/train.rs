@@ -5,6 +5,7 @@
 //! seed gives the same weights, bit for bit.
 use crate::artifacts::write_atomic_with;
 use crate::data::{Encoded, IGNORE};
+use crate::optim::AdamWState;
 use crate::suite::{Precision, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
@@ -14,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepMetric {
@@ -109,27 +110,13 @@ fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precis
     with_precision(precision, || model.forward_t(tokens, train))
 }
 
-/// AdamW settings (Hugging Face's `adamw_torch` defaults: 0.9, 0.999, 1e-8, no weight decay).
-#[derive(Debug, Clone, Copy)]
-pub struct AdamW {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-}
-
-impl Default for AdamW {
-    fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
-    }
-}
+pub use crate::optim::AdamW;
 
 /// One optimizer step as every trainer here takes it (PAPER.md C): backward (scaled under
 /// fp16-amp), global grad-norm clip, AdamW; under fp16-amp a step with inf/nan gradients is
 /// skipped, as GradScaler does.
 pub struct Stepper {
-    opt: nn::Optimizer,
-    params: Vec<Tensor>,
+    pub opt: AdamWState,
     scaler: Option<GradScaler>,
     clip: f64,
     /// Steps skipped for inf/nan gradients (fp16-amp).
@@ -138,10 +125,10 @@ pub struct Stepper {
 
 impl Stepper {
     pub fn new(vs: &nn::VarStore, adam: AdamW, lr: f64, clip: f64, precision: Precision) -> Result<Self, ModelError> {
-        let opt = nn::AdamW { beta1: adam.beta1, beta2: adam.beta2, wd: adam.weight_decay, eps: adam.eps, amsgrad: false }
-            .build(vs, lr)?;
+        let _ = lr; // given per step
+        let opt = AdamWState::new(vs, adam);
         let scaler = (precision == Precision::Fp16Amp).then(GradScaler::new);
-        Ok(Self { opt, params: vs.trainable_variables(), scaler, clip, skipped: 0 })
+        Ok(Self { opt, scaler, clip, skipped: 0 })
     }
 
     /// Backward of `loss`, clip, step at `lr`. The gradient norm before clipping, or `None`
@@ -162,11 +149,10 @@ impl Stepper {
 
     /// One optimizer step on the accumulated gradients, which it then clears.
     pub fn apply(&mut self, lr: f64) -> Option<f64> {
-        self.opt.set_lr(lr);
-        let finite = self.scaler.as_mut().is_none_or(|s| s.unscale(&self.params));
+        let finite = self.scaler.as_mut().is_none_or(|s| s.unscale(&self.opt.params));
         let out = if finite {
-            let norm = clip_grad_norm(&self.params, self.clip);
-            self.opt.step();
+            let norm = clip_grad_norm(&self.opt.params, self.clip);
+            self.opt.step(lr);
             Some(norm)
         } else {
             self.skipped += 1;
