@@ -49,6 +49,13 @@ enum Command {
         /// Run only this experiment (repeatable), and the runs it consumes.
         #[arg(long, value_name = "EXPERIMENT")]
         only: Vec<String>,
+        /// Minutes between the resumable states a training run writes (a killed run started
+        /// again continues from the last one, bit for bit).
+        #[arg(long, value_name = "MINUTES", default_value_t = 10.0)]
+        resume_every: f64,
+        /// Also write the resumable state every this many steps.
+        #[arg(long, value_name = "STEPS")]
+        resume_every_steps: Option<u64>,
     },
     /// Compare a suite's finished runs with its baseline (ci/baselines/<suite>[.<profile>].toml):
     /// exit 0 when every metric is within tolerance, 1 on a regression, 2 when a run or metric is
@@ -173,11 +180,14 @@ fn main() -> Result<()> {
         std::env::set_var("HF_HUB_OFFLINE", "1");
     }
     match cli.command {
-        Command::Run { args, reports, force, quiet, only } => {
+        Command::Run { args, reports, force, quiet, only, resume_every, resume_every_steps } => {
+            anyhow::ensure!(resume_every > 0.0 && resume_every.is_finite(), "--resume-every {resume_every}: give a positive number of minutes");
+            anyhow::ensure!(resume_every_steps != Some(0), "--resume-every-steps 0: give at least 1");
+            let resume = harness::train::ResumeEvery { secs: resume_every * 60.0, steps: resume_every_steps };
             let suite = load(&args)?;
             writable_folder("--reports", &reports)?;
             eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
-            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only };
+            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only, resume };
             let out = runner::execute(&suite, &opts).with_context(|| format!("running {}", args.suite.display()))?;
             println!("report: {}", out.report.join("README.md").display());
             if out.failed() > 0 {

@@ -17,6 +17,8 @@ pub struct Options {
     pub force: bool,
     /// Only these experiments' runs, and the runs they consume (built when missing).
     pub only: Vec<String>,
+    /// How often training writes the state a killed run resumes from.
+    pub resume: crate::train::ResumeEvery,
 }
 
 pub struct Outcome {
@@ -77,7 +79,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
             }
         }
         eprintln!("{head}: running");
-        let (m, kept) = run_one(run, &dir, &prov, &opts.results, &cache, opts.progress)?;
+        let (m, kept) = run_one(run, &dir, &prov, opts, &cache)?;
         match (&m.error, &kept) {
             (_, Some(why)) => eprintln!("{head}: RERUN FAILED: {why}"),
             (None, None) => eprintln!("{head}: finished in {:.1} s", m.wall_s.unwrap_or_default()),
@@ -130,11 +132,14 @@ fn refuse_oversized(runs: &[Run]) -> Result<()> {
 /// it is done: a finished result already there (`--force`) is replaced only by a finished rerun.
 /// When the rerun fails, the earlier result is kept, the failed attempt goes to `<id>.failed`,
 /// and the earlier manifest is returned with the rerun's error.
-fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, results: &Path, cache: &Path, progress: bool) -> Result<(Manifest, Option<String>)> {
+fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cache: &Path) -> Result<(Manifest, Option<String>)> {
     let beside = |suffix: &str| RunDir { path: final_dir.path.with_file_name(format!("{}.{suffix}", run.id)) };
     let dir = &beside("building");
-    // A building folder left by an interrupted process is a partial run: redone from scratch.
-    if dir.path.exists() {
+    // A building folder left by an interrupted process: training resumes from its state when it
+    // has one for this very config; anything else is a partial run, redone from scratch.
+    let config_json = serde_json::to_string_pretty(&run.config).expect("config serializes");
+    let resumable = dir.file("resume/state.json").exists() && std::fs::read_to_string(dir.file("config.json")).is_ok_and(|c| c == config_json);
+    if dir.path.exists() && !resumable {
         std::fs::remove_dir_all(&dir.path).with_context(|| format!("clearing {}", dir.path.display()))?;
     }
     std::fs::create_dir_all(&dir.path).with_context(|| format!("creating {}", dir.path.display()))?;
@@ -153,7 +158,7 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, results: &Path, cac
     };
     dir.write_manifest(&m)?;
     let started = Instant::now();
-    let ctx = RunContext { run, dir, device, results, cache, progress };
+    let ctx = RunContext { run, dir, device, results: &opts.results, cache, progress: opts.progress, resume: opts.resume };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<RunOutput> {
         match run.config.kind {
             ExperimentKind::Clm => experiments::clm::run(&ctx),

@@ -12,27 +12,80 @@ use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
-#[derive(Debug, Clone, Serialize)]
+/// JSON writes a NaN as null; read it back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepMetric {
     pub step: u64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f64,
     pub lr: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_norm: f64,
     pub tokens: u64,
     pub elapsed_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalMetric {
     pub step: u64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub eval_loss: f64,
     /// Mean training loss over the steps since the previous evaluation.
+    #[serde(deserialize_with = "null_as_nan")]
     pub train_loss: f64,
+}
+
+/// How often a training run writes the state it can resume from (`<run>/resume/`): weights,
+/// AdamW moments, step, data-order RNG and cursor, metrics so far. A run killed at any point
+/// and started again continues from the last one and ends with the same weights, bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeEvery {
+    /// Every this many seconds of the run (the default: 10 minutes).
+    pub secs: f64,
+    /// And every this many steps, when given.
+    pub steps: Option<u64>,
+}
+
+impl Default for ResumeEvery {
+    fn default() -> Self {
+        Self { secs: 600.0, steps: None }
+    }
+}
+
+/// What the trainer carries between steps, as `resume/state.json` holds it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ResumeState {
+    /// Steps done.
+    step: u64,
+    applied: u64,
+    adam_steps: Vec<i64>,
+    rng_word_pos: u128,
+    order: Vec<i64>,
+    tokens_seen: u64,
+    #[serde(deserialize_with = "null_as_nan")]
+    window_sum: f64,
+    window_n: u64,
+    #[serde(deserialize_with = "null_as_nan")]
+    last_eval: f64,
+    steps_metrics: Vec<StepMetric>,
+    eval_metrics: Vec<EvalMetric>,
+    checkpoints: Vec<(u64, String)>,
+    elapsed_s: f64,
+    overhead_s: f64,
+    amp_scale: Option<(f64, u64)>,
+    amp_skipped: u64,
+    /// The safetensors file beside it with the weights (`w.<name>`) and moments (`adam.*`).
+    tensors: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,6 +268,8 @@ pub struct Trainer<'a> {
     pub device: Device,
     pub run_dir: &'a Path,
     pub progress: bool,
+    /// Write resumable state this often; `None`: never (tests, short runs).
+    pub resume: Option<ResumeEvery>,
 }
 
 impl Trainer<'_> {
@@ -239,9 +294,11 @@ impl Trainer<'_> {
         let mut order: Vec<i64> = Vec::new();
         let log_every = (total / 500).max(1);
         let bar = self.bar(total);
-        let started = Instant::now();
+        let mut started = Instant::now();
         let (mut tokens_seen, mut window_sum, mut window_n) = (0u64, 0f64, 0u64);
         let mut last_eval = f64::NAN;
+        let resume_dir = self.run_dir.join("resume");
+        let resumed = self.load_resume(&resume_dir, vs, &mut stepper)?;
         let mut out = TrainOutcome {
             steps: total,
             tokens: 0,
@@ -257,13 +314,33 @@ impl Trainer<'_> {
             amp_final_scale: None,
             wall_clock_stop: false,
         };
-        // Step 0: the untrained model, so every curve starts where training started.
-        let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
-        out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
-        out.overhead_s += started.elapsed().as_secs_f64();
+        let mut start_step = 0;
+        if let Some(s) = resumed {
+            start_step = s.step;
+            applied = s.applied;
+            rng.set_word_pos(s.rng_word_pos);
+            order = s.order;
+            (tokens_seen, window_sum, window_n, last_eval) = (s.tokens_seen, s.window_sum, s.window_n, s.last_eval);
+            (out.steps_metrics, out.eval_metrics, out.checkpoints, out.overhead_s) = (s.steps_metrics, s.eval_metrics, s.checkpoints, s.overhead_s);
+            started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(started);
+            stepper.skipped = s.amp_skipped;
+            if let (Some(sc), Some((scale, clean))) = (stepper.scaler.as_mut(), s.amp_scale) {
+                (sc.scale, sc.clean_steps) = (scale, clean);
+            }
+            bar.set_position(start_step);
+            eprintln!("  resuming at step {start_step} of {total} from {}", resume_dir.display());
+        } else {
+            // Step 0: the untrained model, so every curve starts where training started.
+            let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
+            out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
+            out.overhead_s += started.elapsed().as_secs_f64();
+        }
+        let mut last_resume = Instant::now();
         let micro = cfg.batch_size.min(n) as usize;
         let global = micro * cfg.accumulate as usize;
-        for step in 0..total {
+        for step in start_step..total {
+            // Dropout's RNG from (seed, step): a resumed run draws what an uninterrupted one does.
+            tch::manual_seed((self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ step) as i64);
             while order.len() < global {
                 let mut epoch: Vec<i64> = (0..n).collect();
                 epoch.shuffle(&mut rng);
@@ -334,6 +411,30 @@ impl Trainer<'_> {
                 save_checkpoint(vs, &self.run_dir.join(&name))?;
                 out.checkpoints.push((done, name));
             }
+            let due = self.resume.is_some_and(|r| r.steps.is_some_and(|k| done % k == 0) || last_resume.elapsed().as_secs_f64() >= r.secs);
+            if due && !last {
+                let state = ResumeState {
+                    step: done,
+                    applied,
+                    adam_steps: stepper.opt.steps.clone(),
+                    rng_word_pos: rng.get_word_pos(),
+                    order: order.clone(),
+                    tokens_seen,
+                    window_sum,
+                    window_n,
+                    last_eval,
+                    steps_metrics: out.steps_metrics.clone(),
+                    eval_metrics: out.eval_metrics.clone(),
+                    checkpoints: out.checkpoints.clone(),
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                    overhead_s: out.overhead_s + overhead.elapsed().as_secs_f64(),
+                    amp_scale: stepper.scaler.as_ref().map(|s| (s.scale, s.clean_steps)),
+                    amp_skipped: stepper.skipped,
+                    tensors: format!("state-{done:08}.safetensors"),
+                };
+                save_resume(&resume_dir, &state, vs, &stepper)?;
+                last_resume = Instant::now();
+            }
             out.overhead_s += overhead.elapsed().as_secs_f64();
             let secs = (started.elapsed().as_secs_f64() - out.overhead_s).max(1e-9);
             bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
@@ -347,6 +448,10 @@ impl Trainer<'_> {
         bar.finish_and_clear();
         let saving = Instant::now();
         save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
+        // Finished: the resumable state is no artifact of the run.
+        if resume_dir.exists() {
+            std::fs::remove_dir_all(&resume_dir)?;
+        }
         out.overhead_s += saving.elapsed().as_secs_f64();
         out.checkpoints.push((out.steps, "model.safetensors".into()));
         out.amp_final_scale = stepper.final_scale();
@@ -356,6 +461,27 @@ impl Trainer<'_> {
         out.wall_s = started.elapsed().as_secs_f64();
         out.tokens_per_s = tokens_seen as f64 / (out.wall_s - out.overhead_s).max(1e-9);
         Ok(out)
+    }
+
+    /// The state under `dir` when a killed run left one, loaded into `vs` and the optimizer.
+    fn load_resume(&self, dir: &Path, vs: &nn::VarStore, stepper: &mut Stepper) -> Result<Option<ResumeState>, ModelError> {
+        let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else { return Ok(None) };
+        let bad = |reason: String| ModelError::CheckpointInvalid { path: dir.join("state.json"), reason };
+        let state: ResumeState = serde_json::from_str(&text).map_err(|e| bad(format!("unreadable resume state ({e}); delete the folder to start over")))?;
+        let path = dir.join(&state.tensors);
+        let file: std::collections::BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
+            .map_err(|source| ModelError::CheckpointRead { path: path.clone(), source })?
+            .into_iter()
+            .collect();
+        tch::no_grad(|| -> Result<(), ModelError> {
+            for (name, mut var) in vs.variables() {
+                let src = file.get(&format!("w.{name}")).ok_or_else(|| bad(format!("no weights for `{name}`")))?;
+                var.copy_(src);
+            }
+            Ok(())
+        })?;
+        stepper.opt.restore(&file, &state.adam_steps).map_err(bad)?;
+        Ok(Some(state))
     }
 
     fn bar(&self, total: u64) -> ProgressBar {
@@ -369,6 +495,27 @@ impl Trainer<'_> {
         );
         bar
     }
+}
+
+/// Writes the resumable state: the tensors first, then `state.json` (the commit point, atomic),
+/// then removes the tensors of earlier states.
+fn save_resume(dir: &Path, state: &ResumeState, vs: &nn::VarStore, stepper: &Stepper) -> Result<(), ModelError> {
+    let vars = vs.variables();
+    let mut named: Vec<(String, Tensor)> = vars.iter().map(|(k, v)| (format!("w.{k}"), v.shallow_clone())).collect();
+    named.extend(stepper.opt.named_moments());
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    write_atomic_with(&dir.join(&state.tensors), |tmp: &Path| {
+        Tensor::write_safetensors(&named, tmp).map_err(|source| ModelError::CheckpointRead { path: tmp.into(), source })
+    })?;
+    crate::artifacts::write_atomic(&dir.join("state.json"), serde_json::to_string(state).expect("state serializes").as_bytes())?;
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if name.starts_with("state-") && name != state.tensors {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn save_checkpoint(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError> {
@@ -445,7 +592,7 @@ mod tests {
             vs.copy(&init).unwrap();
             let cfg: TrainConfig =
                 toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
-            let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: dir.path(), progress: false };
+            let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None };
             let out = trainer.fit(model.as_ref(), &vs, &data, &data).unwrap();
             let w = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect::<std::collections::BTreeMap<_, _>>();
             (out, w)
@@ -479,7 +626,7 @@ mod tests {
             let model = spec.build(&vs.root(), v, t).unwrap();
             vs.copy(&init).unwrap();
             let cfg: TrainConfig = toml::from_str(&format!("steps = 12\nbatch_size = 4\nlr = 1e-2\nwarmup_steps = 2\neval_every = 100\n{extra}")).unwrap();
-            Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false }.fit(model.as_ref(), &vs, &data, &data).unwrap()
+            Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }.fit(model.as_ref(), &vs, &data, &data).unwrap()
         };
         let (full, cut) = (train(""), train("stop_at = 5"));
         assert_eq!((full.steps, cut.steps), (12, 5));
@@ -503,7 +650,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A budget of 0.06 ms: over after the first step.
         let cfg: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\nmax_minutes = 1e-6\neval_every = 1000").unwrap();
-        let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false }
+        let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }
             .fit(model.as_ref(), &vs, &data, &data)
             .unwrap();
         assert!(out.wall_clock_stop);
@@ -513,7 +660,7 @@ mod tests {
         assert!(out.eval_loss.is_finite());
         // Without the budget the same run trains its 50 steps.
         let full: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\neval_every = 1000").unwrap();
-        let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false }
+        let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }
             .fit(model.as_ref(), &vs, &data, &data)
             .unwrap();
         assert!(!out.wall_clock_stop && out.steps == 50);

@@ -28,7 +28,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
             d.eval_fraction
         );
     }
-    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress };
+    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress, resume: Some(ctx.resume) };
     let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
     ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;

@@ -28,6 +28,8 @@ pub struct RunContext<'a> {
     /// Shared caches (tokenizers) under `results/.cache`.
     pub cache: &'a Path,
     pub progress: bool,
+    /// How often training writes the state a killed run resumes from.
+    pub resume: crate::train::ResumeEvery,
 }
 
 impl RunContext<'_> {
