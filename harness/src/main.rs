@@ -46,8 +46,9 @@ enum Command {
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
-        /// Run only this experiment (repeatable), and the runs it consumes.
-        #[arg(long, value_name = "EXPERIMENT")]
+        /// Run only these (repeatable or comma-separated): an experiment, a run id (6+ characters
+        /// of it) or `failed` (the runs that failed before), with the runs they consume.
+        #[arg(long, value_name = "EXPERIMENT|RUN_ID|failed", value_delimiter = ',')]
         only: Vec<String>,
         /// Minutes between the resumable states a training run writes (a killed run started
         /// again continues from the last one, bit for bit).

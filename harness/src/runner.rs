@@ -42,58 +42,126 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     let prov = Provenance::collect();
     let cache = opts.results.join(".cache");
-    let runs = if opts.only.is_empty() { suite.runs.clone() } else { suite.select(&opts.only)? };
+    let runs = if opts.only.is_empty() {
+        suite.runs.clone()
+    } else {
+        // `--only failed`: the runs whose folder holds a failed attempt.
+        let failed: Vec<String> = suite
+            .runs
+            .iter()
+            .filter(|r| RunDir::new(&opts.results, &r.suite, &r.id).read_manifest().is_some_and(|m| m.status == RunStatus::Failed))
+            .map(|r| r.id.clone())
+            .collect();
+        suite.select(&opts.only, &failed)?
+    };
     refuse_oversized(&runs)?;
-    let mut records: Vec<RunRecord> = Vec::new();
+    let mut records: Vec<(usize, RunRecord)> = Vec::new();
     let mut rerun_failed = 0;
     let n = runs.len();
-    for (i, run) in runs.iter().enumerate() {
-        let dir = RunDir::new(&opts.results, &run.suite, &run.id);
-        let head = format!("[{}/{n}] {} {} {} seed {}", i + 1, run.experiment, run.short_id(), report::model_label(run), run.config.seed);
-        if !opts.force {
-            match dir.check_finished() {
-                Ok(m) => {
-                    let (changed, missing) = m.stale_inputs();
-                    if changed.is_empty() {
-                        if !missing.is_empty() {
-                            eprintln!("{head}: finished earlier, reused; its input(s) {} are not here to re-verify", missing.join(", "));
-                        } else {
-                            eprintln!("{head}: finished earlier, reused");
-                        }
-                        records.push(record(run, &dir, &m, true));
-                        continue;
-                    }
-                    eprintln!("{head}: its input(s) {} changed since it finished; rerunning", changed.join(", "));
-                }
-                Err(why) if dir.path.exists() => eprintln!("{head}: {why}; rerunning"),
-                Err(_) => {}
-            }
-        }
-        // Producers run first (suite order); a failed one fails its consumers without work.
-        if let Some(up) = run.upstream() {
-            if let Some(p) = records.iter().find(|r| r.run.id == up && r.status != RunStatus::Finished) {
-                let why = format!("its producer {} ({}) did not finish", p.run.short_id(), p.run.experiment);
-                eprintln!("{head}: SKIPPED: {why}");
-                records.push(RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::not_run(run), false) });
+    // Runs another live process holds are left for a second pass, which waits for them.
+    let mut deferred: Vec<usize> = Vec::new();
+    for wait in [false, true] {
+        let order: Vec<usize> = if wait { std::mem::take(&mut deferred) } else { (0..n).collect() };
+        for i in order {
+            let run = &runs[i];
+            let head = format!("[{}/{n}] {} {} {} seed {}", i + 1, run.experiment, run.short_id(), report::model_label(run), run.config.seed);
+            if !wait && run.upstream().is_some_and(|up| deferred.iter().any(|d| runs[*d].id == up)) {
+                deferred.push(i); // its producer is being built elsewhere
                 continue;
             }
+            let done: Vec<RunRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+            match process(run, &head, opts, &prov, &cache, &done, wait)? {
+                Some((rec, kept)) => {
+                    rerun_failed += usize::from(kept);
+                    records.push((i, rec));
+                }
+                None => deferred.push(i),
+            }
         }
-        eprintln!("{head}: running");
-        let (m, kept) = run_one(run, &dir, &prov, opts, &cache)?;
-        match (&m.error, &kept) {
-            (_, Some(why)) => eprintln!("{head}: RERUN FAILED: {why}"),
-            (None, None) => eprintln!("{head}: finished in {:.1} s", m.wall_s.unwrap_or_default()),
-            (Some(e), None) => eprintln!("{head}: FAILED: {e}"),
-        }
-        let mut rec = record(run, &dir, &m, kept.is_some());
-        if let Some(why) = kept {
-            rec.error = Some(why);
-            rerun_failed += 1;
-        }
-        records.push(rec);
     }
+    records.sort_by_key(|(i, _)| *i);
+    let records: Vec<RunRecord> = records.into_iter().map(|(_, r)| r).collect();
     let report = report::write(suite, &records, &opts.reports, &opts.results, &prov)?;
     Ok(Outcome { records, report, rerun_failed })
+}
+
+/// One run: reused when finished (and its inputs unchanged), else run under its lock. `None`
+/// when another live process holds the lock and `wait` is false; with `wait`, it waits for that
+/// process and then reuses its result (or runs it, when that process did not finish it).
+/// The record and whether a forced rerun failed while the earlier result was kept.
+fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Path, done: &[RunRecord], wait: bool) -> Result<Option<(RunRecord, bool)>> {
+    let dir = RunDir::new(&opts.results, &run.suite, &run.id);
+    let reusable = |announce: bool| -> Option<RunRecord> {
+        if opts.force {
+            return None;
+        }
+        match dir.check_finished() {
+            Ok(m) => {
+                let (changed, missing) = m.stale_inputs();
+                if changed.is_empty() {
+                    if !missing.is_empty() {
+                        eprintln!("{head}: finished earlier, reused; its input(s) {} are not here to re-verify", missing.join(", "));
+                    } else {
+                        eprintln!("{head}: finished earlier, reused");
+                    }
+                    return Some(record(run, &dir, &m, true));
+                }
+                if announce {
+                    eprintln!("{head}: its input(s) {} changed since it finished; rerunning", changed.join(", "));
+                }
+            }
+            Err(why) if announce && dir.path.exists() => eprintln!("{head}: {why}; rerunning"),
+            Err(_) => {}
+        }
+        None
+    };
+    if let Some(rec) = reusable(false) {
+        return Ok(Some((rec, false)));
+    }
+    std::fs::create_dir_all(dir.path.parent().expect("inside the results folder")).with_context(|| format!("creating {}", opts.results.display()))?;
+    let lock_path = dir.path.with_file_name(format!("{}.lock", run.id));
+    let mut told = false;
+    let _lock = loop {
+        match crate::lock::try_acquire(&lock_path).with_context(|| format!("locking {}", lock_path.display()))? {
+            crate::lock::Acquire::Held(l) => break l,
+            crate::lock::Acquire::Busy(who) if !wait => {
+                eprintln!("{head}: another harness is running it ({who}); coming back to it");
+                return Ok(None);
+            }
+            crate::lock::Acquire::Busy(who) => {
+                if !told {
+                    eprintln!("{head}: waiting for {who}");
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+    };
+    // Another process may have finished it while this one waited for the lock.
+    if let Some(rec) = reusable(true) {
+        return Ok(Some((rec, false)));
+    }
+    // Producers run first (suite order); a failed one fails its consumers without work.
+    if let Some(up) = run.upstream() {
+        if let Some(p) = done.iter().find(|r| r.run.id == up && r.status != RunStatus::Finished) {
+            let why = format!("its producer {} ({}) did not finish", p.run.short_id(), p.run.experiment);
+            eprintln!("{head}: SKIPPED: {why}");
+            return Ok(Some((RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::not_run(run), false) }, false)));
+        }
+    }
+    eprintln!("{head}: running");
+    let (m, kept) = run_one(run, &dir, prov, opts, cache)?;
+    match (&m.error, &kept) {
+        (_, Some(why)) => eprintln!("{head}: RERUN FAILED: {why}"),
+        (None, None) => eprintln!("{head}: finished in {:.1} s", m.wall_s.unwrap_or_default()),
+        (Some(e), None) => eprintln!("{head}: FAILED: {e}"),
+    }
+    let mut rec = record(run, &dir, &m, kept.is_some());
+    let rerun_failed = kept.is_some();
+    if let Some(why) = kept {
+        rec.error = Some(why);
+    }
+    Ok(Some((rec, rerun_failed)))
 }
 
 /// Refuses, before any work, runs whose memory lower bound exceeds what their device has:

@@ -382,6 +382,17 @@ impl Trainer<'_> {
                 None => f64::NAN, // inf/nan under fp16-amp: skipped
             };
             let loss_v = loss.double_value(&[]);
+            // A NaN or infinite loss fails the run (under fp16-amp, overflowing gradients skip
+            // a step instead, as GradScaler does; that is no failure).
+            if !loss_v.is_finite() {
+                let last = out.steps_metrics.iter().rev().find(|m| m.loss.is_finite());
+                return Err(ModelError::Diverged(format!(
+                    "training diverged: the loss is {loss_v} at step {}; the last finite loss logged was {}; lower train.lr, raise \
+                     train.warmup_steps or keep train.grad_clip",
+                    step + 1,
+                    last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
+                )));
+            }
             window_sum += loss_v;
             window_n += 1;
             if step % log_every == 0 || step + 1 == total {

@@ -18,6 +18,9 @@ pub enum ModelError {
     CheckpointInvalid { path: PathBuf, reason: String },
     #[error("checkpoint {path}: {source}")]
     CheckpointRead { path: PathBuf, source: tch::TchError },
+    /// Training stopped for a numerical fault (a NaN or infinite loss).
+    #[error("{0}")]
+    Diverged(String),
     #[error("checkpoint file: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

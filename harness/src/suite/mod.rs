@@ -307,22 +307,35 @@ impl Suite {
         Ok(Self { path: path.into(), source, file, runs })
     }
 
-    /// The runs of the named experiments and, transitively, the runs they consume, in suite
-    /// order (producers first): what `harness run --only` executes.
-    pub fn select(&self, experiments: &[String]) -> Result<Vec<Run>, SuiteError> {
-        for name in experiments {
-            if !self.file.experiments.iter().any(|e| &e.name == name) {
+    /// What `harness run --only` executes: the runs each selector names (an experiment's name, a
+    /// run id or its first 6+ characters, or `failed`: the runs `failed` holds) and,
+    /// transitively, the runs they consume, in suite order (producers first).
+    pub fn select(&self, selectors: &[String], failed: &[String]) -> Result<Vec<Run>, SuiteError> {
+        let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for sel in selectors {
+            let before = keep.len();
+            if sel == "failed" {
+                keep.extend(failed.iter().cloned());
+                continue;
+            }
+            if self.file.experiments.iter().any(|e| &e.name == sel) {
+                keep.extend(self.runs.iter().filter(|r| &r.experiment == sel).map(|r| r.id.clone()));
+            } else if sel.len() >= 6 && sel.chars().all(|c| c.is_ascii_hexdigit()) {
+                keep.extend(self.runs.iter().filter(|r| r.id.starts_with(sel.as_str())).map(|r| r.id.clone()));
+            }
+            if keep.len() == before && !self.runs.iter().any(|r| &r.experiment == sel || r.id.starts_with(sel.as_str())) {
                 let known: Vec<&str> = self.file.experiments.iter().map(|e| e.name.as_str()).collect();
                 return Err(SuiteError::Invalid {
                     file: self.path.clone(),
                     line: None,
                     key: "--only".into(),
-                    message: format!("no experiment `{name}`; this suite has: {}", known.join(", ")),
+                    message: format!(
+                        "`{sel}` is no experiment or run id of this suite; give an experiment ({}), a run id from `harness plan` (6+ characters) or `failed`",
+                        known.join(", ")
+                    ),
                 });
             }
         }
-        let mut keep: std::collections::BTreeSet<String> =
-            self.runs.iter().filter(|r| experiments.contains(&r.experiment)).map(|r| r.id.clone()).collect();
         // Producers come before consumers, so one pass from the end collects the closure.
         for r in self.runs.iter().rev() {
             if keep.contains(&r.id) {
@@ -1542,11 +1555,19 @@ from = ["embed"]
     #[test]
     fn select_adds_the_producers_of_what_it_runs() {
         let s = parse(PIPE).unwrap();
-        let sel = s.select(&["eval".to_string()]).unwrap();
+        let sel = s.select(&["eval".to_string()], &[]).unwrap();
         let count = |e: &str| sel.iter().filter(|r| r.experiment == e).count();
         assert_eq!((count("eval"), count("embed"), count("clm"), count("frozen")), (4, 4, 4, 0));
-        let err = s.select(&["nope".to_string()]).unwrap_err().to_string();
-        assert!(err.contains("no experiment `nope`") && err.contains("clm, embed, frozen, eval"), "{err}");
+        let err = s.select(&["nope".to_string()], &[]).unwrap_err().to_string();
+        assert!(err.contains("`nope` is no experiment or run id") && err.contains("clm, embed, frozen, eval"), "{err}");
+        // A run id (or its first characters) and `failed` select runs, with their producers.
+        let eval = s.runs.iter().find(|r| r.experiment == "eval").unwrap();
+        let by_id = s.select(&[eval.id[..8].to_string()], &[]).unwrap();
+        assert_eq!(by_id.iter().map(|r| r.experiment.as_str()).collect::<Vec<_>>(), ["clm", "embed", "eval"]);
+        let clm = s.runs.iter().find(|r| r.experiment == "clm").unwrap();
+        let failed = s.select(&["failed".to_string()], std::slice::from_ref(&clm.id)).unwrap();
+        assert_eq!(failed.len(), 1);
+        assert!(s.select(&["failed".to_string()], &[]).unwrap().is_empty(), "nothing failed, nothing to run");
     }
 
     #[test]

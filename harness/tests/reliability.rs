@@ -1,0 +1,90 @@
+//! Reliability through the binary: concurrent runs on one results folder, changed inputs and
+//! edited manifests rerun, a diverging run fails alone and `--only failed` reruns it.
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+#[test]
+fn two_processes_on_one_results_folder_share_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", &TINY.replace("steps = 30", "steps = 150").replace("seeds = [0]", "seeds = [0, 1]"));
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(dir.path())
+            .args(["run", suite.to_str().unwrap(), "-q"])
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ea, eb) = (stderr(&a), stderr(&b));
+    assert!(a.status.success() && b.status.success(), "{ea}\n---\n{eb}");
+    let ran = |e: &str| e.matches(": running").count();
+    eprintln!("process A ran {}, process B ran {}\n{ea}\n---\n{eb}", ran(&ea), ran(&eb));
+    assert_eq!(ran(&ea) + ran(&eb), 4, "each of the 4 runs computed exactly once");
+    let ms = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(ms.len(), 4);
+    assert!(ms.iter().all(|m| m["status"] == "finished"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results/tiny"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".lock") || n.ends_with(".building"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_changed_input_or_an_edited_manifest_reruns() {
+    let dir = tempfile::tempdir().unwrap();
+    let stories: String = (0..60).map(|i| format!("Tom had {i} red balls and a dog named Rex.\n<|endoftext|>\n")).collect();
+    std::fs::write(dir.path().join("stories.txt"), &stories).unwrap();
+    let text = tiny_mixer_only().replace("source = \"embedded\"", "source = \"text\"\npath = \"stories.txt\"").replace("vocab_size = 300", "vocab_size = 280");
+    let suite = write_suite(dir.path(), "tiny.toml", &text);
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", suite.to_str().unwrap(), "-q"];
+        all.extend_from_slice(args);
+        let out = harness(dir.path(), &all);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    run(&[]);
+    assert!(run(&[]).contains("finished earlier, reused"));
+    // The data file changes under the same path: the run is redone, and says why.
+    std::fs::write(dir.path().join("stories.txt"), stories.replace("Rex", "Max")).unwrap();
+    let e = run(&[]);
+    assert!(e.contains("its input(s) stories.txt changed since it finished; rerunning"), "{e}");
+    let e = run(&[]);
+    assert!(e.contains("finished earlier, reused"), "{e}");
+    // An edited manifest is not trusted.
+    let m = &manifest(&dir.path().join("results"), "tiny")[0];
+    let path = run_dir(&dir.path().join("results"), "tiny", m).join("manifest.json");
+    let edited = std::fs::read_to_string(&path).unwrap().replace("\"device\": \"cpu", "\"device\": \"cuda:0 NVIDIA H100");
+    std::fs::write(&path, edited).unwrap();
+    let e = run(&[]);
+    assert!(e.contains("its manifest.json was edited after the run finished; rerunning"), "{e}");
+}
+
+#[test]
+fn a_diverging_run_fails_alone_and_only_failed_reruns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two learning rates: 1e30 sends the weights to infinity after one step.
+    let text = tiny_mixer_only().replace("[experiment.sweep]", "[experiment.sweep]\n\"train.lr\" = [3e-3, 1e30]");
+    let suite = write_suite(dir.path(), "tiny.toml", &text);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    let e = stderr(&out);
+    assert!(!out.status.success(), "{e}");
+    assert!(e.contains("1 of 2 runs failed"), "{e}");
+    assert!(e.contains("training diverged: the loss is NaN at step") || e.contains("training diverged: the loss is inf at step"), "{e}");
+    assert!(e.contains("the last finite loss logged was"), "{e}");
+    let ms = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(ms.iter().filter(|m| m["status"] == "finished").count(), 1);
+    // --only failed runs that one again (it fails again, the same way), and nothing else.
+    let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--only", "failed"]);
+    let e = stderr(&again);
+    assert_eq!(e.matches(": running").count(), 1, "{e}");
+    assert!(!e.contains("reused"), "{e}");
+    assert!(e.contains("training diverged"), "{e}");
+}
