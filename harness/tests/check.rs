@@ -19,10 +19,11 @@ fn perturb(run: &Path, key: &str, by: f64) {
     let v = s[key].as_f64().unwrap();
     s[key] = serde_json::json!(v + by);
     std::fs::write(&path, serde_json::to_string_pretty(&s).unwrap()).unwrap();
-    let mpath = run.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["files"]["summary.json"] = serde_json::json!(harness::artifacts::sha256_file(&path).unwrap());
-    std::fs::write(&mpath, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    // Written through the artifact store, so the manifest's own hash is renewed too.
+    let rd = harness::artifacts::RunDir { path: run.to_path_buf() };
+    let mut m = rd.read_manifest().unwrap();
+    m.files.insert("summary.json".into(), harness::artifacts::sha256_file(&path).unwrap());
+    rd.write_manifest(&m).unwrap();
 }
 
 #[test]
