@@ -164,6 +164,32 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
     Ok(Some((rec, rerun_failed)))
 }
 
+/// libtorch's CUDA out-of-memory error, said with the figures and a batch that fits better:
+/// "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of
+/// which 1.06 GiB is free. ..."
+fn explain_oom(error: &str, config: &crate::suite::RunConfig) -> Option<String> {
+    let oom = &error[error.find("CUDA out of memory")?..];
+    // "<key>2.00 GiB": the figure after `key`, with its unit.
+    let figure = |key: &str| -> Option<&str> {
+        let rest = &oom[oom.find(key)? + key.len()..];
+        let end = ["GiB", "MiB", "KiB", "bytes"].iter().filter_map(|u| rest.find(u).map(|i| i + u.len())).min()?;
+        Some(rest[..end].trim())
+    };
+    let asked = figure("Tried to allocate ")?;
+    let total = figure("total capacity of ").unwrap_or("?");
+    let free = figure("of which ").unwrap_or("?");
+    let fix = match &config.train {
+        Some(t) if t.batch_size > 1 => format!(
+            "lower train.batch_size to {} (and set train.accumulate = {} to keep the global batch of {})",
+            t.batch_size / 2,
+            t.accumulate * 2,
+            t.global_batch()
+        ),
+        _ => "lower data.n_ctx or the model's size".into(),
+    };
+    Some(format!("CUDA out of memory: asked for {asked} with {free} free of {total}; {fix}. libtorch said: {}", error.lines().next().unwrap_or(error)))
+}
+
 /// Refuses, before any work, runs whose memory lower bound exceeds what their device has:
 /// better than an allocation of terabytes failing deep inside libtorch.
 fn refuse_oversized(runs: &[Run]) -> Result<()> {
@@ -258,7 +284,8 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
         }
         Ok(Err(e)) => {
             m.status = RunStatus::Failed;
-            m.error = Some(format!("{e:#}"));
+            let text = format!("{e:#}");
+            m.error = Some(explain_oom(&text, &run.config).unwrap_or(text));
         }
         Err(panic) => {
             m.status = RunStatus::Failed;
@@ -289,6 +316,21 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
     }
     std::fs::rename(&dir.path, &final_dir.path).with_context(|| format!("moving {} into place", dir.path.display()))?;
     Ok((m, None))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cuda_oom_is_said_with_its_figures_and_a_batch() {
+        let cfg: crate::suite::RunConfig = toml::from_str(
+            "kind = \"clm\"\n[train]\nsteps = 10\nbatch_size = 32\n",
+        )
+        .unwrap();
+        let e = "training: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.06 GiB is free. Including non-PyTorch memory, this process has 78.1 GiB memory in use.";
+        let got = super::explain_oom(e, &cfg).unwrap();
+        assert!(got.starts_with("CUDA out of memory: asked for 2.00 GiB with 1.06 GiB free of 79.19 GiB; lower train.batch_size to 16 (and set train.accumulate = 2 to keep the global batch of 32)"), "{got}");
+        assert!(super::explain_oom("some other error", &cfg).is_none());
+    }
 }
 
 impl Manifest {
