@@ -8,6 +8,21 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo test --release --workspace "$@" 2>&1 | tee "$out/test.log"
 # Totals over every test binary, printed last (cargo's own last lines are the doc-test binaries').
+# Scale-out against a real Slurm: a one-node cluster on 127.0.0.1 (Debian's slurm-wlm and munge,
+# installed when missing; needs root and apt-get), the job-array tests, then teardown. Nothing is
+# left running. HARNESS_SKIP_SLURM=1 skips it.
+if [ "${HARNESS_SKIP_SLURM:-0}" != 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  started=$SECONDS
+  cluster="$out/slurm-cluster"
+  trap 'bash ci/slurm/cluster.sh stop "$cluster"; rm -rf "$out"' EXIT
+  eval "$(bash ci/slurm/cluster.sh start "$cluster")"
+  cargo test --release -p harness --test slurm -- --test-threads 1 2>&1 | tee -a "$out/test.log"
+  bash ci/slurm/cluster.sh stop "$cluster"
+  unset SLURM_CONF
+  echo "slurm: the job-array tests against a real slurmctld, $((SECONDS - started)) s"
+else
+  echo "slurm: skipped (HARNESS_SKIP_SLURM=1, not root, or no apt-get): the job-array tests did not meet a real Slurm"
+fi
 totals="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$out/test.log")"
 if [ "${HARNESS_SKIP_SUITES:-0}" != 1 ]; then
   # The retrieval pipeline of PAPER.md F on CPU (suites/ci/retrieval.toml: 60 runs, 3 seeds, about

@@ -10,5 +10,6 @@ pub mod lock;
 pub mod optim;
 pub mod report;
 pub mod runner;
+pub mod slurm;
 pub mod suite;
 pub mod train;

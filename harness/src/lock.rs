@@ -61,6 +61,13 @@ fn stale(holder: Option<&Holder>, mtime: Option<SystemTime>) -> Option<String> {
     }
 }
 
+/// Who holds the lock at `path`, when a live process does.
+pub fn holder(path: &Path) -> Option<String> {
+    let holder: Option<Holder> = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    stale(holder.as_ref(), Some(mtime)).is_none().then(|| holder.map_or("a process starting up".into(), |h| h.describe()))
+}
+
 pub fn try_acquire(path: &Path) -> std::io::Result<Acquire> {
     for _ in 0..3 {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {

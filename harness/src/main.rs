@@ -31,6 +31,51 @@ struct SuiteArgs {
     profile: Option<String>,
 }
 
+#[derive(clap::Args)]
+struct SlurmArgs {
+    /// Write the sweep as Slurm job arrays (one task per run; see the README's "Slurm").
+    #[arg(long, value_name = "slurm")]
+    emit: Option<Emit>,
+    /// Where the sbatch scripts, run lists and logs go (default: slurm/<suite>).
+    #[arg(long, requires = "emit")]
+    out: Option<PathBuf>,
+    /// Submit with sbatch and print the job ids; nothing of the harness keeps running.
+    #[arg(long, requires = "emit")]
+    submit: bool,
+    #[arg(long, requires = "emit")]
+    partition: Option<String>,
+    #[arg(long, requires = "emit")]
+    account: Option<String>,
+    #[arg(long, requires = "emit")]
+    qos: Option<String>,
+    /// GPUs per task.
+    #[arg(long, requires = "emit")]
+    gpus: Option<u32>,
+    /// CPUs per task.
+    #[arg(long, requires = "emit")]
+    cpus: Option<u32>,
+    /// Memory per task, e.g. 32G.
+    #[arg(long, requires = "emit")]
+    mem: Option<String>,
+    /// Time limit per task, e.g. 12:00:00.
+    #[arg(long, requires = "emit")]
+    time: Option<String>,
+    /// Tasks of an array running at once.
+    #[arg(long, requires = "emit")]
+    throttle: Option<u32>,
+    /// A shell line run before the harness in each task (repeatable), e.g. "module load cuda".
+    #[arg(long, requires = "emit")]
+    setup: Vec<String>,
+    /// Minutes between a task's resumable states (what a preempted task loses at most).
+    #[arg(long, requires = "emit", default_value_t = 10.0)]
+    resume_every: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Emit {
+    Slurm,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every run of a suite (finished runs are reused) and write a report.
@@ -57,6 +102,15 @@ enum Command {
         /// Also write the resumable state every this many steps.
         #[arg(long, value_name = "STEPS")]
         resume_every_steps: Option<u64>,
+        /// Write no report (the tasks of a job array; `harness report` merges their runs).
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// Each run's state in the results folder: finished, running (and where), failed (why) or
+    /// pending; for watching a long job array.
+    Status {
+        #[command(flatten)]
+        args: SuiteArgs,
     },
     /// Compare a suite's finished runs with its baseline (ci/baselines/<suite>[.<profile>].toml):
     /// exit 0 when every metric is within tolerance, 1 on a regression, 2 when a run or metric is
@@ -84,10 +138,13 @@ enum Command {
         #[arg(long, value_name = "REPORT_DIR")]
         verify: Option<PathBuf>,
     },
-    /// Print the runs a suite expands to, with exact parameter counts, without running them.
+    /// Print the runs a suite expands to, with exact parameter counts, without running them;
+    /// or (--emit slurm) write the sweep as Slurm job arrays.
     Plan {
         #[command(flatten)]
         args: SuiteArgs,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Data tools.
     Data {
@@ -181,16 +238,18 @@ fn main() -> Result<()> {
         std::env::set_var("HF_HUB_OFFLINE", "1");
     }
     match cli.command {
-        Command::Run { args, reports, force, quiet, only, resume_every, resume_every_steps } => {
+        Command::Run { args, reports, force, quiet, only, resume_every, resume_every_steps, no_report } => {
             anyhow::ensure!(resume_every > 0.0 && resume_every.is_finite(), "--resume-every {resume_every}: give a positive number of minutes");
             anyhow::ensure!(resume_every_steps != Some(0), "--resume-every-steps 0: give at least 1");
             let resume = harness::train::ResumeEvery { secs: resume_every * 60.0, steps: resume_every_steps };
             let suite = load(&args)?;
             writable_folder("--reports", &reports)?;
             eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
-            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only, resume };
+            let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only, resume, report: !no_report };
             let out = runner::execute(&suite, &opts).with_context(|| format!("running {}", args.suite.display()))?;
-            println!("report: {}", out.report.join("README.md").display());
+            if let Some(report) = &out.report {
+                println!("report: {}", report.join("README.md").display());
+            }
             if out.failed() > 0 {
                 anyhow::bail!("{} of {} runs failed; see the report and each run's manifest.json", out.failed(), out.records.len());
             }
@@ -279,7 +338,62 @@ fn main() -> Result<()> {
                 eprintln!("{missing} of {} runs are not finished in {}: the report lists them as failed", records.len(), args.results.display());
             }
         }
-        Command::Plan { args } => {
+        Command::Plan { args, slurm: s } if s.emit.is_some() => {
+            let suite = load(&args)?;
+            anyhow::ensure!(s.resume_every > 0.0 && s.resume_every.is_finite(), "--resume-every {}: give a positive number of minutes", s.resume_every);
+            let flags = harness::slurm::SlurmConfig {
+                partition: s.partition,
+                account: s.account,
+                qos: s.qos,
+                gpus: s.gpus,
+                cpus: s.cpus,
+                mem: s.mem,
+                time: s.time,
+                throttle: s.throttle,
+                setup: s.setup,
+                sbatch: vec![],
+            };
+            let cfg = suite.file.slurm.clone().unwrap_or_default().overridden_by(&flags);
+            let workdir = std::env::current_dir()?;
+            let inv = harness::slurm::Invocation {
+                harness: std::env::current_exe().context("locating the harness binary")?,
+                suite: args.suite.clone(),
+                profile: args.profile.clone(),
+                sets: args.set.clone(),
+                results: args.results.clone(),
+                resume_every: s.resume_every,
+                workdir,
+            };
+            let out = s.out.unwrap_or_else(|| PathBuf::from("slurm").join(&suite.file.name));
+            let e = harness::slurm::emit(&suite, &cfg, &inv, &out)?;
+            for (i, (script, n)) in e.levels.iter().enumerate() {
+                println!("level {i}: {n} task(s): {}", script.display());
+            }
+            if s.submit {
+                for (i, id) in harness::slurm::submit(&e)?.iter().enumerate() {
+                    println!("submitted level {i}: job {id}");
+                }
+                println!("watch with: harness status {} --results {}", args.suite.display(), args.results.display());
+            } else {
+                println!("submit with: bash {}", e.submit.display());
+            }
+        }
+        Command::Status { args } => {
+            let suite = load(&args)?;
+            let rows = harness::runner::status(&suite, &args.results);
+            let mut text = String::new();
+            use std::fmt::Write as _;
+            let mut counts = std::collections::BTreeMap::new();
+            for (run, state, detail) in &rows {
+                *counts.entry(state.to_string()).or_insert(0) += 1;
+                let _ = writeln!(text, "{:<12}  {:<16} {:<24} {:<9} {detail}", run.short_id(), run.experiment, harness::report::model_label(run), state);
+            }
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let _ = writeln!(text, "{}: {} runs: {}", suite.file.name, rows.len(), summary.join(", "));
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+        Command::Plan { args, slurm: _ } => {
             let suite = load(&args)?;
             let mut text = String::new();
             use std::fmt::Write as _;

@@ -19,11 +19,14 @@ pub struct Options {
     pub only: Vec<String>,
     /// How often training writes the state a killed run resumes from.
     pub resume: crate::train::ResumeEvery,
+    /// Write the versioned report at the end (off for the tasks of a job array: `harness report`
+    /// merges their runs).
+    pub report: bool,
 }
 
 pub struct Outcome {
     pub records: Vec<RunRecord>,
-    pub report: PathBuf,
+    pub report: Option<PathBuf>,
     /// Reruns (`--force`) that failed while an earlier finished result was kept.
     pub rerun_failed: usize,
 }
@@ -81,7 +84,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     records.sort_by_key(|(i, _)| *i);
     let records: Vec<RunRecord> = records.into_iter().map(|(_, r)| r).collect();
-    let report = report::write(suite, &records, &opts.reports, &opts.results, &prov)?;
+    let report = if opts.report { Some(report::write(suite, &records, &opts.reports, &opts.results, &prov)?) } else { None };
     Ok(Outcome { records, report, rerun_failed })
 }
 
@@ -361,6 +364,42 @@ impl Manifest {
             manifest_sha256: None,
         }
     }
+}
+
+/// Each run's state in `results`: `finished`, `running` (a live lock holds it: who, and the
+/// step of its last resumable state), `failed` (the error), `partial` (a building folder no one
+/// holds: it resumes or restarts on the next run) or `pending`.
+pub fn status(suite: &Suite, results: &Path) -> Vec<(Run, &'static str, String)> {
+    suite
+        .runs
+        .iter()
+        .map(|run| {
+            let dir = RunDir::new(results, &run.suite, &run.id);
+            let building = dir.path.with_file_name(format!("{}.building", run.id));
+            let lock = dir.path.with_file_name(format!("{}.lock", run.id));
+            let step = || {
+                std::fs::read_to_string(building.join("resume/state.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["step"].as_u64())
+                    .map_or(String::new(), |s| format!(", resumable at step {s}"))
+            };
+            let (state, detail) = if let Some(holder) = crate::lock::holder(&lock) {
+                ("running", format!("{holder}{}", step()))
+            } else {
+                match dir.check_finished() {
+                    Ok(m) => ("finished", format!("{:.1} s on {}", m.wall_s.unwrap_or_default(), m.device)),
+                    Err(_) if building.exists() => ("partial", format!("interrupted{}", step())),
+                    Err(why) => match dir.read_manifest() {
+                        Some(m) if m.status == RunStatus::Failed => ("failed", m.error.unwrap_or_default()),
+                        _ if why == "not run" => ("pending", String::new()),
+                        _ => ("pending", why),
+                    },
+                }
+            };
+            (run.clone(), state, detail)
+        })
+        .collect()
 }
 
 /// A run as a results folder holds it: its record when it finished and its files still hash to

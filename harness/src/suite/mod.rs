@@ -113,6 +113,10 @@ pub struct SuiteFile {
     /// experiments left out at that scale.
     #[serde(default)]
     pub profile: BTreeMap<String, Table>,
+    /// Resources of each task when the sweep runs as a Slurm job array (`harness plan --emit
+    /// slurm`): partition, account, qos, gpus, cpus, mem, time, throttle, setup, sbatch.
+    #[serde(default)]
+    pub slurm: Option<crate::slurm::SlurmConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,214 @@
+//! A suite's sweep as Slurm job arrays: the harness hands the grid to the cluster's scheduler and
+//! schedules nothing itself.
+//!
+//! `harness plan <suite> --emit slurm --out DIR` writes one array per *level* of the suite's
+//! run graph (level 0: runs that consume nothing; level k: runs whose producer is at level k-1),
+//! each task `harness run <suite> --only <run id> --no-report` on the shared results folder, and
+//! `submit.sh`, which submits level k with `--dependency=afterany:<level k-1>`. A consumer whose
+//! producer failed does not wait forever: its task starts, and `--only` builds the missing
+//! producer itself under the producer's run lock (or fails saying why). Tasks are `--requeue`d:
+//! a preempted task started again resumes its run from the last resumable state. Nothing of the
+//! harness stays on the login node; `harness report` merges the finished runs afterwards.
+use crate::suite::{Run, Suite};
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Resources of every task (the suite's `[slurm]` table; command-line flags override it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// GPUs per task (`--gres=gpu:N`).
+    pub gpus: Option<u32>,
+    pub cpus: Option<u32>,
+    /// Memory per task, as sbatch takes it (`"32G"`).
+    pub mem: Option<String>,
+    /// Time limit per task (`"12:00:00"`).
+    pub time: Option<String>,
+    /// Tasks of an array running at once (`--array=0-N%T`).
+    pub throttle: Option<u32>,
+    /// Shell lines run before the harness in each task (`module load cuda/12.4`, `source env.sh`).
+    #[serde(default)]
+    pub setup: Vec<String>,
+    /// Further `#SBATCH` options, verbatim (`"--constraint=h100"`).
+    #[serde(default)]
+    pub sbatch: Vec<String>,
+}
+
+impl SlurmConfig {
+    /// `other`'s fields where it has them, else these.
+    pub fn overridden_by(&self, other: &SlurmConfig) -> SlurmConfig {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        SlurmConfig {
+            partition: pick(&self.partition, &other.partition),
+            account: pick(&self.account, &other.account),
+            qos: pick(&self.qos, &other.qos),
+            gpus: other.gpus.or(self.gpus),
+            cpus: other.cpus.or(self.cpus),
+            mem: pick(&self.mem, &other.mem),
+            time: pick(&self.time, &other.time),
+            throttle: other.throttle.or(self.throttle),
+            setup: if other.setup.is_empty() { self.setup.clone() } else { other.setup.clone() },
+            sbatch: [self.sbatch.clone(), other.sbatch.clone()].concat(),
+        }
+    }
+}
+
+/// What a task runs: the binary, the suite and the settings that define its run ids.
+pub struct Invocation {
+    pub harness: PathBuf,
+    pub suite: PathBuf,
+    pub profile: Option<String>,
+    pub sets: Vec<String>,
+    pub results: PathBuf,
+    /// Minutes between resumable states (what a requeued task loses at most).
+    pub resume_every: f64,
+    /// The folder tasks start in (relative data paths in the suite resolve from it).
+    pub workdir: PathBuf,
+}
+
+/// The files written for one suite.
+pub struct Emitted {
+    pub dir: PathBuf,
+    /// Per level: the sbatch script and its number of tasks.
+    pub levels: Vec<(PathBuf, usize)>,
+    pub submit: PathBuf,
+}
+
+/// Level of each run: 0 without a producer, else one more than its producer's.
+pub fn levels(runs: &[Run]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::with_capacity(runs.len());
+    for (i, r) in runs.iter().enumerate() {
+        let level = r.upstream().and_then(|up| runs[..i].iter().position(|p| p.id == up)).map_or(0, |p| out[p] + 1);
+        out.push(level);
+    }
+    out
+}
+
+/// Single-quoted for a POSIX shell.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> Result<Emitted> {
+    let abs = |p: &Path| -> PathBuf { if p.is_absolute() { p.to_path_buf() } else { inv.workdir.join(p) } };
+    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize().with_context(|| format!("resolving {}", out.display()))?;
+    let levels = levels(&suite.runs);
+    let n_levels = levels.iter().max().map_or(0, |m| m + 1);
+    let name = &suite.file.name;
+    let mut written = Vec::new();
+    for level in 0..n_levels {
+        let ids: Vec<&str> = suite.runs.iter().zip(&levels).filter(|(_, l)| **l == level).map(|(r, _)| r.id.as_str()).collect();
+        let list = out.join(format!("runs-{level}.txt"));
+        crate::artifacts::write_atomic(&list, format!("{}\n", ids.join("\n")).as_bytes())?;
+        let mut s = String::from("#!/bin/bash\n");
+        let _ = writeln!(s, "# harness: suite `{name}`{}, level {level} of {n_levels}: {} run(s), one per task.", inv.profile.as_ref().map(|p| format!(" at profile `{p}`")).unwrap_or_default(), ids.len());
+        let _ = writeln!(s, "#SBATCH --job-name={name}-L{level}");
+        let throttle = cfg.throttle.map(|t| format!("%{t}")).unwrap_or_default();
+        let _ = writeln!(s, "#SBATCH --array=0-{}{throttle}", ids.len() - 1);
+        let _ = writeln!(s, "#SBATCH --output={}/logs/%x-%A_%a.out", out.display());
+        let _ = writeln!(s, "#SBATCH --requeue");
+        let _ = writeln!(s, "#SBATCH --open-mode=append");
+        for (key, v) in [("partition", &cfg.partition), ("account", &cfg.account), ("qos", &cfg.qos), ("mem", &cfg.mem), ("time", &cfg.time)] {
+            if let Some(v) = v {
+                let _ = writeln!(s, "#SBATCH --{key}={v}");
+            }
+        }
+        if let Some(c) = cfg.cpus {
+            let _ = writeln!(s, "#SBATCH --cpus-per-task={c}");
+        }
+        if let Some(g) = cfg.gpus.filter(|g| *g > 0) {
+            let _ = writeln!(s, "#SBATCH --gres=gpu:{g}");
+        }
+        for extra in &cfg.sbatch {
+            let _ = writeln!(s, "#SBATCH {extra}");
+        }
+        s.push_str("set -euo pipefail\n");
+        for line in &cfg.setup {
+            let _ = writeln!(s, "{line}");
+        }
+        let _ = writeln!(s, "cd {}", sh(&inv.workdir.display().to_string()));
+        let _ = writeln!(s, "run=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {})", sh(&list.display().to_string()));
+        let _ = writeln!(s, "echo \"task $SLURM_ARRAY_TASK_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname): run $run\"");
+        let mut cmd = vec![
+            sh(&abs(&inv.harness).display().to_string()),
+            "run".into(),
+            sh(&abs(&inv.suite).display().to_string()),
+        ];
+        if let Some(p) = &inv.profile {
+            cmd.extend(["--profile".into(), sh(p)]);
+        }
+        for set in &inv.sets {
+            cmd.extend(["--set".into(), sh(set)]);
+        }
+        cmd.extend([
+            "--only".into(),
+            "\"$run\"".into(),
+            "--results".into(),
+            sh(&abs(&inv.results).display().to_string()),
+            "--resume-every".into(),
+            inv.resume_every.to_string(),
+            "--no-report".into(),
+            "-q".into(),
+        ]);
+        let _ = writeln!(s, "exec {}", cmd.join(" "));
+        let script = out.join(format!("level{level}.sbatch"));
+        crate::artifacts::write_atomic(&script, s.as_bytes())?;
+        written.push((script, ids.len()));
+    }
+    let mut submit = String::from("#!/bin/bash\n# Submits the levels in order; level k starts after every task of level k-1 ended.\nset -euo pipefail\nprev=\n");
+    for (level, (script, _)) in written.iter().enumerate() {
+        let _ = writeln!(
+            submit,
+            "id{level}=$(sbatch --parsable ${{prev:+--dependency=afterany:$prev}} {})\necho \"level {level}: job $id{level}\"\nprev=$id{level}",
+            sh(&script.display().to_string())
+        );
+    }
+    let submit_path = out.join("submit.sh");
+    crate::artifacts::write_atomic(&submit_path, submit.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt;
+    for p in written.iter().map(|(p, _)| p).chain([&submit_path]) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(Emitted { dir: out, levels: written, submit: submit_path })
+}
+
+/// Runs `submit.sh` (sbatch must be on PATH) and returns the job id of each level.
+pub fn submit(e: &Emitted) -> Result<Vec<String>> {
+    let out = std::process::Command::new("bash")
+        .arg(&e.submit)
+        .output()
+        .with_context(|| format!("running {} (is Slurm's sbatch on PATH?)", e.submit.display()))?;
+    anyhow::ensure!(out.status.success(), "{} failed: {}", e.submit.display(), String::from_utf8_lossy(&out.stderr).trim());
+    let ids = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("level ").and_then(|r| r.split("job ").nth(1)).map(|s| s.trim().to_string()))
+        .collect();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        assert_eq!(sh("a b"), "'a b'");
+        assert_eq!(sh("it's"), r"'it'\''s'");
+        let out = std::process::Command::new("sh").args(["-c", &format!("printf %s {}", sh("x'; rm -rf /tmp/nope; '\"$HOME"))]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "x'; rm -rf /tmp/nope; '\"$HOME");
+    }
+
+    #[test]
+    fn flags_override_the_suite_table() {
+        let suite = SlurmConfig { partition: Some("gpu".into()), gpus: Some(1), setup: vec!["module load cuda".into()], ..Default::default() };
+        let flags = SlurmConfig { partition: Some("debug".into()), throttle: Some(4), ..Default::default() };
+        let c = suite.overridden_by(&flags);
+        assert_eq!((c.partition.as_deref(), c.gpus, c.throttle, c.setup.len()), (Some("debug"), Some(1), Some(4), 1));
+    }
+}

@@ -1,0 +1,122 @@
+//! The sweep as a Slurm job array, against a real Slurm: `.ci/run` starts a one-node cluster
+//! (ci/slurm/cluster.sh) and exports SLURM_CONF; without it these tests say so and pass.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn slurm() -> bool {
+    let ok = std::env::var_os("SLURM_CONF").is_some() && Command::new("sbatch").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("no Slurm here (SLURM_CONF unset or no sbatch): skipped; .ci/run starts one with ci/slurm/cluster.sh");
+    }
+    ok
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Submits through `harness plan --emit slurm --submit`; the job ids of the levels.
+fn submit(dir: &Path, suite: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["plan", suite, "--emit", "slurm", "--out", "slurm", "--results", "results", "--submit", "--throttle", "2"];
+    args.extend_from_slice(extra);
+    let out = harness(dir, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let ids: Vec<String> = text.lines().filter_map(|l| l.strip_prefix("submitted level ").and_then(|r| r.split("job ").nth(1))).map(String::from).collect();
+    assert!(!ids.is_empty(), "{text}");
+    ids
+}
+
+fn wait_for(job: &str, limit: Duration) {
+    let start = Instant::now();
+    while !sh("squeue", &["-h", "-j", job]).trim().is_empty() {
+        assert!(start.elapsed() < limit, "job {job} still queued after {limit:?}:\n{}", sh("squeue", &[]));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn logs(dir: &Path, job: &str) -> String {
+    let mut all = String::new();
+    for e in std::fs::read_dir(dir.join("slurm/logs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().contains(&format!("-{job}_")) {
+            all.push_str(&std::fs::read_to_string(p).unwrap());
+        }
+    }
+    all
+}
+
+#[test]
+fn a_suite_runs_as_a_throttled_array_once_and_a_resubmission_does_no_work() {
+    if !slurm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_suite(dir.path(), "tiny.toml", &TINY.replace("seeds = [0]", "seeds = [0, 1]"));
+    let started = Instant::now();
+    let jobs = submit(dir.path(), "tiny.toml", &[]);
+    let script = std::fs::read_to_string(dir.path().join("slurm/level0.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-3%2") && script.contains("--only \"$run\""), "{script}");
+    wait_for(&jobs[0], Duration::from_secs(600));
+    let first = logs(dir.path(), &jobs[0]);
+    eprintln!("4-task array done in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(first.matches(": running").count(), 4, "each run once:\n{first}");
+    let ms = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(ms.iter().filter(|m| m["status"] == "finished").count(), 4, "{ms:?}");
+    // The shared folder merges into one report; status shows every run finished.
+    let rep = harness(dir.path(), &["report", "tiny.toml", "--results", "results", "--reports", "reports"]);
+    assert!(rep.status.success() && stderr(&rep).is_empty(), "{}", stderr(&rep));
+    let st = harness(dir.path(), &["status", "tiny.toml", "--results", "results"]);
+    assert!(String::from_utf8_lossy(&st.stdout).contains("tiny: 4 runs: 4 finished"), "{}", String::from_utf8_lossy(&st.stdout));
+    // Submitted again: every task finds its run finished.
+    let again = submit(dir.path(), "tiny.toml", &[]);
+    wait_for(&again[0], Duration::from_secs(300));
+    let second = logs(dir.path(), &again[0]);
+    assert_eq!(second.matches("finished earlier, reused").count(), 4, "{second}");
+    assert!(!second.contains(": running"), "{second}");
+}
+
+#[test]
+fn a_requeued_task_resumes_its_run() {
+    if !slurm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_mixer_only().replace("steps = 30", "steps = 2000").replace("eval_every = 10", "eval_every = 500");
+    write_suite(dir.path(), "long.toml", &text);
+    let jobs = submit(dir.path(), "long.toml", &["--resume-every", "0.005"]);
+    let m_state = || -> Option<u64> {
+        let tiny = dir.path().join("results/tiny");
+        let building = std::fs::read_dir(&tiny).ok()?.filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().ends_with(".building"))?;
+        let t = std::fs::read_to_string(building.path().join("resume/state.json")).ok()?;
+        serde_json::from_str::<serde_json::Value>(&t).ok()?["step"].as_u64()
+    };
+    let start = Instant::now();
+    let at = loop {
+        if let Some(s) = m_state().filter(|s| *s >= 300) {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no resumable state:\n{}", logs(dir.path(), &jobs[0]));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // What a preemption does: the task is killed and put back in the queue.
+    let task = format!("{}_0", jobs[0]);
+    let out = Command::new("scontrol").args(["requeue", &task]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for(&jobs[0], Duration::from_secs(600));
+    let log = logs(dir.path(), &jobs[0]);
+    eprintln!("requeued at step >= {at}:\n{log}");
+    assert!(log.contains("(restart 1)"), "{log}");
+    assert!(log.contains("resuming at step"), "{log}");
+    let ms = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0]["status"], "finished");
+    // The same weights as the run never interrupted.
+    let whole = harness(dir.path(), &["run", "long.toml", "-q", "--results", "whole"]);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_eq!(manifest(&dir.path().join("whole"), "tiny")[0]["files"]["model.safetensors"], ms[0]["files"]["model.safetensors"]);
+}
