@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod lock;
 pub mod optim;
 pub mod report;
+pub mod resume;
 pub mod runner;
 pub mod slurm;
 pub mod suite;

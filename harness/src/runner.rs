@@ -381,7 +381,7 @@ pub fn status(suite: &Suite, results: &Path) -> Vec<(Run, &'static str, String)>
                 std::fs::read_to_string(building.join("resume/state.json"))
                     .ok()
                     .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["step"].as_u64())
+                    .and_then(|v| v["state"]["step"].as_u64())
                     .map_or(String::new(), |s| format!(", resumable at step {s}"))
             };
             let (state, detail) = if let Some(holder) = crate::lock::holder(&lock) {

@@ -165,7 +165,8 @@ pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> R
     for (level, (script, _)) in written.iter().enumerate() {
         let _ = writeln!(
             submit,
-            "id{level}=$(sbatch --parsable ${{prev:+--dependency=afterany:$prev}} {})\necho \"level {level}: job $id{level}\"\nprev=$id{level}",
+            // `--parsable` prints "id;cluster" on a federation: the id alone goes on.
+            "id{level}=$(sbatch --parsable ${{prev:+--dependency=afterany:$prev}} {})\nid{level}=${{id{level}%%;*}}\necho \"level {level}: job $id{level}\"\nprev=$id{level}",
             sh(&script.display().to_string())
         );
     }

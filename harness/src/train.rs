@@ -45,22 +45,7 @@ pub struct EvalMetric {
     pub train_loss: f64,
 }
 
-/// How often a training run writes the state it can resume from (`<run>/resume/`): weights,
-/// AdamW moments, step, data-order RNG and cursor, metrics so far. A run killed at any point
-/// and started again continues from the last one and ends with the same weights, bit for bit.
-#[derive(Debug, Clone, Copy)]
-pub struct ResumeEvery {
-    /// Every this many seconds of the run (the default: 10 minutes).
-    pub secs: f64,
-    /// And every this many steps, when given.
-    pub steps: Option<u64>,
-}
-
-impl Default for ResumeEvery {
-    fn default() -> Self {
-        Self { secs: 600.0, steps: None }
-    }
-}
+pub use crate::resume::ResumeEvery;
 
 /// What the trainer carries between steps, as `resume/state.json` holds it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,7 +53,6 @@ struct ResumeState {
     /// Steps done.
     step: u64,
     applied: u64,
-    adam_steps: Vec<i64>,
     rng_word_pos: u128,
     order: Vec<i64>,
     tokens_seen: u64,
@@ -82,10 +66,6 @@ struct ResumeState {
     checkpoints: Vec<(u64, String)>,
     elapsed_s: f64,
     overhead_s: f64,
-    amp_scale: Option<(f64, u64)>,
-    amp_skipped: u64,
-    /// The safetensors file beside it with the weights (`w.<name>`) and moments (`adam.*`).
-    tensors: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,6 +199,19 @@ impl Stepper {
     pub fn final_scale(&self) -> Option<f64> {
         self.scaler.as_ref().map(|s| s.scale)
     }
+
+    /// fp16-amp's loss scale and clean-step count, for the resumable state.
+    pub fn scale(&self) -> Option<(f64, u64)> {
+        self.scaler.as_ref().map(|s| (s.scale, s.clean_steps))
+    }
+
+    /// Restores what [`Self::scale`] and `skipped` were when the state was written.
+    pub fn restore_scale(&mut self, scale: Option<(f64, u64)>, skipped: u64) {
+        if let (Some(s), Some((scale, clean))) = (self.scaler.as_mut(), scale) {
+            (s.scale, s.clean_steps) = (scale, clean);
+        }
+        self.skipped = skipped;
+    }
 }
 
 /// Hugging Face `get_linear_schedule_with_warmup`: the multiplier of the base lr at `step`.
@@ -297,8 +290,8 @@ impl Trainer<'_> {
         let mut started = Instant::now();
         let (mut tokens_seen, mut window_sum, mut window_n) = (0u64, 0f64, 0u64);
         let mut last_eval = f64::NAN;
-        let resume_dir = self.run_dir.join("resume");
-        let resumed = self.load_resume(&resume_dir, vs, &mut stepper)?;
+        let mut resume = crate::resume::Resume::new(self.run_dir, self.resume);
+        let resumed: Option<ResumeState> = resume.load(vs, &mut stepper)?;
         let mut out = TrainOutcome {
             steps: total,
             tokens: 0,
@@ -323,24 +316,18 @@ impl Trainer<'_> {
             (tokens_seen, window_sum, window_n, last_eval) = (s.tokens_seen, s.window_sum, s.window_n, s.last_eval);
             (out.steps_metrics, out.eval_metrics, out.checkpoints, out.overhead_s) = (s.steps_metrics, s.eval_metrics, s.checkpoints, s.overhead_s);
             started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(started);
-            stepper.skipped = s.amp_skipped;
-            if let (Some(sc), Some((scale, clean))) = (stepper.scaler.as_mut(), s.amp_scale) {
-                (sc.scale, sc.clean_steps) = (scale, clean);
-            }
             bar.set_position(start_step);
-            eprintln!("  resuming at step {start_step} of {total} from {}", resume_dir.display());
+            eprintln!("  resuming at step {start_step} of {total}");
         } else {
             // Step 0: the untrained model, so every curve starts where training started.
             let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
             out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
             out.overhead_s += started.elapsed().as_secs_f64();
         }
-        let mut last_resume = Instant::now();
         let micro = cfg.batch_size.min(n) as usize;
         let global = micro * cfg.accumulate as usize;
         for step in start_step..total {
-            // Dropout's RNG from (seed, step): a resumed run draws what an uninterrupted one does.
-            tch::manual_seed((self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ step) as i64);
+            crate::resume::seed_step(self.seed, step);
             while order.len() < global {
                 let mut epoch: Vec<i64> = (0..n).collect();
                 epoch.shuffle(&mut rng);
@@ -422,12 +409,10 @@ impl Trainer<'_> {
                 save_checkpoint(vs, &self.run_dir.join(&name))?;
                 out.checkpoints.push((done, name));
             }
-            let due = self.resume.is_some_and(|r| r.steps.is_some_and(|k| done % k == 0) || last_resume.elapsed().as_secs_f64() >= r.secs);
-            if due && !last {
+            if resume.due(done, last) {
                 let state = ResumeState {
                     step: done,
                     applied,
-                    adam_steps: stepper.opt.steps.clone(),
                     rng_word_pos: rng.get_word_pos(),
                     order: order.clone(),
                     tokens_seen,
@@ -439,12 +424,8 @@ impl Trainer<'_> {
                     checkpoints: out.checkpoints.clone(),
                     elapsed_s: started.elapsed().as_secs_f64(),
                     overhead_s: out.overhead_s + overhead.elapsed().as_secs_f64(),
-                    amp_scale: stepper.scaler.as_ref().map(|s| (s.scale, s.clean_steps)),
-                    amp_skipped: stepper.skipped,
-                    tensors: format!("state-{done:08}.safetensors"),
                 };
-                save_resume(&resume_dir, &state, vs, &stepper)?;
-                last_resume = Instant::now();
+                resume.save(done, state, vs, &stepper)?;
             }
             out.overhead_s += overhead.elapsed().as_secs_f64();
             let secs = (started.elapsed().as_secs_f64() - out.overhead_s).max(1e-9);
@@ -460,9 +441,7 @@ impl Trainer<'_> {
         let saving = Instant::now();
         save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
         // Finished: the resumable state is no artifact of the run.
-        if resume_dir.exists() {
-            std::fs::remove_dir_all(&resume_dir)?;
-        }
+        resume.clear()?;
         out.overhead_s += saving.elapsed().as_secs_f64();
         out.checkpoints.push((out.steps, "model.safetensors".into()));
         out.amp_final_scale = stepper.final_scale();
@@ -472,27 +451,6 @@ impl Trainer<'_> {
         out.wall_s = started.elapsed().as_secs_f64();
         out.tokens_per_s = tokens_seen as f64 / (out.wall_s - out.overhead_s).max(1e-9);
         Ok(out)
-    }
-
-    /// The state under `dir` when a killed run left one, loaded into `vs` and the optimizer.
-    fn load_resume(&self, dir: &Path, vs: &nn::VarStore, stepper: &mut Stepper) -> Result<Option<ResumeState>, ModelError> {
-        let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else { return Ok(None) };
-        let bad = |reason: String| ModelError::CheckpointInvalid { path: dir.join("state.json"), reason };
-        let state: ResumeState = serde_json::from_str(&text).map_err(|e| bad(format!("unreadable resume state ({e}); delete the folder to start over")))?;
-        let path = dir.join(&state.tensors);
-        let file: std::collections::BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
-            .map_err(|source| ModelError::CheckpointRead { path: path.clone(), source })?
-            .into_iter()
-            .collect();
-        tch::no_grad(|| -> Result<(), ModelError> {
-            for (name, mut var) in vs.variables() {
-                let src = file.get(&format!("w.{name}")).ok_or_else(|| bad(format!("no weights for `{name}`")))?;
-                var.copy_(src);
-            }
-            Ok(())
-        })?;
-        stepper.opt.restore(&file, &state.adam_steps).map_err(bad)?;
-        Ok(Some(state))
     }
 
     fn bar(&self, total: u64) -> ProgressBar {
@@ -506,27 +464,6 @@ impl Trainer<'_> {
         );
         bar
     }
-}
-
-/// Writes the resumable state: the tensors first, then `state.json` (the commit point, atomic),
-/// then removes the tensors of earlier states.
-fn save_resume(dir: &Path, state: &ResumeState, vs: &nn::VarStore, stepper: &Stepper) -> Result<(), ModelError> {
-    let vars = vs.variables();
-    let mut named: Vec<(String, Tensor)> = vars.iter().map(|(k, v)| (format!("w.{k}"), v.shallow_clone())).collect();
-    named.extend(stepper.opt.named_moments());
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    write_atomic_with(&dir.join(&state.tensors), |tmp: &Path| {
-        Tensor::write_safetensors(&named, tmp).map_err(|source| ModelError::CheckpointRead { path: tmp.into(), source })
-    })?;
-    crate::artifacts::write_atomic(&dir.join("state.json"), serde_json::to_string(state).expect("state serializes").as_bytes())?;
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
-        if name.starts_with("state-") && name != state.tensors {
-            std::fs::remove_file(&p)?;
-        }
-    }
-    Ok(())
 }
 
 pub fn save_checkpoint(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError> {

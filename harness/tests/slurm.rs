@@ -93,7 +93,7 @@ fn a_requeued_task_resumes_its_run() {
         let tiny = dir.path().join("results/tiny");
         let building = std::fs::read_dir(&tiny).ok()?.filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().ends_with(".building"))?;
         let t = std::fs::read_to_string(building.path().join("resume/state.json")).ok()?;
-        serde_json::from_str::<serde_json::Value>(&t).ok()?["step"].as_u64()
+        serde_json::from_str::<serde_json::Value>(&t).ok()?["state"]["step"].as_u64()
     };
     let start = Instant::now();
     let at = loop {

@@ -16,7 +16,7 @@ use mm_models::retrieval::info_nce_loss;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 const TEST_DRAWS: u64 = 2;
@@ -24,14 +24,29 @@ const TRAIN_DRAWS: u64 = 2 << 32;
 /// Test groups scored per evaluation (the first ones; every one when there are fewer).
 const EVAL_GROUPS: usize = 256;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRow {
     pub step: u64,
     pub loss: f64,
     pub lr: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What the InfoNCE loop carries between steps, as its resumable state holds it.
+#[derive(Serialize, Deserialize)]
+struct InfonceState {
+    step: u64,
+    applied: u64,
+    epoch: u64,
+    /// The next group chunk of `epoch` (its count: the epoch is done).
+    next_chunk: usize,
+    rng_epoch_pos: u128,
+    window: (f64, u64),
+    steps: Vec<StepRow>,
+    evals: Vec<EvalRow>,
+    elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalRow {
     pub step: u64,
     /// Mean InfoNCE loss over fixed test groups.
@@ -107,16 +122,28 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let total = ic.epochs * steps_per_epoch;
     let mut stepper = Stepper::new(&vs, AdamW::default(), ic.lr, ic.grad_clip, ic.precision)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1ace);
-    let (mut steps, mut evals) = (Vec::new(), vec![evaluate(0)]);
     let bar = progress(ctx, total, "steps {msg}");
-    let (mut applied, mut step, mut window) = (0u64, 0u64, (0f64, 0u64));
-    let started = std::time::Instant::now();
-    for epoch in 1..=ic.epochs {
+    let mut started = std::time::Instant::now();
+    // A killed run continues where its last resumable state left it, bit for bit.
+    let mut resume = crate::resume::Resume::new(&ctx.dir.path, Some(ctx.resume));
+    let (mut steps, mut evals, mut applied, mut step, mut window, from_epoch, mut skip) = match resume.load::<InfonceState>(&vs, &mut stepper)? {
+        Some(s) => {
+            rng.set_word_pos(s.rng_epoch_pos);
+            started = started.checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(started);
+            bar.set_position(s.step);
+            (s.steps, s.evals, s.applied, s.step, s.window, s.epoch, s.next_chunk)
+        }
+        None => (Vec::new(), vec![evaluate(0)], 0u64, 0u64, (0f64, 0u64), 1, 0),
+    };
+    for epoch in from_epoch..=ic.epochs {
+        // Where the data-order RNG stood before this epoch's shuffle: a resumed epoch redraws it.
+        let rng_epoch_pos = rng.get_word_pos();
         let mut order: Vec<usize> = (0..n_train).collect();
         order.shuffle(&mut rng);
         let (cand, targets) = draw_many(cfg.seed, TRAIN_DRAWS + epoch, &order, n_train, k);
-        for (c, chunk) in order.chunks(per_step).enumerate() {
+        for (c, chunk) in order.chunks(per_step).enumerate().skip(std::mem::take(&mut skip)) {
             let at = c * per_step;
+            crate::resume::seed_step(cfg.seed, step);
             let tokens = groups(&tq, &tp, chunk, &cand[at * k..(at + chunk.len()) * k], ic.group);
             let loss = group_loss(&tokens, &targets[at..at + chunk.len()], true);
             let lr = ic.lr * lr_factor(applied, ic.warmup_steps, total);
@@ -132,6 +159,20 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
             if step % ic.eval_every == 0 && step != total {
                 evals.push(evaluate(step));
             }
+            if resume.due(step, step == total) {
+                let state = InfonceState {
+                    step,
+                    applied,
+                    epoch,
+                    next_chunk: c + 1,
+                    rng_epoch_pos,
+                    window,
+                    steps: steps.clone(),
+                    evals: evals.clone(),
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                };
+                resume.save(step, state, &vs, &stepper)?;
+            }
             bar.set_message(format!("loss {v:.3}"));
             bar.inc(1);
         }
@@ -141,6 +182,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let last = evaluate(step);
     evals.push(last.clone());
     save_checkpoint(&vs, &ctx.dir.file("model.safetensors"))?;
+    resume.clear()?;
     ctx.dir.write_json("metrics_steps.json", &steps)?;
     ctx.dir.write_json("metrics_infonce_eval.json", &evals)?;
     let s = &mut out.summary;
