@@ -56,27 +56,39 @@ fn a_suite_runs_as_a_throttled_array_once_and_a_resubmission_does_no_work() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    write_suite(dir.path(), "tiny.toml", &TINY.replace("seeds = [0]", "seeds = [0, 1]"));
+    // 4 CLM runs (level 0) and 4 inversions of their checkpoints (level 1, after level 0).
+    let text = format!(
+        "{}\n[[experiment]]\nname = \"inv\"\nkind = \"representation\"\nfrom = \"clm\"\nrepresentation = {{ steps = 5, n_prompts = 2 }}\n",
+        TINY.replace("seeds = [0]", "seeds = [0, 1]")
+    );
+    write_suite(dir.path(), "tiny.toml", &text);
     let started = Instant::now();
     let jobs = submit(dir.path(), "tiny.toml", &[]);
+    assert_eq!(jobs.len(), 2, "two levels: {jobs:?}");
     let script = std::fs::read_to_string(dir.path().join("slurm/level0.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-3%2") && script.contains("--only \"$run\""), "{script}");
-    wait_for(&jobs[0], Duration::from_secs(600));
-    let first = logs(dir.path(), &jobs[0]);
-    eprintln!("4-task array done in {:.1} s", started.elapsed().as_secs_f64());
-    assert_eq!(first.matches(": running").count(), 4, "each run once:\n{first}");
+    let submit_sh = std::fs::read_to_string(dir.path().join("slurm/submit.sh")).unwrap();
+    assert!(submit_sh.contains("--dependency=afterany:$prev"), "{submit_sh}");
+    wait_for(&jobs[1], Duration::from_secs(600));
+    wait_for(&jobs[0], Duration::from_secs(60));
+    let (l0, l1) = (logs(dir.path(), &jobs[0]), logs(dir.path(), &jobs[1]));
+    eprintln!("2 arrays of 4 tasks done in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(l0.matches(": running").count(), 4, "each CLM run once:\n{l0}");
+    // Level 1 started after level 0 ended: each task finds its producer finished and runs its own.
+    assert_eq!(l1.matches(": running").count(), 4, "each inversion once:\n{l1}");
+    assert_eq!(l1.matches("finished earlier, reused").count(), 4, "{l1}");
     let ms = manifest(&dir.path().join("results"), "tiny");
-    assert_eq!(ms.iter().filter(|m| m["status"] == "finished").count(), 4, "{ms:?}");
+    assert_eq!(ms.iter().filter(|m| m["status"] == "finished").count(), 8, "{ms:?}");
     // The shared folder merges into one report; status shows every run finished.
     let rep = harness(dir.path(), &["report", "tiny.toml", "--results", "results", "--reports", "reports"]);
     assert!(rep.status.success() && stderr(&rep).is_empty(), "{}", stderr(&rep));
     let st = harness(dir.path(), &["status", "tiny.toml", "--results", "results"]);
-    assert!(String::from_utf8_lossy(&st.stdout).contains("tiny: 4 runs: 4 finished"), "{}", String::from_utf8_lossy(&st.stdout));
-    // Submitted again: every task finds its run finished.
+    assert!(String::from_utf8_lossy(&st.stdout).contains("tiny: 8 runs: 8 finished"), "{}", String::from_utf8_lossy(&st.stdout));
+    // Submitted again: every task finds its run (and its producer) finished.
     let again = submit(dir.path(), "tiny.toml", &[]);
-    wait_for(&again[0], Duration::from_secs(300));
-    let second = logs(dir.path(), &again[0]);
-    assert_eq!(second.matches("finished earlier, reused").count(), 4, "{second}");
+    wait_for(&again[1], Duration::from_secs(300));
+    let second = format!("{}{}", logs(dir.path(), &again[0]), logs(dir.path(), &again[1]));
+    assert_eq!(second.matches("finished earlier, reused").count(), 4 + 8, "{second}");
     assert!(!second.contains(": running"), "{second}");
 }
 
