@@ -17,6 +17,11 @@ stop() {
     pkill -"$sig" -f "$dir/munge/munge.socket" 2>/dev/null || true
     sleep 1
   done
+  # Wait until they are gone, so a caller that checks finds nothing left running.
+  for _ in $(seq 1 40); do
+    pgrep -f "$dir/(slurm.conf|munge/munge.socket)" >/dev/null || break
+    sleep 0.25
+  done
   rm -f "$dir"/*.pid
 }
 if [ "$cmd" = stop ]; then stop; exit 0; fi
