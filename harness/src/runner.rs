@@ -15,7 +15,8 @@ pub struct Options {
     pub progress: bool,
     /// Rerun finished runs too.
     pub force: bool,
-    /// Only these experiments' runs, and the runs they consume (built when missing).
+    /// Only these runs (experiment names, run ids or prefixes, `failed`), and the runs they
+    /// consume (built when missing).
     pub only: Vec<String>,
     /// How often training writes the state a killed run resumes from.
     pub resume: crate::train::ResumeEvery,
@@ -72,8 +73,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
                 deferred.push(i); // its producer is being built elsewhere
                 continue;
             }
-            let done: Vec<RunRecord> = records.iter().map(|(_, r)| r.clone()).collect();
-            match process(run, &head, opts, &prov, &cache, &done, wait)? {
+            match process(run, &head, opts, &prov, &cache, &records, wait)? {
                 Some((rec, kept)) => {
                     rerun_failed += usize::from(kept);
                     records.push((i, rec));
@@ -92,7 +92,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
 /// when another live process holds the lock and `wait` is false; with `wait`, it waits for that
 /// process and then reuses its result (or runs it, when that process did not finish it).
 /// The record and whether a forced rerun failed while the earlier result was kept.
-fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Path, done: &[RunRecord], wait: bool) -> Result<Option<(RunRecord, bool)>> {
+fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Path, done: &[(usize, RunRecord)], wait: bool) -> Result<Option<(RunRecord, bool)>> {
     let dir = RunDir::new(&opts.results, &run.suite, &run.id);
     let reusable = |announce: bool| -> Option<RunRecord> {
         if opts.force {
@@ -146,7 +146,7 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
     }
     // Producers run first (suite order); a failed one fails its consumers without work.
     if let Some(up) = run.upstream() {
-        if let Some(p) = done.iter().find(|r| r.run.id == up && r.status != RunStatus::Finished) {
+        if let Some(p) = done.iter().map(|(_, r)| r).find(|r| r.run.id == up && r.status != RunStatus::Finished) {
             let why = format!("its producer {} ({}) did not finish", p.run.short_id(), p.run.experiment);
             eprintln!("{head}: SKIPPED: {why}");
             return Ok(Some((RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::not_run(run), false) }, false)));

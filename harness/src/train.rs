@@ -19,7 +19,6 @@ use tch::{nn, Device, Kind, Tensor};
 
 /// JSON writes a NaN as null; read it back as NaN.
 fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    use serde::Deserialize;
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
@@ -157,8 +156,7 @@ pub struct Stepper {
 }
 
 impl Stepper {
-    pub fn new(vs: &nn::VarStore, adam: AdamW, lr: f64, clip: f64, precision: Precision) -> Result<Self, ModelError> {
-        let _ = lr; // given per step
+    pub fn new(vs: &nn::VarStore, adam: AdamW, clip: f64, precision: Precision) -> Result<Self, ModelError> {
         let opt = AdamWState::new(vs, adam);
         let scaler = (precision == Precision::Fp16Amp).then(GradScaler::new);
         Ok(Self { opt, scaler, clip, skipped: 0 })
@@ -278,7 +276,7 @@ impl Trainer<'_> {
         let total = cfg.budget_steps(n_ctx);
         let schedule = cfg.total_steps(n_ctx);
         let adam = AdamW { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay };
-        let mut stepper = Stepper::new(vs, adam, cfg.lr, cfg.grad_clip, cfg.precision)?;
+        let mut stepper = Stepper::new(vs, adam, cfg.grad_clip, cfg.precision)?;
         // The schedule's position: optimizer steps actually applied (a skipped fp16 step does
         // not advance it, as Hugging Face's Trainer skips lr_scheduler.step() then).
         let mut applied = 0u64;

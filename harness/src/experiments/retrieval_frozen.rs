@@ -88,7 +88,7 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
     let model = RetrievalMixer::new(&vs.root(), cfg);
     let steps_per_epoch = (n_train as u64).div_ceil(fc.batch_size as u64);
     let total = fc.epochs * steps_per_epoch;
-    let mut stepper = Stepper::new(&vs, AdamW::default(), fc.lr, fc.grad_clip, Precision::Fp32)?;
+    let mut stepper = Stepper::new(&vs, AdamW::default(), fc.grad_clip, Precision::Fp32)?;
 
     let test_ids: Vec<usize> = (0..n_test as usize).collect();
     let (flat, targets) = draw_many(seed, TEST_DRAWS, &test_ids, n_test as usize, k as usize);

@@ -120,7 +120,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let per_step = ic.groups_per_step as usize;
     let steps_per_epoch = (n_train as u64).div_ceil(per_step as u64);
     let total = ic.epochs * steps_per_epoch;
-    let mut stepper = Stepper::new(&vs, AdamW::default(), ic.lr, ic.grad_clip, ic.precision)?;
+    let mut stepper = Stepper::new(&vs, AdamW::default(), ic.grad_clip, ic.precision)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1ace);
     let bar = progress(ctx, total, "steps {msg}");
     let mut started = std::time::Instant::now();
