@@ -386,7 +386,7 @@ fn main() -> Result<()> {
             let mut counts = std::collections::BTreeMap::new();
             for (run, state, detail) in &rows {
                 *counts.entry(state.to_string()).or_insert(0) += 1;
-                let _ = writeln!(text, "{:<12}  {:<16} {:<24} {:<9} {detail}", run.short_id(), run.experiment, harness::report::model_label(run), state);
+                let _ = writeln!(text, "{:<12}  {:<16} {:<34} {:<9} {detail}", run.short_id(), run.experiment, harness::report::model_label(run), state);
             }
             let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             let _ = writeln!(text, "{}: {} runs: {}", suite.file.name, rows.len(), summary.join(", "));
