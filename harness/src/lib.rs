@@ -13,4 +13,5 @@ pub mod resume;
 pub mod runner;
 pub mod slurm;
 pub mod suite;
+pub mod throughput;
 pub mod train;

@@ -199,6 +199,9 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// One throughput job (JSON) measured in this process; what `throughput` runs spawn.
+    #[command(hide = true)]
+    Job { job: String },
     /// Tokenization throughput (MB/s) of this harness vs the Python `tokenizers` package.
     Data {
         /// Stories separated by --marker.
@@ -232,6 +235,7 @@ fn load(args: &SuiteArgs) -> Result<Suite> {
 }
 
 fn main() -> Result<()> {
+    device::keep_freed_memory();
     let cli = Cli::parse();
     if cli.offline {
         // Before any thread starts: the hub layer reads it.
@@ -466,6 +470,11 @@ fn main() -> Result<()> {
                 o.output_sha256,
                 summarize::sidecar(&out).display()
             );
+        }
+        Command::Bench { what: BenchCommand::Job { job } } => {
+            let job: harness::throughput::Job = serde_json::from_str(&job).context("reading the job")?;
+            let measured = harness::throughput::measure_here(&job)?;
+            println!("{}", serde_json::to_string(&measured)?);
         }
         Command::Bench { what: BenchCommand::Data { file, marker, vocab_size, repeats, python, out } } => {
             let bench = harness::bench::DataBench { file, marker, vocab_size, repeats: repeats.max(1), python, cache: PathBuf::from("results/.cache") };

@@ -31,6 +31,13 @@ impl Default for AdamW {
 }
 
 /// The parameters (by name, sorted) and their first and second moments.
+///
+/// When every parameter is an fp32 tensor on one device (always, for the models here), the
+/// parameters and both moments are views of three flat buffers, and a step whose gradients are
+/// all present runs on the flat buffers: one copy of the gradients into a flat buffer, one norm,
+/// one clip, and AdamW as seven element-wise kernels over all parameters at once, instead of
+/// about ten kernels (and their temporaries) per tensor. The element-wise operations are the
+/// same, in the same order, so the update is still `torch.optim.AdamW`'s to the bit.
 pub struct AdamWState {
     pub cfg: AdamW,
     pub names: Vec<String>,
@@ -39,26 +46,175 @@ pub struct AdamWState {
     pub exp_avg_sq: Vec<Tensor>,
     /// Steps taken per parameter (a parameter without a gradient is skipped, as PyTorch does).
     pub steps: Vec<i64>,
+    flat: Option<Flat>,
+    /// `clip` gathered (and clipped) this step's gradients into the flat buffer.
+    gathered: bool,
+    /// libtorch's optimizer over the same parameters, used only for `zero_grad`, which frees the
+    /// gradients (`set_to_none`, as the Hugging Face Trainer does), so the next backward writes
+    /// fresh ones instead of adding into zeroed buffers.
+    clear: Option<tch::COptimizer>,
+}
+
+/// The flat buffers: parameters, moments, the gathered gradients and one scratch.
+struct Flat {
+    p: Tensor,
+    m: Tensor,
+    v: Tensor,
+    g: Tensor,
+    scratch: Tensor,
 }
 
 impl AdamWState {
     /// The trainable variables of `vs`, in name order, with zero moments.
     pub fn new(vs: &nn::VarStore, cfg: AdamW) -> Self {
         let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        let zeros = |t: &Tensor| tch::no_grad(|| t.zeros_like());
-        Self {
-            cfg,
-            names: vars.keys().cloned().collect(),
-            exp_avg: vars.values().map(zeros).collect(),
-            exp_avg_sq: vars.values().map(zeros).collect(),
-            steps: vec![0; vars.len()],
-            params: vars.into_values().collect(),
+        let names: Vec<String> = vars.keys().cloned().collect();
+        let mut params: Vec<Tensor> = vars.into_values().collect();
+        let flat_ok = !params.is_empty()
+            && params.iter().all(|p| p.kind() == tch::Kind::Float && p.device() == params[0].device() && p.is_contiguous());
+        let (flat, exp_avg, exp_avg_sq) = if flat_ok {
+            let total: i64 = params.iter().map(|p| p.numel() as i64).sum();
+            let opts = (tch::Kind::Float, params[0].device());
+            let flat = Flat {
+                p: Tensor::empty([total], opts),
+                m: Tensor::zeros([total], opts),
+                v: Tensor::zeros([total], opts),
+                g: Tensor::empty([total], opts),
+                scratch: Tensor::empty([total], opts),
+            };
+            let (mut m, mut v) = (Vec::new(), Vec::new());
+            let mut offset = 0;
+            tch::no_grad(|| {
+                for p in params.iter_mut() {
+                    let n = p.numel() as i64;
+                    let size = p.size();
+                    let view = |t: &Tensor| t.narrow(0, offset, n).view(size.as_slice());
+                    let pv = view(&flat.p);
+                    pv.shallow_clone().copy_(p);
+                    // Every holder of this variable (the var store, the modules) now reads and
+                    // writes the flat buffer.
+                    p.set_data(&pv);
+                    m.push(view(&flat.m));
+                    v.push(view(&flat.v));
+                    offset += n;
+                }
+            });
+            (Some(flat), m, v)
+        } else {
+            let zeros = |t: &Tensor| tch::no_grad(|| t.zeros_like());
+            (None, params.iter().map(zeros).collect(), params.iter().map(zeros).collect())
+        };
+        let clear = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false).ok().and_then(|mut o| {
+            params.iter().try_for_each(|p| o.add_parameters(p, 0)).ok()?;
+            Some(o)
+        });
+        Self { cfg, steps: vec![0; names.len()], names, params, exp_avg, exp_avg_sq, flat, gathered: false, clear }
+    }
+
+    /// The flat path applies when every parameter has a gradient and all have taken the same
+    /// number of steps (their bias corrections are then one pair of scalars).
+    fn flat_grads(&self) -> Option<Vec<Tensor>> {
+        self.flat.as_ref()?;
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad()).collect();
+        let same_steps = self.steps.iter().all(|&s| s == self.steps[0]);
+        (same_steps && grads.iter().all(|g| g.defined() && g.kind() == tch::Kind::Float)).then_some(grads)
+    }
+
+    /// Gathers the gradients (flat path) and returns their global L2 norm as a device scalar,
+    /// after scaling them by `min(1, max / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`; `max` <= 0:
+    /// no clipping). No value is read back to the host. The norm is the square root of the sum
+    /// of each tensor's sum of squares, in fp32, and the factor is formed in f64, as this
+    /// trainer has always computed them, so runs keep their numbers to the bit.
+    pub fn clip(&mut self, max: f64) -> Option<Tensor> {
+        self.gathered = false;
+        let grads = match self.flat_grads() {
+            Some(grads) => {
+                let f = self.flat.as_ref().expect("flat path");
+                let views: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
+                let _ = tch::no_grad(|| Tensor::cat_out(&f.g, &views, 0));
+                self.gathered = true;
+                self.grads()
+            }
+            None => self.params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect(),
+        };
+        if grads.is_empty() {
+            return None;
+        }
+        tch::no_grad(|| {
+            let sq: Vec<Tensor> = grads.iter().map(|g| g.to_kind(tch::Kind::Float).pow_tensor_scalar(2).sum(tch::Kind::Float)).collect();
+            let norm = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt();
+            if max > 0.0 {
+                let coef = (max / (norm.to_kind(tch::Kind::Double) + 1e-6)).clamp_max(1.0);
+                match (&self.flat, self.gathered) {
+                    (Some(f), true) => {
+                        let _ = f.g.shallow_clone().g_mul_(&coef);
+                    }
+                    _ => {
+                        for mut g in grads {
+                            let _ = g.g_mul_(&coef);
+                        }
+                    }
+                }
+            }
+            Some(norm)
+        })
+    }
+
+    /// The gradients the next [`Self::step`] uses, per parameter (after [`Self::clip`], the
+    /// clipped ones).
+    pub fn grads(&self) -> Vec<Tensor> {
+        match (&self.flat, self.gathered) {
+            (Some(f), true) => {
+                let mut offset = 0;
+                self.params
+                    .iter()
+                    .map(|p| {
+                        let n = p.numel() as i64;
+                        let g = f.g.narrow(0, offset, n).view(p.size().as_slice());
+                        offset += n;
+                        g
+                    })
+                    .collect()
+            }
+            _ => self.params.iter().map(|p| p.grad()).collect(),
         }
     }
 
-    /// One AdamW step at learning rate `lr` on the current gradients.
+    /// One AdamW step at learning rate `lr` on the current gradients (clipped by [`Self::clip`]
+    /// when it was called first).
     pub fn step(&mut self, lr: f64) {
         let AdamW { beta1, beta2, eps, weight_decay } = self.cfg;
+        if self.flat_grads().is_some() {
+            let f = self.flat.as_mut().expect("flat path");
+            // `clip` gathered the gradients; gather them here when it was not called.
+            if !self.gathered {
+                let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad().reshape([-1])).collect();
+                let _ = tch::no_grad(|| Tensor::cat_out(&f.g, &grads, 0));
+            }
+            self.gathered = false;
+            let t = (self.steps[0] + 1) as f64;
+            tch::no_grad(|| {
+                if weight_decay != 0.0 {
+                    let _ = f.p.g_mul_scalar_(1.0 - lr * weight_decay);
+                }
+                let _ = f.m.lerp_(&f.g, 1.0 - beta1);
+                let _ = f.v.g_mul_scalar_(beta2);
+                let _ = f.g.mul_scalar_out(&f.scratch, 1.0 - beta2);
+                let _ = f.v.addcmul_(&f.scratch, &f.g);
+                let bias_correction1 = 1.0 - beta1.powf(t);
+                let bias_correction2_sqrt = (1.0 - beta2.powf(t)).sqrt();
+                let step_size = lr / bias_correction1;
+                let _ = f.v.sqrt_out(&f.scratch);
+                let _ = f.scratch.g_div_scalar_(bias_correction2_sqrt);
+                let _ = f.scratch.g_add_scalar_(eps);
+                let _ = f.m.div_out(&f.scratch, &f.scratch.shallow_clone());
+                let _ = f.scratch.g_mul_scalar_(-step_size);
+                let _ = f.p.g_add_(&f.scratch);
+            });
+            self.steps.iter_mut().for_each(|s| *s += 1);
+            return;
+        }
+        self.gathered = false;
         tch::no_grad(|| {
             for i in 0..self.params.len() {
                 let g = self.params[i].grad();
@@ -86,6 +242,12 @@ impl AdamWState {
     }
 
     pub fn zero_grad(&mut self) {
+        self.gathered = false;
+        if let Some(o) = &self.clear {
+            if o.zero_grad().is_ok() {
+                return;
+            }
+        }
         for p in &mut self.params {
             let mut g = p.grad();
             if g.defined() {

@@ -6,6 +6,7 @@
 use crate::artifacts::write_atomic_with;
 use crate::data::{Encoded, IGNORE};
 use crate::optim::AdamWState;
+pub use crate::optim::AdamW;
 use crate::suite::{Precision, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
@@ -142,7 +143,17 @@ fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precis
     with_precision(precision, || model.forward_t(tokens, train))
 }
 
-pub use crate::optim::AdamW;
+
+/// One training step of a language model on a batch already on the device: forward, the
+/// model's loss, backward, clip, AdamW at `lr`. The loss and the gradient norm come back as
+/// device scalars (the norm `None` for a step skipped under fp16-amp); nothing waits for the
+/// device, so the next step is queued while this one runs.
+pub fn train_step(model: &dyn CausalLm, stepper: &mut Stepper, tokens: &Tensor, labels: &Tensor, lr: f64, precision: Precision) -> (Tensor, Option<Tensor>) {
+    let loss = lm_loss(&forward(model, tokens, true, precision), labels, model.objective());
+    stepper.backward(&loss);
+    let norm = stepper.apply(lr);
+    (loss.detach(), norm)
+}
 
 /// One optimizer step as every trainer here takes it (PAPER.md C): backward (scaled under
 /// fp16-amp), global grad-norm clip, AdamW; under fp16-amp a step with inf/nan gradients is
@@ -162,10 +173,10 @@ impl Stepper {
         Ok(Self { opt, scaler, clip, skipped: 0 })
     }
 
-    /// Backward of `loss`, clip, step at `lr`. The gradient norm before clipping, or `None`
-    /// when the step was skipped (then the caller's schedule does not advance either, as in
-    /// Hugging Face's Trainer).
-    pub fn step(&mut self, loss: &Tensor, lr: f64) -> Option<f64> {
+    /// Backward of `loss`, clip, step at `lr`. The gradient norm before clipping as a device
+    /// scalar, or `None` when the step was skipped (then the caller's schedule does not advance
+    /// either, as in Hugging Face's Trainer).
+    pub fn step(&mut self, loss: &Tensor, lr: f64) -> Option<Tensor> {
         self.backward(loss);
         self.apply(lr)
     }
@@ -178,13 +189,14 @@ impl Stepper {
         }
     }
 
-    /// One optimizer step on the accumulated gradients, which it then clears.
-    pub fn apply(&mut self, lr: f64) -> Option<f64> {
+    /// One optimizer step on the accumulated gradients, which it then frees. Nothing is read
+    /// back to the host (except under fp16-amp, whose skip decision needs it, as GradScaler's).
+    pub fn apply(&mut self, lr: f64) -> Option<Tensor> {
         let finite = self.scaler.as_mut().is_none_or(|s| s.unscale(&self.opt.params));
         let out = if finite {
-            let norm = clip_grad_norm(&self.opt.params, self.clip);
+            let norm = self.opt.clip(self.clip);
             self.opt.step(lr);
-            Some(norm)
+            Some(norm.unwrap_or_else(|| Tensor::zeros([], (Kind::Float, Device::Cpu))))
         } else {
             self.skipped += 1;
             None
@@ -322,6 +334,7 @@ impl Trainer<'_> {
             out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
             out.overhead_s += started.elapsed().as_secs_f64();
         }
+        let mut window_sum_t = Tensor::from(window_sum).to_device(self.device);
         let micro = cfg.batch_size.min(n) as usize;
         let global = micro * cfg.accumulate as usize;
         for step in start_step..total {
@@ -333,15 +346,13 @@ impl Trainer<'_> {
             }
             let idx: Vec<i64> = order.drain(..global).collect();
             let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, schedule);
-            let loss = if cfg.accumulate == 1 {
+            let (loss, norm) = if cfg.accumulate == 1 {
                 let idx = Tensor::from_slice(&idx);
                 let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
                 let labels_cpu = train.labels.index_select(0, &idx);
                 // Counted on the host: no device sync for the bookkeeping.
                 tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
-                let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels_cpu.to_device(self.device), model.objective());
-                stepper.backward(&loss);
-                loss
+                train_step(model, &mut stepper, &tokens, &labels_cpu.to_device(self.device), lr, cfg.precision)
             } else {
                 // The global batch's mean: each micro-batch's summed CE over the global count.
                 let labels_cpu = train.labels.index_select(0, &Tensor::from_slice(&idx));
@@ -357,49 +368,54 @@ impl Trainer<'_> {
                     stepper.backward(&sum);
                     total_loss += sum.detach();
                 }
-                total_loss
+                (total_loss, stepper.apply(lr))
             };
-            let grad_norm = match stepper.apply(lr) {
-                Some(norm) => {
-                    applied += 1;
-                    norm
-                }
-                None => f64::NAN, // inf/nan under fp16-amp: skipped
-            };
-            let loss_v = loss.double_value(&[]);
-            // A NaN or infinite loss fails the run (under fp16-amp, overflowing gradients skip
-            // a step instead, as GradScaler does; that is no failure).
-            if !loss_v.is_finite() {
-                let last = out.steps_metrics.iter().rev().find(|m| m.loss.is_finite());
-                return Err(ModelError::Diverged(format!(
-                    "training diverged: the loss is {loss_v} at step {}; the last finite loss logged was {}; lower train.lr, raise \
-                     train.warmup_steps or keep train.grad_clip",
-                    step + 1,
-                    last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
-                )));
+            if norm.is_some() {
+                applied += 1;
             }
-            window_sum += loss_v;
+            // The window's losses add up on the device (in f64, as a host sum would); the host
+            // reads a loss only where it logs one, and the window at evaluations.
+            window_sum_t += loss.to_kind(Kind::Double);
             window_n += 1;
-            if step % log_every == 0 || step + 1 == total {
+            let done = step + 1;
+            let out_of_time = cfg.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
+            let last = done == total || out_of_time;
+            let logged = step % log_every == 0 || last;
+            let eval_due = done % cfg.eval_every == 0 || last;
+            let mut loss_v = f64::NAN;
+            if logged || eval_due {
+                loss_v = loss.double_value(&[]);
+                // A NaN or infinite loss fails the run (under fp16-amp, overflowing gradients
+                // skip a step instead, as GradScaler does; that is no failure). Losses between
+                // logged steps show up in the window's sum.
+                let window = window_sum_t.double_value(&[]);
+                if !loss_v.is_finite() || !window.is_finite() {
+                    let last = out.steps_metrics.iter().rev().find(|m| m.loss.is_finite());
+                    let (what, at) = if loss_v.is_finite() { (window, format!("at step {}..{} (losses are read every {log_every} steps)", done + 1 - window_n, done)) } else { (loss_v, format!("at step {done}")) };
+                    return Err(ModelError::Diverged(format!(
+                        "training diverged: the loss is {what} {at}; the last finite loss logged was {}; lower train.lr, raise \
+                         train.warmup_steps or keep train.grad_clip",
+                        last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
+                    )));
+                }
+            }
+            if logged {
                 out.steps_metrics.push(StepMetric {
-                    step: step + 1,
+                    step: done,
                     loss: loss_v,
                     lr,
-                    grad_norm,
+                    grad_norm: norm.map_or(f64::NAN, |n| n.double_value(&[])), // NaN: skipped (fp16-amp)
                     tokens: tokens_seen,
                     elapsed_s: started.elapsed().as_secs_f64(),
                 });
             }
-            let done = step + 1;
-            // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
-            let out_of_time = cfg.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
-            let last = done == total || out_of_time;
             let overhead = Instant::now();
-            if done % cfg.eval_every == 0 || last {
+            if eval_due {
                 last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
+                let window_sum = window_sum_t.double_value(&[]);
                 out.eval_metrics.push(EvalMetric { step: done, eval_loss: last_eval, train_loss: window_sum / window_n as f64 });
                 out.train_loss = window_sum / window_n as f64;
-                window_sum = 0.0;
+                window_sum_t = Tensor::zeros([], (Kind::Double, self.device));
                 window_n = 0;
             }
             if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
@@ -414,7 +430,7 @@ impl Trainer<'_> {
                     rng_word_pos: rng.get_word_pos(),
                     order: order.clone(),
                     tokens_seen,
-                    window_sum,
+                    window_sum: window_sum_t.double_value(&[]),
                     window_n,
                     last_eval,
                     steps_metrics: out.steps_metrics.clone(),
@@ -427,7 +443,9 @@ impl Trainer<'_> {
             }
             out.overhead_s += overhead.elapsed().as_secs_f64();
             let secs = (started.elapsed().as_secs_f64() - out.overhead_s).max(1e-9);
-            bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
+            if logged {
+                bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
+            }
             bar.inc(1);
             if out_of_time {
                 out.steps = done;
@@ -468,26 +486,6 @@ pub fn save_checkpoint(vs: &nn::VarStore, path: &Path) -> Result<(), ModelError>
     write_atomic_with(path, |tmp: &Path| checkpoint::save(vs, tmp))
 }
 
-/// PyTorch `clip_grad_norm_`: total L2 norm over all gradients; when it exceeds `max`, every
-/// gradient is scaled by max / (norm + 1e-6). Returns the norm before clipping.
-pub fn clip_grad_norm(params: &[Tensor], max: f64) -> f64 {
-    tch::no_grad(|| {
-        let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
-        if grads.is_empty() {
-            return 0.0;
-        }
-        let sq: Vec<Tensor> = grads.iter().map(|g| g.to_kind(Kind::Float).pow_tensor_scalar(2).sum(Kind::Float)).collect();
-        let norm = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt().double_value(&[]);
-        if max > 0.0 && norm > max {
-            let coef = max / (norm + 1e-6);
-            for mut g in grads {
-                let _ = g.g_mul_scalar_(coef);
-            }
-        }
-        norm
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,14 +503,28 @@ mod tests {
 
     #[test]
     fn clipping_matches_the_formula() {
-        let a = Tensor::from_slice(&[3.0f32]).set_requires_grad(true);
-        let b = Tensor::from_slice(&[0.0f32, 0.0]).set_requires_grad(true);
-        (&a * 3.0 + (&b * Tensor::from_slice(&[4.0f32, 0.0])).sum(Kind::Float)).sum(Kind::Float).backward();
-        // grads: a -> 3, b -> [4, 0]; norm 5
-        let norm = clip_grad_norm(&[a.shallow_clone(), b.shallow_clone()], 1.0);
-        assert!((norm - 5.0).abs() < 1e-6);
-        assert!((a.grad().double_value(&[0]) - 3.0 / (5.0 + 1e-6)).abs() < 1e-6);
-        assert!((b.grad().double_value(&[0]) - 4.0 / (5.0 + 1e-6)).abs() < 1e-6);
+        // grads: a -> 3, b -> [4, 0]; norm 5. With every gradient present the flat path clips;
+        // with an unused parameter (no gradient) the per-tensor one does.
+        for unused in [false, true] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let a = vs.root().var_copy("a", &Tensor::from_slice(&[3.0f32]));
+            let b = vs.root().var_copy("b", &Tensor::from_slice(&[0.0f32, 0.0]));
+            if unused {
+                let _ = vs.root().var_copy("c", &Tensor::from_slice(&[1.0f32]));
+            }
+            let mut opt = AdamWState::new(&vs, AdamW::default());
+            (&a * 3.0 + (&b * Tensor::from_slice(&[4.0f32, 0.0])).sum(Kind::Float)).sum(Kind::Float).backward();
+            let norm = opt.clip(1.0).unwrap().double_value(&[]);
+            assert!((norm - 5.0).abs() < 1e-6);
+            let g = opt.grads();
+            assert!((g[0].double_value(&[0]) - 3.0 / (5.0 + 1e-6)).abs() < 1e-6, "unused = {unused}");
+            assert!((g[1].double_value(&[0]) - 4.0 / (5.0 + 1e-6)).abs() < 1e-6, "unused = {unused}");
+            // Below the threshold nothing changes.
+            opt.zero_grad();
+            (&a * 3.0).sum(Kind::Float).backward();
+            let _ = opt.clip(10.0);
+            assert_eq!(opt.grads()[0].double_value(&[0]), 3.0);
+        }
     }
 
     #[test]

@@ -1,0 +1,213 @@
+"""The PyTorch peer of `harness bench peer` and of the `throughput` experiment.
+
+The paper's models written the way the reference code writes them (blbadger/maskedmixers, PAPER.md
+A.1, A.3, I), trained one step at a time the way Hugging Face's Trainer does it (PAPER.md C):
+  forward with labels -> loss; loss.backward(); clip_grad_norm_(params, 1.0); AdamW.step()
+  (torch.optim.AdamW, `adamw_torch`, its default implementation for the device); scheduler.step();
+  zero_grad(set_to_none=True). The loss is kept on the device (the Trainer reads it every
+  `logging_steps`), batches are resident on the device.
+
+Modes:
+  train      one optimizer step (as above) on a [batch, n_ctx] batch of random tokens
+  infer      one forward to logits under torch.inference_mode()
+  memory     one forward + backward of the block stack without the LM head (T6/T7), batch as given
+
+Reads one JSON job from argv[1] and prints one JSON line: step times (s, synchronised), peak memory
+(CUDA allocator peak, or the growth of the peak RSS on CPU), parameter count, versions.
+"""
+import json
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, expansion_factor=4):
+        super().__init__()
+        inner = int(dim * expansion_factor)
+        self.net = nn.Sequential(nn.Linear(dim, inner), nn.GELU(), nn.Linear(inner, dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class MixerBlock(nn.Module):
+    """The reference's block: the conv weight is re-masked in place before every forward."""
+
+    def __init__(self, dim, length):
+        super().__init__()
+        self.patch_layernorm = nn.LayerNorm(dim)
+        self.seq_layernorm = nn.LayerNorm(dim)
+        self.patch_ff = FeedForward(dim)
+        self.conv = nn.Conv1d(length, length, 1)
+
+    def forward(self, x):
+        # rearrange(w, 'f d p -> p f d'), tril, rearrange back, written into .data
+        masked_conv = torch.tril(self.conv.weight.permute(2, 0, 1))
+        self.conv.weight.data = masked_conv.permute(1, 2, 0).contiguous()
+        residual = x
+        x = self.seq_layernorm(x)
+        x = self.conv(x) + residual
+        residual = x
+        x = self.patch_layernorm(x)
+        return self.patch_ff(x) + residual
+
+
+class LanguageMixer(nn.Module):
+    def __init__(self, n_vocab, dim, depth, length):
+        super().__init__()
+        self.wte = nn.Embedding(n_vocab, dim)
+        self.mixerblocks = nn.ModuleList([MixerBlock(dim, length) for _ in range(depth)])
+        self.lm_head = nn.Linear(dim, n_vocab, bias=False)
+        self.cel = nn.CrossEntropyLoss()
+
+    def blocks(self, input_ids):
+        x = self.wte(input_ids)
+        for block in self.mixerblocks:
+            x = block(x)
+        return x
+
+    def forward(self, input_ids, labels=None):
+        output = self.lm_head(self.blocks(input_ids))
+        if labels is None:
+            return output
+        # rearrange(output, 'b t e -> b e t'), shift, CrossEntropyLoss over dim 1
+        output = output.permute(0, 2, 1)
+        shift_logits = output[..., :-1].contiguous()
+        shift_labels = labels[..., 1:].contiguous()
+        return self.cel(shift_logits, shift_labels)
+
+
+def build(job, device):
+    m = job["model"]
+    if m["kind"] == "mixer":
+        model = LanguageMixer(job["vocab"], m["d_model"], m["n_layers"], job["n_ctx"])
+    elif m["kind"] == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+        cfg = LlamaConfig(
+            vocab_size=job["vocab"],
+            hidden_size=m["d_model"],
+            intermediate_size=m.get("intermediate_size") or 4 * m["d_model"],
+            num_hidden_layers=m["n_layers"],
+            num_attention_heads=m["n_heads"],
+            num_key_value_heads=m["n_heads"],
+            max_position_embeddings=max(2048, job["n_ctx"]),
+            attn_implementation=job.get("attention", "sdpa"),
+        )
+        model = LlamaForCausalLM(cfg)
+    else:
+        raise SystemExit(f"peer.py: unknown model kind {m['kind']!r}")
+    return model.to(device)
+
+
+def loss_of(model, kind, ids):
+    if kind == "mixer":
+        return model(ids, labels=ids)
+    return model(input_ids=ids, labels=ids).loss
+
+
+def hidden_of(model, kind, ids):
+    if kind == "mixer":
+        return model.blocks(ids)
+    return model.model(input_ids=ids).last_hidden_state
+
+
+def main():
+    job = json.loads(sys.argv[1])
+    torch.manual_seed(job.get("seed", 0))
+    torch.set_num_threads(job.get("threads") or torch.get_num_threads())
+    device = torch.device(job.get("device", "cpu"))
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    kind, mode = job["model"]["kind"], job["mode"]
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16-amp": torch.float16}[job.get("precision", "fp32")]
+    model = build(job, device)
+    params = sum(p.numel() for p in model.parameters())
+    b, L, V = job["batch"], job["n_ctx"], job["vocab"]
+    n_batches = 4
+    data = [torch.randint(0, V, (b, L), device=device) for _ in range(n_batches)]
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else (lambda: torch.autocast(device.type, enabled=False))
+    scaler = torch.amp.GradScaler(device.type) if job.get("precision") == "fp16-amp" else None
+    if mode == "train":
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        model.train()
+        tr_loss = torch.zeros((), device=device)
+
+        def step(ids):
+            nonlocal tr_loss
+            with autocast():
+                loss = loss_of(model, kind, ids)
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if scaler:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            sched.step()
+            model.zero_grad(set_to_none=True)
+            tr_loss = tr_loss + loss.detach()
+    elif mode == "infer":
+        model.eval()
+
+        def step(ids):
+            with torch.inference_mode(), autocast():
+                model(ids)
+    elif mode == "memory":
+        model.train()
+
+        def step(ids):
+            with autocast():
+                h = hidden_of(model, kind, ids)
+            h.float().sum().backward()
+            model.zero_grad(set_to_none=True)
+    else:
+        raise SystemExit(f"peer.py: unknown mode {mode!r}")
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    oom = False
+    times = []
+    try:
+        for i in range(job["warmup"] + job["steps"]):
+            sync()
+            t = time.perf_counter()
+            step(data[i % n_batches])
+            sync()
+            if i >= job["warmup"]:
+                times.append(time.perf_counter() - t)
+    except torch.OutOfMemoryError:
+        oom = True
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+    import importlib.metadata as md
+    try:
+        tf = md.version("transformers")
+    except md.PackageNotFoundError:
+        tf = None
+    print(json.dumps({
+        "times": times,
+        "oom": oom,
+        "peak_bytes": peak,
+        "params": params,
+        "torch": torch.__version__,
+        "transformers": tf,
+        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

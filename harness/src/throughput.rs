@@ -1,0 +1,327 @@
+//! Speed and memory of one model configuration (PAPER.md C.5, T6, T7), measured the same way on
+//! this harness and on its PyTorch peer (`bench/pytorch/peer.py`, the reference's models under
+//! Hugging Face's training step).
+//!
+//! A [`Job`] is one configuration and mode; [`run_job`] measures it in a fresh process (the
+//! harness binary's hidden `bench job`, or the peer under the harness's own torch), so peak
+//! memory is that job's alone and both sides start alike. Modes:
+//! - `train`: one optimizer step as the trainer takes it (forward, loss, backward, clip, AdamW);
+//! - `infer`: one forward to logits without gradients;
+//! - `memory`: forward and backward of the block stack without the LM head (T6/T7).
+//!
+//! Step times are synchronised (CUDA) and the warm-up steps are left out. Peak memory is the
+//! CUDA caching allocator's peak (the peer) or the device memory in use after the run less
+//! before it (the harness: libtorch's allocator keeps what it reserved), and on CPU the growth
+//! of the process's peak RSS (`VmHWM`) over the job's steps.
+use crate::suite::Precision;
+use anyhow::{Context, Result};
+use mm_models::{CausalLm, ModelSpec};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Train,
+    Infer,
+    Memory,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Infer => "infer",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// One measurement: a model at a shape, in a mode, on a device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub model: ModelSpec,
+    pub mode: Mode,
+    pub batch: i64,
+    pub n_ctx: i64,
+    pub vocab: i64,
+    pub precision: Precision,
+    pub warmup: usize,
+    pub steps: usize,
+    pub seed: u64,
+    /// "cpu" or "cuda".
+    pub device: String,
+    /// The peer's Llama attention: "sdpa" (Hugging Face's default) or "eager" (the L x L
+    /// scores the paper's 2023 memory figures were measured with).
+    #[serde(default = "sdpa")]
+    pub attention: String,
+}
+
+fn sdpa() -> String {
+    "sdpa".into()
+}
+
+/// What one job measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measured {
+    /// Seconds per step after warm-up, synchronised.
+    pub times: Vec<f64>,
+    /// The device ran out of memory (then `times` holds what finished before).
+    pub oom: bool,
+    pub peak_bytes: Option<u64>,
+    pub params: u64,
+    pub device_name: String,
+    pub torch: String,
+    #[serde(default)]
+    pub transformers: Option<String>,
+    pub threads: usize,
+}
+
+impl Measured {
+    pub fn median_s(&self) -> Option<f64> {
+        median(self.times.clone())
+    }
+}
+
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    Some(if n % 2 == 1 { xs[n / 2] } else { 0.5 * (xs[n / 2 - 1] + xs[n / 2]) })
+}
+
+/// Which side measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Harness,
+    PyTorch,
+}
+
+/// Model FLOPs of one step, counted as dense matrix products do them (2 per multiply-add):
+/// the weight matrices of the blocks and the head, plus the token mixing (L x L per feature for
+/// the flat mixer) or attention (QK^T and AV, 2 L d per token) per layer; training is 3x the
+/// forward (backward = 2 forwards). `memory` has no head. None for kinds it does not model.
+pub fn flops_per_step(job: &Job) -> Option<f64> {
+    let (l, b, v) = (job.n_ctx as f64, job.batch as f64, job.vocab as f64);
+    let (per_token_block, n) = match &job.model {
+        ModelSpec::MaskedMixer(s) if s.mixing() == mm_models::masked_mixer::Mixing::Flat && !s.bidirectional && !s.embed_linear => {
+            let d = s.d_model as f64;
+            let ff = 2.0 * d * (s.ff_mult as f64 * d);
+            (ff + l * d, s.n_layers as f64)
+        }
+        ModelSpec::Llama(s) => {
+            let d = s.d_model as f64;
+            let f = s.intermediate_size.unwrap_or(4 * s.d_model) as f64;
+            (4.0 * d * d + 3.0 * d * f + 2.0 * l * d, s.n_layers as f64)
+        }
+        _ => return None,
+    };
+    let d = job.model.d_model() as f64;
+    let head = if job.mode == Mode::Memory { 0.0 } else { d * v };
+    let forward = 2.0 * (n * per_token_block + head) * b * l;
+    Some(if job.mode == Mode::Infer { forward } else { 3.0 * forward })
+}
+
+/// Peak dense FLOP/s of a device by its name, for the precision: (TFLOP/s, the source). fp32
+/// uses the card's FP32 (non-tensor-core) figure, as libtorch runs fp32 matmuls without TF32 by
+/// default; bf16 and fp16 the dense tensor-core figure.
+pub fn peak_tflops(device_name: &str, precision: Precision) -> Option<f64> {
+    let n = device_name.to_ascii_lowercase();
+    let half = precision != Precision::Fp32;
+    // (name fragment, fp32, bf16/fp16 dense), datasheet values.
+    const TABLE: &[(&str, f64, f64)] = &[
+        ("h200", 67.0, 989.4),
+        ("h100 pcie", 51.0, 756.0),
+        ("h100", 67.0, 989.4),
+        ("a100", 19.5, 312.0),
+        ("v100", 15.7, 125.0),
+        ("rtx 3060", 12.7, 51.2),
+        ("l4", 30.3, 121.0),
+    ];
+    TABLE.iter().find(|(k, _, _)| n.contains(k)).map(|&(_, f32, h)| if half { h } else { f32 })
+}
+
+/// Peak resident set of this process (`VmHWM`), bytes.
+fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Measures `job` in this process (the hidden `harness bench job` calls it).
+pub fn measure_here(job: &Job) -> Result<Measured> {
+    let device = match job.device.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" => crate::device::resolve(crate::suite::DeviceChoice::Cuda)?,
+        other => anyhow::bail!("device `{other}`: use \"cpu\" or \"cuda\""),
+    };
+    tch::manual_seed(job.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = job.model.build(&vs.root(), job.vocab, job.n_ctx)?;
+    let params: u64 = vs.trainable_variables().iter().map(|t| t.numel() as u64).sum();
+    let batches: Vec<Tensor> = (0..4).map(|_| Tensor::randint(job.vocab, [job.batch, job.n_ctx], (Kind::Int64, device))).collect();
+    let cuda_before = cuda_used(device);
+    let rss_before = peak_rss();
+    let mut step = stepper_for(job, model.as_ref(), &vs)?;
+    let mut times = Vec::with_capacity(job.steps);
+    let mut oom = false;
+    for i in 0..job.warmup + job.steps {
+        sync(device);
+        let t = Instant::now();
+        match step(&batches[i % batches.len()]) {
+            Ok(()) => {}
+            Err(e) if crate::device::is_oom(&e.to_string()) => {
+                oom = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+        sync(device);
+        if i >= job.warmup {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let peak_bytes = match device {
+        Device::Cuda(_) => cuda_used(device).zip(cuda_before).map(|(a, b)| a.saturating_sub(b)),
+        _ => peak_rss().zip(rss_before).map(|(a, b)| a.saturating_sub(b)),
+    };
+    Ok(Measured {
+        times,
+        oom,
+        peak_bytes,
+        params,
+        device_name: match device {
+            Device::Cuda(i) => crate::device::gpu_names().get(i).cloned().unwrap_or_else(|| "cuda".into()),
+            _ => "cpu".into(),
+        },
+        torch: format!("libtorch {}", crate::device::libtorch_version().unwrap_or_default()),
+        transformers: None,
+        threads: tch::get_num_threads() as usize,
+    })
+}
+
+/// Device memory in use (total - free) as the driver reports it for this process's card.
+fn cuda_used(device: Device) -> Option<u64> {
+    match device {
+        Device::Cuda(i) => crate::device::cuda_mem_used(i),
+        _ => None,
+    }
+}
+
+type StepFn<'a> = Box<dyn FnMut(&Tensor) -> Result<()> + 'a>;
+
+fn stepper_for<'a>(job: &'a Job, model: &'a dyn CausalLm, vs: &'a nn::VarStore) -> Result<StepFn<'a>> {
+    let precision = job.precision;
+    Ok(match job.mode {
+        Mode::Train => {
+            let mut stepper = crate::train::Stepper::new(vs, crate::optim::AdamW::default(), 1.0, precision)?;
+            Box::new(move |tokens: &Tensor| {
+                let _ = crate::train::train_step(model, &mut stepper, tokens, tokens, 1e-4, precision);
+                Ok(())
+            })
+        }
+        Mode::Infer => Box::new(move |tokens: &Tensor| {
+            let _ = tch::no_grad(|| crate::train::with_precision(precision, || model.forward_t(tokens, false)));
+            Ok(())
+        }),
+        Mode::Memory => {
+            let params = vs.trainable_variables();
+            Box::new(move |tokens: &Tensor| {
+                let h = crate::train::with_precision(precision, || model.blocks(&model.embed(tokens), None, true));
+                h.to_kind(Kind::Float).sum(Kind::Float).backward();
+                for p in &params {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.zero_();
+                    }
+                }
+                Ok(())
+            })
+        }
+    })
+}
+
+/// The peer's job: the flat mixer and Llama only (what the reference code has).
+fn peer_job(job: &Job) -> Result<serde_json::Value> {
+    let model = match &job.model {
+        ModelSpec::MaskedMixer(s) if *s == mm_models::MixerSpec::flat(s.d_model, s.n_layers) => {
+            serde_json::json!({"kind": "mixer", "d_model": s.d_model, "n_layers": s.n_layers})
+        }
+        ModelSpec::Llama(s) => serde_json::json!({
+            "kind": "llama", "d_model": s.d_model, "n_layers": s.n_layers, "n_heads": s.n_heads,
+            "intermediate_size": s.intermediate_size,
+        }),
+        other => anyhow::bail!(
+            "the PyTorch peer has the flat masked mixer and Llama only, not `{}`; set peer = false for this model",
+            other.kind()
+        ),
+    };
+    let precision = match job.precision {
+        Precision::Fp32 => "fp32",
+        Precision::Bf16 => "bf16",
+        Precision::Fp16Amp => "fp16-amp",
+    };
+    Ok(serde_json::json!({
+        "model": model, "mode": job.mode.name(), "batch": job.batch, "n_ctx": job.n_ctx, "vocab": job.vocab,
+        "precision": precision, "warmup": job.warmup, "steps": job.steps, "seed": job.seed,
+        "device": job.device, "attention": job.attention, "threads": tch::get_num_threads(),
+    }))
+}
+
+/// The peer script, from the repository (`bench/pytorch/peer.py`) or, for an installed binary,
+/// the copy compiled into it.
+const PEER_PY: &str = include_str!("../../bench/pytorch/peer.py");
+
+/// Runs `job` on `side` in a fresh process and reads what it measured.
+pub fn run_job(job: &Job, side: Side, scratch: &Path) -> Result<Measured> {
+    let out = match side {
+        Side::Harness => {
+            let exe = std::env::current_exe().context("locating the harness binary")?;
+            std::process::Command::new(exe)
+                .args(["bench", "job", &serde_json::to_string(job)?])
+                .output()
+                .context("starting `harness bench job`")?
+        }
+        Side::PyTorch => {
+            let python = crate::device::torch_python().context(
+                "no Python beside the loaded libtorch: the peer runs under the torch the build installed (source ci/env.sh)",
+            )?;
+            std::fs::create_dir_all(scratch)?;
+            let script = scratch.join("peer.py");
+            std::fs::write(&script, PEER_PY)?;
+            std::process::Command::new(&python)
+                .arg(&script)
+                .arg(serde_json::to_string(&peer_job(job)?)?)
+                .env("PYTHONWARNINGS", "ignore")
+                .output()
+                .with_context(|| format!("starting {}", python.display()))?
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let hint = if stderr.contains("No module named 'transformers'") {
+            "\nthe Llama peer needs Hugging Face transformers beside torch: `source ci/env.sh && \"$HARNESS_TORCH_DIR/bin/python\" -m pip install -r bench/pytorch/requirements.txt`"
+        } else {
+            ""
+        };
+        anyhow::bail!("the {side:?} side of {} {} failed:\n{}{hint}", job.model.kind(), job.mode.name(), tail.join("\n"));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("the job printed no result")?;
+    serde_json::from_str(line).with_context(|| format!("reading the {side:?} side's result: {line}"))
+}
