@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/env.sh
+# The PyTorch peer's Llama (bench/pytorch/requirements.txt) beside that torch, once.
+"$HARNESS_TORCH_DIR/bin/python" -c "import transformers" 2>/dev/null \
+  || "$HARNESS_TORCH_DIR/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/pytorch/requirements.txt
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo test --release --workspace "$@" 2>&1 | tee "$out/test.log"
@@ -37,10 +40,17 @@ if [ "${HARNESS_SKIP_SUITES:-0}" != 1 ]; then
   ./target/release/harness run suites/paper/ts_clm_width.toml --profile ci -q --results "$out/results" --reports "$out/reports"
   echo "ts-clm-width --profile ci: every run finished, $((SECONDS - started)) s"
   sed -n '/^## Paper tables/,/^## Summary/p' "$out"/reports/ts-clm-width/*/README.md | grep -v '^## Summary'
-  # Regression check: every metric of both suites against ci/baselines/ (CPU: bitwise-tight
-  # bands). Exit 1 on a drifted metric, 2 on a missing run or metric; the tables are printed.
+  # Speed against the PyTorch reference on this machine (suites/paper/throughput.toml, CPU
+  # profile: 7 runs, 3 alternating rounds per side, about 3 minutes); the speed-ups are checked
+  # below as floors (ci/baselines/throughput.ci.toml).
+  started=$SECONDS
+  ./target/release/harness run suites/paper/throughput.toml --profile ci -q --results "$out/results" --reports "$out/reports"
+  echo "throughput --profile ci: every run finished, $((SECONDS - started)) s"
+  sed -n '/^## Throughput/,/^## Summary/p' "$out"/reports/throughput/*/README.md | grep -v '^## Summary'
+  # Regression check: every metric of the suites against ci/baselines/ (CPU: bitwise-tight
+  # bands; speed-ups as floors). Exit 1 on a drifted metric, 2 on a missing run or metric.
   checked=0
-  for suite in "suites/ci/retrieval.toml" "suites/paper/ts_clm_width.toml --profile ci"; do
+  for suite in "suites/ci/retrieval.toml" "suites/paper/ts_clm_width.toml --profile ci" "suites/paper/throughput.toml --profile ci"; do
     echo "== harness check $suite"
     # shellcheck disable=SC2086
     ./target/release/harness check $suite --results "$out/results" || checked=$?

@@ -119,6 +119,17 @@ pub fn cuda_mem_used(index: usize) -> Option<u64> {
         .map(|mib| mib << 20)
 }
 
+/// The NVIDIA driver version, from nvidia-smi.
+pub fn driver_version() -> Option<String> {
+    std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=driver_version", "--format=csv,noheader", "--id=0"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// An error text that says the device ran out of memory (CUDA, or libtorch's CPU allocator).
 pub fn is_oom(text: &str) -> bool {
     text.contains("out of memory") || text.contains("can't allocate memory")

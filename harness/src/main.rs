@@ -156,6 +156,16 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// One table and bar chart of the throughput runs of several results folders (e.g. one per
+    /// machine), keyed by device, driver and libtorch version.
+    Compare {
+        /// Results folders holding finished `throughput` runs.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder (default: reports/compare/<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// libtorch, CUDA and threading facts; non-zero exit with --require-cuda and no CUDA.
     Doctor {
         #[arg(long)]
@@ -486,6 +496,12 @@ fn main() -> Result<()> {
             }
             println!("{}", table.markdown());
             println!("written to {}", out.display());
+        }
+        Command::Compare { dirs, out } => {
+            let out = out.unwrap_or_else(|| PathBuf::from("reports/compare").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()));
+            writable_folder("--out", &out)?;
+            let rows = harness::report::throughput::compare(&dirs, &out)?;
+            println!("{} rows from {} folder(s): {}", rows.len(), dirs.len(), out.join("README.md").display());
         }
         Command::Doctor { require_cuda, json } => {
             let d = device::Doctor::collect();

@@ -264,6 +264,7 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
             ExperimentKind::RetrievalFrozen => experiments::retrieval_frozen::run(&ctx),
             ExperimentKind::RetrievalInfonce => experiments::retrieval_infonce::run(&ctx),
             ExperimentKind::RetrievalEval => experiments::retrieval_eval::run(&ctx),
+            ExperimentKind::Throughput => experiments::throughput::run(&ctx),
         }
     }));
     m.wall_s = Some(started.elapsed().as_secs_f64());

@@ -181,13 +181,19 @@ pub fn measure_here(job: &Job) -> Result<Measured> {
     for i in 0..job.warmup + job.steps {
         sync(device);
         let t = Instant::now();
-        match step(&batches[i % batches.len()]) {
-            Ok(()) => {}
-            Err(e) if crate::device::is_oom(&e.to_string()) => {
-                oom = true;
-                break;
+        // libtorch errors arrive as panics from tch's infallible ops; an out-of-memory one ends
+        // the job as an OOM cell, anything else fails it.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&batches[i % batches.len()]))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(payload) => {
+                let text = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                if crate::device::is_oom(&text) {
+                    oom = true;
+                    break;
+                }
+                std::panic::resume_unwind(payload);
             }
-            Err(e) => return Err(e),
         }
         sync(device);
         if i >= job.warmup {
@@ -222,6 +228,11 @@ fn cuda_used(device: Device) -> Option<u64> {
 }
 
 type StepFn<'a> = Box<dyn FnMut(&Tensor) -> Result<()> + 'a>;
+
+/// The sha256 of the peer script this binary runs.
+pub fn peer_sha256() -> String {
+    crate::artifacts::sha256_bytes(PEER_PY.as_bytes())
+}
 
 fn stepper_for<'a>(job: &'a Job, model: &'a dyn CausalLm, vs: &'a nn::VarStore) -> Result<StepFn<'a>> {
     let precision = job.precision;

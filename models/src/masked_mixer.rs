@@ -138,8 +138,15 @@ impl Module for MaskedConv {
         let k = self.weight.size()[2];
         let w = self.masked_weight();
         if k == 1 {
-            // out[b, i, :] = Σ_j W[i, j] x[b, j, :] + bias[i]: one batched matmul.
-            precision::matmul(&w.squeeze_dim(-1), xs) + self.bias.unsqueeze(-1)
+            // out[b, i, :] = bias[i] + Σ_j W[i, j] x[b, j, :]: one batched GEMM with the bias
+            // as its addend (`baddbmm` over the weight and bias broadcast to the batch). Exact, and
+            // about twice as fast as `matmul` of [L, L] by [b, L, d] (which copies x into a
+            // transposed layout and back) or the reference's Conv1d, forward and backward.
+            let (b, _, d) = xs.size3().expect("[b, L, d]");
+            let w = precision::cast(&w.squeeze_dim(-1));
+            let (l_out, l_in) = (w.size()[0], w.size()[1]);
+            let bias = precision::cast(&self.bias).view([1, l_out, 1]).expand([b, l_out, d], false);
+            bias.baddbmm(&w.expand([b, l_out, l_in], false), &precision::cast(xs), 1, 1)
         } else {
             // PyTorch 'same' padding along the feature axis: (k-1)/2 left, the rest right.
             let left = (k - 1) / 2;

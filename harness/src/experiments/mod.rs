@@ -7,6 +7,7 @@ pub mod retrieval_eval;
 pub mod retrieval_frozen;
 pub mod retrieval_infonce;
 pub mod sampling;
+pub mod throughput;
 
 use crate::artifacts::RunDir;
 use crate::data::{Corpus, Encoded, Tok};

@@ -2,6 +2,7 @@
 //! sha, never overwritten) with tables (also parquet and csv) and figures (PNG and SVG), our
 //! numbers beside the paper's.
 pub mod paper_tables;
+pub mod throughput;
 pub mod plot;
 pub mod stats;
 pub mod table;
@@ -503,6 +504,8 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, 
     retrieval_section(&dir, records, &mut retrieval_md, &mut figs)?;
     let mut tables_md = String::new();
     paper_tables::section(&dir, suite, records, &mut tables_md)?;
+    let mut throughput_md = String::new();
+    throughput::section(&dir, records, &mut throughput_md, &mut figs)?;
 
     let mut md = String::new();
     let f = &suite.file;
@@ -555,6 +558,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, 
     let _ = writeln!(md, "- Cargo.lock sha256 `{}`\n", prov.cargo_lock_sha256.as_deref().unwrap_or("—"));
 
     md.push_str(&tables_md);
+    md.push_str(&throughput_md);
     let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
     let _ = writeln!(md, "{}", summary_md.markdown());
     let _ = writeln!(

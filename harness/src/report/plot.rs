@@ -155,3 +155,75 @@ where
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// Grouped bars: one group of bars per category (a model configuration), one bar per series
+/// (a side or a device), coloured by the series.
+pub struct Bars<'a> {
+    pub title: &'a str,
+    pub y_label: &'a str,
+    pub categories: &'a [String],
+    /// (series name, one value per category; `None`: no bar).
+    pub series: &'a [(String, Vec<Option<f64>>)],
+}
+
+/// Writes `<stem>.png` and `<stem>.svg`.
+pub fn bar_chart(dir: &Path, stem: &str, bars: &Bars) -> anyhow::Result<()> {
+    register_font();
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    draw_bars(BitMapBackend::new(&png, (1100, 600)).into_drawing_area(), bars)?;
+    draw_bars(SVGBackend::new(&svg, (1100, 600)).into_drawing_area(), bars)?;
+    Ok(())
+}
+
+fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, bars: &Bars) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let (area, legend) = root.split_horizontally(800);
+    let n = bars.categories.len().max(1);
+    let top = bars.series.iter().flat_map(|(_, v)| v.iter().flatten()).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let top = if top > 0.0 { top * 1.08 } else { 1.0 };
+    let mut chart = ChartBuilder::on(&area)
+        .caption(bars.title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(110)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..n as f64, 0f64..top)
+        .map_err(err)?;
+    let names = bars.categories.to_vec();
+    let label = move |x: &f64| {
+        let i = x.floor() as usize;
+        if (x - x.floor() - 0.5).abs() < 1e-6 { names.get(i).cloned().unwrap_or_default() } else { String::new() }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * n + 1)
+        .x_label_formatter(&label)
+        .x_label_style(("sans-serif", 12).into_font().transform(FontTransform::Rotate90))
+        .y_desc(bars.y_label)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    let k = bars.series.len().max(1) as f64;
+    let width = 0.8 / k;
+    for (j, (_, values)) in bars.series.iter().enumerate() {
+        let c = color(j, 0);
+        chart
+            .draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+                let v = v.filter(|v| v.is_finite())?;
+                let x0 = i as f64 + 0.1 + j as f64 * width;
+                Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.92, v)], c.filled()))
+            }))
+            .map_err(err)?;
+    }
+    for (j, (name, _)) in bars.series.iter().enumerate() {
+        let y = 40 + j as i32 * 22;
+        legend.draw(&Rectangle::new([(4, y - 6), (28, y + 6)], color(j, 0).filled())).map_err(err)?;
+        legend.draw(&Text::new(name.clone(), (36, y - 8), ("sans-serif", 14))).map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

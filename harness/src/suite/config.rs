@@ -21,6 +21,8 @@ pub enum ExperimentKind {
     RetrievalInfonce,
     /// Top-1 retrieval accuracy vs n over cached embeddings (the F.2 protocol).
     RetrievalEval,
+    /// Step time, tokens/s, MFU and peak memory of a model, against the PyTorch peer (C.5, T6, T7).
+    Throughput,
 }
 
 impl ExperimentKind {
@@ -34,6 +36,7 @@ impl ExperimentKind {
             Self::RetrievalFrozen => &["retrieval_frozen", "device"],
             Self::RetrievalInfonce => &["model", "data", "pairs", "retrieval_infonce", "device"],
             Self::RetrievalEval => &["retrieval_eval", "device"],
+            Self::Throughput => &["model", "throughput", "device"],
         }
     }
 
@@ -45,6 +48,7 @@ impl ExperimentKind {
             Self::Embed => &[Self::Clm, Self::RetrievalInfonce],
             Self::RetrievalFrozen | Self::RetrievalEval => &[Self::Embed],
             Self::RetrievalInfonce => &[Self::Clm],
+            Self::Throughput => &[],
         }
     }
 
@@ -110,6 +114,8 @@ pub struct RunConfig {
     pub retrieval_infonce: Option<InfonceConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval_eval: Option<EvalConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputConfig>,
 }
 
 impl RunConfig {
@@ -650,4 +656,79 @@ fn default_eval_ns() -> Vec<i64> {
 }
 fn default_eval_chunk() -> i64 {
     512
+}
+
+/// Which implementations a `throughput` run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sides {
+    /// This harness alone.
+    Harness,
+    /// The PyTorch peer alone (`bench/pytorch/peer.py`).
+    Pytorch,
+    /// Both, alternating round by round in fresh processes, with the speed-up.
+    #[default]
+    Both,
+}
+
+/// The peer Llama's attention kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attention {
+    /// `scaled_dot_product_attention` (Hugging Face's default; the harness's only path).
+    #[default]
+    Sdpa,
+    /// Materialised L x L scores (`attn_implementation = "eager"`): the 2023 conditions of T7.
+    Eager,
+}
+
+/// `throughput`: speed and memory of one model configuration (PAPER.md C.5, T6, T7), on random
+/// tokens (what is computed does not depend on them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThroughputConfig {
+    /// `train` (forward, loss, backward, clip, AdamW), `infer` (forward to logits, no
+    /// gradients) or `memory` (forward + backward of the blocks without the LM head, T6/T7).
+    #[serde(default)]
+    pub mode: crate::throughput::Mode,
+    #[serde(default = "sixteen")]
+    pub batch_size: i64,
+    #[serde(default = "default_tp_ctx")]
+    pub n_ctx: i64,
+    #[serde(default = "default_tp_vocab")]
+    pub vocab_size: i64,
+    #[serde(default)]
+    pub precision: Precision,
+    /// Steps left out before timing starts.
+    #[serde(default = "three")]
+    pub warmup: usize,
+    /// Timed steps per round.
+    #[serde(default = "ten")]
+    pub steps: usize,
+    /// Rounds per side; each round is a fresh process, the sides alternate.
+    #[serde(default = "three")]
+    pub rounds: usize,
+    #[serde(default)]
+    pub sides: Sides,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub attention: Attention,
+    /// Report a peak above this as "OOM (> x GiB)", as T6/T7 did for a 12 GB RTX 3060.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_gib: Option<f64>,
+}
+
+fn sixteen() -> i64 {
+    16
+}
+fn default_tp_ctx() -> i64 {
+    512
+}
+fn default_tp_vocab() -> i64 {
+    4096
+}
+fn three() -> usize {
+    3
+}
+fn ten() -> usize {
+    10
 }

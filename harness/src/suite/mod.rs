@@ -48,6 +48,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "retrieval_frozen",
     "retrieval_infonce",
     "retrieval_eval",
+    "throughput",
 ];
 
 /// What the paper reports for a sweep point: free text, or numbers keyed by metric (for
@@ -171,6 +172,8 @@ pub struct ExperimentDef {
     pub retrieval_infonce: Option<Table>,
     #[serde(default)]
     pub retrieval_eval: Option<Table>,
+    #[serde(default)]
+    pub throughput: Option<Table>,
 }
 
 /// `from = "clm"` or `from = ["embed", "embed_tuned"]`.
@@ -557,7 +560,7 @@ impl Ctx<'_> {
                 base.insert(s.to_string(), v.clone());
             }
         }
-        let own: [(&str, Option<Value>); 11] = [
+        let own: [(&str, Option<Value>); 12] = [
             ("model", exp.model.clone().map(Value::Table)),
             ("data", exp.data.clone().map(Value::Table)),
             ("train", exp.train.clone().map(Value::Table)),
@@ -569,6 +572,7 @@ impl Ctx<'_> {
             ("retrieval_frozen", exp.retrieval_frozen.clone().map(Value::Table)),
             ("retrieval_infonce", exp.retrieval_infonce.clone().map(Value::Table)),
             ("retrieval_eval", exp.retrieval_eval.clone().map(Value::Table)),
+            ("throughput", exp.throughput.clone().map(Value::Table)),
         ];
         for (k, v) in own {
             if let Some(v) = v {
@@ -1031,6 +1035,9 @@ impl Ctx<'_> {
         if c.kind != K::RetrievalEval {
             c.retrieval_eval = None;
         }
+        if c.kind != K::Throughput {
+            c.throughput = None;
+        }
         match c.kind {
             K::Embed => {
                 section!(embed);
@@ -1114,6 +1121,47 @@ impl Ctx<'_> {
                 r.n.dedup();
                 if r.chunk < 1 {
                     return Err(bad("retrieval_eval.chunk", "must be at least 1".into()));
+                }
+            }
+            K::Throughput => {
+                section!(throughput);
+                if c.model.is_none() {
+                    return Err(bad("model", "a throughput run measures a model: add a [model] table (or [defaults.model])".into()));
+                }
+                let t = c.throughput.as_ref().expect("set");
+                if t.batch_size < 1 || t.n_ctx < 2 || t.vocab_size < 2 {
+                    return Err(bad("throughput", format!(
+                        "batch_size must be at least 1, n_ctx and vocab_size at least 2 (got {}, {}, {})",
+                        t.batch_size, t.n_ctx, t.vocab_size
+                    )));
+                }
+                if t.steps < 1 || t.rounds < 1 {
+                    return Err(bad("throughput", "steps and rounds must be at least 1".into()));
+                }
+                if t.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
+                    return Err(bad("throughput.precision", "\"fp16-amp\" needs device = \"cuda\"".into()));
+                }
+                if t.memory_limit_gib.is_some_and(|g| !(g > 0.0 && g.is_finite())) {
+                    return Err(bad("throughput.memory_limit_gib", "must be a positive number of GiB".into()));
+                }
+                if t.attention == Attention::Eager && t.sides != Sides::Pytorch {
+                    return Err(bad(
+                        "throughput.attention",
+                        "\"eager\" selects the PyTorch peer's attention; the harness's Llama uses SDPA only: set sides = \"pytorch\"".into(),
+                    ));
+                }
+                if t.sides != Sides::Harness {
+                    let peer_ok = match c.model.as_ref().expect("checked") {
+                        mm_models::ModelSpec::MaskedMixer(s) => *s == mm_models::MixerSpec::flat(s.d_model, s.n_layers),
+                        mm_models::ModelSpec::Llama(_) => true,
+                        _ => false,
+                    };
+                    if !peer_ok {
+                        return Err(bad(
+                            "throughput.sides",
+                            "the PyTorch peer has the flat masked mixer and Llama only (the reference's models): set sides = \"harness\" for this model".into(),
+                        ));
+                    }
                 }
             }
             K::Clm | K::Representation => self.need_model_data(c, bad)?,

@@ -1,0 +1,136 @@
+//! `throughput`: one model configuration's step time, tokens/s, MFU and peak memory (PAPER.md C.5,
+//! T6, T7), on this harness and on the PyTorch peer, alternating round by round so drifts of
+//! the machine fall on both sides alike. Each round is a fresh process per side
+//! ([`crate::throughput::run_job`]); `rounds.json` keeps every timed step.
+use super::{RunContext, RunOutput};
+use crate::suite::{Attention, Sides};
+use crate::throughput::{flops_per_step, median, peak_tflops, run_job, Job, Measured, Side};
+use anyhow::{Context, Result};
+use serde_json::json;
+use tch::Device;
+
+pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+    let c = &ctx.run.config;
+    let t = c.throughput.as_ref().context("a throughput run without [throughput]")?;
+    let job = Job {
+        model: c.model().clone(),
+        mode: t.mode,
+        batch: t.batch_size,
+        n_ctx: t.n_ctx,
+        vocab: t.vocab_size,
+        precision: t.precision,
+        warmup: t.warmup,
+        steps: t.steps,
+        seed: c.seed,
+        device: if matches!(ctx.device, Device::Cuda(_)) { "cuda".into() } else { "cpu".into() },
+        attention: match t.attention {
+            Attention::Sdpa => "sdpa".into(),
+            Attention::Eager => "eager".into(),
+        },
+    };
+    let sides: Vec<Side> = match t.sides {
+        Sides::Harness => vec![Side::Harness],
+        Sides::Pytorch => vec![Side::PyTorch],
+        Sides::Both => vec![Side::Harness, Side::PyTorch],
+    };
+    let scratch = ctx.dir.path.join(".peer");
+    let mut rounds: Vec<(usize, Side, Measured)> = Vec::new();
+    for round in 0..t.rounds {
+        // Alternate which side goes first, so neither always runs on a warmer machine.
+        let order: Vec<Side> = if round % 2 == 0 { sides.clone() } else { sides.iter().rev().copied().collect() };
+        for side in order {
+            let m = run_job(&job, side, &scratch).with_context(|| format!("round {} of {}", round + 1, t.rounds))?;
+            if ctx.progress {
+                eprintln!(
+                    "  round {}/{} {side:?}: {}",
+                    round + 1,
+                    t.rounds,
+                    m.median_s().map_or("no finished step".into(), |s| format!("{:.2} ms/step", s * 1e3))
+                );
+            }
+            rounds.push((round, side, m));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut out = RunOutput::default();
+    if sides.contains(&Side::PyTorch) {
+        out.inputs.insert("bench/pytorch/peer.py".into(), crate::throughput::peer_sha256());
+    }
+    let tokens = (t.batch_size * t.n_ctx) as f64;
+    let flops = flops_per_step(&job);
+    if let Some(f) = flops {
+        out.summary.insert("flops_per_step".into(), f.into());
+    }
+    let limit = t.memory_limit_gib.map(|g| g * (1u64 << 30) as f64);
+    for side in &sides {
+        let prefix = if *side == Side::Harness { "" } else { "peer_" };
+        let of_side: Vec<&Measured> = rounds.iter().filter(|(_, s, _)| s == side).map(|(_, _, m)| m).collect();
+        let first = of_side[0];
+        out.summary.insert(format!("{prefix}params"), first.params.into());
+        let oom = of_side.iter().any(|m| m.oom);
+        out.summary.insert(format!("{prefix}oom"), oom.into());
+        if let Some(step) = median(of_side.iter().filter_map(|m| m.median_s()).collect()).filter(|_| !oom) {
+            out.summary.insert(format!("{prefix}step_s"), step.into());
+            out.summary.insert(format!("{prefix}tokens_per_s"), (tokens / step).into());
+            if let (Some(f), Some(peak)) = (flops, peak_tflops(&first.device_name, t.precision)) {
+                out.summary.insert(format!("{prefix}mfu"), (f / step / (peak * 1e12)).into());
+            }
+        }
+        if let Some(peak) = of_side.iter().filter_map(|m| m.peak_bytes).max() {
+            out.summary.insert(format!("{prefix}peak_mib"), (peak as f64 / (1u64 << 20) as f64).into());
+            if let Some(l) = limit {
+                out.summary.insert(format!("{prefix}over_limit"), (peak as f64 > l).into());
+            }
+        }
+        let who = if *side == Side::Harness { "harness" } else { "pytorch" };
+        out.execution.insert(format!("{who}_device"), first.device_name.clone());
+        out.execution.insert(format!("{who}_threads"), first.threads.to_string());
+        let versions = match &first.transformers {
+            Some(tf) => format!("torch {}, transformers {tf}", first.torch),
+            None => first.torch.clone(),
+        };
+        out.execution.insert(format!("{who}_versions"), versions);
+    }
+    if sides.len() == 2 {
+        // Per round: the peer's median step over the harness's; the run's speed-up is their median.
+        let ratios: Vec<f64> = (0..t.rounds)
+            .filter_map(|r| {
+                let med = |side: Side| rounds.iter().find(|(rr, s, _)| *rr == r && *s == side).and_then(|(_, _, m)| m.median_s());
+                Some(med(Side::PyTorch)? / med(Side::Harness)?)
+            })
+            .collect();
+        if let Some(s) = median(ratios.clone()) {
+            out.summary.insert("speedup".into(), s.into());
+            out.summary.insert("speedup_min".into(), ratios.iter().copied().fold(f64::INFINITY, f64::min).into());
+        }
+    }
+    if matches!(ctx.device, Device::Cuda(_)) {
+        if let Some(v) = crate::device::driver_version() {
+            out.execution.insert("driver".into(), v);
+        }
+    }
+    out.summary.insert("tokens_per_step".into(), tokens.into());
+    out.summary.insert("rounds".into(), t.rounds.into());
+    let raw: Vec<serde_json::Value> = rounds
+        .iter()
+        .map(|(r, s, m)| json!({"round": r, "side": format!("{s:?}"), "measured": m}))
+        .collect();
+    ctx.dir.write_json("rounds.json", &raw)?;
+    out.execution.insert(
+        "timing".into(),
+        format!(
+            "median of {} timed steps after {} warm-up steps per round, synchronised; {} rounds per side in fresh processes, \
+             alternating; the run's figure is the median of the rounds' medians",
+            t.steps, t.warmup, t.rounds
+        ),
+    );
+    if flops.is_some() {
+        out.execution.insert(
+            "mfu".into(),
+            "model FLOPs per step (2 per multiply-add of the weight matrices, the token mixing or attention scores, and the \
+             head; training = 3x forward) / step time / the device's dense peak for the precision"
+                .into(),
+        );
+    }
+    Ok(out)
+}
