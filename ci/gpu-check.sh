@@ -8,6 +8,14 @@
 # The binary is built on an x86_64 machine with cargo and carried: .devbin/harness(.gz), or
 # HARNESS_BIN. Outputs go to $OUT (default ./gpu-out): gpu.txt, doctor.txt, run.log, and
 # reports.tar.gz with every report folder (the device tool returns at most 8 files).
+#
+# Speed and memory (issue 11): `ci/gpu-check.sh suites/paper/throughput.toml suites/paper/memory.toml@gpu-smoke`
+# runs the peer comparison (harness vs bench/pytorch/peer.py on the same card, alternating) and
+# the T6/T7 grid; their throughput.csv and memory tables are printed. The Llama peer needs
+# Hugging Face transformers beside the card's torch: with no network there, carry wheels for its
+# Python (3.12) in .devbin/wheels (`python3 -m pip download -r bench/pytorch/requirements.txt
+# --python-version 3.12 --only-binary=:all: --platform manylinux_2_28_x86_64 -d .devbin/wheels`,
+# about 44 MB); they are installed into a scratch folder on PYTHONPATH, nothing else changes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
@@ -17,6 +25,14 @@ BIN="${HARNESS_BIN:-.devbin/harness}"
 TORCH_LIB="$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1)"
 [ -n "$TORCH_LIB" ] || { echo "no torch under /opt/torch/.venv" >&2; exit 1; }
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+PY="$(dirname "$(dirname "$(dirname "$(dirname "$TORCH_LIB")")")")/../bin/python"
+if ! "$PY" -c "import transformers" 2>/dev/null && [ -d .devbin/wheels ]; then
+  pylib="$(mktemp -d)"
+  "$PY" -m pip install --quiet --no-index --find-links .devbin/wheels --target "$pylib" -r bench/pytorch/requirements.txt \
+    && export PYTHONPATH="$pylib${PYTHONPATH:+:$PYTHONPATH}"
+fi
+"$PY" -c "import transformers; print('transformers', transformers.__version__)" 2>/dev/null \
+  || echo "transformers is not importable by $PY: Llama peer runs will fail (see the header)"
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(suites/ci/gpu.toml)
 {
@@ -49,6 +65,11 @@ for summary in "$work"/reports/*/*/summary.csv; do
     { printf "%-14s %-24s %-26s %9s %9s %9s %9s\n", col("experiment"), col("model"), col("setting"), f(col("eval_loss_mean"), "%.4f"), f(col("hamming_mean"), "%.4f"), f(col("tokens_per_s_mean"), "%.0f"), f(col("test_ce_mean"), "%.3f") }' "$summary"
   retrieval="$(dirname "$summary")/retrieval.csv"
   [ -f "$retrieval" ] && { echo "-- top-1 (%) by n --"; cat "$retrieval"; }
+  for t in "$(dirname "$summary")"/throughput.csv; do
+    [ -f "$t" ] && { echo "-- throughput ($card) --"; cat "$t"; }
+  done
+  readme="$(dirname "$summary")/README.md"
+  grep -q '^## Peak memory' "$readme" && sed -n '/^## Peak memory/,/^## Summary/p' "$readme" | grep '^|\|^###'
   for t in "$(dirname "$summary")"/table_*.csv; do
     [ -f "$t" ] && { echo "-- $(basename "$t" .csv) --"; cat "$t"; }
   done

@@ -265,6 +265,41 @@ pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Optio
     })
 }
 
+/// The training rows where the step reads them: on the device when they fit in a small share
+/// of it (one gather per step, no host copy), else in pinned host memory, gathered on the host and
+/// copied without blocking (CUDA); on the CPU, where they are.
+struct Resident {
+    tokens: Tensor,
+    labels: Tensor,
+    device: Device,
+}
+
+impl Resident {
+    /// Rows up to this many bytes (tokens and labels) live on the device.
+    const DEVICE_BYTES: i64 = 1 << 30;
+
+    fn new(train: &Encoded, device: Device) -> Self {
+        let bytes = 2 * train.tokens.numel() as i64 * 8;
+        let (tokens, labels) = match device {
+            Device::Cuda(_) if bytes <= Self::DEVICE_BYTES => (train.tokens.to_device(device), train.labels.to_device(device)),
+            Device::Cuda(_) => (train.tokens.pin_memory(device), train.labels.pin_memory(device)),
+            _ => (train.tokens.shallow_clone(), train.labels.shallow_clone()),
+        };
+        Self { tokens, labels, device }
+    }
+
+    /// `[rows, n_ctx]` tokens and labels on the device.
+    fn rows(&self, idx: &[i64]) -> (Tensor, Tensor) {
+        let idx = Tensor::from_slice(idx).to_device(self.tokens.device());
+        let (t, l) = (self.tokens.index_select(0, &idx), self.labels.index_select(0, &idx));
+        if t.device() == self.device {
+            (t, l)
+        } else {
+            (t.pin_memory(self.device).to_device_(self.device, Kind::Int64, true, false), l.pin_memory(self.device).to_device_(self.device, Kind::Int64, true, false))
+        }
+    }
+}
+
 pub struct Trainer<'a> {
     pub cfg: &'a TrainConfig,
     pub seed: u64,
@@ -337,6 +372,9 @@ impl Trainer<'_> {
         let mut window_sum_t = Tensor::from(window_sum).to_device(self.device);
         let micro = cfg.batch_size.min(n) as usize;
         let global = micro * cfg.accumulate as usize;
+        // Non-pad tokens per row, counted once on the host: the bookkeeping needs no device.
+        let row_tokens: Vec<i64> = Vec::<i64>::try_from(train.labels.ne(IGNORE).sum_dim_intlist(1, false, Kind::Int64)).unwrap_or_default();
+        let data = Resident::new(train, self.device);
         for step in start_step..total {
             crate::resume::seed_step(self.seed, step);
             while order.len() < global {
@@ -346,23 +384,17 @@ impl Trainer<'_> {
             }
             let idx: Vec<i64> = order.drain(..global).collect();
             let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, schedule);
+            tokens_seen += idx.iter().map(|&i| row_tokens.get(i as usize).copied().unwrap_or(0)).sum::<i64>() as u64;
             let (loss, norm) = if cfg.accumulate == 1 {
-                let idx = Tensor::from_slice(&idx);
-                let tokens = train.tokens.index_select(0, &idx).to_device(self.device);
-                let labels_cpu = train.labels.index_select(0, &idx);
-                // Counted on the host: no device sync for the bookkeeping.
-                tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
-                train_step(model, &mut stepper, &tokens, &labels_cpu.to_device(self.device), lr, cfg.precision)
+                let (tokens, labels) = data.rows(&idx);
+                train_step(model, &mut stepper, &tokens, &labels, lr, cfg.precision)
             } else {
                 // The global batch's mean: each micro-batch's summed CE over the global count.
                 let labels_cpu = train.labels.index_select(0, &Tensor::from_slice(&idx));
-                tokens_seen += labels_cpu.ne(IGNORE).sum(Kind::Int64).int64_value(&[]) as u64;
                 let count = mm_models::objective_targets(&labels_cpu, model.objective()).ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
                 let mut total_loss = Tensor::zeros([], (Kind::Float, self.device));
                 for part in idx.chunks(micro) {
-                    let part = Tensor::from_slice(part);
-                    let tokens = train.tokens.index_select(0, &part).to_device(self.device);
-                    let labels = train.labels.index_select(0, &part).to_device(self.device);
+                    let (tokens, labels) = data.rows(part);
                     let (l, y) = objective_pairs(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
                     let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / count.max(1) as f64;
                     stepper.backward(&sum);
