@@ -108,26 +108,25 @@ pub fn keep_freed_memory() -> bool {
     false
 }
 
-/// Device memory in use on card `index` (all processes), bytes, from nvidia-smi.
-pub fn cuda_mem_used(index: usize) -> Option<u64> {
+/// One field of card `index` from `nvidia-smi --query-gpu` (no header, no units).
+fn nvidia_smi(field: &str, index: usize) -> Option<String> {
     std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=memory.used", "--format=csv,noheader,nounits", &format!("--id={index}")])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
-        .map(|mib| mib << 20)
-}
-
-/// The NVIDIA driver version, from nvidia-smi.
-pub fn driver_version() -> Option<String> {
-    std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=driver_version", "--format=csv,noheader", "--id=0"])
+        .args([&format!("--query-gpu={field}"), "--format=csv,noheader,nounits", &format!("--id={index}")])
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// Device memory in use on card `index` (all processes), bytes.
+pub fn cuda_mem_used(index: usize) -> Option<u64> {
+    nvidia_smi("memory.used", index)?.parse::<u64>().ok().map(|mib| mib << 20)
+}
+
+/// The NVIDIA driver version, from nvidia-smi.
+pub fn driver_version() -> Option<String> {
+    nvidia_smi("driver_version", 0)
 }
 
 /// An error text that says the device ran out of memory (CUDA, or libtorch's CPU allocator).
@@ -180,13 +179,7 @@ impl Doctor {
 /// CUDA (from nvidia-smi); `None` when unknown.
 pub fn memory_bytes(choice: DeviceChoice) -> Option<u64> {
     match choice {
-        DeviceChoice::Cuda => std::process::Command::new("nvidia-smi")
-            .args(["--query-gpu=memory.total", "--format=csv,noheader,nounits", "--id=0"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
-            .map(|mib| mib << 20),
+        DeviceChoice::Cuda => nvidia_smi("memory.total", 0)?.parse::<u64>().ok().map(|mib| mib << 20),
         _ => std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
             let kib: u64 = t.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
             Some(kib << 10)

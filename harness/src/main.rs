@@ -420,8 +420,9 @@ fn main() -> Result<()> {
             );
             for r in &suite.runs {
                 let c = &r.config;
-                let params = match (&c.model, &c.data) {
-                    (Some(m), Some(d)) => m.num_params(d.vocab_size as i64, d.n_ctx).to_string(),
+                let params = match (&c.model, &c.data, &c.throughput) {
+                    (Some(m), Some(d), _) => m.num_params(d.vocab_size as i64, d.n_ctx).to_string(),
+                    (Some(m), None, Some(t)) => m.num_params(t.vocab_size, t.n_ctx).to_string(),
                     _ => "—".into(),
                 };
                 let vocab = c.data.as_ref().map(|d| format!(" V={}", d.vocab_size)).unwrap_or_default();

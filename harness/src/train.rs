@@ -143,7 +143,6 @@ fn forward(model: &dyn CausalLm, tokens: &Tensor, train: bool, precision: Precis
     with_precision(precision, || model.forward_t(tokens, train))
 }
 
-
 /// One training step of a language model on a batch already on the device: forward, the
 /// model's loss, backward, clip, AdamW at `lr`. The loss and the gradient norm come back as
 /// device scalars (the norm `None` for a step skipped under fp16-amp); nothing waits for the
@@ -410,6 +409,7 @@ impl Trainer<'_> {
             window_sum_t += loss.to_kind(Kind::Double);
             window_n += 1;
             let done = step + 1;
+            // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
             let out_of_time = cfg.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
             let last = done == total || out_of_time;
             let logged = step % log_every == 0 || last;
