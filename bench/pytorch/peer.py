@@ -16,6 +16,7 @@ Reads one JSON job from argv[1] and prints one JSON line: step times (s, synchro
 (CUDA allocator peak, or the growth of the peak RSS on CPU), parameter count, versions.
 """
 import json
+import os
 import resource
 import sys
 import time
@@ -206,6 +207,8 @@ def main():
         "transformers": tf,
         "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
         "threads": torch.get_num_threads(),
+        # glibc read these at start-up (the harness passes them for peer_malloc = "harness").
+        "malloc": "no-mmap" if os.environ.get("MALLOC_MMAP_MAX_") == "0" else "glibc",
     }))
 
 

@@ -127,8 +127,11 @@ fn timing(key: &str) -> bool {
 }
 
 /// How far a `throughput` run's speed-up over the PyTorch peer may drop below the baseline's
-/// before it fails: round-to-round spread on a shared 2-core machine is about 5-8%.
-pub const SPEEDUP_TOLERANCE: f64 = 0.12;
+/// before it fails. Measured on the 2-core CI machine with the peer under the harness's
+/// allocator, the median of 5 rounds moves by up to about 7% between invocations (the peer's
+/// Python-side steps are the noisier side); with glibc's defaults on the peer it moves by up to
+/// 20%, which is why the CI profile does not guard that comparison.
+pub const SPEEDUP_TOLERANCE: f64 = 0.15;
 
 /// How many logged training-loss steps the curve band covers.
 const CURVE_STEPS: usize = 10;

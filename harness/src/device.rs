@@ -96,16 +96,35 @@ pub fn keep_freed_memory() -> bool {
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        unsafe extern "C" {
-            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-        }
-        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
-        const M_MMAP_MAX: std::ffi::c_int = -4;
-        // SAFETY: mallopt only changes allocator tunables; it is called before any thread starts.
-        unsafe { mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, std::ffi::c_int::MAX) == 1 }
+        let kept = keep_freed_memory_now();
+        KEPT_FREED_MEMORY.store(kept, std::sync::atomic::Ordering::Relaxed);
+        kept
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     false
+}
+
+static KEPT_FREED_MEMORY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// This process's host allocator, as throughput runs record it: "no-mmap" once
+/// [`keep_freed_memory`] took effect, else "glibc" (its defaults).
+pub fn malloc_setting() -> &'static str {
+    if KEPT_FREED_MEMORY.load(std::sync::atomic::Ordering::Relaxed) {
+        "no-mmap"
+    } else {
+        "glibc"
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory_now() -> bool {
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+    const M_MMAP_MAX: std::ffi::c_int = -4;
+    // SAFETY: mallopt only changes allocator tunables; it is called before any thread starts.
+    unsafe { mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, std::ffi::c_int::MAX) == 1 }
 }
 
 /// One field of card `index` from `nvidia-smi --query-gpu` (no header, no units).

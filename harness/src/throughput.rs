@@ -13,7 +13,7 @@
 //! CUDA caching allocator's peak (the peer) or the device memory in use after the run less
 //! before it (the harness: libtorch's allocator keeps what it reserved), and on CPU the growth
 //! of the process's peak RSS (`VmHWM`) over the job's steps.
-use crate::suite::Precision;
+use crate::suite::{PeerMalloc, Precision};
 use anyhow::{Context, Result};
 use mm_models::{CausalLm, ModelSpec};
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,13 @@ pub struct Job {
     /// scores the paper's 2023 memory figures were measured with).
     #[serde(default = "sdpa")]
     pub attention: String,
+    /// The peer's host allocator (the harness side always runs with its own setting).
+    #[serde(default, skip_serializing_if = "is_glibc")]
+    pub peer_malloc: PeerMalloc,
+}
+
+fn is_glibc(m: &PeerMalloc) -> bool {
+    *m == PeerMalloc::Glibc
 }
 
 fn sdpa() -> String {
@@ -79,6 +86,10 @@ pub struct Measured {
     #[serde(default)]
     pub transformers: Option<String>,
     pub threads: usize,
+    /// The process's host allocator: "glibc" (its defaults) or "no-mmap" (`M_MMAP_MAX=0`, no
+    /// trimming: freed memory is kept for the next step).
+    #[serde(default)]
+    pub malloc: Option<String>,
 }
 
 impl Measured {
@@ -216,6 +227,7 @@ pub fn measure_here(job: &Job) -> Result<Measured> {
         torch: format!("libtorch {}", crate::device::libtorch_version().unwrap_or_default()),
         transformers: None,
         threads: tch::get_num_threads() as usize,
+        malloc: Some(crate::device::malloc_setting().into()),
     })
 }
 
@@ -313,11 +325,17 @@ pub fn run_job(job: &Job, side: Side, scratch: &Path) -> Result<Measured> {
             std::fs::create_dir_all(scratch)?;
             let script = scratch.join("peer.py");
             std::fs::write(&script, PEER_PY)?;
-            std::process::Command::new(&python)
-                .arg(&script)
-                .arg(serde_json::to_string(&peer_job(job)?)?)
-                .env("PYTHONWARNINGS", "ignore")
-                .output()
+            let mut cmd = std::process::Command::new(&python);
+            cmd.arg(&script).arg(serde_json::to_string(&peer_job(job)?)?).env("PYTHONWARNINGS", "ignore");
+            // glibc reads its tunables from the environment at start-up; these are the ones
+            // `device::keep_freed_memory` sets in the harness with mallopt.
+            for var in ["MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"] {
+                cmd.env_remove(var);
+            }
+            if job.peer_malloc == PeerMalloc::Harness {
+                cmd.env("MALLOC_MMAP_MAX_", "0").env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
+            }
+            cmd.output()
                 .with_context(|| format!("starting {}", python.display()))?
         }
     };

@@ -65,6 +65,8 @@ fn both_sides_alternate_and_the_report_and_compare_show_them() {
         }
         // Both sides built the same model.
         assert_eq!(s["params"], s["peer_params"], "{s}");
+        // Each side's host allocator: the harness keeps freed memory, the peer runs as shipped.
+        assert_eq!((s["malloc"].as_str(), s["peer_malloc"].as_str()), (Some("no-mmap"), Some("glibc")), "{s}");
         assert!((s["tokens_per_s"].as_f64().unwrap() * s["step_s"].as_f64().unwrap() - 32.0).abs() < 1e-6);
         let rounds: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run.join("rounds.json")).unwrap()).unwrap();
         assert_eq!(rounds.len(), 4);
@@ -85,6 +87,27 @@ fn both_sides_alternate_and_the_report_and_compare_show_them() {
     std::fs::create_dir_all(dir.path().join("empty")).unwrap();
     let out = harness(dir.path(), &["compare", "empty"]);
     assert!(!out.status.success() && stderr(&out).contains("empty: holds no finished throughput runs"), "{}", stderr(&out));
+}
+
+/// `peer_malloc = "harness"` starts the peer with the harness's allocator setting, and
+/// `HARNESS_KEEP_FREED_MEMORY=0` gives the harness glibc's defaults; each side reports what it
+/// ran with, and the report's table says it.
+#[test]
+fn each_side_reports_the_allocator_it_ran_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SPEED
+        .replace("MODELS", r#"{ kind = "masked_mixer", d_model = 32, n_layers = 1 }"#)
+        .replace("rounds = 2", "rounds = 1\npeer_malloc = \"harness\"");
+    let suite = write_suite(dir.path(), "tp.toml", &text);
+    let out = harness_env(dir.path(), &["run", suite.to_str().unwrap()], &[("HARNESS_KEEP_FREED_MEMORY", "0")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = dir.path().join("results");
+    let m = &manifest(&results, "tp")[0];
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir(&results, "tp", m).join("summary.json")).unwrap()).unwrap();
+    assert_eq!((s["malloc"].as_str(), s["peer_malloc"].as_str()), (Some("glibc"), Some("no-mmap")), "{s}");
+    let report = std::fs::read_dir(dir.path().join("reports/tp")).unwrap().next().unwrap().unwrap().path();
+    let md = std::fs::read_to_string(report.join("README.md")).unwrap();
+    assert!(md.contains("| glibc / no-mmap |"), "{md}");
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
             Attention::Sdpa => "sdpa".into(),
             Attention::Eager => "eager".into(),
         },
+        peer_malloc: t.peer_malloc,
     };
     let sides: Vec<Side> = match t.sides {
         Sides::Harness => vec![Side::Harness],
@@ -90,6 +91,10 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
             None => first.torch.clone(),
         };
         out.execution.insert(format!("{who}_versions"), versions);
+        // The host allocator each side ran with: part of what a CPU figure means.
+        if let Some(m) = &first.malloc {
+            out.summary.insert(format!("{prefix}malloc"), m.clone().into());
+        }
     }
     if sides.len() == 2 {
         // Per round: the peer's median step over the harness's; the run's speed-up is their median.

@@ -29,6 +29,9 @@ pub struct Row {
     pub device: String,
     pub libtorch: String,
     pub driver: String,
+    /// The side's host allocator: "glibc" (its defaults) or "no-mmap" (freed memory kept).
+    #[serde(default)]
+    pub malloc: String,
     pub step_ms: Option<f64>,
     pub tokens_per_s: Option<f64>,
     pub mfu: Option<f64>,
@@ -64,6 +67,7 @@ pub fn rows_of(suite: &str, experiment: &str, run: &str, model: &str, cfg: &RunC
             device: device.into(),
             libtorch: libtorch.into(),
             driver: driver.into(),
+            malloc: summary.get(&format!("{prefix}malloc")).and_then(Value::as_str).unwrap_or_default().into(),
             step_ms: num(&format!("{prefix}step_s")).map(|s| s * 1e3),
             tokens_per_s: num(&format!("{prefix}tokens_per_s")),
             mfu: num(&format!("{prefix}mfu")),
@@ -116,7 +120,10 @@ pub fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Ve
              figure is the median over rounds of each round's median synchronised step time after warm-up. The PyTorch \
              side is `bench/pytorch/peer.py`: the reference's LanguageMixer and Hugging Face's LlamaForCausalLM under \
              the Hugging Face Trainer's step. Speed-up = PyTorch step time / harness step time (median over rounds; the \
-             smallest round's in brackets). MFU = model FLOPs / step time / the device's dense peak (none for a CPU).\n"
+             smallest round's in brackets). MFU = model FLOPs / step time / the device's dense peak (none for a CPU). \
+             malloc: each side's host allocator, `glibc` (its defaults: large temporaries are fresh mmaps, zeroed on \
+             every step) or `no-mmap` (freed memory kept, the harness's setting); on a CPU it alone can move a step by \
+             10-30%, so `throughput.peer_malloc = \"harness\"` gives the peer the harness's setting.\n"
         );
         // One line per run: both sides side by side.
         let mut by_run: BTreeMap<String, (Option<&Row>, Option<&Row>)> = BTreeMap::new();
@@ -163,6 +170,11 @@ pub fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Ve
                 _ => "—".into(),
             }).collect()),
         );
+        t.push("malloc (harness / PyTorch)", Col::Str(order.iter().map(|k| {
+            let (h, p) = by_run[k];
+            let m = |r: Option<&Row>| r.map_or("—".to_string(), |r| if r.malloc.is_empty() { "—".into() } else { r.malloc.clone() });
+            format!("{} / {}", m(h), m(p))
+        }).collect()));
         t.push("peak MiB (harness / PyTorch)", Col::Str(order.iter().map(|k| {
             let (h, p) = by_run[k];
             format!("{} / {}", h.map_or("—".into(), |r| opt(r.peak_mib, 0)), p.map_or("—".into(), |r| opt(r.peak_mib, 0)))
@@ -273,6 +285,7 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Vec<Row>> {
     t.push("driver", Col::Str(rows.iter().map(|r| r.driver.clone()).collect()));
     t.push("libtorch", Col::Str(rows.iter().map(|r| r.libtorch.clone()).collect()));
     t.push("side", Col::Str(rows.iter().map(|r| r.side.clone()).collect()));
+    t.push("malloc", Col::Str(rows.iter().map(|r| r.malloc.clone()).collect()));
     t.push("model", Col::Str(rows.iter().map(|r| r.model.clone()).collect()));
     t.push("mode", Col::Str(rows.iter().map(|r| r.mode.clone()).collect()));
     t.push("n_ctx", Col::Int(rows.iter().map(|r| Some(r.n_ctx)).collect()));

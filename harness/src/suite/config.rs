@@ -682,6 +682,20 @@ pub enum Attention {
     Eager,
 }
 
+/// How the PyTorch peer's process allocates host memory (glibc malloc). CPU steps are sensitive
+/// to it: with glibc's defaults every large temporary is a fresh `mmap`, faulted in and zeroed
+/// on each step, and glibc's adaptive threshold makes the peer's step time bimodal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerMalloc {
+    /// glibc's defaults: the reference as its users run it.
+    #[default]
+    Glibc,
+    /// The harness's own setting (`MALLOC_MMAP_MAX_=0`, no trimming): the same allocator on both
+    /// sides, so the speed-up is the implementations' alone.
+    Harness,
+}
+
 /// `throughput`: speed and memory of one model configuration (PAPER.md C.5, T6, T7), on random
 /// tokens (what is computed does not depend on them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -712,6 +726,9 @@ pub struct ThroughputConfig {
     pub sides: Sides,
     #[serde(default, skip_serializing_if = "is_default")]
     pub attention: Attention,
+    /// The peer's host allocator: `glibc` (its defaults) or `harness` (the harness's setting).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub peer_malloc: PeerMalloc,
     /// Report a peak above this as "OOM (> x GiB)", as T6/T7 did for a 12 GB RTX 3060.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_gib: Option<f64>,
