@@ -56,6 +56,9 @@ pub struct AdamWState {
     flat: Option<Flat>,
     /// `clip` gathered (and clipped) this step's gradients into the flat buffer.
     gathered: bool,
+    /// The clip factor `clip` formed but left for the fused CPU step to apply on its way through
+    /// the gradients (saving a pass over them); [`Self::grads`] applies it when asked first.
+    pending: Option<Tensor>,
     /// libtorch's optimizer over the same parameters, used only for `zero_grad`, which frees the
     /// gradients (`set_to_none`, as the Hugging Face Trainer does), so the next backward writes
     /// fresh ones instead of adding into zeroed buffers.
@@ -178,9 +181,60 @@ mod fused {
         ok.then(|| unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) })
     }
 
-    fn apply(f: &Flat, c: &Coefs, addcmul: Addcmul) -> bool {
+    /// MKL's `vmsSqrt`, the routine libtorch's CPU `sqrt` calls for f32 (ATen's `vml.h`), when
+    /// the loaded libtorch exports it. Its HA mode is not the correctly rounded square root
+    /// (about 0.6% of random floats differ by an ulp), so the sweep below calls it rather than
+    /// `f32::sqrt`, with ATen's mode.
+    type VmsSqrt = unsafe extern "C" fn(n: i64, a: *const f32, r: *mut f32, mode: i64);
+    /// VML_HA | VML_FTZDAZ_OFF | VML_ERRMODE_IGNORE, as ATen passes it.
+    const VML_MODE: i64 = 0x2 | 0x14_0000 | 0x100;
+
+    fn vml_sqrt() -> Option<VmsSqrt> {
+        static F: OnceLock<Option<VmsSqrt>> = OnceLock::new();
+        *F.get_or_init(|| {
+            unsafe extern "C" {
+                fn dlsym(handle: *mut std::ffi::c_void, symbol: *const std::ffi::c_char) -> *mut std::ffi::c_void;
+            }
+            // SAFETY: RTLD_DEFAULT (null) searches the objects loaded at start-up, libtorch_cpu
+            // among them; the symbol, when present, is MKL's C entry point with this signature
+            // (MKL_INT n: passing an i64 below 2^31 is right for both the LP64 and ILP64 ABIs).
+            let f = unsafe { dlsym(std::ptr::null_mut(), c"vmsSqrt".as_ptr()) };
+            (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut std::ffi::c_void, VmsSqrt>(f) })
+        })
+    }
+
+    /// Elements per sub-chunk of the sweep: the moments, their square roots and the update of
+    /// 4096 elements stay in L1/L2 between the three steps.
+    const SWEEP: usize = 4096;
+
+    /// One pass over memory: moments, square root (MKL's), update, per sub-chunk.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_sweep(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], scale: f32, k: &[f32; 8], decay: bool, addcmul: Addcmul, sqrt: VmsSqrt) {
+        let mut root = [0f32; SWEEP];
+        for start in (0..p.len()).step_by(SWEEP) {
+            let end = (start + SWEEP).min(p.len());
+            let (p, m, v, g) = (&mut p[start..end], &mut m[start..end], &mut v[start..end], &g[start..end]);
+            for (((p, m), v), g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                moments(p, m, v, *g * scale, k, decay, addcmul);
+            }
+            let root = &mut root[..end - start];
+            // SAFETY: `v` and `root` hold `root.len()` elements; MKL reads one and writes the other.
+            unsafe { sqrt(root.len() as i64, v.as_ptr(), root.as_mut_ptr(), VML_MODE) };
+            for ((p, m), r) in p.iter_mut().zip(m.iter()).zip(root.iter()) {
+                update(p, *m, *r, k);
+            }
+        }
+    }
+
+    /// The step on `f`, its gradients times `scale` first (the clip factor, 1 without clipping;
+    /// `g * scale` in f32 is what `g.mul_(factor)` computes). The gradients are `grads` (one
+    /// contiguous f32 tensor per parameter, in the flat buffer's order: read where autograd left
+    /// them) or, without, the gathered `f.g`. `sweep`: one pass with MKL's square root; else two
+    /// passes around libtorch's, which need the gathered `f.g` (and scale it in place).
+    fn apply(f: &Flat, grads: Option<&[Tensor]>, c: &Coefs, scale: f32, addcmul: Addcmul, sweep: Option<VmsSqrt>) -> bool {
         let n = f.p.numel();
-        let (Some(p), Some(m), Some(v), Some(g), Some(_)) = (slice(&f.p, n), slice(&f.m, n), slice(&f.v, n), slice(&f.g, n), slice(&f.scratch, n)) else {
+        let (Some(p), Some(m), Some(v), Some(flat_g), Some(_)) = (slice(&f.p, n), slice(&f.m, n), slice(&f.v, n), slice(&f.g, n), slice(&f.scratch, n)) else {
             return false;
         };
         let w = c.one_minus_beta1 as f32;
@@ -196,8 +250,43 @@ mod fused {
         ];
         let decay = c.decay.is_some();
         const CHUNK: usize = 1 << 16;
-        // SAFETY (both passes): `calibrated` only selects this path where the CPU has AVX2 and FMA.
-        p.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).zip(g.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| unsafe {
+        // SAFETY (all passes): `calibrated` only selects this path where the CPU has AVX2 and FMA.
+        if let Some(sqrt) = sweep {
+            // The gradient pieces: each parameter's own tensor, or the flat buffer.
+            let pieces: Vec<&[f32]> = match grads {
+                Some(gs) => {
+                    let Some(pieces) = gs.iter().map(|g| slice(g, g.numel()).map(|s| &*s)).collect::<Option<Vec<&[f32]>>>() else {
+                        return false;
+                    };
+                    if pieces.iter().map(|s| s.len()).sum::<usize>() != n {
+                        return false;
+                    }
+                    pieces
+                }
+                None => vec![&*flat_g],
+            };
+            // Work items of at most CHUNK elements: (p, m, v, g) slices, disjoint.
+            let (mut p, mut m, mut v) = (p, m, v);
+            let mut work = Vec::new();
+            for g in pieces {
+                for g in g.chunks(CHUNK) {
+                    let (ph, pt) = std::mem::take(&mut p).split_at_mut(g.len());
+                    let (mh, mt) = std::mem::take(&mut m).split_at_mut(g.len());
+                    let (vh, vt) = std::mem::take(&mut v).split_at_mut(g.len());
+                    work.push((ph, mh, vh, g));
+                    (p, m, v) = (pt, mt, vt);
+                }
+            }
+            work.into_par_iter().for_each(|(p, m, v, g)| unsafe { run_sweep(p, m, v, g, scale, &k, decay, addcmul, sqrt) });
+            return true;
+        }
+        if grads.is_some() {
+            return false;
+        }
+        if scale != 1.0 {
+            let _ = tch::no_grad(|| f.g.shallow_clone().g_mul_scalar_(scale as f64));
+        }
+        p.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).zip(flat_g.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| unsafe {
             run_moments(p, m, v, g, &k, decay, addcmul)
         });
         let _ = tch::no_grad(|| f.v.sqrt_out(&f.scratch));
@@ -206,14 +295,17 @@ mod fused {
         true
     }
 
-    /// Which rounding of `addcmul_` reproduces libtorch here, if either does.
-    fn calibrated() -> Option<Addcmul> {
-        static MODE: OnceLock<Option<Addcmul>> = OnceLock::new();
+    /// How the fused step reproduces libtorch here: the rounding of `addcmul_` (one fused
+    /// multiply-add or two roundings) and the square root (MKL's in one sweep, or libtorch's
+    /// between two passes), the first pair that matches; None if neither does.
+    fn calibrated() -> Option<(Addcmul, Option<VmsSqrt>)> {
+        static MODE: OnceLock<Option<(Addcmul, Option<VmsSqrt>)>> = OnceLock::new();
         *MODE.get_or_init(|| {
             if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) || std::env::var("HARNESS_FUSED_ADAMW").is_ok_and(|v| v == "0") {
                 return None;
             }
-            // Odd length: vector bodies and scalar tails; values over several magnitudes.
+            // Odd length: vector bodies and scalar tails (and a short last sweep chunk); values
+            // over several magnitudes.
             let n = 4133;
             let make = |seed: f64, scale: f64| {
                 let x = Tensor::arange(n, (Kind::Double, tch::Device::Cpu)) * seed;
@@ -226,32 +318,65 @@ mod fused {
                 g: make(0.71, 0.5),
                 scratch: Tensor::zeros([n], (Kind::Float, tch::Device::Cpu)),
             };
+            // (coefficients, clip factor as `clip` forms it: an f64 scalar tensor, or no clip).
             let cases = [
-                Coefs::new(super::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, 3e-3, 1.0),
-                Coefs::new(super::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, 5e-4, 137.0),
-                Coefs::new(super::AdamW { beta1: 0.3, beta2: 0.95, eps: 1e-6, weight_decay: 0.1 }, 1e-2, 3.0),
+                (Coefs::new(super::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, 3e-3, 1.0), Some(0.123_456_789_012_345)),
+                (Coefs::new(super::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, 5e-4, 137.0), None),
+                (Coefs::new(super::AdamW { beta1: 0.3, beta2: 0.95, eps: 1e-6, weight_decay: 0.1 }, 1e-2, 3.0), Some(0.999_999_9)),
             ];
             let bits = |t: &Tensor| -> Option<Vec<u32>> { Some(Vec::<f32>::try_from(t).ok()?.iter().map(|x| x.to_bits()).collect()) };
-            [Addcmul::Fma, Addcmul::Separate].into_iter().find(|&mode| {
-                cases.iter().all(|c| {
+            let sweeps: Vec<Option<VmsSqrt>> = vml_sqrt().map(Some).into_iter().chain([None]).collect();
+            sweeps.into_iter().flat_map(|s| [(Addcmul::Fma, s), (Addcmul::Separate, s)]).find(|&(mode, sweep)| {
+                cases.iter().all(|(c, clip)| {
                     let (a, b) = (flat(), flat());
-                    tch::no_grad(|| tensor_step(&a, c));
-                    apply(&b, c, mode)
-                        && [(&a.p, &b.p), (&a.m, &b.m), (&a.v, &b.v)].iter().all(|(x, y)| {
+                    tch::no_grad(|| {
+                        if let Some(x) = clip {
+                            let _ = a.g.shallow_clone().g_mul_(&Tensor::scalar_tensor(*x, (Kind::Double, tch::Device::Cpu)));
+                        }
+                        tensor_step(&a, c)
+                    });
+                    let same = |b: &Flat| {
+                        [(&a.p, &b.p), (&a.m, &b.m), (&a.v, &b.v)].iter().all(|(x, y)| {
                             let (x, y) = (bits(x), bits(y));
                             x.is_some() && x == y
                         })
+                    };
+                    let scale = clip.map_or(1.0, |x| x as f32);
+                    // Per-parameter gradients too (the sweep reads them in place): pieces of
+                    // several sizes, so MKL sees short and ragged calls.
+                    let per_parameter = sweep.is_none() || {
+                        let c2 = flat();
+                        let pieces: Vec<Tensor> = [1, 63, 2048, 2021].iter().scan(0, |at, &len| {
+                            let t = b.g.narrow(0, *at, len).copy();
+                            *at += len;
+                            Some(t)
+                        }).collect();
+                        apply(&c2, Some(&pieces), c, scale, mode, sweep) && same(&c2)
+                    };
+                    apply(&b, None, c, scale, mode, sweep) && same(&b) && per_parameter
                 })
             })
         })
     }
 
-    /// The fused step, when it reproduces libtorch's here; false (nothing done) otherwise.
-    pub(super) fn step(f: &Flat, c: &Coefs) -> bool {
+    /// The fused step with the gradients scaled by `scale` first, when it reproduces libtorch's
+    /// here; false (nothing done) otherwise.
+    pub(super) fn step(f: &Flat, grads: Option<&[Tensor]>, c: &Coefs, scale: f32) -> bool {
         match calibrated() {
-            Some(mode) => apply(f, c, mode),
+            Some((mode, sweep)) => apply(f, grads, c, scale, mode, sweep),
             None => false,
         }
+    }
+
+    /// Whether the loaded libtorch exports MKL's `vmsSqrt`.
+    #[cfg(test)]
+    pub(super) fn vml_available() -> bool {
+        vml_sqrt().is_some()
+    }
+
+    /// Whether the one-pass sweep (MKL's square root) is the fused step in use.
+    pub fn sweeps() -> bool {
+        calibrated().is_some_and(|(_, s)| s.is_some())
     }
 
     /// Whether the fused CPU step is in use in this process (after calibration).
@@ -260,7 +385,7 @@ mod fused {
     }
 }
 
-pub use fused::active as fused_cpu_step_active;
+pub use fused::{active as fused_cpu_step_active, sweeps as fused_cpu_step_sweeps};
 
 /// The flat buffers: parameters, moments, the gathered gradients and one scratch.
 struct Flat {
@@ -315,7 +440,7 @@ impl AdamWState {
             params.iter().try_for_each(|p| o.add_parameters(p, 0)).ok()?;
             Some(o)
         });
-        Self { cfg, steps: vec![0; names.len()], names, params, exp_avg, exp_avg_sq, flat, gathered: false, clear }
+        Self { cfg, steps: vec![0; names.len()], names, params, exp_avg, exp_avg_sq, flat, gathered: false, pending: None, clear }
     }
 
     /// The flat path applies when every parameter has a gradient and all have taken the same
@@ -339,7 +464,13 @@ impl AdamWState {
     /// trainer has always computed them, so runs keep their numbers to the bit.
     pub fn clip(&mut self, max: f64) -> Option<Tensor> {
         self.gathered = false;
-        let grads = match self.flat_grads() {
+        self.pending = None;
+        let flat = self.flat_grads();
+        // The fused CPU step folds the factor into its pass over the gradients (and its one-pass
+        // sweep reads them where autograd left them, so they are not gathered either).
+        let fold = flat.is_some() && self.flat.as_ref().is_some_and(|f| f.p.device() == tch::Device::Cpu) && fused::active();
+        let grads = match flat {
+            Some(grads) if fold && fused::sweeps() && grads.iter().all(|g| g.is_contiguous()) => grads,
             Some(grads) => {
                 let f = self.flat.as_ref().expect("flat path");
                 let views: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
@@ -357,8 +488,9 @@ impl AdamWState {
             let norm = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt();
             if max > 0.0 {
                 let coef = (max / (norm.to_kind(tch::Kind::Double) + 1e-6)).clamp_max(1.0);
-                match (&self.flat, self.gathered) {
-                    (Some(f), true) => {
+                match &self.flat {
+                    _ if fold => self.pending = Some(coef),
+                    Some(f) if self.gathered => {
                         let _ = f.g.shallow_clone().g_mul_(&coef);
                     }
                     _ => {
@@ -374,7 +506,19 @@ impl AdamWState {
 
     /// The gradients the next [`Self::step`] uses, per parameter (after [`Self::clip`], the
     /// clipped ones).
-    pub fn grads(&self) -> Vec<Tensor> {
+    pub fn grads(&mut self) -> Vec<Tensor> {
+        if let Some(coef) = self.pending.take() {
+            tch::no_grad(|| match (&self.flat, self.gathered) {
+                (Some(f), true) => {
+                    let _ = f.g.shallow_clone().g_mul_(&coef);
+                }
+                _ => {
+                    for p in &self.params {
+                        let _ = p.grad().g_mul_(&coef);
+                    }
+                }
+            });
+        }
         match (&self.flat, self.gathered) {
             (Some(f), true) => {
                 let mut offset = 0;
@@ -396,23 +540,46 @@ impl AdamWState {
     /// when it was called first).
     pub fn step(&mut self, lr: f64) {
         let AdamW { beta1, beta2, eps, weight_decay } = self.cfg;
-        if self.flat_grads().is_some() {
+        if let Some(grads) = self.flat_grads() {
             let f = self.flat.as_mut().expect("flat path");
-            // `clip` gathered the gradients; gather them here when it was not called.
-            if !self.gathered {
-                let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad().reshape([-1])).collect();
-                let _ = tch::no_grad(|| Tensor::cat_out(&f.g, &grads, 0));
-            }
-            self.gathered = false;
             let t = (self.steps[0] + 1) as f64;
             let c = Coefs::new(self.cfg, lr, t);
-            if !(f.p.device() == tch::Device::Cpu && fused::step(f, &c)) {
-                tch::no_grad(|| tensor_step(f, &c));
+            let clip = self.pending.take();
+            // A CPU scalar: reading it waits for nothing.
+            let scale = clip.as_ref().map_or(1.0, |x| x.double_value(&[]) as f32);
+            let cpu = f.p.device() == tch::Device::Cpu;
+            // The fused CPU step on the gradients where autograd left them, else on the gathered
+            // ones (gathered here when `clip` did not), else the element-wise kernels.
+            let mut done = cpu && !self.gathered && fused::step(f, Some(&grads), &c, scale);
+            if !done {
+                if !self.gathered {
+                    let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
+                    let _ = tch::no_grad(|| Tensor::cat_out(&f.g, &flat, 0));
+                }
+                done = cpu && fused::step(f, None, &c, scale);
             }
+            if !done {
+                tch::no_grad(|| {
+                    if let Some(x) = &clip {
+                        let _ = f.g.shallow_clone().g_mul_(x);
+                    }
+                    tensor_step(f, &c)
+                });
+            }
+            self.gathered = false;
             self.steps.iter_mut().for_each(|s| *s += 1);
             return;
         }
         self.gathered = false;
+        // A factor `clip` left pending (it gathered on the flat path, which no longer applies).
+        if let Some(x) = self.pending.take() {
+            for p in &self.params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = tch::no_grad(|| g.g_mul_(&x));
+                }
+            }
+        }
         tch::no_grad(|| {
             for i in 0..self.params.len() {
                 let g = self.params[i].grad();
@@ -441,6 +608,7 @@ impl AdamWState {
 
     pub fn zero_grad(&mut self) {
         self.gathered = false;
+        self.pending = None;
         if let Some(o) = &self.clear {
             if o.zero_grad().is_ok() {
                 return;
@@ -592,6 +760,49 @@ print(json.dumps([p.detach().view(torch.int32).tolist() for p in ps]))
     fn the_fused_cpu_step_is_calibrated_and_in_use_where_the_cpu_has_fma() {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             assert!(fused_cpu_step_active(), "the fused AdamW step did not reproduce libtorch's kernels bit for bit here");
+            // Where libtorch carries MKL (x86 builds from PyPI do), the one-pass sweep is the one.
+            if fused::vml_available() {
+                assert!(fused_cpu_step_sweeps(), "MKL's vmsSqrt is there, but the one-pass sweep did not reproduce libtorch");
+            }
+        }
+    }
+
+    /// clip then step with the factor folded into the fused step (CPU) gives the bits of the
+    /// plain sequence: gather, multiply by the factor tensor, the element-wise kernels.
+    #[test]
+    fn a_clipped_step_is_the_clip_then_the_kernels_to_the_bit() {
+        let (vs, grads) = fixture();
+        let cfg = AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+        let mut opt = AdamWState::new(&vs, cfg);
+        let flat = |ts: &[Tensor]| Tensor::cat(&ts.iter().map(|t| t.detach().reshape([-1])).collect::<Vec<_>>(), 0);
+        let want = Flat {
+            p: flat(&opt.params),
+            m: flat(&opt.params).zeros_like(),
+            v: flat(&opt.params).zeros_like(),
+            g: flat(&opt.params).zeros_like(),
+            scratch: flat(&opt.params).zeros_like(),
+        };
+        for (t, step) in grads.chunks(3).enumerate() {
+            for (p, g) in opt.params.iter().zip(step) {
+                let mut pg = p.grad();
+                if !pg.defined() {
+                    (p * 0.0).sum(Kind::Float).backward();
+                    pg = p.grad();
+                }
+                tch::no_grad(|| pg.copy_(g));
+            }
+            // A small max so that every step clips.
+            let norm = opt.clip(0.05).unwrap();
+            opt.step(1e-2);
+            tch::no_grad(|| {
+                let coef = (norm.to_kind(Kind::Double) + 1e-6).reciprocal().g_mul_scalar(0.05).clamp_max(1.0);
+                assert!(coef.double_value(&[]) < 1.0);
+                let _ = want.g.shallow_clone().copy_(&flat(step));
+                let _ = want.g.shallow_clone().g_mul_(&coef);
+                tensor_step(&want, &Coefs::new(cfg, 1e-2, (t + 1) as f64));
+            });
+            let bits = |t: &Tensor| Vec::<f32>::try_from(t).unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&flat(&opt.params)), bits(&want.p), "step {}", t + 1);
         }
     }
 
