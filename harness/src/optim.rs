@@ -457,11 +457,12 @@ impl AdamWState {
         (same_steps && grads.iter().all(|g| g.defined() && g.kind() == tch::Kind::Float)).then_some(grads)
     }
 
-    /// Gathers the gradients (flat path) and returns their global L2 norm as a device scalar,
-    /// after scaling them by `min(1, max / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`; `max` <= 0:
-    /// no clipping). No value is read back to the host. The norm is the square root of the sum
-    /// of each tensor's sum of squares, in fp32, and the factor is formed in f64, as this
-    /// trainer has always computed them, so runs keep their numbers to the bit.
+    /// The gradients' global L2 norm as a device scalar; the gradients the next step uses are
+    /// scaled by `min(1, max / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`; `max` <= 0: no
+    /// clipping): here (gathered into the flat buffer, or each in place), or, on the fused CPU
+    /// path, inside the step's pass. No value is read back to the host. The norm is the square
+    /// root of the sum of each tensor's sum of squares, in fp32, and the factor is formed in f64,
+    /// as this trainer has always computed them, so runs keep their numbers to the bit.
     pub fn clip(&mut self, max: f64) -> Option<Tensor> {
         self.gathered = false;
         self.pending = None;
