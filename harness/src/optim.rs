@@ -673,17 +673,22 @@ mod tests {
         (vs, (1..=4).flat_map(|k| grads(k as f64)).collect())
     }
 
+    /// Makes `grads` the parameters' gradients, as a backward would leave them.
+    fn set_grads(opt: &AdamWState, grads: &[Tensor]) {
+        for (p, g) in opt.params.iter().zip(grads) {
+            let mut pg = p.grad();
+            if !pg.defined() {
+                (p * 0.0).sum(Kind::Float).backward();
+                pg = p.grad();
+            }
+            tch::no_grad(|| pg.copy_(g));
+        }
+    }
+
     fn run(vs: &nn::VarStore, grads: &[Tensor], cfg: AdamW, lr: f64) -> Vec<Tensor> {
         let mut opt = AdamWState::new(vs, cfg);
         for step in grads.chunks(3) {
-            for (p, g) in opt.params.iter().zip(step) {
-                let mut pg = p.grad();
-                if !pg.defined() {
-                    (p * 0.0).sum(Kind::Float).backward();
-                    pg = p.grad();
-                }
-                tch::no_grad(|| pg.copy_(g));
-            }
+            set_grads(&opt, step);
             opt.step(lr);
         }
         opt.params.iter().map(|p| p.detach().copy()).collect()
@@ -784,14 +789,7 @@ print(json.dumps([p.detach().view(torch.int32).tolist() for p in ps]))
             scratch: flat(&opt.params).zeros_like(),
         };
         for (t, step) in grads.chunks(3).enumerate() {
-            for (p, g) in opt.params.iter().zip(step) {
-                let mut pg = p.grad();
-                if !pg.defined() {
-                    (p * 0.0).sum(Kind::Float).backward();
-                    pg = p.grad();
-                }
-                tch::no_grad(|| pg.copy_(g));
-            }
+            set_grads(&opt, step);
             // A small max so that every step clips.
             let norm = opt.clip(0.05).unwrap();
             opt.step(1e-2);
