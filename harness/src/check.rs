@@ -100,6 +100,14 @@ pub struct Baseline {
     pub profile: Option<String>,
     /// Where the numbers come from and why the bands are as wide as they are.
     pub note: String,
+    /// The CPU kernel path the runs were computed on (`kernels::KernelPath::key`): the bands
+    /// are bitwise-tight, so runs on another path are reported as such, never compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_path: Option<String>,
+    /// The CPU class (vendor, ISA, threads) whose speed `tokens_per_s` floors hold: another
+    /// class's tokens/s is not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_speed_class: Option<String>,
     #[serde(rename = "run", default)]
     pub runs: Vec<BaselineRun>,
 }
@@ -142,6 +150,8 @@ pub fn baseline_from(suite: &Suite, profile: Option<&str>, records: &[RunRecord]
     let mut runs = Vec::new();
     let mut seen = BTreeMap::new();
     let mut cuda = false;
+    let mut paths = std::collections::BTreeSet::new();
+    let mut speed = std::collections::BTreeSet::new();
     for r in records {
         let key = describe(&r.run);
         if let Some(other) = seen.insert(key.clone(), r.run.short_id().to_string()) {
@@ -149,6 +159,10 @@ pub fn baseline_from(suite: &Suite, profile: Option<&str>, records: &[RunRecord]
         }
         let gpu = r.run.config.device == DeviceChoice::Cuda;
         cuda |= gpu;
+        if !gpu {
+            paths.insert(r.execution.get("kernel_path").cloned().unwrap_or_else(|| "not recorded".into()));
+            speed.insert(r.execution.get("cpu_speed_class").cloned().unwrap_or_else(|| "not recorded".into()));
+        }
         let (rel, curve_abs) = if gpu { (0.02, 0.05) } else { (1e-6, 1e-5) };
         let mut metrics = BTreeMap::new();
         for (k, v) in &r.summary {
@@ -177,14 +191,32 @@ pub fn baseline_from(suite: &Suite, profile: Option<&str>, records: &[RunRecord]
         });
         runs.push(BaselineRun { key, metrics, train_curve });
     }
+    if paths.len() > 1 {
+        let list: Vec<String> = paths.into_iter().collect();
+        return Err(format!(
+            "the runs were computed on {} CPU kernel paths ({}); a bitwise baseline needs one: rerun them in one process \
+             (cpu_kernels = \"portable\" gives one path on every machine)",
+            list.len(),
+            list.join("; ")
+        ));
+    }
+    let one = |set: std::collections::BTreeSet<String>| if set.len() == 1 { set.into_iter().next() } else { None };
     let note = if cuda {
         "CUDA runs: kernels are not bit-for-bit deterministic, so bands are 2% of each value and 0.05 nats on the first \
          training steps; throughput may drop to a quarter of the baseline before it fails."
     } else {
-        "CPU runs are bitwise deterministic: bands are 1e-6 relative and 1e-5 nats on the first training steps; \
-         throughput may drop to a quarter of the baseline before it fails."
+        "CPU runs are bitwise deterministic on one kernel path (kernel_path below): bands are 1e-6 relative and 1e-5 \
+         nats on the first training steps, and runs on another path are not compared; tokens/s may drop to a quarter \
+         of the baseline before it fails, on a CPU of the same speed class only."
     };
-    Ok(Baseline { suite: suite.file.name.clone(), profile: profile.map(String::from), note: note.into(), runs })
+    Ok(Baseline {
+        suite: suite.file.name.clone(),
+        profile: profile.map(String::from),
+        note: note.into(),
+        kernel_path: one(paths),
+        cpu_speed_class: one(speed),
+        runs,
+    })
 }
 
 /// One line of the check table.
@@ -201,6 +233,10 @@ pub struct Row {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
     Pass,
+    /// Absolute speed measured on another CPU class than the baseline's: shown, not judged.
+    NotCompared,
+    /// Computed on another kernel path than the baseline's bitwise numbers: not comparable.
+    OtherPath,
     Missing,
     Regression,
 }
@@ -209,6 +245,8 @@ impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Pass => "pass",
+            Self::NotCompared => "not compared (other CPU)",
+            Self::OtherPath => "OTHER KERNEL PATH",
             Self::Missing => "MISSING",
             Self::Regression => "REGRESSION",
         })
@@ -241,9 +279,32 @@ pub fn compare(baseline: &Baseline, records: &[RunRecord]) -> Vec<Row> {
             rows.push(missing(&b.key, "(run)", String::new(), why));
             continue;
         };
+        let cpu = r.run.config.device != DeviceChoice::Cuda;
+        let fact = |k: &str| r.execution.get(k).map_or("not recorded", String::as_str).to_string();
+        if let Some(path) = baseline.kernel_path.as_ref().filter(|p| cpu && fact("kernel_path") != **p) {
+            // Bitwise bands say nothing across kernel paths: one row says why, none is judged.
+            rows.push(Row {
+                run: b.key.clone(),
+                metric: "(kernel path)".into(),
+                expected: path.clone(),
+                got: fact("kernel_path"),
+                tolerance: "same path".into(),
+                verdict: Verdict::OtherPath,
+            });
+            continue;
+        }
+        let other_cpu = baseline.cpu_speed_class.as_ref().is_some_and(|c| cpu && fact("cpu_speed_class") != *c);
         for (metric, e) in &b.metrics {
             match r.summary.get(metric).and_then(Value::as_f64) {
                 None => rows.push(missing(&b.key, metric, num(e.value), "absent")),
+                Some(got) if metric == "tokens_per_s" && other_cpu => rows.push(Row {
+                    run: b.key.clone(),
+                    metric: metric.clone(),
+                    expected: num(e.value),
+                    got: num(got),
+                    tolerance: format!("{} on {}", e.tolerance(), baseline.cpu_speed_class.as_deref().unwrap_or_default()),
+                    verdict: Verdict::NotCompared,
+                }),
                 Some(got) => rows.push(Row {
                     run: b.key.clone(),
                     metric: metric.clone(),
@@ -291,7 +352,8 @@ pub fn compare(baseline: &Baseline, records: &[RunRecord]) -> Vec<Row> {
     rows
 }
 
-/// The table as text, and the exit code: 0 all pass, 1 any regression, 2 anything missing.
+/// The table as text, and the exit code: 0 all pass (absolute speed on another CPU class is
+/// shown, not judged), 1 any regression, 2 anything missing or computed on another kernel path.
 pub fn render(rows: &[Row]) -> (String, i32) {
     let mut t = crate::report::table::Table::default();
     let col = |f: &dyn Fn(&Row) -> String| crate::report::table::Col::Str(rows.iter().map(f).collect());
@@ -301,14 +363,27 @@ pub fn render(rows: &[Row]) -> (String, i32) {
     t.push("got", col(&|r| r.got.clone()));
     t.push("tolerance", col(&|r| r.tolerance.clone()));
     t.push("verdict", col(&|r| r.verdict.to_string()));
-    let (fails, missing) = (rows.iter().filter(|r| r.verdict == Verdict::Regression).count(), rows.iter().filter(|r| r.verdict == Verdict::Missing).count());
-    let code = if fails > 0 { 1 } else if missing > 0 { 2 } else { 0 };
-    let text = format!(
-        "{}\n{} checks: {} pass, {fails} regression(s), {missing} missing\n",
+    let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
+    let (fails, missing, other, skipped) = (count(Verdict::Regression), count(Verdict::Missing), count(Verdict::OtherPath), count(Verdict::NotCompared));
+    let code = if fails > 0 { 1 } else if missing + other > 0 { 2 } else { 0 };
+    let mut text = format!(
+        "{}\n{} checks: {} pass, {fails} regression(s), {missing} missing",
         t.markdown(),
         rows.len(),
-        rows.len() - fails - missing
+        count(Verdict::Pass)
     );
+    if other > 0 {
+        text += &format!(", {other} run(s) on another kernel path");
+    }
+    if skipped > 0 {
+        text += &format!(", {skipped} speed figure(s) not compared (another CPU class)");
+    }
+    text.push('\n');
+    if other > 0 {
+        text += "Runs on another CPU kernel path than the baseline's cannot be checked against its bitwise bands: run the suite \
+                 with cpu_kernels = \"portable\" (the same bits on every CPU with AVX2; the CI suites do), or keep a \
+                 baseline for this path (--baseline FILE --update-baseline).\n";
+    }
     (text, code)
 }
 
@@ -327,6 +402,12 @@ impl Baseline {
             out += &format!("profile = {}\n", s(p));
         }
         out += &format!("note = {}\n", s(&self.note));
+        if let Some(p) = &self.kernel_path {
+            out += &format!("kernel_path = {}\n", s(p));
+        }
+        if let Some(c) = &self.cpu_speed_class {
+            out += &format!("cpu_speed_class = {}\n", s(c));
+        }
         for r in &self.runs {
             out += &format!("\n[[run]]\nkey = {}\n", s(&r.key));
             if let Some(c) = &r.train_curve {
@@ -355,7 +436,7 @@ impl Baseline {
 
 /// What changed between two baselines, one line per metric, for `--update-baseline`.
 pub fn diff(old: Option<&Baseline>, new: &Baseline) -> Vec<String> {
-    let empty = Baseline { suite: new.suite.clone(), profile: new.profile.clone(), note: String::new(), runs: vec![] };
+    let empty = Baseline { suite: new.suite.clone(), profile: new.profile.clone(), note: String::new(), kernel_path: None, cpu_speed_class: None, runs: vec![] };
     let old = old.unwrap_or(&empty);
     let index = |b: &Baseline| -> BTreeMap<(String, String), f64> {
         b.runs.iter().flat_map(|r| r.metrics.iter().map(move |(m, e)| ((r.key.clone(), m.clone()), e.value))).collect()
@@ -395,6 +476,8 @@ mod tests {
             suite: "s".into(),
             profile: Some("ci".into()),
             note: "n \"quoted\"".into(),
+            kernel_path: Some("mkl COMPATIBLE · aten AVX2 · 2 threads".into()),
+            cpu_speed_class: Some("AuthenticAMD · AVX2 · 2 threads".into()),
             runs: vec![BaselineRun {
                 key: "clm · llama d8 n1 h2 · n_ctx=16 · seed 0".into(),
                 metrics: BTreeMap::from([

@@ -164,6 +164,10 @@ pub struct Doctor {
     pub gpus: Vec<String>,
     pub cudnn_available: bool,
     pub threads: i32,
+    /// The CPU and the kernel path libtorch runs on it (`kernels::KernelPath::facts`).
+    pub cpu: std::collections::BTreeMap<String, String>,
+    /// Whether bf16 matrix products are accelerated on this CPU (a short probe).
+    pub bf16_matmul: String,
     /// A tiny matmul on each available device, checked against the CPU result.
     pub smoke: Vec<String>,
 }
@@ -189,6 +193,8 @@ impl Doctor {
             gpus: if cuda_available { gpu_names() } else { vec![] },
             cudnn_available: tch::Cuda::cudnn_is_available(),
             threads: tch::get_num_threads(),
+            cpu: crate::kernels::KernelPath::current().facts(),
+            bf16_matmul: crate::kernels::Bf16Probe::get().describe(),
             smoke,
         }
     }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod data;
 pub mod device;
 pub mod experiments;
+pub mod kernels;
 pub mod lock;
 pub mod optim;
 pub mod report;

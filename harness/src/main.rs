@@ -166,12 +166,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// libtorch, CUDA and threading facts; non-zero exit with --require-cuda and no CUDA.
+    /// libtorch, CUDA, threading and CPU kernel-path facts (with a one-second bf16 probe);
+    /// non-zero exit with --require-cuda and no CUDA.
     Doctor {
         #[arg(long)]
         require_cuda: bool,
         #[arg(long)]
         json: bool,
+        /// Pin this kernel path first (as a suite's `cpu_kernels` does) and report what took effect.
+        #[arg(long, value_name = "native|portable", default_value = "native")]
+        cpu_kernels: String,
     },
 }
 
@@ -504,7 +508,10 @@ fn main() -> Result<()> {
             let rows = harness::report::throughput::compare(&dirs, &out)?;
             println!("{} rows from {} folder(s): {}", rows.len(), dirs.len(), out.join("README.md").display());
         }
-        Command::Doctor { require_cuda, json } => {
+        Command::Doctor { require_cuda, json, cpu_kernels } => {
+            let mode: harness::kernels::CpuKernels = serde_json::from_value(serde_json::Value::String(cpu_kernels.clone()))
+                .map_err(|_| anyhow::anyhow!("--cpu-kernels {cpu_kernels}: expected native or portable"))?;
+            harness::kernels::apply(mode)?;
             let d = device::Doctor::collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
@@ -518,6 +525,10 @@ fn main() -> Result<()> {
                 }
                 println!("cudnn            {}", d.cudnn_available);
                 println!("threads          {}", d.threads);
+                for (k, v) in &d.cpu {
+                    println!("{k:<16} {v}");
+                }
+                println!("bf16_matmul      {}", d.bf16_matmul);
                 for s in &d.smoke {
                     println!("smoke            {s}");
                 }

@@ -44,6 +44,9 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     if suite.runs.iter().any(|r| r.config.device == DeviceChoice::Cuda) {
         crate::device::resolve(DeviceChoice::Cuda)?;
     }
+    // Before the first tensor operation: MKL and ATen pick their kernels once, at first use.
+    crate::kernels::apply(suite.runs.first().map(|r| r.config.cpu_kernels).unwrap_or_default())?;
+    crate::kernels::check_bf16(&suite.runs)?;
     let prov = Provenance::collect();
     let cache = opts.results.join(".cache");
     let runs = if opts.only.is_empty() {
@@ -284,6 +287,13 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
                 .collect();
             m.inputs = out.inputs;
             m.execution = out.execution;
+            if run.config.device == DeviceChoice::Cpu {
+                // The kernel path that computed it: what `harness check` compares bits within.
+                m.execution.extend(crate::kernels::KernelPath::current().facts());
+                if run.config.precision() == crate::suite::Precision::Bf16 {
+                    m.execution.insert("bf16_matmul".into(), crate::kernels::Bf16Probe::get().describe());
+                }
+            }
             m.status = RunStatus::Finished;
         }
         Ok(Err(e)) => {
@@ -431,6 +441,7 @@ fn record(run: &Run, dir: &RunDir, m: &Manifest, reused: bool) -> RunRecord {
         status: m.status,
         error: m.error.clone(),
         device: m.device.clone(),
+        execution: m.execution.clone(),
         wall_s: m.wall_s,
         summary,
         eval_curve: curve(dir, "metrics_eval.json", "eval_loss"),

@@ -154,3 +154,63 @@ fn a_failed_forced_rerun_keeps_the_earlier_result() {
     let out = run(&[]);
     assert!(out.status.success() && stderr(&out).contains("reused"), "{}", stderr(&out));
 }
+
+/// The portable kernel path (`cpu_kernels = "portable"`): runs made under an environment that
+/// asks MKL, ATen and OpenMP for other kernels and threads (as another CPU's defaults would give)
+/// have the same bits as runs made without it, so the bitwise baseline passes; planted
+/// regressions still fail it; a native run is named as another kernel path (exit 2), never
+/// silently compared.
+#[test]
+fn portable_runs_check_bit_for_bit_whatever_the_environment_and_other_paths_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_suite(dir.path(), "tiny.toml", TINY);
+    let run = |results: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["run", "tiny.toml", "-q", "--results", results, "--reports", "rep"];
+        args.extend_from_slice(extra);
+        let out = harness_env(dir.path(), &args, env);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let check_in = |results: &str, extra: &[&str]| {
+        let mut args = vec!["check", "tiny.toml", "--results", results];
+        args.extend_from_slice(extra);
+        let out = harness(dir.path(), &args);
+        (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out)))
+    };
+    let portable = ["--set", "cpu_kernels=\"portable\""];
+    let foreign = [("MKL_CBWR", "AUTO"), ("ATEN_CPU_CAPABILITY", "default"), ("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1")];
+    run("a", &portable, &foreign);
+    let (code, text) = check_in("a", &[&portable[..], &["--update-baseline"]].concat());
+    assert_eq!(code, 0, "{text}");
+    let baseline = std::fs::read_to_string(dir.path().join("ci/baselines/tiny.toml")).unwrap();
+    assert!(baseline.contains("kernel_path = \"mkl COMPATIBLE · aten AVX2 · 2 threads\""), "{baseline}");
+
+    // The same suite without the foreign environment: the same bits.
+    run("b", &portable, &[]);
+    let (code, text) = check_in("b", &portable);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 regression(s), 0 missing"), "{text}");
+
+    // Planted: the LR warm-up one step longer (30-step schedule) fails, on the metrics and curve.
+    let shifted = [&portable[..], &["--set", "train.warmup_steps=4"]].concat();
+    run("c", &shifted, &[]);
+    let (code, text) = check_in("c", &shifted);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.lines().filter(|l| l.contains("REGRESSION")).count() >= 4, "{text}");
+
+    // Planted: one metric moved by 1e-3 relative.
+    let mixer = manifest(&dir.path().join("b"), "tiny")
+        .into_iter()
+        .map(|m| run_dir(&dir.path().join("b"), "tiny", &m))
+        .find(|p| std::fs::read_to_string(p.join("config.json")).unwrap().contains("\"masked_mixer\""))
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(mixer.join("summary.json")).unwrap()).unwrap();
+    perturb(&mixer, "eval_loss", summary["eval_loss"].as_f64().unwrap() * 1e-3);
+    let (code, text) = check_in("b", &portable);
+    assert_eq!(code, 1, "{text}");
+
+    // Native runs against the portable baseline: another kernel path, named, exit 2.
+    run("d", &[], &[]);
+    let (code, text) = check_in("d", &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("OTHER KERNEL PATH") && text.contains("2 run(s) on another kernel path") && text.contains("cpu_kernels = \"portable\""), "{text}");
+}

@@ -24,6 +24,8 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub error: Option<String>,
     pub device: String,
+    /// The manifest's execution facts (kernel path, precision, attention path, ...).
+    pub execution: std::collections::BTreeMap<String, String>,
     pub wall_s: Option<f64>,
     pub summary: Map<String, Value>,
     /// (step, eval loss) and (step, train loss) for CLM runs.
@@ -555,7 +557,9 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, 
     let _ = writeln!(md, "- suite file: `{}` (sha256 `{}`)", suite.path.display(), crate::artifacts::sha256_bytes(suite.source.as_bytes()));
     let _ = writeln!(md, "- harness {} at git `{}`{}", prov.harness_version, prov.git_sha, if prov.git_dirty { " (dirty)" } else { "" });
     let _ = writeln!(md, "- libtorch {}; device(s): {}", prov.libtorch_version, devices.into_iter().collect::<Vec<_>>().join(", "));
-    let _ = writeln!(md, "- Cargo.lock sha256 `{}`\n", prov.cargo_lock_sha256.as_deref().unwrap_or("—"));
+    let _ = writeln!(md, "- Cargo.lock sha256 `{}`", prov.cargo_lock_sha256.as_deref().unwrap_or("—"));
+    md.push_str(&kernel_paths_md(records));
+    md.push('\n');
 
     md.push_str(&tables_md);
     md.push_str(&throughput_md);
@@ -692,4 +696,28 @@ pub fn verify(report: &Path, results: &Path, suite: &str) -> Result<Vec<(String,
         out.push((format!("{}/manifest.json", dir.path.display()), ok, detail));
     }
     Ok(out)
+}
+
+/// The CPU kernel paths the runs were computed on (one line each, with the CPU and how many
+/// runs), and the bf16 probe of runs that used bf16 on a CPU: results from two machines can be
+/// told apart before they are compared.
+fn kernel_paths_md(records: &[RunRecord]) -> String {
+    let mut paths: BTreeMap<(String, String, String, String), usize> = BTreeMap::new();
+    let mut bf16 = std::collections::BTreeSet::new();
+    for r in records {
+        let Some(path) = r.execution.get("kernel_path") else { continue };
+        let fact = |k: &str| r.execution.get(k).cloned().unwrap_or_default();
+        *paths.entry((path.clone(), fact("cpu"), fact("cpu_isa"), fact("mkl_branch"))).or_default() += 1;
+        if let Some(p) = r.execution.get("bf16_matmul") {
+            bf16.insert(p.clone());
+        }
+    }
+    let mut md = String::new();
+    for ((path, cpu, isa, mkl), n) in &paths {
+        let _ = writeln!(md, "- CPU kernel path `{path}` ({n} run(s)): {cpu}, {isa}; MKL branch {mkl}");
+    }
+    for p in bf16 {
+        let _ = writeln!(md, "- bf16 matrix products on this CPU: {p}");
+    }
+    md
 }

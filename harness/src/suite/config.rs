@@ -30,13 +30,13 @@ impl ExperimentKind {
     /// id of a kind does not move with settings it never uses.
     pub fn sections(self) -> &'static [&'static str] {
         match self {
-            Self::Clm => &["model", "data", "train", "device", "init_from"],
-            Self::Representation => &["model", "data", "representation", "device"],
-            Self::Embed => &["model", "data", "pairs", "embed", "device"],
-            Self::RetrievalFrozen => &["retrieval_frozen", "device"],
-            Self::RetrievalInfonce => &["model", "data", "pairs", "retrieval_infonce", "device"],
-            Self::RetrievalEval => &["retrieval_eval", "device"],
-            Self::Throughput => &["model", "throughput", "device"],
+            Self::Clm => &["model", "data", "train", "device", "init_from", "cpu_kernels"],
+            Self::Representation => &["model", "data", "representation", "device", "cpu_kernels"],
+            Self::Embed => &["model", "data", "pairs", "embed", "device", "cpu_kernels"],
+            Self::RetrievalFrozen => &["retrieval_frozen", "device", "cpu_kernels"],
+            Self::RetrievalInfonce => &["model", "data", "pairs", "retrieval_infonce", "device", "cpu_kernels"],
+            Self::RetrievalEval => &["retrieval_eval", "device", "cpu_kernels"],
+            Self::Throughput => &["model", "throughput", "device", "cpu_kernels"],
         }
     }
 
@@ -95,6 +95,11 @@ pub struct RunConfig {
     pub seed: u64,
     #[serde(default = "default_device")]
     pub device: DeviceChoice,
+    /// The CPU kernel path (`native`, or `portable`: the same bits on every CPU with AVX2; see
+    /// `kernels`). Process-wide, so one value for every run of a suite; `native` is left out of
+    /// the config, so the ids of native runs are what they were before the key existed.
+    #[serde(default, skip_serializing_if = "crate::kernels::CpuKernels::is_native")]
+    pub cpu_kernels: crate::kernels::CpuKernels,
     /// Start from this safetensors checkpoint (reference key names) instead of a fresh init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
@@ -119,6 +124,17 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The precision the run computes in: its training's, its InfoNCE tuning's or its
+    /// throughput measurement's (fp32 for the kinds that take none).
+    pub fn precision(&self) -> Precision {
+        self.train
+            .as_ref()
+            .map(|t| t.precision)
+            .or(self.retrieval_infonce.as_ref().map(|r| r.precision))
+            .or(self.throughput.as_ref().map(|t| t.precision))
+            .unwrap_or_default()
+    }
+
     /// The model; present for every kind that builds one (checked when the suite is read).
     pub fn model(&self) -> &ModelSpec {
         self.model.as_ref().expect("validated: this kind has a model")

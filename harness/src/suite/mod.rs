@@ -41,6 +41,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "train",
     "representation",
     "device",
+    "cpu_kernels",
     "seeds",
     "init_from",
     "pairs",
@@ -160,6 +161,8 @@ pub struct ExperimentDef {
     pub representation: Option<Table>,
     #[serde(default)]
     pub device: Option<Value>,
+    #[serde(default)]
+    pub cpu_kernels: Option<Value>,
     #[serde(default)]
     pub init_from: Option<Value>,
     #[serde(default)]
@@ -311,6 +314,7 @@ impl Suite {
             by_experiment.insert(exp.name.clone(), (exp.kind, expanded));
         }
         ctx.check_tables(&file, &runs)?;
+        ctx.check_one_kernel_path(&runs)?;
         Ok(Self { path: path.into(), source, file, runs })
     }
 
@@ -379,6 +383,25 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// `cpu_kernels` pins the process's math libraries, so every run of one invocation takes
+    /// the same path.
+    fn check_one_kernel_path(&self, runs: &[Run]) -> Result<(), SuiteError> {
+        let mut paths = runs.iter().map(|r| (r.config.cpu_kernels, &r.experiment));
+        let Some((first, first_exp)) = paths.next() else { return Ok(()) };
+        match paths.find(|(k, _)| *k != first) {
+            None => Ok(()),
+            Some((other, exp)) => Err(self.invalid(
+                "cpu_kernels",
+                format!(
+                    "experiment `{first_exp}` runs on cpu_kernels = {:?} and `{exp}` on {:?}; the kernel path is \
+                     process-wide, so set it once in [defaults] (or a profile) for the whole suite",
+                    format!("{first:?}").to_lowercase(),
+                    format!("{other:?}").to_lowercase()
+                ),
+            )),
+        }
+    }
+
     fn invalid(&self, key: &str, message: impl Into<String>) -> SuiteError {
         let message = message.into();
         // The last `--set` that set this key, a table above it, or (naming it in the message) a
@@ -560,12 +583,13 @@ impl Ctx<'_> {
                 base.insert(s.to_string(), v.clone());
             }
         }
-        let own: [(&str, Option<Value>); 12] = [
+        let own: [(&str, Option<Value>); 13] = [
             ("model", exp.model.clone().map(Value::Table)),
             ("data", exp.data.clone().map(Value::Table)),
             ("train", exp.train.clone().map(Value::Table)),
             ("representation", exp.representation.clone().map(Value::Table)),
             ("device", exp.device.clone()),
+            ("cpu_kernels", exp.cpu_kernels.clone()),
             ("init_from", exp.init_from.clone()),
             ("pairs", exp.pairs.clone().map(Value::Table)),
             ("embed", exp.embed.clone().map(Value::Table)),
