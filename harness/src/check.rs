@@ -121,6 +121,23 @@ pub fn default_path(suite: &Suite, profile: Option<&str>) -> PathBuf {
     PathBuf::from("ci/baselines").join(name)
 }
 
+/// The baseline to check `records` against: of the variants `<stem>@<tag>.toml` beside the
+/// default file, the one whose `kernel_path` is the runs' own (native CPU results are bitwise
+/// reproducible per kernel path, so each machine class of CI keeps its own); else the default.
+pub fn for_kernel_path(default: &Path, records: &[RunRecord]) -> PathBuf {
+    let paths: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r.execution.get("kernel_path").map(String::as_str)).collect();
+    let (Some(want), 1) = (paths.first(), paths.len()) else { return default.into() };
+    let (Some(dir), Some(stem)) = (default.parent(), default.file_stem().and_then(|s| s.to_str())) else { return default.into() };
+    let Ok(entries) = std::fs::read_dir(dir) else { return default.into() };
+    let variant = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{stem}@")) && n.ends_with(".toml"));
+    let matches = |p: &PathBuf| {
+        std::fs::read_to_string(p).ok().and_then(|t| toml::from_str::<Baseline>(&t).ok()).is_some_and(|b| b.kernel_path.as_deref() == Some(*want))
+    };
+    let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| variant(p) && matches(p)).collect();
+    found.sort();
+    found.into_iter().next().unwrap_or_else(|| default.into())
+}
+
 /// A run's stable description: experiment, the experiments its inputs came through, model,
 /// setting, seed. Unlike the id it survives a change to an unrelated default, and unlike the
 /// id a reader can tell what it is.

@@ -274,8 +274,12 @@ fn main() -> Result<()> {
         }
         Command::Check { args, baseline, update_baseline } => {
             let suite = load(&args)?;
-            let path = baseline.unwrap_or_else(|| harness::check::default_path(&suite, args.profile.as_deref()));
             let records = harness::check::records(&suite, &args.results);
+            let path = match baseline {
+                Some(p) => p,
+                None if update_baseline => harness::check::default_path(&suite, args.profile.as_deref()),
+                None => harness::check::for_kernel_path(&harness::check::default_path(&suite, args.profile.as_deref()), &records),
+            };
             let read = |p: &PathBuf| -> Result<harness::check::Baseline> {
                 let text = std::fs::read_to_string(p).with_context(|| format!("reading the baseline {}", p.display()))?;
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message().trim()))
@@ -323,7 +327,8 @@ fn main() -> Result<()> {
                     suite.file.name,
                     args.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
                 );
-                let (text, code) = harness::check::render(&harness::check::compare(&b, &records));
+                let (mut text, code) = harness::check::render(&harness::check::compare(&b, &records));
+                text = format!("baseline {}{}\n{text}", path.display(), b.kernel_path.as_ref().map(|k| format!(" (kernel path {k})")).unwrap_or_default());
                 use std::io::Write as _;
                 let _ = std::io::stdout().lock().write_all(text.as_bytes());
                 if code != 0 {
