@@ -125,7 +125,12 @@ pub fn default_path(suite: &Suite, profile: Option<&str>) -> PathBuf {
 /// default file, the one whose `kernel_path` is the runs' own (native CPU results are bitwise
 /// reproducible per kernel path, so each machine class of CI keeps its own); else the default.
 pub fn for_kernel_path(default: &Path, records: &[RunRecord]) -> PathBuf {
-    let paths: std::collections::BTreeSet<&str> = records.iter().filter_map(|r| r.execution.get("kernel_path").map(String::as_str)).collect();
+    variant_for(default, records.iter().filter_map(|r| r.execution.get("kernel_path").map(String::as_str)))
+}
+
+/// [`for_kernel_path`] given the runs' kernel paths.
+fn variant_for<'a>(default: &Path, kernel_paths: impl IntoIterator<Item = &'a str>) -> PathBuf {
+    let paths: std::collections::BTreeSet<&str> = kernel_paths.into_iter().collect();
     let (Some(want), 1) = (paths.first(), paths.len()) else { return default.into() };
     let (Some(dir), Some(stem)) = (default.parent(), default.file_stem().and_then(|s| s.to_str())) else { return default.into() };
     let Ok(entries) = std::fs::read_dir(dir) else { return default.into() };
@@ -476,6 +481,30 @@ pub fn diff(old: Option<&Baseline>, new: &Baseline) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_variant_whose_kernel_path_is_the_runs_is_picked_else_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, path: Option<&str>| {
+            let b = Baseline { suite: "s".into(), profile: None, note: "n".into(), kernel_path: path.map(String::from), cpu_speed_class: None, runs: vec![] };
+            std::fs::write(dir.path().join(name), b.to_toml()).unwrap();
+        };
+        write("s.ci.toml", None);
+        write("s.ci@amd.toml", Some("AuthenticAMD · mkl AUTO · aten AVX2 · 2 threads"));
+        write("s.ci@portable.toml", Some("mkl COMPATIBLE · aten AVX2 · 2 threads"));
+        // Another suite's variant on the same path, and a file that is no baseline, are never taken.
+        write("t.ci@amd.toml", Some("GenuineIntel · mkl AVX512_E1 · aten AVX512 · 2 threads"));
+        std::fs::write(dir.path().join("s.ci@broken.toml"), "not = [toml").unwrap();
+        let default = dir.path().join("s.ci.toml");
+        let pick = |paths: &[&str]| variant_for(&default, paths.iter().copied()).file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(pick(&["AuthenticAMD · mkl AUTO · aten AVX2 · 2 threads"; 3]), "s.ci@amd.toml");
+        assert_eq!(pick(&["mkl COMPATIBLE · aten AVX2 · 2 threads"]), "s.ci@portable.toml");
+        assert_eq!(pick(&["GenuineIntel · mkl AVX512_E1 · aten AVX512 · 2 threads"]), "s.ci.toml");
+        // Runs on two paths, or with no recorded path (CUDA, older runs): the default, which
+        // then reports the runs on another path.
+        assert_eq!(pick(&["AuthenticAMD · mkl AUTO · aten AVX2 · 2 threads", "mkl COMPATIBLE · aten AVX2 · 2 threads"]), "s.ci.toml");
+        assert_eq!(pick(&[]), "s.ci.toml");
+    }
 
     #[test]
     fn tolerances_are_bands_and_throughput_only_fails_on_drops() {

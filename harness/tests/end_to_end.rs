@@ -113,10 +113,16 @@ fn bad_input_gives_clear_errors() {
 
 #[test]
 fn cuda_is_never_a_silent_fallback() {
-    if tch::Cuda::is_available() {
-        return; // this check is about machines without CUDA
-    }
     let dir = tempfile::tempdir().unwrap();
+    if tch::Cuda::is_available() {
+        // With a GPU the other half holds: CUDA is found and required CUDA is satisfied.
+        let out = harness(dir.path(), &["doctor", "--require-cuda"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc = harness(dir.path(), &["doctor", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&doc.stdout).unwrap();
+        assert_eq!(v["cuda_available"], true, "{v}");
+        return;
+    }
     let suite = write_suite(dir.path(), "tiny.toml", TINY);
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "--set", "device=\"cuda\""]);
     assert!(!out.status.success());
@@ -222,8 +228,12 @@ fn every_architecture_trains_a_few_steps() {
     let ms = manifest(&dir.path().join("results"), "tiny");
     assert_eq!(ms.len(), 12);
     assert!(ms.iter().any(|m| m["execution"]["mask_grad"] == "reference"));
-    for m in ms {
+    for m in &ms {
         assert_eq!(m["status"], "finished", "{m}");
+        // Each one learns: the held-out loss after the last step is below the one before the first.
+        let evals = eval_losses(&run_dir(&dir.path().join("results"), "tiny", m));
+        let (first, last) = (evals.first().unwrap(), evals.last().unwrap());
+        assert!(first.0 == 0 && last.1 < first.1, "{}: eval loss did not fall: {evals:?}", m["run_id"]);
     }
 }
 

@@ -204,13 +204,13 @@ fn family_color(run: &crate::suite::Run) -> usize {
     }
 }
 
-/// One series per (experiment, model, setting): the mean over seeds at each step, with the
-/// min-max band; colour by architecture, line style by setting within it.
 /// A trailing moving mean over `w` points (the noisy per-step training loss).
 fn smooth(ys: &[f64], w: usize) -> Vec<f64> {
     (0..ys.len()).map(|i| mean_sd(&ys[i.saturating_sub(w.saturating_sub(1))..=i]).0).collect()
 }
 
+/// One series per (experiment, model, setting): the mean over seeds at each step, with the
+/// min-max band; colour by architecture, line style by setting within it.
 fn seed_bands(runs: &[&RunRecord], curve: impl Fn(&RunRecord) -> &Vec<(f64, f64)>, smoothing: bool) -> Vec<Series> {
     let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
     for r in runs {

@@ -1,0 +1,152 @@
+//! The suite file as written: its top-level keys, experiments and paper values (serde).
+use super::*;
+
+/// Top-level keys a `[defaults]` table may hold.
+pub(super) const DEFAULT_KEYS: &[&str] = &[
+    "model",
+    "data",
+    "train",
+    "representation",
+    "device",
+    "cpu_kernels",
+    "seeds",
+    "init_from",
+    "pairs",
+    "embed",
+    "retrieval_frozen",
+    "retrieval_infonce",
+    "retrieval_eval",
+    "throughput",
+];
+
+/// What the paper reports for a sweep point: free text, or numbers keyed by metric (for
+/// `retrieval_eval`, by n: `{ "32" = 98.2, "64" = 97.2 }`), shown beside ours with the difference.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PaperValue {
+    Text(String),
+    Cells(BTreeMap<String, f64>),
+}
+
+impl PaperValue {
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(t) => t.clone(),
+            Self::Cells(c) => c.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "),
+        }
+    }
+
+    pub fn cell(&self, key: &str) -> Option<f64> {
+        match self {
+            Self::Text(_) => None,
+            Self::Cells(c) => c.get(key).copied(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    /// Format version; 1 is the only one so far.
+    pub schema: u32,
+    pub name: String,
+    pub description: String,
+    /// Paper tables and figures this suite reproduces (PAPER.md numbering: "T3", "F10").
+    #[serde(default)]
+    pub reproduces: Vec<String>,
+    #[serde(default)]
+    pub defaults: Table,
+    #[serde(rename = "experiment")]
+    pub experiments: Vec<ExperimentDef>,
+    /// The paper tables this suite fills, in the paper's layout with its numbers ([`tables`]).
+    #[serde(default, rename = "table")]
+    pub tables: Vec<PaperTable>,
+    /// Directions the paper claims between cells of those tables, tested over seeds.
+    #[serde(default, rename = "claim")]
+    pub claims: Vec<Claim>,
+    /// Named scales of the same grid (`harness run --profile ci`): each holds overrides applied
+    /// to every run as `--set` does (`seeds`, `device`, `[profile.ci.data]`, ...), an optional
+    /// `description`, `[profile.ci.sweep]` to replace the values of sweep axes, and `skip`, the
+    /// experiments left out at that scale.
+    #[serde(default)]
+    pub profile: BTreeMap<String, Table>,
+    /// Resources of each task when the sweep runs as a Slurm job array (`harness plan --emit
+    /// slurm`): partition, account, qos, gpus, cpus, mem, time, throttle, setup, sbatch.
+    #[serde(default)]
+    pub slurm: Option<crate::slurm::SlurmConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentDef {
+    pub name: String,
+    pub kind: ExperimentKind,
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
+    /// Axes: a dotted key (`"data.n_ctx"`, or `"model"` for whole models) and its values.
+    #[serde(default)]
+    pub sweep: BTreeMap<String, Vec<Value>>,
+    /// What the paper reports, by model label (`"llama d512 n16 h4"`, as `harness plan` prints
+    /// it), model kind (`"masked_mixer"`), embeddings label, an upstream experiment's name, or
+    /// `"<label or kind> @ <upstream experiment>"`; the most specific key wins.
+    #[serde(default)]
+    pub paper: BTreeMap<String, PaperValue>,
+    /// The paper-table entries this experiment's sweep points fill: table id -> one entry name
+    /// per sweep point in plan order (`"-"`: that point is in no entry of the table).
+    #[serde(default)]
+    pub cells: BTreeMap<String, Vec<String>>,
+    /// This experiment at a named profile of the suite (`[experiment.profile.ci]`): `sweep`
+    /// replaces its axes, section tables (`train = {...}`) override its settings after the
+    /// suite's `[profile.ci]` and before `--set`.
+    #[serde(default)]
+    pub profile: BTreeMap<String, Table>,
+    /// The earlier experiment(s) whose runs this one consumes (one run per producer run).
+    #[serde(default)]
+    pub from: Option<OneOrMany>,
+    /// Consume only the producer runs whose resolved config has these values (dotted keys).
+    #[serde(default, rename = "where")]
+    pub where_: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub model: Option<Table>,
+    #[serde(default)]
+    pub data: Option<Table>,
+    #[serde(default)]
+    pub train: Option<Table>,
+    #[serde(default)]
+    pub representation: Option<Table>,
+    #[serde(default)]
+    pub device: Option<Value>,
+    #[serde(default)]
+    pub cpu_kernels: Option<Value>,
+    #[serde(default)]
+    pub init_from: Option<Value>,
+    #[serde(default)]
+    pub pairs: Option<Table>,
+    #[serde(default)]
+    pub embed: Option<Table>,
+    #[serde(default)]
+    pub retrieval_frozen: Option<Table>,
+    #[serde(default)]
+    pub retrieval_infonce: Option<Table>,
+    #[serde(default)]
+    pub retrieval_eval: Option<Table>,
+    #[serde(default)]
+    pub throughput: Option<Table>,
+}
+
+/// `from = "clm"` or `from = ["embed", "embed_tuned"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Self::One(s) => vec![s.as_str()],
+            Self::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
