@@ -27,11 +27,6 @@ pub struct Row {
     pub tokens: u64,
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    xs[xs.len() / 2]
-}
-
 const PY: &str = r#"
 import json, sys, time
 from tokenizers import Tokenizer
@@ -89,7 +84,7 @@ impl DataBench {
                 }
                 Ok(())
             })?;
-            let m = median(times);
+            let m = crate::stats::median(times).context("no timings (repeats must be at least 1)")?;
             rows.push(Row { implementation: "rust (tokenizers crate, this harness)".into(), threads: n, median_s: m, mb_per_s: mb / m, tokens });
         }
         match self.python_rows(&tok, &stories, &threads, mb) {
@@ -141,7 +136,7 @@ impl DataBench {
                 String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
             );
             let parsed: PyOut = serde_json::from_slice(&out.stdout).context("reading the python timings")?;
-            let m = median(parsed.times);
+            let m = crate::stats::median(parsed.times).context("the python side returned no timings")?;
             version = parsed.version;
             rows.push(Row { implementation: "python (tokenizers package)".into(), threads: n, median_s: m, mb_per_s: mb / m, tokens: parsed.tokens });
         }

@@ -1,7 +1,16 @@
 //! The compute device: resolving a suite's choice, and the facts `harness doctor` prints.
-use crate::suite::DeviceChoice;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Device;
+
+/// A suite's `device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda,
+    /// CUDA when available, else CPU (resolved before the run id is computed).
+    Auto,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -210,27 +219,6 @@ pub fn memory_bytes(choice: DeviceChoice) -> Option<u64> {
             Some(kib << 10)
         }),
     }
-}
-
-/// A lower bound on the memory a run needs, with what it counts: fp32 weights, and for the
-/// kinds that train, their gradients and AdamW's two moments plus the logits of one batch and
-/// their gradient. A run whose lower bound exceeds the device is refused before it allocates.
-pub fn memory_lower_bound(config: &crate::suite::RunConfig) -> Option<(u64, String)> {
-    use crate::suite::ExperimentKind as K;
-    let (model, data) = (config.model.as_ref()?, config.data.as_ref()?);
-    let params = model.num_params(data.vocab_size as i64, data.n_ctx);
-    let batch = match config.kind {
-        K::Clm => config.train.as_ref().map(|t| t.batch_size as u64),
-        K::RetrievalInfonce => config.retrieval_infonce.as_ref().map(|r| r.group as u64),
-        _ => None,
-    };
-    Some(match batch {
-        Some(b) => {
-            let logits = 2 * 4 * b * data.n_ctx as u64 * data.vocab_size as u64;
-            (16 * params + logits, format!("{params} parameters with their gradients and AdamW moments in fp32, and the logits of a batch of {b}"))
-        }
-        None => (4 * params, format!("{params} parameters in fp32")),
-    })
 }
 
 pub fn gib(bytes: u64) -> String {

@@ -285,10 +285,7 @@ impl Bf16Probe {
 /// a `throughput` run measures it anyway, with a warning, since the slow number is what it
 /// measures; a training run (clm, retrieval_infonce) is refused, unless `HARNESS_ALLOW_SLOW_BF16=1`.
 /// Either way the probe's result goes into the run's manifest (`bf16_matmul`).
-pub fn check_bf16(runs: &[crate::suite::Run]) -> Result<(), Bf16Error> {
-    use crate::suite::{DeviceChoice, ExperimentKind, Precision};
-    let cpu_bf16: Vec<&crate::suite::Run> =
-        runs.iter().filter(|r| r.config.device == DeviceChoice::Cpu && r.config.precision() == Precision::Bf16).collect();
+pub fn check_bf16(cpu_bf16: &[Bf16Run]) -> Result<(), Bf16Error> {
     if cpu_bf16.is_empty() {
         return Ok(());
     }
@@ -297,8 +294,7 @@ pub fn check_bf16(runs: &[crate::suite::Run]) -> Result<(), Bf16Error> {
         return Ok(());
     }
     let allowed = std::env::var("HARNESS_ALLOW_SLOW_BF16").is_ok_and(|v| v == "1");
-    if let Some(train) = cpu_bf16.iter().find(|r| r.config.kind != ExperimentKind::Throughput).filter(|_| !allowed) {
-        let key = if train.config.kind == ExperimentKind::RetrievalInfonce { "retrieval_infonce.precision" } else { "train.precision" };
+    if let Some((train, key)) = cpu_bf16.iter().find_map(|r| Some((r, r.trains?))).filter(|_| !allowed) {
         return Err(Bf16Error::Refused { experiment: train.experiment.clone(), key, probe: probe.describe() });
     }
     eprintln!(
@@ -308,6 +304,14 @@ pub fn check_bf16(runs: &[crate::suite::Run]) -> Result<(), Bf16Error> {
         probe.describe()
     );
     Ok(())
+}
+
+/// A CPU run in bf16, as [`check_bf16`] sees it.
+pub struct Bf16Run {
+    pub experiment: String,
+    /// The precision key of a run that trains (refused without bf16 hardware); `None` for a
+    /// run that only measures speed.
+    pub trains: Option<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]

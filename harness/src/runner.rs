@@ -46,7 +46,20 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     // Before the first tensor operation: MKL and ATen pick their kernels once, at first use.
     crate::kernels::apply(suite.runs.first().map(|r| r.config.cpu_kernels).unwrap_or_default())?;
-    crate::kernels::check_bf16(&suite.runs)?;
+    let cpu_bf16: Vec<crate::kernels::Bf16Run> = suite
+        .runs
+        .iter()
+        .filter(|r| r.config.device == DeviceChoice::Cpu && r.config.precision() == crate::suite::Precision::Bf16)
+        .map(|r| crate::kernels::Bf16Run {
+            experiment: r.experiment.clone(),
+            trains: match r.config.kind {
+                ExperimentKind::Throughput => None,
+                ExperimentKind::RetrievalInfonce => Some("retrieval_infonce.precision"),
+                _ => Some("train.precision"),
+            },
+        })
+        .collect();
+    crate::kernels::check_bf16(&cpu_bf16)?;
     let prov = Provenance::collect();
     let cache = opts.results.join(".cache");
     let runs = if opts.only.is_empty() {
@@ -201,7 +214,7 @@ fn explain_oom(error: &str, config: &crate::suite::RunConfig) -> Option<String> 
 fn refuse_oversized(runs: &[Run]) -> Result<()> {
     let mut have: Vec<(DeviceChoice, Option<u64>)> = Vec::new();
     for run in runs {
-        let Some((need, what)) = crate::device::memory_lower_bound(&run.config) else { continue };
+        let Some((need, what)) = crate::experiments::memory_lower_bound(&run.config) else { continue };
         let d = run.config.device;
         let total = match have.iter().find(|(k, _)| *k == d) {
             Some((_, t)) => *t,

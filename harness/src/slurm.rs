@@ -11,52 +11,10 @@
 //! harness stays on the login node; `harness report` merges the finished runs afterwards.
 use crate::suite::{Run, Suite};
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Resources of every task (the suite's `[slurm]` table; command-line flags override it).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlurmConfig {
-    pub partition: Option<String>,
-    pub account: Option<String>,
-    pub qos: Option<String>,
-    /// GPUs per task (`--gres=gpu:N`).
-    pub gpus: Option<u32>,
-    pub cpus: Option<u32>,
-    /// Memory per task, as sbatch takes it (`"32G"`).
-    pub mem: Option<String>,
-    /// Time limit per task (`"12:00:00"`).
-    pub time: Option<String>,
-    /// Tasks of an array running at once (`--array=0-N%T`).
-    pub throttle: Option<u32>,
-    /// Shell lines run before the harness in each task (`module load cuda/12.4`, `source env.sh`).
-    #[serde(default)]
-    pub setup: Vec<String>,
-    /// Further `#SBATCH` options, verbatim (`"--constraint=h100"`).
-    #[serde(default)]
-    pub sbatch: Vec<String>,
-}
-
-impl SlurmConfig {
-    /// `other`'s fields where it has them, else these.
-    pub fn overridden_by(&self, other: &SlurmConfig) -> SlurmConfig {
-        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
-        SlurmConfig {
-            partition: pick(&self.partition, &other.partition),
-            account: pick(&self.account, &other.account),
-            qos: pick(&self.qos, &other.qos),
-            gpus: other.gpus.or(self.gpus),
-            cpus: other.cpus.or(self.cpus),
-            mem: pick(&self.mem, &other.mem),
-            time: pick(&self.time, &other.time),
-            throttle: other.throttle.or(self.throttle),
-            setup: if other.setup.is_empty() { self.setup.clone() } else { other.setup.clone() },
-            sbatch: [self.sbatch.clone(), other.sbatch.clone()].concat(),
-        }
-    }
-}
+pub use crate::suite::SlurmConfig;
 
 /// What a task runs: the binary, the suite and the settings that define its run ids.
 pub struct Invocation {

@@ -21,24 +21,7 @@ use std::path::Path;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Train,
-    Infer,
-    Memory,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Train => "train",
-            Self::Infer => "infer",
-            Self::Memory => "memory",
-        }
-    }
-}
+pub use crate::suite::Mode;
 
 /// One measurement: a model at a shape, in a mode, on a device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,14 +81,7 @@ impl Measured {
     }
 }
 
-pub fn median(mut xs: Vec<f64>) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let n = xs.len();
-    Some(if n % 2 == 1 { xs[n / 2] } else { 0.5 * (xs[n / 2 - 1] + xs[n / 2]) })
-}
+pub use crate::stats::median;
 
 /// Which side measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

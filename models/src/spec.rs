@@ -334,6 +334,36 @@ impl ModelSpec {
         }
     }
 
+    /// The name tables and reports give this model: "masked_mixer d64 n2", "llama d64 n2 h4",
+    /// "masked_mixer d64 n2 expanded e2", "mixer_autoencoder d64 2+2".
+    pub fn label(&self) -> String {
+        match self {
+            Self::MaskedMixer(s) => {
+                let v = match s.mixing() {
+                    Mixing::Flat => String::new(),
+                    Mixing::Expanded { expansion } => format!(" expanded e{expansion}"),
+                    Mixing::Kernel { kernel } => format!(" kernel k{kernel}"),
+                    Mixing::Parallel { n } => format!(" parallel x{n}"),
+                    Mixing::MultiHead { heads, head_dim } => format!(" heads {heads}x{head_dim}"),
+                };
+                let bi = if s.bidirectional { " bidirectional" } else { "" };
+                let extra = format!("{}{}", if s.embed_linear { " +wte_linear" } else { "" }, if s.layer_norm { "" } else { " no-norm" });
+                format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
+            }
+            Self::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+            Self::Transfixer(s) => format!("transfixer d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+            Self::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => format!(
+                "{}{} d{} {}+{}",
+                self.kind(),
+                if s.completion { " (completion)" } else { "" },
+                s.d_model,
+                s.encoder_layers,
+                s.decoder_layers
+            ),
+        }
+    }
+
     /// Blocks of the stack (an autoencoder's encoder and decoder together).
     pub fn n_layers(&self) -> usize {
         match self {

@@ -9,36 +9,6 @@ use hf_hub::{Cache, Repo, RepoType};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A named data set of the paper: where it lives and its split rule (PAPER.md B.1-B.3).
-pub struct Preset {
-    pub repo: &'static str,
-    /// File names or glob patterns, resolved against the repo's file list.
-    pub files: &'static [&'static str],
-    pub eval_files: &'static [&'static str],
-    /// "test = the first N rows, train = the rest".
-    pub eval_rows: Option<usize>,
-}
-
-pub fn preset(name: &str) -> Option<Preset> {
-    Some(match name {
-        // B.1: raw text with <|endoftext|> markers; the paper trains on the first ~2M stories
-        // (data.n_stories = 2000896) and evaluates on the validation split.
-        "tinystories" => Preset {
-            repo: "roneneldan/TinyStories",
-            files: &["TinyStories-train.txt"],
-            eval_files: &["TinyStories-valid.txt"],
-            eval_rows: None,
-        },
-        // B.2: name "sample-10BT"; test = first 50,000 rows, train = the rest.
-        "fineweb-edu-10bt" => Preset { repo: "HuggingFaceFW/fineweb-edu", files: &["sample/10BT/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
-        // B.3: config "finemath-4plus"; test = first 50,000 rows, train = the rest.
-        "finemath-4plus" => Preset { repo: "HuggingFaceTB/finemath", files: &["finemath-4plus/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
-        _ => return None,
-    })
-}
-
-pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plus"];
-
 /// File names for `patterns` (globs like `sample/10BT/*.parquet` match the repo's file list,
 /// from the hub's listing, or offline from the cached snapshot), sorted; plain names pass through.
 pub fn resolve(repo: &str, revision: &str, patterns: &[String]) -> Result<Vec<String>, DataError> {

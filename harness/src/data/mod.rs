@@ -22,7 +22,8 @@ use tokenizers::{AddedToken, Tokenizer};
 pub const SPECIALS: [&str; 3] = ["<unk>", "<s>", "</s>"];
 pub const PAD: &str = "</s>";
 /// The smallest vocabulary a trained byte-level BPE can have: 256 bytes + the specials.
-pub const MIN_BPE_VOCAB: usize = 256 + SPECIALS.len();
+pub use crate::suite::MIN_BPE_VOCAB;
+const _: () = assert!(MIN_BPE_VOCAB == 256 + SPECIALS.len(), "suite::MIN_BPE_VOCAB must count every special token");
 /// Ignored by the loss (PyTorch's and Hugging Face's convention).
 pub const IGNORE: i64 = -100;
 const EMBEDDED_DEFAULT_STORIES: usize = 2000;

@@ -84,13 +84,6 @@ pub fn invert(model: &dyn CausalLm, tokens: &Tensor, mask: &Tensor, cfg: &Repres
     })
 }
 
-fn mean_sd(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
-}
-
 #[derive(Debug, Serialize)]
 struct CheckpointRow {
     step: u64,
@@ -146,13 +139,13 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
             model.remask(); // reference checkpoints hold non-zero masked entries (I.1)
         }
         let inv = invert(model.as_ref(), &tokens, &mask, rcfg, cfg.seed);
-        let (m, sd) = mean_sd(&inv.hamming);
+        let (m, sd) = crate::stats::mean_sd(&inv.hamming);
         rows.push(CheckpointRow {
             step: *step,
             hamming_mean: m,
             hamming_sd: sd,
-            noise_l1_mean: mean_sd(&inv.noise_l1).0,
-            final_l1_mean: mean_sd(&inv.final_l1).0,
+            noise_l1_mean: crate::stats::mean_sd(&inv.noise_l1).0,
+            final_l1_mean: crate::stats::mean_sd(&inv.final_l1).0,
             hamming: inv.hamming,
         });
     }

@@ -125,7 +125,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
     let bar = progress(ctx, total, "steps {msg}");
     let mut started = std::time::Instant::now();
     // A killed run continues where its last resumable state left it, bit for bit.
-    let mut resume = crate::resume::Resume::new(&ctx.dir.path, Some(ctx.resume));
+    let mut resume = crate::train::resume::Resume::new(&ctx.dir.path, Some(ctx.resume));
     let (mut steps, mut evals, mut applied, mut step, mut window, from_epoch, mut skip) = match resume.load::<InfonceState>(&vs, &mut stepper)? {
         Some(s) => {
             rng.set_word_pos(s.rng_epoch_pos);
@@ -143,7 +143,7 @@ pub fn run(ctx: &RunContext) -> Result<RunOutput> {
         let (cand, targets) = draw_many(cfg.seed, TRAIN_DRAWS + epoch, &order, n_train, k);
         for (c, chunk) in order.chunks(per_step).enumerate().skip(std::mem::take(&mut skip)) {
             let at = c * per_step;
-            crate::resume::seed_step(cfg.seed, step);
+            crate::train::resume::seed_step(cfg.seed, step);
             let tokens = groups(&tq, &tp, chunk, &cand[at * k..(at + chunk.len()) * k], ic.group);
             let loss = group_loss(&tokens, &targets[at..at + chunk.len()], true);
             let lr = ic.lr * lr_factor(applied, ic.warmup_steps, total);

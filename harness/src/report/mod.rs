@@ -4,10 +4,10 @@
 pub mod paper_tables;
 pub mod throughput;
 pub mod plot;
-pub mod stats;
 pub mod table;
 
 use crate::artifacts::{sha256_file, Provenance, RunStatus};
+use crate::stats;
 use crate::suite::{ExperimentKind, Run, Suite};
 use anyhow::{Context, Result};
 use plot::{Figure, Series};
@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use table::{fmt_num, mean_sd, Col, Table};
+use crate::stats::mean_sd;
+use table::{fmt_num, Col, Table};
 
 /// A run as the report sees it.
 #[derive(Debug, Clone)]
@@ -46,36 +47,6 @@ pub fn model_label(run: &Run) -> String {
     run.label.clone()
 }
 
-/// "masked_mixer d64 n2", "llama d64 n2 h4".
-pub fn model_label_of(model: &mm_models::ModelSpec) -> String {
-    use mm_models::ModelSpec;
-    match model {
-        ModelSpec::MaskedMixer(s) => {
-            use mm_models::masked_mixer::Mixing;
-            let v = match s.mixing() {
-                Mixing::Flat => String::new(),
-                Mixing::Expanded { expansion } => format!(" expanded e{expansion}"),
-                Mixing::Kernel { kernel } => format!(" kernel k{kernel}"),
-                Mixing::Parallel { n } => format!(" parallel x{n}"),
-                Mixing::MultiHead { heads, head_dim } => format!(" heads {heads}x{head_dim}"),
-            };
-            let bi = if s.bidirectional { " bidirectional" } else { "" };
-            let extra = format!("{}{}", if s.embed_linear { " +wte_linear" } else { "" }, if s.layer_norm { "" } else { " no-norm" });
-            format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
-        }
-        ModelSpec::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
-        ModelSpec::Transfixer(s) => format!("transfixer d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
-        ModelSpec::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
-        ModelSpec::MixerAutoencoder(s) | ModelSpec::LlamaAutoencoder(s) => format!(
-            "{}{} d{} {}+{}",
-            model.kind(),
-            if s.completion { " (completion)" } else { "" },
-            s.d_model,
-            s.encoder_layers,
-            s.decoder_layers
-        ),
-    }
-}
 
 /// The sweep settings of a run other than the model and the seed.
 pub fn setting(run: &Run) -> String {

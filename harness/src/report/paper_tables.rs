@@ -2,8 +2,9 @@
 //! (mean ± sd over seeds) beside the paper's value and the difference; then the suite's
 //! `[[claim]]`s as one-sided Welch tests in two views, the runs' final values and equal
 //! wall-clock on the machine that ran them (the paper compared at equal wall-clock, C.1).
-use super::table::{fmt_num, mean_sd, Col, Table};
-use super::{model_label, stats, RunRecord, ALPHA};
+use super::table::{fmt_num, Col, Table};
+use super::{model_label, RunRecord, ALPHA};
+use crate::stats::{self, mean_sd};
 use crate::artifacts::RunStatus;
 use crate::suite::{tables::find_cell, Layout, Metric, PaperTable, Suite};
 use anyhow::{Context, Result};

@@ -83,12 +83,6 @@ pub fn fmt_num(x: f64) -> String {
     }
 }
 
-pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let sd = if xs.len() > 1 { (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-    (mean, sd)
-}
 
 #[cfg(test)]
 mod tests {
@@ -104,6 +98,5 @@ mod tests {
         let csv = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
         assert_eq!(csv, "model,loss\nmixer,1.5\nllama,\n");
         assert!(t.markdown().contains("| llama | — |"));
-        assert_eq!(mean_sd(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
     }
 }

@@ -349,7 +349,7 @@ fn scan(dir: &Path, rows: &mut Vec<Row>, depth: usize) -> Result<()> {
             return Ok(());
         }
         let summary: Map<String, Value> = serde_json::from_str(&crate::artifacts::read_regular_string(&dir.join("summary.json"))?)?;
-        let label = cfg.model.as_ref().map(super::model_label_of).unwrap_or_default();
+        let label = cfg.model.as_ref().map(mm_models::ModelSpec::label).unwrap_or_default();
         let driver = m.execution.get("driver").cloned().unwrap_or_default();
         rows.extend(rows_of(&m.suite, &m.experiment, &m.run_id, &label, &cfg, &summary, &m.device, &m.libtorch_version, &driver));
         return Ok(());

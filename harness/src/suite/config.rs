@@ -68,14 +68,7 @@ pub struct Upstream {
     pub run: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceChoice {
-    Cpu,
-    Cuda,
-    /// CUDA when available, else CPU (resolved before the run id is computed).
-    Auto,
-}
+pub use crate::device::DeviceChoice;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,7 +227,7 @@ pub struct DataConfig {
     pub text_column: Option<String>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub packing: Packing,
-    /// `hf`: a named preset that fills repo and files (see `harness::data::hub::PRESETS`).
+    /// `hf`: a named preset that fills repo and files (see [`PRESETS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// `hf`: the dataset repo, e.g. "roneneldan/TinyStories".
@@ -720,7 +713,7 @@ pub struct ThroughputConfig {
     /// `train` (forward, loss, backward, clip, AdamW), `infer` (forward to logits, no
     /// gradients) or `memory` (forward + backward of the blocks without the LM head, T6/T7).
     #[serde(default)]
-    pub mode: crate::throughput::Mode,
+    pub mode: Mode,
     #[serde(default = "sixteen")]
     pub batch_size: i64,
     #[serde(default = "default_tp_ctx")]
@@ -765,3 +758,57 @@ fn three() -> usize {
 fn ten() -> usize {
     10
 }
+
+/// What a `throughput` run measures: a training step, a forward pass, or peak memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Train,
+    Infer,
+    Memory,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Infer => "infer",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// A named data set of the paper: where it lives and its split rule (PAPER.md B.1-B.3).
+pub struct Preset {
+    pub repo: &'static str,
+    /// File names or glob patterns, resolved against the repo's file list.
+    pub files: &'static [&'static str],
+    pub eval_files: &'static [&'static str],
+    /// "test = the first N rows, train = the rest".
+    pub eval_rows: Option<usize>,
+}
+
+pub fn preset(name: &str) -> Option<Preset> {
+    Some(match name {
+        // B.1: raw text with <|endoftext|> markers; the paper trains on the first ~2M stories
+        // (data.n_stories = 2000896) and evaluates on the validation split.
+        "tinystories" => Preset {
+            repo: "roneneldan/TinyStories",
+            files: &["TinyStories-train.txt"],
+            eval_files: &["TinyStories-valid.txt"],
+            eval_rows: None,
+        },
+        // B.2: name "sample-10BT"; test = first 50,000 rows, train = the rest.
+        "fineweb-edu-10bt" => Preset { repo: "HuggingFaceFW/fineweb-edu", files: &["sample/10BT/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
+        // B.3: config "finemath-4plus"; test = first 50,000 rows, train = the rest.
+        "finemath-4plus" => Preset { repo: "HuggingFaceTB/finemath", files: &["finemath-4plus/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
+        _ => return None,
+    })
+}
+
+pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plus"];
+
+/// The smallest vocabulary a trained byte-level BPE can have: 256 bytes and the specials
+/// (`data::SPECIALS`, which checks this at compile time).
+pub const MIN_BPE_VOCAB: usize = 259;

@@ -290,7 +290,7 @@ pub(super) fn setting_key(r: &Run) -> String {
 
 pub(super) fn run_label(c: &RunConfig, up: Option<&Run>) -> String {
     match (&c.model, c.embed.as_ref().and_then(|e| e.label.clone()), up) {
-        (Some(m), _, _) => crate::report::model_label_of(m),
+        (Some(m), _, _) => m.label(),
         (None, Some(l), _) => l,
         (None, None, Some(u)) => u.label.clone(),
         (None, None, None) => "embeddings (file)".into(),

@@ -37,7 +37,7 @@ pub use config::*;
 pub use tables::{Claim, Layout, Metric, PaperTable};
 pub use errors::{locate, SuiteError};
 pub use expand::run_id;
-pub use schema::{ExperimentDef, OneOrMany, PaperValue, SuiteFile};
+pub use schema::{ExperimentDef, OneOrMany, PaperValue, SlurmConfig, SuiteFile};
 
 use errors::*;
 use expand::*;

@@ -84,8 +84,8 @@ impl Ctx<'_> {
         if let Some(d) = c.data.as_mut() {
             if d.source == DataSource::Hf {
                 if let Some(name) = d.preset.clone() {
-                    let p = crate::data::hub::preset(&name).ok_or_else(|| {
-                        bad("data.preset", format!("unknown preset `{name}`; known: {}", crate::data::hub::PRESETS.join(", ")))
+                    let p = preset(&name).ok_or_else(|| {
+                        bad("data.preset", format!("unknown preset `{name}`; known: {}", PRESETS.join(", ")))
                     })?;
                     d.repo.get_or_insert_with(|| p.repo.to_string());
                     if d.files.is_empty() {
@@ -105,7 +105,7 @@ impl Ctx<'_> {
             if d.n_ctx < 2 {
                 return Err(bad("data.n_ctx", format!("must be at least 2 (a model sees n_ctx tokens), got {}", d.n_ctx)));
             }
-            let min_vocab = if d.tokenizer_path.is_some() { 16 } else { crate::data::MIN_BPE_VOCAB };
+            let min_vocab = if d.tokenizer_path.is_some() { 16 } else { MIN_BPE_VOCAB };
             if !(min_vocab..=65536).contains(&d.vocab_size) {
                 let why = if d.tokenizer_path.is_some() { "" } else { " (a trained byte-level BPE holds 256 bytes + 3 specials)" };
                 return Err(bad("data.vocab_size", format!("must be in {min_vocab}..=65536{why}, got {}", d.vocab_size)));

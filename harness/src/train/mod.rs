@@ -45,7 +45,8 @@ pub struct EvalMetric {
     pub train_loss: f64,
 }
 
-pub use crate::resume::ResumeEvery;
+pub mod resume;
+pub use resume::ResumeEvery;
 
 /// What the trainer carries between steps, as `resume/state.json` holds it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -334,7 +335,7 @@ impl Trainer<'_> {
         let mut started = Instant::now();
         let (mut tokens_seen, mut window_sum, mut window_n) = (0u64, 0f64, 0u64);
         let mut last_eval = f64::NAN;
-        let mut resume = crate::resume::Resume::new(self.run_dir, self.resume);
+        let mut resume = resume::Resume::new(self.run_dir, self.resume);
         let resumed: Option<ResumeState> = resume.load(vs, &mut stepper)?;
         let mut out = TrainOutcome {
             steps: total,
@@ -375,7 +376,7 @@ impl Trainer<'_> {
         let row_tokens: Vec<i64> = Vec::<i64>::try_from(train.labels.ne(IGNORE).sum_dim_intlist(1, false, Kind::Int64)).unwrap_or_default();
         let data = Resident::new(train, self.device);
         for step in start_step..total {
-            crate::resume::seed_step(self.seed, step);
+            resume::seed_step(self.seed, step);
             while order.len() < global {
                 let mut epoch: Vec<i64> = (0..n).collect();
                 epoch.shuffle(&mut rng);
