@@ -1,0 +1,154 @@
+//! `data`: where the text comes from, how it is tokenised and packed (PAPER.md B), and the
+//! Hugging Face presets the `hf` source names.
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// The synthetic corpus compiled into the binary (labelled "synthetic" in reports).
+    Embedded,
+    /// Local text files, stories separated by `marker`.
+    Text,
+    /// JSON lines, one document per line, text in `text_column` (read with polars).
+    Jsonl,
+    /// Parquet, text in `text_column` (read with polars), e.g. the Hugging Face TinyStories files.
+    Parquet,
+    /// Files of a Hugging Face dataset repo (`repo`, `revision`, `files`, `eval_files`), or a
+    /// `preset`; downloaded into the standard cache, hashed, optionally pinned.
+    Hf,
+}
+
+/// How documents become rows of n_ctx tokens (PAPER.md B.1, B.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Packing {
+    /// One document = one row: its first n_ctx tokens, padded (TinyStories; FineWeb n_ctx >= 512).
+    #[default]
+    Truncate,
+    /// Each document cut into floor(len / n_ctx) windows of n_ctx tokens, the remainder dropped,
+    /// windows never crossing documents (FineWeb n_ctx < 512). No padding.
+    Windows,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingSide {
+    Left,
+    Right,
+}
+
+/// Where stories come from, how they are tokenized and cut to n_ctx (PAPER.md B.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    /// L: every story is truncated, then padded, to exactly n_ctx tokens.
+    pub n_ctx: i64,
+    #[serde(default = "default_padding")]
+    pub padding: PaddingSide,
+    /// BPE vocabulary trained on the training stories (4096 for TinyStories in the paper).
+    #[serde(default = "default_vocab")]
+    pub vocab_size: usize,
+    /// A `tokenizer.json` to use instead of training one.
+    #[serde(default)]
+    pub tokenizer_path: Option<PathBuf>,
+    /// `text`: training file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `text`: evaluation file; without it the last `eval_fraction` of `path` is held out.
+    #[serde(default)]
+    pub eval_path: Option<PathBuf>,
+    #[serde(default = "default_marker")]
+    pub marker: String,
+    /// `text`: drop a trailing piece that has no marker after it (a file cut mid-story).
+    #[serde(default = "yes")]
+    pub drop_unterminated: bool,
+    /// `embedded`: how many stories to generate; `text`: at most this many training stories.
+    #[serde(default)]
+    pub n_stories: Option<usize>,
+    /// At most this many evaluation stories.
+    #[serde(default)]
+    pub eval_stories: Option<usize>,
+    #[serde(default = "default_eval_fraction")]
+    pub eval_fraction: f64,
+    /// Without an evaluation file: the first N documents are the evaluation split and the rest
+    /// train (the paper's FineWeb / FineMath rule); replaces `eval_fraction`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_rows: Option<usize>,
+    /// `embedded`: the generator's seed.
+    #[serde(default)]
+    pub corpus_seed: u64,
+    /// `jsonl` / `parquet`: the column holding the text ("text" when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_column: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub packing: Packing,
+    /// `hf`: a named preset that fills repo and files (see [`PRESETS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// `hf`: the dataset repo, e.g. "roneneldan/TinyStories".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// `hf`: a commit sha (recommended) or branch; "main" when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `hf`: training files in the repo (parquet, jsonl or marker-separated text, by extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// `hf`: evaluation files; without them `eval_fraction` of the training files is held out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eval_files: Vec<String>,
+    /// `hf`: expected sha256 per file name; a mismatch stops the run.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sha256: std::collections::BTreeMap<String, String>,
+}
+
+pub(super) fn default_padding() -> PaddingSide {
+    PaddingSide::Right
+}
+pub(super) fn default_vocab() -> usize {
+    4096
+}
+pub(super) fn default_marker() -> String {
+    "<|endoftext|>".into()
+}
+pub(super) fn yes() -> bool {
+    true
+}
+pub(super) fn default_eval_fraction() -> f64 {
+    0.1
+}
+
+/// A named data set of the paper: where it lives and its split rule (PAPER.md B.1-B.3).
+pub struct Preset {
+    pub repo: &'static str,
+    /// File names or glob patterns, resolved against the repo's file list.
+    pub files: &'static [&'static str],
+    pub eval_files: &'static [&'static str],
+    /// "test = the first N rows, train = the rest".
+    pub eval_rows: Option<usize>,
+}
+
+pub fn preset(name: &str) -> Option<Preset> {
+    Some(match name {
+        // B.1: raw text with <|endoftext|> markers; the paper trains on the first ~2M stories
+        // (data.n_stories = 2000896) and evaluates on the validation split.
+        "tinystories" => Preset {
+            repo: "roneneldan/TinyStories",
+            files: &["TinyStories-train.txt"],
+            eval_files: &["TinyStories-valid.txt"],
+            eval_rows: None,
+        },
+        // B.2: name "sample-10BT"; test = first 50,000 rows, train = the rest.
+        "fineweb-edu-10bt" => Preset { repo: "HuggingFaceFW/fineweb-edu", files: &["sample/10BT/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
+        // B.3: config "finemath-4plus"; test = first 50,000 rows, train = the rest.
+        "finemath-4plus" => Preset { repo: "HuggingFaceTB/finemath", files: &["finemath-4plus/*.parquet"], eval_files: &[], eval_rows: Some(50_000) },
+        _ => return None,
+    })
+}
+
+pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plus"];
+
+/// The smallest vocabulary a trained byte-level BPE can have: 256 bytes and the specials
+/// (`data::SPECIALS`, which checks this at compile time).
+pub const MIN_BPE_VOCAB: usize = 259;
