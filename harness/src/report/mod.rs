@@ -5,6 +5,8 @@ pub mod paper_tables;
 pub mod throughput;
 pub mod plot;
 pub mod table;
+mod figures;
+mod retrieval;
 
 use crate::artifacts::{sha256_file, Provenance, RunStatus};
 use crate::stats;
@@ -17,6 +19,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use crate::stats::mean_sd;
 use table::{fmt_num, Col, Table};
+use figures::{family_color, figures};
+use retrieval::retrieval_section;
 
 /// A run as the report sees it.
 #[derive(Debug, Clone)]
@@ -162,135 +166,6 @@ fn summary_table(records: &[RunRecord]) -> (Table, Table) {
     (md, num)
 }
 
-/// Palette index of an architecture, so every figure colours a family the same way.
-fn family_color(run: &crate::suite::Run) -> usize {
-    match run.config.model.as_ref().map(|m| m.kind()) {
-        Some("masked_mixer") => 0,
-        Some("llama") => 1,
-        Some("gpt") => 2,
-        Some("transfixer") => 3,
-        Some("mixer_autoencoder") => 4,
-        Some("llama_autoencoder") => 5,
-        _ => 6,
-    }
-}
-
-/// A trailing moving mean over `w` points (the noisy per-step training loss).
-fn smooth(ys: &[f64], w: usize) -> Vec<f64> {
-    (0..ys.len()).map(|i| mean_sd(&ys[i.saturating_sub(w.saturating_sub(1))..=i]).0).collect()
-}
-
-/// One series per (experiment, model, setting): the mean over seeds at each step, with the
-/// min-max band; colour by architecture, line style by setting within it.
-fn seed_bands(runs: &[&RunRecord], curve: impl Fn(&RunRecord) -> &Vec<(f64, f64)>, smoothing: bool) -> Vec<Series> {
-    let mut groups: BTreeMap<(String, String, String), Vec<&RunRecord>> = BTreeMap::new();
-    for r in runs {
-        groups.entry((r.run.experiment.clone(), model_label(&r.run), setting(&r.run))).or_default().push(r);
-    }
-    // Setting words every series shares (n_ctx=64 everywhere) say nothing in a legend.
-    let common: Vec<String> = {
-        let sets: Vec<Vec<&str>> = groups.keys().map(|k| k.2.split(' ').collect()).collect();
-        sets.first().map_or(vec![], |f| f.iter().filter(|w| sets.iter().all(|s| s.contains(w))).map(|w| w.to_string()).collect())
-    };
-    let mut styles: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    groups
-        .iter()
-        .map(|((exp, model, set), rs)| {
-            let set: String = set.split(' ').filter(|w| !common.iter().any(|c| c == w)).collect::<Vec<_>>().join(" ");
-            let model = model.replace("masked_mixer", "mixer");
-            let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-            for r in rs {
-                for &(x, y) in curve(r).iter().filter(|p| p.1.is_finite()) {
-                    at.entry(x as i64).or_default().push(y);
-                }
-            }
-            let color = family_color(&rs[0].run);
-            let seen = styles.entry(color).or_default();
-            let key = format!("{exp} {model} {set}");
-            let dash = seen.iter().position(|k| k == &key).unwrap_or_else(|| {
-                seen.push(key);
-                seen.len() - 1
-            });
-            let seeds = if rs.len() > 1 { format!(" ×{}", rs.len()) } else { String::new() };
-            let set = set.replace("train.batch_size=", "b=").replace("train.", "");
-            let xs: Vec<f64> = at.keys().map(|x| *x as f64).collect();
-            let w = if smoothing { (xs.len() / 40).max(1) } else { 1 };
-            let mean = smooth(&at.values().map(|ys| mean_sd(ys).0).collect::<Vec<_>>(), w);
-            let lo = smooth(&at.values().map(|ys| ys.iter().copied().fold(f64::MAX, f64::min)).collect::<Vec<_>>(), w);
-            let hi = smooth(&at.values().map(|ys| ys.iter().copied().fold(f64::MIN, f64::max)).collect::<Vec<_>>(), w);
-            Series {
-                name: format!("{exp}: {model} {set}{seeds}").replace("  ", " "),
-                points: xs.iter().copied().zip(mean).collect(),
-                band: if rs.len() > 1 { xs.iter().enumerate().map(|(i, x)| (*x, lo[i], hi[i])).collect() } else { vec![] },
-                color,
-                // 16 distinct (shade, line style) pairs per architecture.
-                shade: (dash / 4) % 4,
-                dash: dash % 4,
-            }
-        })
-        .collect()
-}
-
-/// A log scale helps when a curve spans several-fold (a loss from ln V down to ~2).
-fn spans_fold(series: &[Series]) -> bool {
-    let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|y| y.is_finite() && *y > 0.0).collect();
-    let (lo, hi) = ys.iter().fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
-    lo > 0.0 && hi / lo > 2.5
-}
-
-fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
-    let mut out = vec![];
-    let clm: Vec<&RunRecord> = records.iter().filter(|r| !r.eval_curve.is_empty()).collect();
-    if !clm.is_empty() {
-        let eval = seed_bands(&clm, |r| &r.eval_curve, false);
-        let y_log = spans_fold(&eval);
-        plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "eval CE (nats)", y_log, series: &eval })?;
-        out.push(("eval_loss".into(), "Evaluation loss vs optimizer step: the mean over seeds per configuration (×n: n seeds), shaded from the seeds' minimum to maximum; hue by architecture, shade and line style by configuration; settings every line shares are left out of the legend.".into()));
-        let train = seed_bands(&clm, |r| &r.train_curve, true);
-        let y_log = spans_fold(&train);
-        plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "train CE (nats)", y_log, series: &train })?;
-        out.push(("train_loss".into(), "Training loss vs optimizer step: mean over seeds with the min-max band, each a trailing moving mean over 1/40 of the logged steps.".into()));
-    }
-    let rep: Vec<&RunRecord> = records
-        .iter()
-        .filter(|r| r.run.config.kind == ExperimentKind::Representation && r.status == RunStatus::Finished)
-        .collect();
-    if !rep.is_empty() {
-        // Mean over seeds of each (experiment, model, setting): vs checkpoint step when there
-        // are several, else one point per model at its width.
-        let curve = |r: &RunRecord| -> Vec<(f64, f64)> {
-            serde_json::from_value::<Vec<(f64, f64)>>(r.summary.get("curve").cloned().unwrap_or_default()).unwrap_or_default()
-        };
-        let over_steps = rep.iter().any(|r| curve(r).len() > 1);
-        let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for r in &rep {
-            if over_steps {
-                let key = format!("{} {} {}", r.run.experiment, model_label(&r.run), setting(&r.run));
-                groups.entry(key).or_default().extend(curve(r));
-            } else {
-                let key = format!("{} {}", r.run.experiment, r.run.config.model().kind());
-                groups.entry(key).or_default().push((r.run.config.model().d_model() as f64, r.num("hamming").unwrap_or(f64::NAN)));
-            }
-        }
-        let series: Vec<Series> = groups
-            .into_iter()
-            .map(|(name, pts)| {
-                let mut by_x: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-                for (x, y) in pts {
-                    by_x.entry(x as i64).or_default().push(y);
-                }
-                (name, by_x.into_iter().map(|(x, ys)| (x as f64, mean_sd(&ys).0)).collect())
-            })
-            .enumerate()
-            .map(|(i, (name, points))| Series::line(name, points, i))
-            .collect();
-        let x_label = if over_steps { "training step of the checkpoint" } else { "d_model" };
-        plot::line_chart(dir, "representation", &Figure { title: "Modified Hamming metric (0 = input recovered)", x_label, x_log2: false, x_integer: true, y_label: "Hamming (mean over seeds)", y_log: false, series: &series })?;
-        out.push(("representation".into(), format!("Modified Hamming metric of the recovered input vs {x_label}, mean over seeds (PAPER.md D).")));
-    }
-    Ok(out)
-}
-
 /// The paper's value for a run as the tables print it: for a frozen retrieval run with numeric
 /// cells keyed by n, the test CE at its n (T11, T14); otherwise the text or all cells.
 fn paper_text(run: &Run) -> String {
@@ -312,158 +187,6 @@ fn pipeline(r: &RunRecord) -> String {
 
 /// Significance level of the claims' one-sided tests.
 const ALPHA: f64 = 0.05;
-
-/// PAPER.md T1's layout for every `retrieval_eval` experiment: top-1 (%) by n for each
-/// (embedding pipeline, model), mean ± sd over seeds, the paper's cell beside ours; then the
-/// claim "mixer embeddings retrieve better than transformer embeddings" as one-sided Welch
-/// tests per n. Writes retrieval.{parquet,csv} and the top-1-vs-n figure.
-fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
-    let evals: Vec<&RunRecord> = records
-        .iter()
-        .filter(|r| r.run.config.kind == ExperimentKind::RetrievalEval && r.status == RunStatus::Finished)
-        .collect();
-    if evals.is_empty() {
-        return Ok(());
-    }
-    let top1 = |r: &RunRecord, n: i64| r.num(&format!("top1@{n}"));
-    let ns: std::collections::BTreeSet<i64> = evals
-        .iter()
-        .flat_map(|r| r.summary.keys().filter_map(|k| k.strip_prefix("top1@")?.parse().ok()).collect::<Vec<i64>>())
-        .collect();
-    let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
-    for r in &evals {
-        groups.entry((pipeline(r), model_label(&r.run))).or_default().push(r);
-    }
-    let stat = |runs: &[&RunRecord], n: i64| -> Vec<f64> { runs.iter().filter_map(|r| top1(r, n)).collect() };
-
-    // Markdown: one row per (pipeline, model), one column per n.
-    let mut t = Table::default();
-    t.push("embeddings", Col::Str(groups.keys().map(|k| k.0.clone()).collect()));
-    t.push("model", Col::Str(groups.keys().map(|k| k.1.clone()).collect()));
-    t.push("seeds", Col::Int(groups.values().map(|v| Some(v.len() as i64)).collect()));
-    for &n in &ns {
-        let cells = groups
-            .values()
-            .map(|runs| {
-                let xs = stat(runs, n);
-                if xs.is_empty() {
-                    return "—".to_string();
-                }
-                let (m, sd) = mean_sd(&xs);
-                let ours = if xs.len() > 1 { format!("{m:.1} ± {sd:.1}") } else { format!("{m:.1}") };
-                // Under a profile the scale is not the paper's: its value is a direction only.
-                let profiled = runs[0].run.config.profile.is_some();
-                match runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string())) {
-                    Some(p) if profiled => format!("{ours} (paper {p:.1})"),
-                    Some(p) => format!("{ours} (paper {p:.1}, Δ {:+.1})", m - p),
-                    None => ours,
-                }
-            })
-            .collect();
-        t.push(&format!("n={n}"), Col::Str(cells));
-    }
-    // Long form for parquet/csv: one row per (pipeline, model, n).
-    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<f64>, bool)> = Vec::new();
-    for ((pipe, model), runs) in &groups {
-        for &n in &ns {
-            let xs = stat(runs, n);
-            if !xs.is_empty() {
-                let (m, sd) = mean_sd(&xs);
-                let paper = runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
-                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, paper, runs[0].run.config.profile.is_some()));
-            }
-        }
-    }
-    let mut lt = Table::default();
-    lt.push("embeddings", Col::Str(long.iter().map(|r| r.0.clone()).collect()));
-    lt.push("model", Col::Str(long.iter().map(|r| r.1.clone()).collect()));
-    lt.push("n", Col::Int(long.iter().map(|r| Some(r.2)).collect()));
-    lt.push("seeds", Col::Int(long.iter().map(|r| Some(r.3 as i64)).collect()));
-    lt.push("top1_mean", Col::Num(long.iter().map(|r| Some(r.4)).collect()));
-    lt.push("top1_sd", Col::Num(long.iter().map(|r| Some(r.5)).collect()));
-    lt.push("paper", Col::Num(long.iter().map(|r| r.6).collect()));
-    lt.push("diff", Col::Num(long.iter().map(|r| r.6.filter(|_| !r.7).map(|p| r.4 - p)).collect()));
-    lt.write(dir, "retrieval").context("writing retrieval.parquet / retrieval.csv")?;
-
-    let _ = writeln!(md, "## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)\n");
-    let _ = writeln!(
-        md,
-        "The F.2 protocol: for each test query, n - 1 random test passages plus its own (n counts the query slot, as in \
-         T1); top-1 by the dot product of L2-normalised embeddings; mean ± sd over seeds. Chance is 100/(n - 1). \
-         `embeddings` is the path the embeddings came through. Paper cells are FineMath-scale results: at another scale \
-         or on other pairs they give the direction, not a target.\n"
-    );
-    let _ = writeln!(md, "{}", t.markdown());
-
-    // The claim: each mixer group against each transformer group whose embeddings came the same
-    // way after pretraining (the pipeline without its first experiment: suites pretrain the two
-    // architectures in experiments of their own when their learning rates differ).
-    let after_root = |pipe: &str| -> String {
-        let parts: Vec<&str> = pipe.split(" → ").collect();
-        if parts.len() > 1 { parts[1..].join(" → ") } else { pipe.to_string() }
-    };
-    let mut claims: Vec<[String; 9]> = Vec::new();
-    let is_mixer = |runs: &Vec<&RunRecord>| runs[0].run.config.model.as_ref().map(|m| m.kind() == "masked_mixer");
-    for ((mp, ml), mruns) in groups.iter().filter(|(_, r)| is_mixer(r) == Some(true)) {
-        for ((tp, tl), truns) in groups.iter().filter(|((tp, _), r)| is_mixer(r) == Some(false) && after_root(tp) == after_root(mp)) {
-            for &n in &ns {
-                let (a, b) = (stat(mruns, n), stat(truns, n));
-                if a.is_empty() || b.is_empty() {
-                    continue;
-                }
-                let [t, df, p, verdict] = stats::columns(stats::welch_greater(&a, &b), ALPHA);
-                let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
-                claims.push([
-                    pipes,
-                    format!("{ml} vs {tl}"),
-                    n.to_string(),
-                    format!("{:.1} vs {:.1}", mean_sd(&a).0, mean_sd(&b).0),
-                    t,
-                    df,
-                    p,
-                    format!("{} / {}", a.len(), b.len()),
-                    verdict,
-                ]);
-            }
-        }
-    }
-    if !claims.is_empty() {
-        let _ = writeln!(md, "### Claim: mixer embeddings retrieve better than transformer embeddings\n");
-        let _ = writeln!(
-            md,
-            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. Rule: \
-             **reproduced** when p < {ALPHA}, **contradicted** when the reverse one-sided test has p < {ALPHA}, else \
-             **inconclusive** (also when both sides have no spread).\n"
-        );
-        let mut ct = Table::default();
-        let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict"];
-        for (i, name) in names.iter().enumerate() {
-            ct.push(name, Col::Str(claims.iter().map(|c| c[i].clone()).collect()));
-        }
-        let _ = writeln!(md, "{}", ct.markdown());
-        ct.write(dir, "claims").context("writing claims.parquet / claims.csv")?;
-    }
-
-    let series: Vec<Series> = groups
-        .iter()
-        .map(|((pipe, model), runs)| {
-            // min-max over seeds at each n, around the mean.
-            let per_n: Vec<(f64, Vec<f64>)> = ns.iter().map(|&n| ((n as f64).log2(), stat(runs, n))).filter(|(_, xs)| !xs.is_empty()).collect();
-            let pipes: Vec<String> = groups.keys().map(|k| k.0.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-            Series {
-                name: format!("{model} ({pipe})"),
-                points: per_n.iter().map(|(x, xs)| (*x, mean_sd(xs).0)).collect(),
-                band: per_n.iter().filter(|(_, xs)| xs.len() > 1).map(|(x, xs)| (*x, xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max))).collect(),
-                color: family_color(&runs[0].run),
-                shade: pipes.iter().position(|p| p == pipe).unwrap_or(0),
-                dash: pipes.iter().position(|p| p == pipe).unwrap_or(0),
-            }
-        })
-        .collect();
-    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "n (samples per comparison, log scale)", x_log2: true, x_integer: false, y_label: "top-1 (%), mean over seeds", y_log: false, series: &series })?;
-    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs n on a log scale (PAPER.md T1): mean over seeds with the min-max band; colour by architecture, line style by embedding pipeline.".into()));
-    Ok(())
-}
 
 /// Writes the report and returns its folder.
 pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, prov: &Provenance) -> Result<PathBuf> {

@@ -1,0 +1,154 @@
+//! The retrieval section of a report (PAPER.md T1's layout) and its claim.
+use super::*;
+
+/// PAPER.md T1's layout for every `retrieval_eval` experiment: top-1 (%) by n for each
+/// (embedding pipeline, model), mean ± sd over seeds, the paper's cell beside ours; then the
+/// claim "mixer embeddings retrieve better than transformer embeddings" as one-sided Welch
+/// tests per n. Writes retrieval.{parquet,csv} and the top-1-vs-n figure.
+pub(super) fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+    let evals: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.run.config.kind == ExperimentKind::RetrievalEval && r.status == RunStatus::Finished)
+        .collect();
+    if evals.is_empty() {
+        return Ok(());
+    }
+    let top1 = |r: &RunRecord, n: i64| r.num(&format!("top1@{n}"));
+    let ns: std::collections::BTreeSet<i64> = evals
+        .iter()
+        .flat_map(|r| r.summary.keys().filter_map(|k| k.strip_prefix("top1@")?.parse().ok()).collect::<Vec<i64>>())
+        .collect();
+    let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in &evals {
+        groups.entry((pipeline(r), model_label(&r.run))).or_default().push(r);
+    }
+    let stat = |runs: &[&RunRecord], n: i64| -> Vec<f64> { runs.iter().filter_map(|r| top1(r, n)).collect() };
+
+    // Markdown: one row per (pipeline, model), one column per n.
+    let mut t = Table::default();
+    t.push("embeddings", Col::Str(groups.keys().map(|k| k.0.clone()).collect()));
+    t.push("model", Col::Str(groups.keys().map(|k| k.1.clone()).collect()));
+    t.push("seeds", Col::Int(groups.values().map(|v| Some(v.len() as i64)).collect()));
+    for &n in &ns {
+        let cells = groups
+            .values()
+            .map(|runs| {
+                let xs = stat(runs, n);
+                if xs.is_empty() {
+                    return "—".to_string();
+                }
+                let (m, sd) = mean_sd(&xs);
+                let ours = if xs.len() > 1 { format!("{m:.1} ± {sd:.1}") } else { format!("{m:.1}") };
+                // Under a profile the scale is not the paper's: its value is a direction only.
+                let profiled = runs[0].run.config.profile.is_some();
+                match runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string())) {
+                    Some(p) if profiled => format!("{ours} (paper {p:.1})"),
+                    Some(p) => format!("{ours} (paper {p:.1}, Δ {:+.1})", m - p),
+                    None => ours,
+                }
+            })
+            .collect();
+        t.push(&format!("n={n}"), Col::Str(cells));
+    }
+    // Long form for parquet/csv: one row per (pipeline, model, n).
+    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<f64>, bool)> = Vec::new();
+    for ((pipe, model), runs) in &groups {
+        for &n in &ns {
+            let xs = stat(runs, n);
+            if !xs.is_empty() {
+                let (m, sd) = mean_sd(&xs);
+                let paper = runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
+                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, paper, runs[0].run.config.profile.is_some()));
+            }
+        }
+    }
+    let mut lt = Table::default();
+    lt.push("embeddings", Col::Str(long.iter().map(|r| r.0.clone()).collect()));
+    lt.push("model", Col::Str(long.iter().map(|r| r.1.clone()).collect()));
+    lt.push("n", Col::Int(long.iter().map(|r| Some(r.2)).collect()));
+    lt.push("seeds", Col::Int(long.iter().map(|r| Some(r.3 as i64)).collect()));
+    lt.push("top1_mean", Col::Num(long.iter().map(|r| Some(r.4)).collect()));
+    lt.push("top1_sd", Col::Num(long.iter().map(|r| Some(r.5)).collect()));
+    lt.push("paper", Col::Num(long.iter().map(|r| r.6).collect()));
+    lt.push("diff", Col::Num(long.iter().map(|r| r.6.filter(|_| !r.7).map(|p| r.4 - p)).collect()));
+    lt.write(dir, "retrieval").context("writing retrieval.parquet / retrieval.csv")?;
+
+    let _ = writeln!(md, "## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)\n");
+    let _ = writeln!(
+        md,
+        "The F.2 protocol: for each test query, n - 1 random test passages plus its own (n counts the query slot, as in \
+         T1); top-1 by the dot product of L2-normalised embeddings; mean ± sd over seeds. Chance is 100/(n - 1). \
+         `embeddings` is the path the embeddings came through. Paper cells are FineMath-scale results: at another scale \
+         or on other pairs they give the direction, not a target.\n"
+    );
+    let _ = writeln!(md, "{}", t.markdown());
+
+    // The claim: each mixer group against each transformer group whose embeddings came the same
+    // way after pretraining (the pipeline without its first experiment: suites pretrain the two
+    // architectures in experiments of their own when their learning rates differ).
+    let after_root = |pipe: &str| -> String {
+        let parts: Vec<&str> = pipe.split(" → ").collect();
+        if parts.len() > 1 { parts[1..].join(" → ") } else { pipe.to_string() }
+    };
+    let mut claims: Vec<[String; 9]> = Vec::new();
+    let is_mixer = |runs: &Vec<&RunRecord>| runs[0].run.config.model.as_ref().map(|m| m.kind() == "masked_mixer");
+    for ((mp, ml), mruns) in groups.iter().filter(|(_, r)| is_mixer(r) == Some(true)) {
+        for ((tp, tl), truns) in groups.iter().filter(|((tp, _), r)| is_mixer(r) == Some(false) && after_root(tp) == after_root(mp)) {
+            for &n in &ns {
+                let (a, b) = (stat(mruns, n), stat(truns, n));
+                if a.is_empty() || b.is_empty() {
+                    continue;
+                }
+                let [t, df, p, verdict] = stats::columns(stats::welch_greater(&a, &b), ALPHA);
+                let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
+                claims.push([
+                    pipes,
+                    format!("{ml} vs {tl}"),
+                    n.to_string(),
+                    format!("{:.1} vs {:.1}", mean_sd(&a).0, mean_sd(&b).0),
+                    t,
+                    df,
+                    p,
+                    format!("{} / {}", a.len(), b.len()),
+                    verdict,
+                ]);
+            }
+        }
+    }
+    if !claims.is_empty() {
+        let _ = writeln!(md, "### Claim: mixer embeddings retrieve better than transformer embeddings\n");
+        let _ = writeln!(
+            md,
+            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. Rule: \
+             **reproduced** when p < {ALPHA}, **contradicted** when the reverse one-sided test has p < {ALPHA}, else \
+             **inconclusive** (also when both sides have no spread).\n"
+        );
+        let mut ct = Table::default();
+        let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict"];
+        for (i, name) in names.iter().enumerate() {
+            ct.push(name, Col::Str(claims.iter().map(|c| c[i].clone()).collect()));
+        }
+        let _ = writeln!(md, "{}", ct.markdown());
+        ct.write(dir, "claims").context("writing claims.parquet / claims.csv")?;
+    }
+
+    let series: Vec<Series> = groups
+        .iter()
+        .map(|((pipe, model), runs)| {
+            // min-max over seeds at each n, around the mean.
+            let per_n: Vec<(f64, Vec<f64>)> = ns.iter().map(|&n| ((n as f64).log2(), stat(runs, n))).filter(|(_, xs)| !xs.is_empty()).collect();
+            let pipes: Vec<String> = groups.keys().map(|k| k.0.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            Series {
+                name: format!("{model} ({pipe})"),
+                points: per_n.iter().map(|(x, xs)| (*x, mean_sd(xs).0)).collect(),
+                band: per_n.iter().filter(|(_, xs)| xs.len() > 1).map(|(x, xs)| (*x, xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max))).collect(),
+                color: family_color(&runs[0].run),
+                shade: pipes.iter().position(|p| p == pipe).unwrap_or(0),
+                dash: pipes.iter().position(|p| p == pipe).unwrap_or(0),
+            }
+        })
+        .collect();
+    plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "n (samples per comparison, log scale)", x_log2: true, x_integer: false, y_label: "top-1 (%), mean over seeds", y_log: false, series: &series })?;
+    figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs n on a log scale (PAPER.md T1): mean over seeds with the min-max band; colour by architecture, line style by embedding pipeline.".into()));
+    Ok(())
+}
