@@ -456,6 +456,61 @@ impl Baseline {
     }
 }
 
+/// Reads a baseline file, naming the file in any error.
+pub fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the baseline {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))
+}
+
+/// `harness check --update-baseline`: rewrites `path` from the finished runs (every run of the
+/// suite must be finished in `results`) and returns what changed, one line per number.
+pub fn update_baseline(suite: &Suite, profile: Option<&str>, records: &[RunRecord], path: &Path, invocation: &str, results: &Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let unfinished: Vec<&str> = records.iter().filter(|r| r.status != crate::artifacts::RunStatus::Finished).map(|r| r.run.short_id()).collect();
+    anyhow::ensure!(
+        unfinished.is_empty(),
+        "{} of {} runs are not finished in {} ({}); run the suite first",
+        unfinished.len(),
+        records.len(),
+        results.display(),
+        unfinished.join(", ")
+    );
+    let new = baseline_from(suite, profile, records).map_err(anyhow::Error::msg)?;
+    let old = path.exists().then(|| read_baseline(path)).transpose()?;
+    let mut text = format!("# Baseline of `{invocation}`, written by --update-baseline.\n");
+    text.push_str(&new.to_toml());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::artifacts::write_atomic(path, text.as_bytes())?;
+    let changes = diff(old.as_ref(), &new);
+    let mut out = format!("{}: {} runs, {} change(s)\n", path.display(), new.runs.len(), changes.len());
+    for c in changes {
+        out.push_str(&c);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `harness check`: the runs against the baseline at `path` (which must be this suite's and
+/// profile's); the table, headed by the file and its kernel path, and the exit code of [`render`].
+pub fn check_against(suite: &Suite, profile: Option<&str>, records: &[RunRecord], path: &Path, invocation: &str) -> anyhow::Result<(String, i32)> {
+    anyhow::ensure!(path.exists(), "no baseline at {}; write one with `{invocation} --update-baseline`", path.display());
+    let b = read_baseline(path)?;
+    let name = |suite: &str, profile: Option<&str>| format!("`{suite}`{}", profile.map(|p| format!(" --profile {p}")).unwrap_or_default());
+    anyhow::ensure!(
+        b.suite == suite.file.name && b.profile.as_deref() == profile,
+        "{} is the baseline of suite {}, not of {}",
+        path.display(),
+        name(&b.suite, b.profile.as_deref()),
+        name(&suite.file.name, profile)
+    );
+    let (text, code) = render(&compare(&b, records));
+    let head = format!("baseline {}{}", path.display(), b.kernel_path.as_ref().map(|k| format!(" (kernel path {k})")).unwrap_or_default());
+    Ok((format!("{head}\n{text}"), code))
+}
+
 /// What changed between two baselines, one line per metric, for `--update-baseline`.
 pub fn diff(old: Option<&Baseline>, new: &Baseline) -> Vec<String> {
     let empty = Baseline { suite: new.suite.clone(), profile: new.profile.clone(), note: String::new(), kernel_path: None, cpu_speed_class: None, runs: vec![] };

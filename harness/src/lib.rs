@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod kernels;
 pub mod lock;
 pub mod optim;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod slurm;

@@ -280,56 +280,17 @@ fn main() -> Result<()> {
                 None if update_baseline => harness::check::default_path(&suite, args.profile.as_deref()),
                 None => harness::check::for_kernel_path(&harness::check::default_path(&suite, args.profile.as_deref()), &records),
             };
-            let read = |p: &PathBuf| -> Result<harness::check::Baseline> {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading the baseline {}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message().trim()))
-            };
+            let invocation = format!(
+                "harness check {}{}",
+                args.suite.display(),
+                args.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
+            );
+            use std::io::Write as _;
             if update_baseline {
-                let unfinished: Vec<&str> =
-                    records.iter().filter(|r| r.status != harness::artifacts::RunStatus::Finished).map(|r| r.run.short_id()).collect();
-                anyhow::ensure!(
-                    unfinished.is_empty(),
-                    "{} of {} runs are not finished in {} ({}); run the suite first",
-                    unfinished.len(),
-                    records.len(),
-                    args.results.display(),
-                    unfinished.join(", ")
-                );
-                let new = harness::check::baseline_from(&suite, args.profile.as_deref(), &records).map_err(anyhow::Error::msg)?;
-                let old = path.exists().then(|| read(&path)).transpose()?;
-                let mut text = format!(
-                    "# Baseline of `harness check {}{}`, written by --update-baseline.\n",
-                    args.suite.display(),
-                    args.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
-                );
-                text.push_str(&new.to_toml());
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                }
-                harness::artifacts::write_atomic(&path, text.as_bytes())?;
-                let changes = harness::check::diff(old.as_ref(), &new);
-                let mut text = format!("{}: {} runs, {} change(s)\n", path.display(), new.runs.len(), changes.len());
-                for c in changes {
-                    text.push_str(&c);
-                    text.push('\n');
-                }
-                use std::io::Write as _;
+                let text = harness::check::update_baseline(&suite, args.profile.as_deref(), &records, &path, &invocation, &args.results)?;
                 let _ = std::io::stdout().lock().write_all(text.as_bytes());
             } else {
-                anyhow::ensure!(path.exists(), "no baseline at {}; write one with `harness check {} --update-baseline`", path.display(), args.suite.display());
-                let b = read(&path)?;
-                anyhow::ensure!(
-                    b.suite == suite.file.name && b.profile == args.profile,
-                    "{} is the baseline of suite `{}`{}, not of `{}`{}",
-                    path.display(),
-                    b.suite,
-                    b.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default(),
-                    suite.file.name,
-                    args.profile.as_ref().map(|p| format!(" --profile {p}")).unwrap_or_default()
-                );
-                let (mut text, code) = harness::check::render(&harness::check::compare(&b, &records));
-                text = format!("baseline {}{}\n{text}", path.display(), b.kernel_path.as_ref().map(|k| format!(" (kernel path {k})")).unwrap_or_default());
-                use std::io::Write as _;
+                let (text, code) = harness::check::check_against(&suite, args.profile.as_deref(), &records, &path, &invocation)?;
                 let _ = std::io::stdout().lock().write_all(text.as_bytes());
                 if code != 0 {
                     std::process::exit(code);
@@ -403,64 +364,14 @@ fn main() -> Result<()> {
         }
         Command::Status { args } => {
             let suite = load(&args)?;
-            let rows = harness::runner::status(&suite, &args.results);
-            let mut text = String::new();
-            use std::fmt::Write as _;
-            let mut counts = std::collections::BTreeMap::new();
-            for (run, state, detail) in &rows {
-                *counts.entry(state.to_string()).or_insert(0) += 1;
-                let _ = writeln!(text, "{:<12}  {:<16} {:<34} {:<9} {detail}", run.short_id(), run.experiment, harness::report::model_label(run), state);
-            }
-            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-            let _ = writeln!(text, "{}: {} runs: {}", suite.file.name, rows.len(), summary.join(", "));
             use std::io::Write as _;
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            let _ = std::io::stdout().lock().write_all(harness::plan::status_text(&suite, &args.results).as_bytes());
         }
         Command::Plan { args, slurm: _ } => {
             let suite = load(&args)?;
-            let mut text = String::new();
-            use std::fmt::Write as _;
-            let profile = args.profile.as_ref().map(|p| format!(", profile {p}")).unwrap_or_default();
-            let _ = writeln!(text, "suite {} ({} runs{profile}): {}", suite.file.name, suite.runs.len(), suite.file.description.trim());
-            let _ = writeln!(
-                text,
-                "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13} {:>8}  {:<6} {:<12}  {:<8}  cell",
-                "run", "experiment", "kind", "model", "setting", "seed", "params", "steps", "device", "from", "status"
-            );
-            for r in &suite.runs {
-                let c = &r.config;
-                let params = match (&c.model, &c.data, &c.throughput) {
-                    (Some(m), Some(d), _) => m.num_params(d.vocab_size as i64, d.n_ctx).to_string(),
-                    (Some(m), None, Some(t)) => m.num_params(t.vocab_size, t.n_ctx).to_string(),
-                    _ => "—".into(),
-                };
-                let vocab = c.data.as_ref().map(|d| format!(" V={}", d.vocab_size)).unwrap_or_default();
-                let dir = harness::artifacts::RunDir::new(&args.results, &r.suite, &r.id);
-                let status = if dir.verified_finished().is_some() { "finished" } else { "pending" };
-                let from = r.upstream().map_or("—".to_string(), |u| u[..12].to_string());
-                let steps = match (&c.train, &c.data) {
-                    (Some(t), Some(d)) => t.budget_steps(d.n_ctx).to_string(),
-                    _ => "—".into(),
-                };
-                let cell = if r.cells.is_empty() { "—".to_string() } else { r.cells.join(", ") };
-                let _ = writeln!(
-                    text,
-                    "{:<12}  {:<16} {:<17} {:<24} {:<34} {:>4} {:>13} {:>8}  {:<6} {:<12}  {status:<8}  {cell}",
-                    r.short_id(),
-                    r.experiment,
-                    c.kind.name(),
-                    harness::report::model_label(r),
-                    format!("{}{vocab}", harness::report::setting(r)),
-                    c.seed,
-                    params,
-                    steps,
-                    format!("{:?}", c.device).to_lowercase(),
-                    from,
-                );
-            }
             // A closed pipe (`harness plan ... | head`) is not an error worth a panic.
             use std::io::Write as _;
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            let _ = std::io::stdout().lock().write_all(harness::plan::plan_text(&suite, args.profile.as_deref(), &args.results).as_bytes());
         }
         Command::Data { what: DataCommand::Summarize { input, marker, text_column, out, endpoint, model, limit, rate, timeout_s } } => {
             use harness::data::{columnar, summarize, text};
