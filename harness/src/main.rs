@@ -33,7 +33,7 @@ struct SuiteArgs {
 
 #[derive(clap::Args)]
 struct SlurmArgs {
-    /// Write the sweep as Slurm job arrays (one task per run; see the README's "Slurm").
+    /// Write the sweep as Slurm job arrays (one task per run; see docs/slurm.md).
     #[arg(long, value_name = "slurm")]
     emit: Option<Emit>,
     /// Where the sbatch scripts, run lists and logs go (default: slurm/<suite>).

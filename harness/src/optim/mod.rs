@@ -16,9 +16,9 @@
 //! 2026-11-29 the last step was computed as `p + (m / denom) * value`, one ulp off torch in about
 //! 8% of the elements; the 17-element test of then could not see it.)
 //!
-//! Parameters and moments are views of flat buffers; on the CPU the step is two passes of a
-//! fused kernel around libtorch's own square root (see [`fused`]), elsewhere a handful of
-//! libtorch kernels over the flat buffers.
+//! Parameters and moments are views of flat buffers; on the CPU the step is one sweep of a fused
+//! kernel with MKL's square root inside (two passes around libtorch's own square root where MKL's
+//! is not exported; see [`fused`]), elsewhere eleven libtorch kernels over the flat buffers.
 use std::collections::BTreeMap;
 use tch::{nn, Tensor};
 
@@ -42,7 +42,7 @@ impl Default for AdamW {
 /// When every parameter is an fp32 tensor on one device (always, for the models here), the
 /// parameters and both moments are views of three flat buffers, and a step whose gradients are
 /// all present runs on the flat buffers: one copy of the gradients into a flat buffer, one norm,
-/// one clip, and AdamW as seven element-wise kernels over all parameters at once, instead of
+/// one clip, and AdamW as eleven element-wise kernels over all parameters at once, instead of
 /// about ten kernels (and their temporaries) per tensor. The element-wise operations are the
 /// same, in the same order, so the update is still `torch.optim.AdamW`'s to the bit.
 pub struct AdamWState {
