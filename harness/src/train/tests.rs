@@ -1,0 +1,135 @@
+use super::*;
+use tch::Device;
+
+#[test]
+fn schedule_matches_hugging_face_linear() {
+    assert_eq!(lr_factor(0, 10, 100), 0.0);
+    assert_eq!(lr_factor(5, 10, 100), 0.5);
+    assert_eq!(lr_factor(10, 10, 100), 1.0);
+    assert_eq!(lr_factor(55, 10, 100), 0.5);
+    assert_eq!(lr_factor(100, 10, 100), 0.0);
+    assert_eq!(lr_factor(3, 0, 4), 0.25);
+}
+
+#[test]
+fn clipping_matches_the_formula() {
+    // grads: a -> 3, b -> [4, 0]; norm 5. With every gradient present the flat path clips;
+    // with an unused parameter (no gradient) the per-tensor one does.
+    for unused in [false, true] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = vs.root().var_copy("a", &Tensor::from_slice(&[3.0f32]));
+        let b = vs.root().var_copy("b", &Tensor::from_slice(&[0.0f32, 0.0]));
+        if unused {
+            let _ = vs.root().var_copy("c", &Tensor::from_slice(&[1.0f32]));
+        }
+        let mut opt = AdamWState::new(&vs, AdamW::default());
+        (&a * 3.0 + (&b * Tensor::from_slice(&[4.0f32, 0.0])).sum(Kind::Float)).sum(Kind::Float).backward();
+        let norm = opt.clip(1.0).unwrap().double_value(&[]);
+        assert!((norm - 5.0).abs() < 1e-6);
+        let g = opt.grads();
+        assert!((g[0].double_value(&[0]) - 3.0 / (5.0 + 1e-6)).abs() < 1e-6, "unused = {unused}");
+        assert!((g[1].double_value(&[0]) - 4.0 / (5.0 + 1e-6)).abs() < 1e-6, "unused = {unused}");
+        // Below the threshold nothing changes.
+        opt.zero_grad();
+        (&a * 3.0).sum(Kind::Float).backward();
+        let _ = opt.clip(10.0);
+        assert_eq!(opt.grads()[0].double_value(&[0]), 3.0);
+    }
+}
+
+#[test]
+fn accumulation_equals_a_larger_batch() {
+    // Rows with different numbers of pads: a mean of micro-batch means would differ from the
+    // global token mean, so this checks the normalisation too.
+    tch::manual_seed(3);
+    let (n, t, v) = (24i64, 12i64, 50i64);
+    let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
+    let lens = Tensor::randint_low(3, t + 1, [n, 1], (Kind::Int64, Device::Cpu));
+    let pad = Tensor::arange(t, (Kind::Int64, Device::Cpu)).unsqueeze(0).ge_tensor(&lens);
+    let tokens = tokens.masked_fill(&pad, 2);
+    let data = Encoded { labels: tokens.masked_fill(&pad, IGNORE), tokens };
+    let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+    // One initial state, copied into every run: tests share libtorch's global RNG across
+    // threads, so reseeding would not promise the same init here.
+    let init = nn::VarStore::new(Device::Cpu);
+    let _ = spec.build(&init.root(), v, t).unwrap();
+    let train = |batch: i64, accumulate: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = spec.build(&vs.root(), v, t).unwrap();
+        vs.copy(&init).unwrap();
+        let cfg: TrainConfig =
+            toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
+        let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None };
+        let out = trainer.fit(model.as_ref(), &vs, &data, &data).unwrap();
+        let w = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect::<std::collections::BTreeMap<_, _>>();
+        (out, w)
+    };
+    let (big, wb) = train(12, 1);
+    let (acc, wa) = train(4, 3);
+    assert_eq!(big.tokens, acc.tokens, "the same rows each step");
+    for (a, b) in big.steps_metrics.iter().zip(&acc.steps_metrics) {
+        assert!((a.loss - b.loss).abs() < 1e-5 && (a.grad_norm - b.grad_norm).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+    for (k, b) in &wb {
+        let diff = (b - &wa[k]).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{k}: {diff}");
+    }
+    // And it is not a no-op: a plain batch of 4 trains differently.
+    let (_, w4) = train(4, 1);
+    assert!(wb.iter().any(|(k, b)| (b - &w4[k]).abs().max().double_value(&[]) > 1e-4));
+}
+
+#[test]
+fn stop_at_cuts_the_run_but_keeps_the_schedule() {
+    let (n, t, v) = (16i64, 8i64, 40i64);
+    let tokens = Tensor::arange(n * t, (Kind::Int64, Device::Cpu)).remainder(v - 3).view([n, t]) + 3;
+    let data = Encoded { labels: tokens.copy(), tokens };
+    let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+    let init = nn::VarStore::new(Device::Cpu);
+    let _ = spec.build(&init.root(), v, t).unwrap();
+    let train = |extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = spec.build(&vs.root(), v, t).unwrap();
+        vs.copy(&init).unwrap();
+        let cfg: TrainConfig = toml::from_str(&format!("steps = 12\nbatch_size = 4\nlr = 1e-2\nwarmup_steps = 2\neval_every = 100\n{extra}")).unwrap();
+        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }.fit(model.as_ref(), &vs, &data, &data).unwrap()
+    };
+    let (full, cut) = (train(""), train("stop_at = 5"));
+    assert_eq!((full.steps, cut.steps), (12, 5));
+    // The first five steps of the 12-step schedule, bit for bit: same lr at every step.
+    for (a, b) in full.steps_metrics.iter().zip(&cut.steps_metrics) {
+        assert_eq!((a.step, a.loss, a.lr), (b.step, b.loss, b.lr));
+    }
+    assert_eq!(cut.steps_metrics.len(), full.steps_metrics.iter().filter(|m| m.step <= 5).count());
+    assert!(cut.steps_metrics.last().unwrap().lr > 0.0, "the schedule had not ended at the stop");
+    assert_eq!(train("stop_at = 99").steps, 12, "beyond the schedule's end it changes nothing");
+}
+
+#[test]
+fn a_wall_clock_budget_stops_early_and_says_so() {
+    tch::manual_seed(0);
+    let (n, t, v) = (16i64, 8i64, 40i64);
+    let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
+    let data = Encoded { labels: tokens.copy(), tokens };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1)).build(&vs.root(), v, t).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A budget of 0.06 ms: over after the first step.
+    let cfg: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\nmax_minutes = 1e-6\neval_every = 1000").unwrap();
+    let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }
+        .fit(model.as_ref(), &vs, &data, &data)
+        .unwrap();
+    assert!(out.wall_clock_stop);
+    assert_eq!(out.steps, 1);
+    assert_eq!(out.checkpoints.last().unwrap(), &(1, "model.safetensors".to_string()));
+    assert_eq!(out.eval_metrics.last().unwrap().step, 1, "the stopped run is evaluated where it stopped");
+    assert!(out.eval_loss.is_finite());
+    // Without the budget the same run trains its 50 steps.
+    let full: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\neval_every = 1000").unwrap();
+    let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }
+        .fit(model.as_ref(), &vs, &data, &data)
+        .unwrap();
+    assert!(!out.wall_clock_stop && out.steps == 50);
+}
