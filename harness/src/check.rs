@@ -403,8 +403,9 @@ pub fn render(rows: &[Row]) -> (String, i32) {
     text.push('\n');
     if other > 0 {
         text += "Runs on another CPU kernel path than the baseline's cannot be checked against its bitwise bands: run the suite \
-                 with cpu_kernels = \"portable\" (the same bits on every CPU with AVX2; the CI suites do), or keep a \
-                 baseline for this path (--baseline FILE --update-baseline).\n";
+                 with cpu_kernels = \"portable\" (--set) and check it against the suite's `@portable` baseline (written on \
+                 an AMD EPYC; meant to give the same bits on every CPU with AVX2), or keep a baseline for this path \
+                 (--baseline ci/baselines/<name>@<tag>.toml --update-baseline).\n";
     }
     (text, code)
 }
