@@ -316,7 +316,8 @@ fn main() -> Result<()> {
             let suite = load(&args)?;
             let records = harness::check::records(&suite, &args.results);
             let missing = records.iter().filter(|r| r.status != harness::artifacts::RunStatus::Finished).count();
-            let dir = harness::report::write(&suite, &records, &reports, &args.results, &harness::artifacts::Provenance::collect())?;
+            let sections = harness::experiments::report_sections(&suite);
+            let dir = harness::report::write(&suite, &records, &sections, &reports, &args.results, &harness::artifacts::Provenance::collect())?;
             println!("report: {}", dir.join("README.md").display());
             if missing > 0 {
                 eprintln!("{missing} of {} runs are not finished in {}: the report lists them as failed", records.len(), args.results.display());

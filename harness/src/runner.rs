@@ -3,7 +3,7 @@
 use crate::artifacts::{utc_now, Manifest, Provenance, RunDir, RunStatus, MANIFEST_SCHEMA};
 use crate::experiments::{self, RunContext, RunOutput};
 use crate::report::{self, RunRecord};
-use crate::suite::{DeviceChoice, ExperimentKind, Run, Suite};
+use crate::suite::{DeviceChoice, Run, Suite};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -52,11 +52,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
         .filter(|r| r.config.device == DeviceChoice::Cpu && r.config.precision() == crate::suite::Precision::Bf16)
         .map(|r| crate::kernels::Bf16Run {
             experiment: r.experiment.clone(),
-            trains: match r.config.kind {
-                ExperimentKind::Throughput => None,
-                ExperimentKind::RetrievalInfonce => Some("retrieval_infonce.precision"),
-                _ => Some("train.precision"),
-            },
+            trains: experiments::of(r.config.kind).trains_in(),
         })
         .collect();
     crate::kernels::check_bf16(&cpu_bf16)?;
@@ -100,7 +96,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     records.sort_by_key(|(i, _)| *i);
     let records: Vec<RunRecord> = records.into_iter().map(|(_, r)| r).collect();
-    let report = if opts.report { Some(report::write(suite, &records, &opts.reports, &opts.results, &prov)?) } else { None };
+    let report = if opts.report { Some(report::write(suite, &records, &experiments::report_sections(suite), &opts.reports, &opts.results, &prov)?) } else { None };
     Ok(Outcome { records, report, rerun_failed })
 }
 
@@ -214,7 +210,7 @@ fn explain_oom(error: &str, config: &crate::suite::RunConfig) -> Option<String> 
 fn refuse_oversized(runs: &[Run]) -> Result<()> {
     let mut have: Vec<(DeviceChoice, Option<u64>)> = Vec::new();
     for run in runs {
-        let Some((need, what)) = crate::experiments::memory_lower_bound(&run.config) else { continue };
+        let Some((need, what)) = experiments::of(run.config.kind).memory_lower_bound(&run.config) else { continue };
         let d = run.config.device;
         let total = match have.iter().find(|(k, _)| *k == d) {
             Some((_, t)) => *t,
@@ -273,15 +269,7 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
     let started = Instant::now();
     let ctx = RunContext { run, dir, device, results: &opts.results, cache, progress: opts.progress, resume: opts.resume };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<RunOutput> {
-        match run.config.kind {
-            ExperimentKind::Clm => experiments::clm::run(&ctx),
-            ExperimentKind::Representation => experiments::representation::run(&ctx),
-            ExperimentKind::Embed => experiments::embed::run(&ctx),
-            ExperimentKind::RetrievalFrozen => experiments::retrieval_frozen::run(&ctx),
-            ExperimentKind::RetrievalInfonce => experiments::retrieval_infonce::run(&ctx),
-            ExperimentKind::RetrievalEval => experiments::retrieval_eval::run(&ctx),
-            ExperimentKind::Throughput => experiments::throughput::run(&ctx),
-        }
+        experiments::of(run.config.kind).run(&ctx)
     }));
     m.wall_s = Some(started.elapsed().as_secs_f64());
     m.finished_utc = Some(utc_now());

@@ -1,10 +1,48 @@
 //! Causal language modelling (PAPER.md C, E): train one model on one data configuration and
 //! record its train and eval loss curves and a checkpoint.
-use super::{build_model, execution_facts, prepare, RunContext, RunOutput};
+use super::{build_model, execution_facts, prepare, Experiment, RunContext, RunOutput};
+use crate::suite::kind::need_model_data;
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 use crate::train::Trainer;
 use anyhow::{Context, Result};
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct Clm;
+
+impl KindRules for Clm {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::Clm
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["model", "data", "train", "device", "init_from", "cpu_kernels"]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        need_model_data(c)?;
+        let Some(t) = &c.train else {
+            return Err(Invalid::new("train", "this experiment trains a model: add a [train] section with batch_size and steps or tokens"));
+        };
+        t.check(c.data().n_ctx, c.device)
+    }
+}
+
+impl Experiment for Clm {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+
+    fn trains_in(&self) -> Option<&'static str> {
+        Some("train.precision")
+    }
+
+    /// fp32 weights, their gradients and AdamW's two moments, and the logits of one batch with
+    /// their gradient.
+    fn memory_lower_bound(&self, c: &RunConfig) -> Option<(u64, String)> {
+        super::training_memory(c, c.train.as_ref()?.batch_size as u64)
+    }
+}
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let train_cfg = cfg.train.as_ref().expect("validated: clm has [train]");
     let mut out = RunOutput::default();

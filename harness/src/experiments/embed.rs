@@ -13,6 +13,9 @@ use mm_models::CausalLm;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
+use super::Experiment;
+use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 
 /// The file an embed run writes.
 pub const FILE: &str = "embeddings.safetensors";
@@ -200,7 +203,72 @@ fn pairs_facts(split: &PairSplit, out: &mut RunOutput) {
     out.summary.insert("test_pairs".into(), split.test.len().into());
 }
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct Embed;
+
+impl KindRules for Embed {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::Embed
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["model", "data", "pairs", "embed", "device", "cpu_kernels"]
+    }
+
+    fn producers(&self) -> &'static [ExperimentKind] {
+        &[ExperimentKind::Clm, ExperimentKind::RetrievalInfonce]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        let has_upstream = c.upstream.is_some();
+        let e = section_or_default(&mut c.embed, "embed")?;
+        match (e.source, has_upstream) {
+            (WeightsSource::Producer, false) => {
+                return Err(Invalid::new(
+                    "embed.source",
+                    "embeds with the weights of `from = \"<clm or retrieval_infonce experiment>\"`; without `from`, \
+                     set source = \"untrained\", \"checkpoint\" or \"file\"",
+                ))
+            }
+            (WeightsSource::Producer, true) => {}
+            (_, true) => return Err(Invalid::new("embed.source", "with `from`, the producer's weights are used; remove source or from")),
+            _ => {}
+        }
+        if (e.source == WeightsSource::Checkpoint) != e.checkpoint.is_some() {
+            return Err(Invalid::new("embed.checkpoint", "give checkpoint = \"<file>.safetensors\" exactly when source = \"checkpoint\""));
+        }
+        if (e.source == WeightsSource::File) != e.file.is_some() {
+            return Err(Invalid::new("embed.file", "give file = \"<embeddings>.safetensors\" exactly when source = \"file\""));
+        }
+        if e.label.is_some() && e.source != WeightsSource::File {
+            return Err(Invalid::new("embed.label", "names embeddings from a file; a model's runs are named by their model"));
+        }
+        if e.batch_size < 1 {
+            return Err(Invalid::new("embed.batch_size", format!("must be at least 1, got {}", e.batch_size)));
+        }
+        if e.source == WeightsSource::File {
+            // Embeddings computed elsewhere: no model, data or pairs take part.
+            c.model = None;
+            c.data = None;
+            c.pairs = None;
+            if let Some(e) = c.embed.as_mut() {
+        e.padding = None;
+        }
+        } else {
+            need_model_data(c)?;
+            check_pairs(c)?;
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for Embed {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+}
+
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let e: &EmbedConfig = cfg.embed.as_ref().expect("validated: embed has its section");
     let mut out = RunOutput::default();

@@ -1,5 +1,12 @@
-//! Experiment kinds, one file each. An experiment says what to compute; the runner
-//! ([`crate::runner`]) owns folders, manifests and hashes, the report writer owns tables.
+//! Experiment kinds, one file each, each an [`Experiment`]: the sections it reads, what it
+//! consumes, how it checks its settings, its memory lower bound, how it runs and its report
+//! section. An experiment says what to compute; the runner ([`crate::runner`]) owns folders,
+//! manifests and hashes, the report writer owns the common tables.
+//!
+//! Adding a kind: a file here with a unit struct implementing [`KindRules`] and [`Experiment`],
+//! its name in [`ExperimentKind`] and its arm in [`of`] (the compiler finds a missing arm); a
+//! new settings section also goes into `RunConfig` and `suite::schema::SECTIONS`
+//! (`docs/suites.md`, "Adding a kind", walks through `retrieval_eval`).
 pub mod clm;
 pub mod embed;
 pub mod representation;
@@ -11,13 +18,90 @@ pub mod throughput;
 
 use crate::artifacts::RunDir;
 use crate::data::{Corpus, Encoded, Tok};
-use crate::suite::{Run, RunConfig};
+use crate::suite::{ExperimentKind, KindRules, Run, RunConfig, Suite, SuiteError};
 use anyhow::{Context, Result};
 use mm_models::CausalLm;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Device};
+
+/// An experiment kind: its suite-facing rules ([`KindRules`]) and how it runs.
+pub trait Experiment: KindRules {
+    /// Runs one run of this kind; the runner has made its folder and writes its manifest.
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput>;
+
+    /// The settings key of the precision this kind trains in, named when bf16 is refused on a
+    /// CPU without bf16 matrix units (`kernels::check_bf16`); `None` for a kind that only
+    /// measures.
+    fn trains_in(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A lower bound on the memory a run needs, with what it counts; a run whose bound exceeds
+    /// its device is refused before it allocates. By default: the model's fp32 weights.
+    fn memory_lower_bound(&self, config: &RunConfig) -> Option<(u64, String)> {
+        let (model, data) = (config.model.as_ref()?, config.data.as_ref()?);
+        let params = model.num_params(data.vocab_size as i64, data.n_ctx);
+        Some((4 * params, format!("{params} parameters in fp32")))
+    }
+
+    /// This kind's section of the report, when it has one of its own.
+    fn report(&self) -> Option<&'static dyn crate::report::Section> {
+        None
+    }
+}
+
+/// The registry: every kind's implementation.
+pub fn of(kind: ExperimentKind) -> &'static dyn Experiment {
+    use ExperimentKind as K;
+    match kind {
+        K::Clm => &clm::Clm,
+        K::Representation => &representation::Representation,
+        K::Embed => &embed::Embed,
+        K::RetrievalFrozen => &retrieval_frozen::RetrievalFrozen,
+        K::RetrievalInfonce => &retrieval_infonce::RetrievalInfonce,
+        K::RetrievalEval => &retrieval_eval::RetrievalEval,
+        K::Throughput => &throughput::Throughput,
+    }
+}
+
+/// The registry as the suite loader takes it ([`crate::suite::Kinds`]).
+pub fn rules(kind: ExperimentKind) -> &'static dyn KindRules {
+    of(kind)
+}
+
+/// The report sections of the kinds a suite runs, in registry order.
+pub fn report_sections(suite: &Suite) -> Vec<&'static dyn crate::report::Section> {
+    let kinds: std::collections::BTreeSet<ExperimentKind> = suite.runs.iter().map(|r| r.config.kind).collect();
+    kinds.into_iter().filter_map(|k| of(k).report()).collect()
+}
+
+/// Reading a suite with every registered kind.
+impl Suite {
+    pub fn load(path: &Path, overrides: &[(String, toml::Value)], cuda_available: bool) -> Result<Self, SuiteError> {
+        Self::load_with(rules, path, None, overrides, cuda_available)
+    }
+
+    /// The suite at one of its profiles (`None`: the paper's own scale).
+    pub fn load_profile(path: &Path, profile: Option<&str>, overrides: &[(String, toml::Value)], cuda_available: bool) -> Result<Self, SuiteError> {
+        Self::load_with(rules, path, profile, overrides, cuda_available)
+    }
+
+    pub fn parse(path: &Path, source: String, overrides: &[(String, toml::Value)], cuda_available: bool) -> Result<Self, SuiteError> {
+        Self::parse_with(rules, path, source, None, overrides, cuda_available)
+    }
+
+    pub fn parse_profile(
+        path: &Path,
+        source: String,
+        profile: Option<&str>,
+        overrides: &[(String, toml::Value)],
+        cuda_available: bool,
+    ) -> Result<Self, SuiteError> {
+        Self::parse_with(rules, path, source, profile, overrides, cuda_available)
+    }
+}
 
 /// What the runner hands an experiment.
 pub struct RunContext<'a> {
@@ -196,23 +280,11 @@ pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, S
     m
 }
 
-/// A lower bound on the memory a run needs, with what it counts: fp32 weights, and for the
-/// kinds that train, their gradients and AdamW's two moments plus the logits of one batch and
-/// their gradient. A run whose lower bound exceeds the device is refused before it allocates.
-pub fn memory_lower_bound(config: &crate::suite::RunConfig) -> Option<(u64, String)> {
-    use crate::suite::ExperimentKind as K;
+/// The memory lower bound of a kind that trains with batches of `batch` rows: fp32 weights,
+/// their gradients and AdamW's two moments, and the logits of a batch with their gradient.
+pub fn training_memory(config: &RunConfig, batch: u64) -> Option<(u64, String)> {
     let (model, data) = (config.model.as_ref()?, config.data.as_ref()?);
     let params = model.num_params(data.vocab_size as i64, data.n_ctx);
-    let batch = match config.kind {
-        K::Clm => config.train.as_ref().map(|t| t.batch_size as u64),
-        K::RetrievalInfonce => config.retrieval_infonce.as_ref().map(|r| r.group as u64),
-        _ => None,
-    };
-    Some(match batch {
-        Some(b) => {
-            let logits = 2 * 4 * b * data.n_ctx as u64 * data.vocab_size as u64;
-            (16 * params + logits, format!("{params} parameters with their gradients and AdamW moments in fp32, and the logits of a batch of {b}"))
-        }
-        None => (4 * params, format!("{params} parameters in fp32")),
-    })
+    let logits = 2 * 4 * batch * data.n_ctx as u64 * data.vocab_size as u64;
+    Some((16 * params + logits, format!("{params} parameters with their gradients and AdamW moments in fp32, and the logits of a batch of {batch}")))
 }

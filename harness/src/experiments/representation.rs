@@ -7,7 +7,9 @@
 //!    gradient is the one it would get alone).
 //! 3. Decode `a · pinv(W_wte)`, top-k ids per position.
 //! 4. Modified Hamming metric: share of non-pad positions whose true token is not in the top-k.
-use super::{build_model, prepare, RunContext, RunOutput};
+use super::{build_model, prepare, Experiment, RunContext, RunOutput};
+use crate::suite::kind::{need_model_data, section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 use crate::data::IGNORE;
 use crate::suite::{ModelSource, RepresentationConfig, RepresentationLoss};
 use anyhow::{bail, Context, Result};
@@ -94,7 +96,76 @@ struct CheckpointRow {
     final_l1_mean: f64,
 }
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct Representation;
+
+impl KindRules for Representation {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::Representation
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["model", "data", "representation", "device", "cpu_kernels"]
+    }
+
+    fn producers(&self) -> &'static [ExperimentKind] {
+        &[ExperimentKind::Clm]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        need_model_data(c)?;
+        let (vocab, n_ctx, blocks) = (c.data().vocab_size as i64, c.data().n_ctx, c.model().n_layers());
+        let has_upstream = c.upstream.is_some();
+        let r = section_or_default(&mut c.representation, "representation")?;
+        if r.steps == 0 {
+            return Err(Invalid::new("representation.steps", "must be at least 1"));
+        }
+        if !(r.lr0 > 0.0 && r.lr0.is_finite()) {
+            return Err(Invalid::new("representation.lr0", format!("must be a positive number, got {}", r.lr0)));
+        }
+        if r.top_k < 1 || r.top_k > vocab {
+            return Err(Invalid::new("representation.top_k", format!("must be in 1..={vocab} (the vocabulary, data.vocab_size), got {}", r.top_k)));
+        }
+        if r.depth.is_some_and(|d| d == 0 || d > blocks) {
+            let s = if blocks == 1 { "" } else { "s" };
+            return Err(Invalid::new(
+                "representation.depth",
+                format!("must be in 1..={blocks}: the model has {blocks} block{s}; leave it out for all of them, got {}", r.depth.unwrap_or(0)),
+            ));
+        }
+        if r.skip < 0 || r.skip >= n_ctx {
+            return Err(Invalid::new("representation.skip", format!("must be in 0..n_ctx ({n_ctx}), got {}", r.skip)));
+        }
+        if has_upstream && r.source == ModelSource::Untrained {
+            r.source = ModelSource::Trained; // `from` means: every checkpoint of that run
+        }
+        if (r.source == ModelSource::Trained) != has_upstream {
+            return Err(Invalid::new(
+                "representation.source",
+                "the checkpoints of a CLM run come through `from = \"<clm experiment>\"` (then source is \"trained\"); \
+                 without `from`, use \"untrained\" or \"checkpoint\"",
+            ));
+        }
+        if (r.source == ModelSource::Checkpoint) != r.checkpoint.is_some() {
+            return Err(Invalid::new(
+                "representation.checkpoint",
+                "give checkpoint = \"<file>.safetensors\" exactly when source = \"checkpoint\"",
+            ));
+        }
+        if r.prompts.is_empty() && r.n_prompts == 0 {
+            return Err(Invalid::new("representation.n_prompts", "needs prompts or n_prompts >= 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for Representation {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+}
+
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let rcfg = cfg.representation.as_ref().expect("validated: representation has its section");
     let mut out = RunOutput::default();

@@ -10,6 +10,9 @@ use super::{RunContext, RunOutput};
 use anyhow::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
+use super::Experiment;
+use crate::suite::kind::{need_upstream, section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 
 /// One n of the evaluation.
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +60,48 @@ fn normalize(x: &Tensor) -> Tensor {
     x / norm
 }
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct RetrievalEval;
+
+impl KindRules for RetrievalEval {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::RetrievalEval
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["retrieval_eval", "device", "cpu_kernels"]
+    }
+
+    fn producers(&self) -> &'static [ExperimentKind] {
+        &[ExperimentKind::Embed]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        need_upstream(c)?;
+        let r = section_or_default(&mut c.retrieval_eval, "retrieval_eval")?;
+        if r.n.is_empty() || r.n.iter().any(|n| *n < 2) {
+            return Err(Invalid::new("retrieval_eval.n", format!("needs values >= 2 (the query slot plus candidates), got {:?}", r.n)));
+        }
+        r.n.sort_unstable();
+        r.n.dedup();
+        if r.chunk < 1 {
+            return Err(Invalid::new("retrieval_eval.chunk", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for RetrievalEval {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+
+    fn report(&self) -> Option<&'static dyn crate::report::Section> {
+        Some(&crate::report::retrieval::Retrieval)
+    }
+}
+
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let ev = cfg.retrieval_eval.as_ref().expect("validated: retrieval_eval has its section");
     let mut out = RunOutput::default();

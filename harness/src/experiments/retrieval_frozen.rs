@@ -15,6 +15,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
+use super::Experiment;
+use crate::suite::kind::{need_upstream, section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 
 /// Draw streams: the test draws are fixed, each epoch's training draws its own.
 const TEST_DRAWS: u64 = 1;
@@ -126,7 +129,42 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
     Ok(Outcome { epochs: rows, params, steps: applied })
 }
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct RetrievalFrozen;
+
+impl KindRules for RetrievalFrozen {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::RetrievalFrozen
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["retrieval_frozen", "device", "cpu_kernels"]
+    }
+
+    fn producers(&self) -> &'static [ExperimentKind] {
+        &[ExperimentKind::Embed]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        need_upstream(c)?;
+        let r = section_or_default(&mut c.retrieval_frozen, "retrieval_frozen")?;
+        if r.n < 3 {
+            return Err(Invalid::new("retrieval_frozen.n", format!("needs the query slot and at least 2 candidates, got n = {}", r.n)));
+        }
+        if r.depth == 0 || r.epochs == 0 || r.batch_size < 1 || !(r.lr > 0.0 && r.lr.is_finite()) {
+            return Err(Invalid::new("retrieval_frozen", "depth, epochs, batch_size and lr must be positive"));
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for RetrievalFrozen {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+}
+
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let fc = cfg.retrieval_frozen.as_ref().expect("validated: retrieval_frozen has its section");
     let mut out = RunOutput::default();

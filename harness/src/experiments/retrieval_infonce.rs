@@ -18,6 +18,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
+use super::Experiment;
+use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
+use crate::suite::{DeviceChoice, Precision};
 
 const TEST_DRAWS: u64 = 2;
 const TRAIN_DRAWS: u64 = 2 << 32;
@@ -66,7 +70,61 @@ fn groups(q_tokens: &Tensor, p_tokens: &Tensor, queries: &[usize], cand: &[i64],
     Tensor::cat(&rows, 0)
 }
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct RetrievalInfonce;
+
+impl KindRules for RetrievalInfonce {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::RetrievalInfonce
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["model", "data", "pairs", "retrieval_infonce", "device", "cpu_kernels"]
+    }
+
+    fn producers(&self) -> &'static [ExperimentKind] {
+        &[ExperimentKind::Clm]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        need_model_data(c)?;
+        check_pairs(c)?;
+        let r = section_or_default(&mut c.retrieval_infonce, "retrieval_infonce")?;
+        if r.group < 3 {
+            return Err(Invalid::new("retrieval_infonce.group", format!("needs a query and at least 2 passages, got {}", r.group)));
+        }
+        if !(r.tau > 0.0 && r.tau.is_finite()) || !(r.lr > 0.0 && r.lr.is_finite()) {
+            return Err(Invalid::new("retrieval_infonce", "tau and lr must be positive numbers"));
+        }
+        if r.epochs == 0 || r.groups_per_step < 1 || r.eval_every == 0 {
+            return Err(Invalid::new("retrieval_infonce", "epochs, groups_per_step and eval_every must be at least 1"));
+        }
+        if r.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
+            return Err(Invalid::new("retrieval_infonce.precision", "\"fp16-amp\" needs device = \"cuda\""));
+        }
+        if r.checkpoint.is_some() && c.upstream.is_some() {
+            return Err(Invalid::new("retrieval_infonce.checkpoint", "starts from the producer's weights with `from`; give one of the two"));
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for RetrievalInfonce {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+
+    fn trains_in(&self) -> Option<&'static str> {
+        Some("retrieval_infonce.precision")
+    }
+
+    /// fp32 weights, gradients and AdamW moments, and the logits of one group.
+    fn memory_lower_bound(&self, c: &RunConfig) -> Option<(u64, String)> {
+        super::training_memory(c, c.retrieval_infonce.as_ref()?.group as u64)
+    }
+}
+
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let ic: &InfonceConfig = cfg.retrieval_infonce.as_ref().expect("validated: retrieval_infonce has its section");
     let mut out = RunOutput::default();

@@ -8,8 +8,77 @@ use crate::throughput::{flops_per_step, median, peak_tflops, run_job, Job, Measu
 use anyhow::{Context, Result};
 use serde_json::json;
 use tch::Device;
+use super::Experiment;
+use crate::suite::kind::{section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
+use crate::suite::{DeviceChoice, Precision};
 
-pub fn run(ctx: &RunContext) -> Result<RunOutput> {
+pub struct Throughput;
+
+impl KindRules for Throughput {
+    fn kind(&self) -> ExperimentKind {
+        ExperimentKind::Throughput
+    }
+
+    fn sections(&self) -> &'static [&'static str] {
+        &["model", "throughput", "device", "cpu_kernels"]
+    }
+
+    fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid> {
+        if c.model.is_none() {
+            return Err(Invalid::new("model", "a throughput run measures a model: add a [model] table (or [defaults.model])"));
+        }
+        let t = section_or_default(&mut c.throughput, "throughput")?;
+        if t.batch_size < 1 || t.n_ctx < 2 || t.vocab_size < 2 {
+            return Err(Invalid::new("throughput", format!(
+                "batch_size must be at least 1, n_ctx and vocab_size at least 2 (got {}, {}, {})",
+                t.batch_size, t.n_ctx, t.vocab_size
+            )));
+        }
+        if t.steps < 1 || t.rounds < 1 {
+            return Err(Invalid::new("throughput", "steps and rounds must be at least 1"));
+        }
+        if t.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
+            return Err(Invalid::new("throughput.precision", "\"fp16-amp\" needs device = \"cuda\""));
+        }
+        if t.memory_limit_gib.is_some_and(|g| !(g > 0.0 && g.is_finite())) {
+            return Err(Invalid::new("throughput.memory_limit_gib", "must be a positive number of GiB"));
+        }
+        if t.attention == Attention::Eager && t.sides != Sides::Pytorch {
+            return Err(Invalid::new(
+                "throughput.attention",
+                "\"eager\" selects the PyTorch peer's attention; the harness's Llama uses SDPA only: set sides = \"pytorch\"",
+            ));
+        }
+        if t.sides != Sides::Harness {
+            let peer_ok = match c.model.as_ref().expect("checked") {
+                mm_models::ModelSpec::MaskedMixer(s) => *s == mm_models::MixerSpec::flat(s.d_model, s.n_layers),
+                mm_models::ModelSpec::Llama(_) => true,
+                _ => false,
+            };
+            if !peer_ok {
+                return Err(Invalid::new(
+                    "throughput.sides",
+                    "the PyTorch peer has the flat masked mixer and Llama only (the reference's models): set sides = \"harness\" for this model",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for Throughput {
+    fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
+        run(ctx)
+    }
+
+    fn report(&self) -> Option<&'static dyn crate::report::Section> {
+        Some(&crate::report::throughput::Throughput)
+    }
+}
+
+
+fn run(ctx: &RunContext) -> Result<RunOutput> {
     let c = &ctx.run.config;
     let t = c.throughput.as_ref().context("a throughput run without [throughput]")?;
     let job = Job {

@@ -6,7 +6,7 @@ pub mod throughput;
 pub mod plot;
 pub mod table;
 mod figures;
-mod retrieval;
+pub mod retrieval;
 
 use crate::artifacts::{sha256_file, Provenance, RunStatus};
 use crate::stats;
@@ -20,7 +20,25 @@ use std::path::{Path, PathBuf};
 use crate::stats::mean_sd;
 use table::{fmt_num, Col, Table};
 use figures::{family_color, figures};
-use retrieval::retrieval_section;
+
+/// Where a kind's own section goes in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// After the paper tables, before the summary (throughput).
+    BeforeSummary,
+    /// After the summary, before the list of runs (retrieval).
+    AfterSummary,
+}
+
+/// A kind's own section of the report, handed to [`write`] by the runner from the kinds a
+/// suite runs (`experiments::Experiment::report`).
+pub trait Section: Sync {
+    fn place(&self) -> Place;
+
+    /// Its markdown into `md`, its tables (parquet + csv) into `dir`, its figures into `figs`
+    /// (file stem, caption).
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()>;
+}
 
 /// A run as the report sees it.
 #[derive(Debug, Clone)]
@@ -189,19 +207,20 @@ fn pipeline(r: &RunRecord) -> String {
 const ALPHA: f64 = 0.05;
 
 /// Writes the report and returns its folder.
-pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, prov: &Provenance) -> Result<PathBuf> {
+pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], root: &Path, results: &Path, prov: &Provenance) -> Result<PathBuf> {
     let dir = version_dir(root, &suite.file.name, prov)?;
     let runs = runs_table(records);
     runs.write(&dir, "runs").context("writing runs.parquet / runs.csv")?;
     let (summary_md, summary_num) = summary_table(records);
     summary_num.write(&dir, "summary").context("writing summary.parquet / summary.csv")?;
     let mut figs = figures(&dir, records)?;
-    let mut retrieval_md = String::new();
-    retrieval_section(&dir, records, &mut retrieval_md, &mut figs)?;
+    let (mut before_summary, mut after_summary) = (String::new(), String::new());
+    for s in sections {
+        let md = if s.place() == Place::BeforeSummary { &mut before_summary } else { &mut after_summary };
+        s.write(&dir, records, md, &mut figs)?;
+    }
     let mut tables_md = String::new();
     paper_tables::section(&dir, suite, records, &mut tables_md)?;
-    let mut throughput_md = String::new();
-    throughput::section(&dir, records, &mut throughput_md, &mut figs)?;
 
     let mut md = String::new();
     let f = &suite.file;
@@ -256,7 +275,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, 
     md.push('\n');
 
     md.push_str(&tables_md);
-    md.push_str(&throughput_md);
+    md.push_str(&before_summary);
     let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
     let _ = writeln!(md, "{}", summary_md.markdown());
     let _ = writeln!(
@@ -265,7 +284,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], root: &Path, results: &Path, 
          (share of non-pad positions whose token is not among the top-5 decoded ids; 0 = recovered). The `paper` column \
          quotes what PAPER.md reports for the matching experiment; at other scales it is a direction, not a target.\n"
     );
-    md.push_str(&retrieval_md);
+    md.push_str(&after_summary);
     let _ = writeln!(md, "## Runs\n");
     let _ = writeln!(md, "{}", runs.markdown());
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.status != RunStatus::Finished).collect();

@@ -5,7 +5,20 @@ use super::*;
 /// (embedding pipeline, model), mean ± sd over seeds, the paper's cell beside ours; then the
 /// claim "mixer embeddings retrieve better than transformer embeddings" as one-sided Welch
 /// tests per n. Writes retrieval.{parquet,csv} and the top-1-vs-n figure.
-pub(super) fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+/// Top-1 accuracy vs n of the `retrieval_eval` runs (T1, T12-T14).
+pub struct Retrieval;
+
+impl super::Section for Retrieval {
+    fn place(&self) -> super::Place {
+        super::Place::AfterSummary
+    }
+
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+        retrieval_section(dir, records, md, figs)
+    }
+}
+
+fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
     let evals: Vec<&RunRecord> = records
         .iter()
         .filter(|r| r.run.config.kind == ExperimentKind::RetrievalEval && r.status == RunStatus::Finished)

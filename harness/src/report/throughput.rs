@@ -95,7 +95,20 @@ fn memory_cell(r: &Row, limit: Option<f64>) -> String {
 }
 
 /// The report's throughput and memory sections.
-pub fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+/// Step time, tokens/s, MFU and memory of the `throughput` runs (T6, T7).
+pub struct Throughput;
+
+impl super::Section for Throughput {
+    fn place(&self) -> super::Place {
+        super::Place::BeforeSummary
+    }
+
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+        section(dir, records, md, figs)
+    }
+}
+
+fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
     let runs: Vec<&RunRecord> = records
         .iter()
         .filter(|r| r.run.config.kind == ExperimentKind::Throughput && r.status == RunStatus::Finished)

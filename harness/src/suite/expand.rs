@@ -12,7 +12,7 @@ impl Ctx<'_> {
         overrides: &[(String, Value)],
         cuda_available: bool,
     ) -> Result<Vec<Run>, SuiteError> {
-        let sections = exp.kind.sections();
+        let sections = (self.kinds)(exp.kind).sections();
         // Settings in force: the suite profile's, this experiment's profile section, `--set`.
         let own_profile = profiled.name.and_then(|n| exp.profile.get(n));
         let mut all: Vec<(String, Value)> = profiled.overrides.to_vec();
@@ -32,21 +32,7 @@ impl Ctx<'_> {
                 base.insert(s.to_string(), v.clone());
             }
         }
-        let own: [(&str, Option<Value>); 13] = [
-            ("model", exp.model.clone().map(Value::Table)),
-            ("data", exp.data.clone().map(Value::Table)),
-            ("train", exp.train.clone().map(Value::Table)),
-            ("representation", exp.representation.clone().map(Value::Table)),
-            ("device", exp.device.clone()),
-            ("cpu_kernels", exp.cpu_kernels.clone()),
-            ("init_from", exp.init_from.clone()),
-            ("pairs", exp.pairs.clone().map(Value::Table)),
-            ("embed", exp.embed.clone().map(Value::Table)),
-            ("retrieval_frozen", exp.retrieval_frozen.clone().map(Value::Table)),
-            ("retrieval_infonce", exp.retrieval_infonce.clone().map(Value::Table)),
-            ("retrieval_eval", exp.retrieval_eval.clone().map(Value::Table)),
-            ("throughput", exp.throughput.clone().map(Value::Table)),
-        ];
+        let own = exp.settings();
         for (k, v) in own {
             if let Some(v) = v {
                 if !sections.contains(&k) {

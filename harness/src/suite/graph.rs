@@ -16,7 +16,7 @@ impl Ctx<'_> {
             }
             return Ok(vec![]);
         };
-        let allowed = exp.kind.producers();
+        let allowed = (self.kinds)(exp.kind).producers();
         let mut out = Vec::new();
         for name in from.names().into_iter().filter(|n| !skipped.contains(*n)) {
             let Some((key, (kind, runs))) = earlier.get_key_value(name) else {

@@ -23,6 +23,7 @@
 //! run id (`upstream`), so a changed producer changes every consumer's id. `harness plan` shows
 //! the edges; the runner builds a missing producer before its consumers.
 pub mod config;
+pub mod kind;
 pub mod tables;
 mod errors;
 mod expand;
@@ -36,6 +37,7 @@ mod validate;
 pub use config::*;
 pub use tables::{Claim, Layout, Metric, PaperTable};
 pub use errors::{locate, SuiteError};
+pub use kind::{KindRules, Kinds};
 pub use expand::run_id;
 pub use schema::{ExperimentDef, OneOrMany, PaperValue, SlurmConfig, SuiteFile};
 
@@ -102,22 +104,18 @@ pub fn parse_override(arg: &str) -> Result<(String, Value), SuiteError> {
     Ok((k.trim().to_string(), value))
 }
 
+/// `Suite::load`, `load_profile`, `parse` and `parse_profile` read a suite with every registered
+/// kind; they are in `experiments`, which holds the registry. These take the kinds explicitly.
 impl Suite {
-    pub fn load(path: &Path, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
-        Self::load_profile(path, None, overrides, cuda_available)
-    }
-
-    /// The suite at one of its profiles (`None`: the paper's own scale).
-    pub fn load_profile(path: &Path, profile: Option<&str>, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
+    /// The suite file at `path`, at one of its profiles (`None`: the paper's own scale).
+    pub fn load_with(kinds: Kinds, path: &Path, profile: Option<&str>, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
         let source = crate::artifacts::read_regular_string(path).map_err(|source| SuiteError::Read { file: path.into(), error: source })?;
-        Self::parse_profile(path, source, profile, overrides, cuda_available)
+        Self::parse_with(kinds, path, source, profile, overrides, cuda_available)
     }
 
-    pub fn parse(path: &Path, source: String, overrides: &[(String, Value)], cuda_available: bool) -> Result<Self, SuiteError> {
-        Self::parse_profile(path, source, None, overrides, cuda_available)
-    }
-
-    pub fn parse_profile(
+    /// A suite from its text (`path` names it in errors).
+    pub fn parse_with(
+        kinds: Kinds,
         path: &Path,
         source: String,
         profile: Option<&str>,
@@ -128,7 +126,7 @@ impl Suite {
             let (line, col) = e.span().map(|s| line_col(&source, s.start)).unwrap_or((0, 0));
             SuiteError::Parse { file: path.into(), line, col, message: e.message().trim().to_string() }
         })?;
-        let ctx = Ctx { path, source: &source, cli: overrides };
+        let ctx = Ctx { path, source: &source, cli: overrides, kinds };
         ctx.check_header(&file)?;
         // A profile's settings apply first, then the command line's.
         let (from_profile, axes, mut skipped) = match profile {
@@ -139,10 +137,10 @@ impl Suite {
         let profiled = Profiled { name: profile, axes: &axes, overrides: &from_profile };
         for (key, _) in from_profile.iter().chain(overrides) {
             let head = key.split('.').next().unwrap_or_default();
-            if !DEFAULT_KEYS.contains(&head) && head != "seed" {
+            if !default_keys().contains(&head) && head != "seed" {
                 return Err(SuiteError::Override {
                     arg: overrides.iter().find(|(k, _)| k == key).map_or(key.clone(), |(k, v)| format!("{k}={v}")),
-                    message: format!("unknown section `{head}`; allowed: {}, seed", DEFAULT_KEYS.join(", ")),
+                    message: format!("unknown section `{head}`; allowed: {}, seed", default_keys().join(", ")),
                 });
             }
         }
@@ -234,4 +232,5 @@ struct Ctx<'a> {
     source: &'a str,
     /// `--set` pairs: an error about a key one of them set is the command line's, not the file's.
     cli: &'a [(String, Value)],
+    kinds: Kinds,
 }

@@ -11,7 +11,7 @@ impl Ctx<'_> {
                 if !file.profile.contains_key(name) {
                     return Err(self.invalid(&key, format!("experiment `{}` has a section for profile `{name}`, but the suite has no [profile.{name}]", exp.name)));
                 }
-                let sections = exp.kind.sections();
+                let sections = (self.kinds)(exp.kind).sections();
                 for (k, v) in t {
                     match k.as_str() {
                         "sweep" => {
@@ -84,11 +84,11 @@ impl Ctx<'_> {
                         axes.insert(axis.clone(), values.clone());
                     }
                 }
-                k if DEFAULT_KEYS.contains(&k) => overrides.push((k.to_string(), value.clone())),
+                k if default_keys().contains(&k) => overrides.push((k.to_string(), value.clone())),
                 other => {
                     return Err(self.invalid(
                         &format!("profile.{name}.{other}"),
-                        format!("unknown key in a profile; allowed: description, sweep, skip, {}", DEFAULT_KEYS.join(", ")),
+                        format!("unknown key in a profile; allowed: description, sweep, skip, {}", default_keys().join(", ")),
                     ))
                 }
             }

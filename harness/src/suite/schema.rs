@@ -1,15 +1,16 @@
 //! The suite file as written: its top-level keys, experiments and paper values (serde).
 use super::*;
 
-/// Top-level keys a `[defaults]` table may hold.
-pub(super) const DEFAULT_KEYS: &[&str] = &[
+/// The sections of a run config a suite sets (in `[defaults]`, an experiment, a profile or with
+/// `--set`), in the order of `ExperimentDef::settings`; a new section goes here, into
+/// `ExperimentDef` and into `RunConfig`.
+pub(super) const SECTIONS: &[&str] = &[
     "model",
     "data",
     "train",
     "representation",
     "device",
     "cpu_kernels",
-    "seeds",
     "init_from",
     "pairs",
     "embed",
@@ -18,6 +19,14 @@ pub(super) const DEFAULT_KEYS: &[&str] = &[
     "retrieval_eval",
     "throughput",
 ];
+
+/// Top-level keys a `[defaults]` table (or a profile, or `--set`) may hold: the sections and the
+/// seeds.
+pub(super) fn default_keys() -> Vec<&'static str> {
+    let mut keys = SECTIONS.to_vec();
+    keys.insert(6, "seeds");
+    keys
+}
 
 /// What the paper reports for a sweep point: free text, or numbers keyed by metric (for
 /// `retrieval_eval`, by n: `{ "32" = 98.2, "64" = 97.2 }`), shown beside ours with the difference.
@@ -132,6 +141,28 @@ pub struct ExperimentDef {
     pub retrieval_eval: Option<Table>,
     #[serde(default)]
     pub throughput: Option<Table>,
+}
+
+impl ExperimentDef {
+    /// The sections this experiment sets itself, by name ([`SECTIONS`] order).
+    pub(super) fn settings(&self) -> [(&'static str, Option<Value>); 13] {
+        let table = |t: &Option<Table>| t.clone().map(Value::Table);
+        [
+            ("model", table(&self.model)),
+            ("data", table(&self.data)),
+            ("train", table(&self.train)),
+            ("representation", table(&self.representation)),
+            ("device", self.device.clone()),
+            ("cpu_kernels", self.cpu_kernels.clone()),
+            ("init_from", self.init_from.clone()),
+            ("pairs", table(&self.pairs)),
+            ("embed", table(&self.embed)),
+            ("retrieval_frozen", table(&self.retrieval_frozen)),
+            ("retrieval_infonce", table(&self.retrieval_infonce)),
+            ("retrieval_eval", table(&self.retrieval_eval)),
+            ("throughput", table(&self.throughput)),
+        ]
+    }
 }
 
 /// `from = "clm"` or `from = ["embed", "embed_tuned"]`.

@@ -310,3 +310,11 @@ fn profiles_override_replace_axes_skip_and_move_run_ids() {
     let bad_skip = e("ci", &src.replace("skip = [\"file\"]", "skip = [\"nope\"]"));
     assert!(bad_skip.contains("no experiment `nope` to leave out"), "{bad_skip}");
 }
+
+#[test]
+fn every_section_an_experiment_sets_is_in_sections() {
+    let exp: ExperimentDef = toml::from_str("name = \"e\"\nkind = \"clm\"").unwrap();
+    let names: Vec<&str> = exp.settings().iter().map(|(k, _)| *k).collect();
+    assert_eq!(names, SECTIONS, "ExperimentDef::settings and SECTIONS must list the same sections in the same order");
+    assert!(default_keys().contains(&"seeds"));
+}

@@ -152,3 +152,62 @@ pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plu
 /// The smallest vocabulary a trained byte-level BPE can have: 256 bytes and the specials
 /// (`data::SPECIALS`, which checks this at compile time).
 pub const MIN_BPE_VOCAB: usize = 259;
+
+impl DataConfig {
+    /// Fills a Hugging Face preset's repo and files, and checks every setting against the others.
+    pub fn normalize(&mut self) -> Result<(), Invalid> {
+        if self.source == DataSource::Hf {
+            if let Some(name) = self.preset.clone() {
+                let p = preset(&name).ok_or_else(|| {
+                    Invalid::new("data.preset", format!("unknown preset `{name}`; known: {}", PRESETS.join(", ")))
+                })?;
+                self.repo.get_or_insert_with(|| p.repo.to_string());
+                if self.files.is_empty() {
+                    self.files = p.files.iter().map(|f| f.to_string()).collect();
+                }
+                if self.eval_files.is_empty() && self.eval_rows.is_none() {
+                    self.eval_files = p.eval_files.iter().map(|f| f.to_string()).collect();
+                    self.eval_rows = p.eval_rows;
+                }
+            }
+            if self.repo.is_none() || self.files.is_empty() {
+                return Err(Invalid::new("data.repo", "source = \"hf\" needs repo = \"owner/name\" and files = [...], or a preset"));
+            }
+        } else if self.preset.is_some() || self.repo.is_some() || !self.files.is_empty() {
+            return Err(Invalid::new("data.repo", "preset / repo / files belong to source = \"hf\""));
+        }
+        if self.n_ctx < 2 {
+            return Err(Invalid::new("data.n_ctx", format!("must be at least 2 (a model sees n_ctx tokens), got {}", self.n_ctx)));
+        }
+        let min_vocab = if self.tokenizer_path.is_some() { 16 } else { MIN_BPE_VOCAB };
+        if !(min_vocab..=65536).contains(&self.vocab_size) {
+            let why = if self.tokenizer_path.is_some() { "" } else { " (a trained byte-level BPE holds 256 bytes + 3 specials)" };
+            return Err(Invalid::new("data.vocab_size", format!("must be in {min_vocab}..=65536{why}, got {}", self.vocab_size)));
+        }
+        if !(0.0..1.0).contains(&self.eval_fraction) {
+            return Err(Invalid::new("data.eval_fraction", format!("must be in [0, 1), got {}", self.eval_fraction)));
+        }
+        match self.source {
+            DataSource::Text | DataSource::Jsonl | DataSource::Parquet if self.path.is_none() => {
+                return Err(Invalid::new("data.path", format!("source = \"{:?}\" needs path = \"<file>\"", self.source).to_lowercase()))
+            }
+            DataSource::Embedded if self.path.is_some() || self.eval_path.is_some() => {
+                return Err(Invalid::new("data.path", "source = \"embedded\" reads no files; remove path/eval_path or use source = \"text\""))
+            }
+            DataSource::Hf if self.path.is_some() || self.eval_path.is_some() => {
+                return Err(Invalid::new("data.path", "source = \"hf\" downloads its files; use files / eval_files, not path"))
+            }
+            DataSource::Embedded | DataSource::Text if self.text_column.is_some() => {
+                return Err(Invalid::new("data.text_column", "only jsonl and parquet sources have columns"))
+            }
+            _ => {}
+        }
+        if self.eval_rows.is_some() && (self.eval_path.is_some() || !self.eval_files.is_empty()) {
+            return Err(Invalid::new("data.eval_rows", "give either an evaluation file or eval_rows, not both"));
+        }
+        if self.marker.is_empty() {
+            return Err(Invalid::new("data.marker", "must not be empty"));
+        }
+        Ok(())
+    }
+}

@@ -14,7 +14,7 @@ pub use throughput::*;
 pub use train::*;
 
 /// `kind` of an experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExperimentKind {
     /// Causal language modelling: train, evaluate, checkpoint (PAPER.md C, E).
@@ -35,35 +35,23 @@ pub enum ExperimentKind {
 }
 
 impl ExperimentKind {
-    /// The sections of a run config this kind reads; defaults contribute only these, so the run
-    /// id of a kind does not move with settings it never uses.
-    pub fn sections(self) -> &'static [&'static str] {
-        match self {
-            Self::Clm => &["model", "data", "train", "device", "init_from", "cpu_kernels"],
-            Self::Representation => &["model", "data", "representation", "device", "cpu_kernels"],
-            Self::Embed => &["model", "data", "pairs", "embed", "device", "cpu_kernels"],
-            Self::RetrievalFrozen => &["retrieval_frozen", "device", "cpu_kernels"],
-            Self::RetrievalInfonce => &["model", "data", "pairs", "retrieval_infonce", "device", "cpu_kernels"],
-            Self::RetrievalEval => &["retrieval_eval", "device", "cpu_kernels"],
-            Self::Throughput => &["model", "throughput", "device", "cpu_kernels"],
-        }
-    }
-
-    /// The kinds whose runs this kind may consume (`from = "<experiment>"`).
-    pub fn producers(self) -> &'static [ExperimentKind] {
-        match self {
-            Self::Clm => &[],
-            Self::Representation => &[Self::Clm],
-            Self::Embed => &[Self::Clm, Self::RetrievalInfonce],
-            Self::RetrievalFrozen | Self::RetrievalEval => &[Self::Embed],
-            Self::RetrievalInfonce => &[Self::Clm],
-            Self::Throughput => &[],
-        }
-    }
-
     /// The suite's spelling (`kind = "..."`).
     pub fn name(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
+}
+
+/// A setting that fails its check: the dotted key it is at and what to write instead. The suite
+/// loader turns it into an error that names the file and line (or the `--set`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
     }
 }
 
@@ -126,6 +114,36 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// Drops the sections that one kind reads and another does not, where `reads` (the run's
+    /// kind's sections) does not list them: a setting a run never uses cannot move its id.
+    pub fn drop_unread(&mut self, reads: &[&str]) {
+        let unread = |s: &str| !reads.contains(&s);
+        if unread("train") {
+            self.train = None;
+        }
+        if unread("representation") {
+            self.representation = None;
+        }
+        if unread("pairs") {
+            self.pairs = None;
+        }
+        if unread("embed") {
+            self.embed = None;
+        }
+        if unread("retrieval_frozen") {
+            self.retrieval_frozen = None;
+        }
+        if unread("retrieval_infonce") {
+            self.retrieval_infonce = None;
+        }
+        if unread("retrieval_eval") {
+            self.retrieval_eval = None;
+        }
+        if unread("throughput") {
+            self.throughput = None;
+        }
+    }
+
     /// The precision the run computes in: its training's, its InfoNCE tuning's or its
     /// throughput measurement's (fp32 for the kinds that take none).
     pub fn precision(&self) -> Precision {

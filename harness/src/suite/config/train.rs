@@ -177,3 +177,57 @@ pub(super) fn default_top_k() -> i64 {
 pub(super) fn default_n_prompts() -> usize {
     10
 }
+
+impl TrainConfig {
+    /// Checks the budget, the optimiser's settings and the precision for a run on `device`.
+    pub fn check(&self, n_ctx: i64, device: DeviceChoice) -> Result<(), Invalid> {
+        if self.steps.is_none() && self.tokens.is_none() {
+            return Err(Invalid::new("train.steps", "give a budget: steps = N or tokens = N"));
+        }
+        if self.batch_size < 1 {
+            return Err(Invalid::new("train.batch_size", format!("must be at least 1, got {}", self.batch_size)));
+        }
+        if self.accumulate < 1 {
+            return Err(Invalid::new("train.accumulate", "must be at least 1 (1: no accumulation)"));
+        }
+        if self.total_steps(n_ctx) == 0 {
+            return Err(Invalid::new("train.steps", "the budget is 0 steps"));
+        }
+        if self.max_minutes.is_some_and(|m| !(m > 0.0 && m.is_finite())) {
+            return Err(Invalid::new("train.max_minutes", "must be a positive number of minutes"));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Invalid::new("train.lr", format!("must be a positive number, got {}", self.lr)));
+        }
+        if self.eval_every == 0 {
+            return Err(Invalid::new("train.eval_every", "must be at least 1"));
+        }
+        if self.precision == Precision::Fp16Amp && device == DeviceChoice::Cpu {
+            return Err(Invalid::new("train.precision", "\"fp16-amp\" uses CUDA autocast; use precision = \"fp32\" on CPU or device = \"cuda\""));
+        }
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            return Err(Invalid::new("train.grad_clip", format!("must be >= 0 (0 turns clipping off), got {}", self.grad_clip)));
+        }
+        for (key, v) in [("train.beta1", self.beta1), ("train.beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(Invalid::new(key, format!("must be in [0, 1) (AdamW's moment decay; the paper's are 0.9 and 0.999), got {v}")));
+            }
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(Invalid::new("train.weight_decay", format!("must be >= 0 (the paper's is 0), got {}", self.weight_decay)));
+        }
+        if !(self.eps >= 0.0 && self.eps.is_finite()) {
+            return Err(Invalid::new("train.eps", format!("must be >= 0 (the paper's is 1e-8), got {}", self.eps)));
+        }
+        if self.checkpoint_every == Some(0) {
+            return Err(Invalid::new("train.checkpoint_every", "must be at least 1 (steps between checkpoints); leave it out for none"));
+        }
+        if self.eval_batches == Some(0) {
+            return Err(Invalid::new("train.eval_batches", "must be at least 1; leave it out to evaluate on the whole evaluation split"));
+        }
+        if self.stop_at == Some(0) {
+            return Err(Invalid::new("train.stop_at", "must be at least 1 (the step to stop at); leave it out to train the whole schedule"));
+        }
+        Ok(())
+    }
+}
