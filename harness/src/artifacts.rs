@@ -141,6 +141,64 @@ impl Manifest {
     }
 }
 
+/// What a run read, each with its sha256: local files (re-hashed before a finished run is reused,
+/// so a changed file reruns it) and named inputs that are no local file (a hub file, the
+/// embedded corpus, a producer run's file, which its own manifest guards).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inputs {
+    named: BTreeMap<String, String>,
+    files: BTreeMap<String, String>,
+}
+
+impl Inputs {
+    /// A local file the run read.
+    pub fn file(&mut self, path: &Path, sha256: String) {
+        self.files.insert(path.display().to_string(), sha256);
+    }
+
+    /// An input that is no local file.
+    pub fn named(&mut self, name: impl Into<String>, sha256: String) {
+        self.named.insert(name.into(), sha256);
+    }
+
+    pub fn extend(&mut self, other: &Inputs) {
+        self.named.extend(other.named.clone());
+        self.files.extend(other.files.clone());
+    }
+
+    /// Every input by name or path, as the manifest lists them.
+    pub fn all(&self) -> BTreeMap<String, String> {
+        let mut all = self.named.clone();
+        all.extend(self.files.clone());
+        all
+    }
+
+    /// The local files that are here now with the hash the run saw: what reuse re-verifies.
+    pub fn files_here(&self) -> BTreeMap<String, String> {
+        self.files.iter().filter(|(p, h)| sha256_file(Path::new(p)).is_ok_and(|now| &now == *h)).map(|(p, h)| (p.clone(), h.clone())).collect()
+    }
+}
+
+/// Why a run folder does not hold a finished, intact run ([`RunDir::check_finished`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotFinished {
+    #[error("not run")]
+    NotRun,
+    #[error("its manifest.json is missing or unreadable")]
+    NoManifest,
+    #[error("it did not finish (status {})", format!("{_0:?}").to_lowercase())]
+    Unfinished(RunStatus),
+    #[error("its manifest.json was edited after the run finished")]
+    ManifestEdited,
+    #[error("its files cannot be read: {0}")]
+    Unreadable(String),
+    #[error("its files changed since it finished ({})", .0.join(", "))]
+    FilesChanged(Vec<String>),
+}
+
+/// One run's place in the results folder, `results/<suite>/<run id>`, and the paths beside it
+/// that the runner uses: `<id>.building` (the attempt in progress), `<id>.failed` (a failed
+/// rerun of a finished run), `<id>.lock` (who holds it) and `resume/` inside a folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
@@ -149,6 +207,42 @@ pub struct RunDir {
 impl RunDir {
     pub fn new(results: &Path, suite: &str, run_id: &str) -> Self {
         Self { path: results.join(suite).join(run_id) }
+    }
+
+    fn beside(&self, suffix: &str) -> PathBuf {
+        let id = self.path.file_name().unwrap_or_default().to_string_lossy();
+        self.path.with_file_name(format!("{id}.{suffix}"))
+    }
+
+    /// Where an attempt runs before it is moved into place.
+    pub fn building(&self) -> RunDir {
+        RunDir { path: self.beside("building") }
+    }
+
+    /// Where a failed rerun of a finished run is kept.
+    pub fn failed(&self) -> RunDir {
+        RunDir { path: self.beside("failed") }
+    }
+
+    /// The lock file of the run (`lock`).
+    pub fn lock_path(&self) -> PathBuf {
+        self.beside("lock")
+    }
+
+    /// The folder of the state a killed training resumes from (`train::resume`).
+    pub fn resume_dir(&self) -> PathBuf {
+        self.file("resume")
+    }
+
+    /// The commit point of that state.
+    pub fn resume_state(&self) -> PathBuf {
+        self.resume_dir().join("state.json")
+    }
+
+    /// The step of the resumable state this folder holds, if any.
+    pub fn resume_step(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.resume_state()).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()?["state"]["step"].as_u64()
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -198,23 +292,23 @@ impl RunDir {
     }
 
     /// The run's manifest when it finished and nothing changed since, else why not.
-    pub fn check_finished(&self) -> Result<Manifest, String> {
+    pub fn check_finished(&self) -> Result<Manifest, NotFinished> {
         if !self.path.exists() {
-            return Err("not run".into());
+            return Err(NotFinished::NotRun);
         }
-        let m = self.read_manifest().ok_or("its manifest.json is missing or unreadable")?;
+        let m = self.read_manifest().ok_or(NotFinished::NoManifest)?;
         if m.status != RunStatus::Finished {
-            return Err(format!("it did not finish (status {:?})", m.status).to_lowercase());
+            return Err(NotFinished::Unfinished(m.status));
         }
         // Manifests of schema 1 written before the self-hash have none.
         if m.manifest_sha256.as_ref().is_some_and(|h| *h != m.self_hash()) {
-            return Err("its manifest.json was edited after the run finished".into());
+            return Err(NotFinished::ManifestEdited);
         }
-        let now = self.hash_files().map_err(|e| format!("its files cannot be read: {e}"))?;
+        let now = self.hash_files().map_err(|e| NotFinished::Unreadable(e.to_string()))?;
         if now != m.files {
-            let mut diff: Vec<&str> = now.iter().filter(|(k, v)| m.files.get(*k) != Some(*v)).map(|(k, _)| k.as_str()).collect();
-            diff.extend(m.files.keys().filter(|k| !now.contains_key(*k)).map(String::as_str));
-            return Err(format!("its files changed since it finished ({})", diff.join(", ")));
+            let mut diff: Vec<String> = now.iter().filter(|(k, v)| m.files.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+            diff.extend(m.files.keys().filter(|k| !now.contains_key(*k)).cloned());
+            return Err(NotFinished::FilesChanged(diff));
         }
         Ok(m)
     }
@@ -296,12 +390,23 @@ mod tests {
         rd.write_manifest(&m).unwrap();
         assert!(rd.verified_finished().is_some());
         std::fs::write(rd.file("a.txt"), b"tampered").unwrap();
-        assert!(rd.verified_finished().is_none(), "a changed file means the run is redone");
+        assert_eq!(rd.check_finished().unwrap_err(), NotFinished::FilesChanged(vec!["a.txt".into()]), "a changed file means the run is redone");
         std::fs::write(rd.file("a.txt"), b"hello").unwrap();
         assert!(rd.verified_finished().is_some());
         // An edited manifest is not trusted either.
         let text = std::fs::read_to_string(rd.manifest_path()).unwrap().replace("\"device\": \"cpu\"", "\"device\": \"cuda:0 H100\"");
         std::fs::write(rd.manifest_path(), text).unwrap();
-        assert_eq!(rd.check_finished().unwrap_err(), "its manifest.json was edited after the run finished");
+        assert_eq!(rd.check_finished().unwrap_err(), NotFinished::ManifestEdited);
+        assert_eq!(NotFinished::ManifestEdited.to_string(), "its manifest.json was edited after the run finished");
+    }
+
+    #[test]
+    fn the_paths_beside_a_run_are_named_by_its_id() {
+        let rd = RunDir::new(Path::new("results"), "suite", "abc123");
+        assert_eq!(rd.building().path, Path::new("results/suite/abc123.building"));
+        assert_eq!(rd.failed().path, Path::new("results/suite/abc123.failed"));
+        assert_eq!(rd.lock_path(), Path::new("results/suite/abc123.lock"));
+        assert_eq!(rd.building().resume_state(), Path::new("results/suite/abc123.building/resume/state.json"));
+        assert_eq!(RunDir::new(Path::new("/nonexistent"), "s", "x").check_finished().unwrap_err(), NotFinished::NotRun);
     }
 }

@@ -1,6 +1,6 @@
 //! Executes a suite: each run in its own folder, finished runs skipped (content-addressed ids,
 //! verified hashes), failures recorded without stopping the other runs, then the report.
-use crate::artifacts::{utc_now, Manifest, Provenance, RunDir, RunStatus, MANIFEST_SCHEMA};
+use crate::artifacts::{utc_now, Manifest, NotFinished, Provenance, RunDir, RunStatus, MANIFEST_SCHEMA};
 use crate::experiments::{self, RunContext, RunOutput};
 use crate::report::{self, RunRecord};
 use crate::suite::{DeviceChoice, Run, Suite};
@@ -134,7 +134,7 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
         return Ok(Some((rec, false)));
     }
     std::fs::create_dir_all(dir.path.parent().expect("inside the results folder")).with_context(|| format!("creating {}", opts.results.display()))?;
-    let lock_path = dir.path.with_file_name(format!("{}.lock", run.id));
+    let lock_path = dir.lock_path();
     let mut told = false;
     let _lock = loop {
         match crate::lock::try_acquire(&lock_path).with_context(|| format!("locking {}", lock_path.display()))? {
@@ -242,12 +242,11 @@ fn refuse_oversized(runs: &[Run]) -> Result<()> {
 /// When the rerun fails, the earlier result is kept, the failed attempt goes to `<id>.failed`,
 /// and the earlier manifest is returned with the rerun's error.
 fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cache: &Path) -> Result<(Manifest, Option<String>)> {
-    let beside = |suffix: &str| RunDir { path: final_dir.path.with_file_name(format!("{}.{suffix}", run.id)) };
-    let dir = &beside("building");
+    let dir = &final_dir.building();
     // A building folder left by an interrupted process: training resumes from its state when it
     // has one for this very config; anything else is a partial run, redone from scratch.
     let config_json = serde_json::to_string_pretty(&run.config).expect("config serializes");
-    let resumable = dir.file("resume/state.json").exists() && std::fs::read_to_string(dir.file("config.json")).is_ok_and(|c| c == config_json);
+    let resumable = dir.resume_state().exists() && std::fs::read_to_string(dir.file("config.json")).is_ok_and(|c| c == config_json);
     if dir.path.exists() && !resumable {
         std::fs::remove_dir_all(&dir.path).with_context(|| format!("clearing {}", dir.path.display()))?;
     }
@@ -276,17 +275,9 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
     match result {
         Ok(Ok(out)) => {
             dir.write_json("summary.json", &out.summary)?;
-            // The inputs that are local files, so reuse can re-verify them.
-            m.input_files = out
-                .inputs
-                .iter()
-                .filter_map(|(k, hash)| {
-                    let p = k.strip_prefix("init_from:").unwrap_or(k);
-                    let same = Path::new(p).is_file() && crate::artifacts::sha256_file(Path::new(p)).is_ok_and(|h| &h == hash);
-                    same.then(|| (p.to_string(), hash.clone()))
-                })
-                .collect();
-            m.inputs = out.inputs;
+            // The local files among the inputs, so reuse can re-verify them.
+            m.input_files = out.inputs.files_here();
+            m.inputs = out.inputs.all();
             m.execution = out.execution;
             if run.config.device == DeviceChoice::Cpu {
                 // The kernel path that computed it: what `harness check` compares bits within.
@@ -312,7 +303,7 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
     dir.write_manifest(&m)?;
     if m.status != RunStatus::Finished {
         if let Some(earlier) = final_dir.verified_finished() {
-            let failed = beside("failed");
+            let failed = final_dir.failed();
             if failed.path.exists() {
                 std::fs::remove_dir_all(&failed.path).with_context(|| format!("clearing {}", failed.path.display()))?;
             }
@@ -387,25 +378,18 @@ pub fn status(suite: &Suite, results: &Path) -> Vec<(Run, &'static str, String)>
         .iter()
         .map(|run| {
             let dir = RunDir::new(results, &run.suite, &run.id);
-            let building = dir.path.with_file_name(format!("{}.building", run.id));
-            let lock = dir.path.with_file_name(format!("{}.lock", run.id));
-            let step = || {
-                std::fs::read_to_string(building.join("resume/state.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["state"]["step"].as_u64())
-                    .map_or(String::new(), |s| format!(", resumable at step {s}"))
-            };
-            let (state, detail) = if let Some(holder) = crate::lock::holder(&lock) {
+            let building = dir.building();
+            let step = || building.resume_step().map_or(String::new(), |s| format!(", resumable at step {s}"));
+            let (state, detail) = if let Some(holder) = crate::lock::holder(&dir.lock_path()) {
                 ("running", format!("{holder}{}", step()))
             } else {
                 match dir.check_finished() {
                     Ok(m) => ("finished", format!("{:.1} s on {}", m.wall_s.unwrap_or_default(), m.device)),
-                    Err(_) if building.exists() => ("partial", format!("interrupted{}", step())),
+                    Err(_) if building.path.exists() => ("partial", format!("interrupted{}", step())),
                     Err(why) => match dir.read_manifest() {
                         Some(m) if m.status == RunStatus::Failed => ("failed", m.error.unwrap_or_default()),
-                        _ if why == "not run" => ("pending", String::new()),
-                        _ => ("pending", why),
+                        _ if why == NotFinished::NotRun => ("pending", String::new()),
+                        _ => ("pending", why.to_string()),
                     },
                 }
             };

@@ -250,7 +250,10 @@ fn init_from_continues_a_checkpoint_and_lists_bad_keys() {
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "r2", "--set", &set]);
     assert!(out.status.success(), "{}", stderr(&out));
     let m2 = &manifest(&dir.path().join("r2"), "tiny")[0];
-    assert_eq!(m2["inputs"][format!("init_from:{}", ckpt.display())], m["files"]["model.safetensors"]);
+    // The checkpoint is a local input file: listed with its hash, and re-verified before reuse.
+    let key = ckpt.display().to_string();
+    assert_eq!(m2["inputs"][&key], m["files"]["model.safetensors"]);
+    assert_eq!(m2["input_files"][&key], m["files"]["model.safetensors"]);
     let second = eval_losses(&run_dir(&dir.path().join("r2"), "tiny", m2));
     // Step 0 of the continued run is where the first run ended.
     let (end1, start2) = (first.last().unwrap().1, second[0].1);

@@ -11,7 +11,6 @@ pub mod text;
 
 use crate::artifacts::{sha256_bytes, sha256_file, write_atomic};
 use crate::suite::{DataConfig, DataSource, Packing, PaddingSide};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
@@ -69,17 +68,17 @@ pub struct Corpus {
     /// "synthetic" (embedded) or "real" (files).
     pub label: &'static str,
     /// Input name -> sha256 (files read, or the generator's parameters).
-    pub inputs: BTreeMap<String, String>,
+    pub inputs: crate::artifacts::Inputs,
 }
 
 impl Corpus {
     pub fn load(cfg: &DataConfig) -> Result<Self, DataError> {
-        let mut inputs = BTreeMap::new();
+        let mut inputs = crate::artifacts::Inputs::default();
         let (mut train, mut eval, label) = match cfg.source {
             DataSource::Embedded => {
                 let n = cfg.n_stories.unwrap_or(EMBEDDED_DEFAULT_STORIES);
                 let stories: Vec<String> = embedded::generate(n, cfg.corpus_seed).into_iter().map(|r| r.story).collect();
-                inputs.insert(
+                inputs.named(
                     format!("embedded(n={n}, seed={})", cfg.corpus_seed),
                     sha256_bytes(stories.join("\n").as_bytes()),
                 );
@@ -97,7 +96,7 @@ impl Corpus {
                             break;
                         }
                         let (path, hash) = hub::fetch(repo, revision, &f, &cfg.sha256)?;
-                        inputs.insert(format!("hf://datasets/{repo}@{revision}/{f}"), hash);
+                        inputs.named(format!("hf://datasets/{repo}@{revision}/{f}"), hash);
                         all.extend(read_by_extension(cfg, &path)?);
                     }
                     Ok(all)
@@ -120,10 +119,10 @@ impl Corpus {
                 let path = cfg.path.as_deref().expect("validated: file sources have a path");
                 let setting = |key: &'static str| move |e| DataError::Setting { key, error: Box::new(e) };
                 let all = read(path).map_err(setting("data.path"))?;
-                inputs.insert(path.display().to_string(), file_hash(path).map_err(setting("data.path"))?);
+                inputs.file(path, file_hash(path).map_err(setting("data.path"))?);
                 let (train, eval) = match &cfg.eval_path {
                     Some(ep) => {
-                        inputs.insert(ep.display().to_string(), file_hash(ep).map_err(setting("data.eval_path"))?);
+                        inputs.file(ep, file_hash(ep).map_err(setting("data.eval_path"))?);
                         (all, read(ep).map_err(setting("data.eval_path"))?)
                     }
                     None => split(all, cfg),

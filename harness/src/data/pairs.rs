@@ -71,13 +71,13 @@ pub struct PairSplit {
     /// "synthetic" (embedded summaries), "derived" (sentence vs rest of story) or "file".
     pub label: &'static str,
     /// Input name -> sha256.
-    pub inputs: std::collections::BTreeMap<String, String>,
+    pub inputs: crate::artifacts::Inputs,
 }
 
 /// The pairs a suite's `[pairs]` names.
 pub fn load(cfg: &crate::suite::PairsConfig) -> Result<PairSplit, DataError> {
     use crate::suite::PairsSource;
-    let mut inputs = std::collections::BTreeMap::new();
+    let mut inputs = crate::artifacts::Inputs::default();
     let hash = |p: &Path| crate::artifacts::sha256_file(p).map_err(|e| DataError::Read { path: p.into(), error: e });
     let (mut pairs, label) = match cfg.source {
         PairsSource::Embedded => {
@@ -85,18 +85,18 @@ pub fn load(cfg: &crate::suite::PairsConfig) -> Result<PairSplit, DataError> {
             let pairs: Vec<Pair> =
                 super::embedded::generate(n, cfg.seed).into_iter().map(|r| Pair { query: r.summary, passage: r.story }).collect();
             let text: String = pairs.iter().map(|p| format!("{}\n{}\n", p.query, p.passage)).collect();
-            inputs.insert(format!("embedded pairs(n={n}, seed={})", cfg.seed), crate::artifacts::sha256_bytes(text.as_bytes()));
+            inputs.named(format!("embedded pairs(n={n}, seed={})", cfg.seed), crate::artifacts::sha256_bytes(text.as_bytes()));
             (pairs, "synthetic")
         }
         PairsSource::Derived => {
             let path = cfg.path.as_deref().expect("validated: derived pairs have a path");
             let stories = super::text::read_stories(path, &cfg.marker, true)?;
-            inputs.insert(path.display().to_string(), hash(path)?);
+            inputs.file(path, hash(path)?);
             (derived_pairs(&stories, cfg.seed), "derived")
         }
         PairsSource::File => {
             let path = cfg.path.as_deref().expect("validated: file pairs have a path");
-            inputs.insert(path.display().to_string(), hash(path)?);
+            inputs.file(path, hash(path)?);
             (read_pairs(path, &cfg.query_field, &cfg.passage_field)?, "file")
         }
     };

@@ -53,7 +53,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
         let hash = crate::artifacts::sha256_file(path).with_context(|| format!("init_from: reading {}", path.display()))?;
         mm_models::checkpoint::load(&vs, path).context("init_from")?;
         model.remask(); // reference checkpoints hold non-zero masked entries (PAPER.md I.1)
-        out.inputs.insert(format!("init_from:{}", path.display()), hash);
+        out.inputs.file(path, hash);
     }
     out.execution.extend(execution_facts(cfg, ctx.device));
     if data.eval.is_empty() {
@@ -66,7 +66,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
             d.eval_fraction
         );
     }
-    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: &ctx.dir.path, progress: ctx.progress, resume: Some(ctx.resume) };
+    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: ctx.dir, progress: ctx.progress, resume: Some(ctx.resume) };
     let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
     ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;

@@ -2,10 +2,11 @@
 //! pairs set, from a producer run's model (`from` a CLM or InfoNCE run), a fresh init, a
 //! reference checkpoint, or a file computed elsewhere (e5-mistral's, say). Written once to
 //! `embeddings.safetensors` and read by every consumer.
-use super::{build_model, model_vocab, RunContext, RunOutput};
+use super::{build_model, model_vocab, Experiment, RunContext, RunOutput};
 use crate::data::pairs::{self, PairSplit};
 use crate::data::{Corpus, Tok};
-use crate::suite::{EmbedConfig, PaddingSide, WeightsSource};
+use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
+use crate::suite::{EmbedConfig, ExperimentKind, Invalid, KindRules, PaddingSide, RunConfig, WeightsSource};
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::retrieval::{embedding_at, EmbedPosition};
@@ -13,9 +14,6 @@ use mm_models::CausalLm;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
-use super::Experiment;
-use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
-use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 
 /// The file an embed run writes.
 pub const FILE: &str = "embeddings.safetensors";
@@ -163,18 +161,18 @@ pub fn load_model(
         Tok::from_json(json, &path)?
     } else {
         let corpus = Corpus::load(cfg.data()).context("loading the data the tokenizer is trained on")?;
-        out.inputs.extend(corpus.inputs.clone());
+        out.inputs.extend(&corpus.inputs);
         Tok::for_run(cfg.data(), &corpus, ctx.cache).context("preparing the tokenizer")?
     };
     crate::artifacts::write_atomic(&ctx.dir.file("tokenizer.json"), tok.json.as_bytes())?;
-    out.inputs.insert("tokenizer.json".into(), tok.sha256.clone());
+    out.inputs.named("tokenizer.json", tok.sha256.clone());
     let vocab = model_vocab(cfg, &tok)?;
     let (vs, model) = build_model(cfg, vocab, cfg.seed, ctx.device)?;
     let weights = match (cfg.upstream.is_some(), checkpoint) {
         (true, _) => Some(ctx.producer_file("model.safetensors", out)?),
         (false, Some(p)) => {
             let hash = crate::artifacts::sha256_file(p).with_context(|| format!("reading {}", p.display()))?;
-            out.inputs.insert(p.display().to_string(), hash);
+            out.inputs.file(p, hash);
             Some(p.to_path_buf())
         }
         (false, None) => None,
@@ -197,7 +195,7 @@ pub fn progress(ctx: &RunContext, total: u64, what: &str) -> ProgressBar {
 }
 
 fn pairs_facts(split: &PairSplit, out: &mut RunOutput) {
-    out.inputs.extend(split.inputs.clone());
+    out.inputs.extend(&split.inputs);
     out.summary.insert("data".into(), split.label.into());
     out.summary.insert("train_pairs".into(), split.train.len().into());
     out.summary.insert("test_pairs".into(), split.test.len().into());
@@ -276,7 +274,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     if e.source == WeightsSource::File {
         let path = e.file.as_deref().expect("validated: source = file has a file");
         let hash = crate::artifacts::sha256_file(path).with_context(|| format!("embed.file: reading {}", path.display()))?;
-        out.inputs.insert(path.display().to_string(), hash);
+        out.inputs.file(path, hash);
         let emb = Embeddings::load(path).context("embed.file")?;
         emb.save(&ctx.dir.file(FILE))?;
         let s = &mut out.summary;

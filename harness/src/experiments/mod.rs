@@ -123,10 +123,9 @@ impl RunContext<'_> {
     pub fn producer(&self) -> Result<(RunDir, crate::artifacts::Manifest)> {
         let up = self.run.config.upstream.as_ref().context("this run names no producer (from = ...)")?;
         let dir = RunDir::new(self.results, &self.run.suite, &up.run);
-        let manifest = dir.verified_finished().with_context(|| {
-            format!(
-                "needs the finished `{}` run {} in {}; it is missing, failed, or its files changed since it finished \
-                 (run the suite again to rebuild it)",
+        let manifest = dir.check_finished().map_err(|why| {
+            anyhow::anyhow!(
+                "needs the finished `{}` run {} in {}, but {why} (run the suite again to rebuild it)",
                 up.experiment,
                 &up.run[..12],
                 dir.path.display()
@@ -146,7 +145,7 @@ impl RunContext<'_> {
     pub fn producer_file(&self, name: &str, out: &mut RunOutput) -> Result<std::path::PathBuf> {
         let (dir, manifest) = self.producer()?;
         let hash = manifest.files.get(name).with_context(|| format!("the producer run {} has no {name}", dir.path.display()))?;
-        out.inputs.insert(format!("{}/{name}", &manifest.run_id[..12]), hash.clone());
+        out.inputs.named(format!("{}/{name}", &manifest.run_id[..12]), hash.clone());
         Ok(dir.file(name))
     }
 }
@@ -155,7 +154,7 @@ impl RunContext<'_> {
 #[derive(Default)]
 pub struct RunOutput {
     pub summary: BTreeMap<String, Value>,
-    pub inputs: BTreeMap<String, String>,
+    pub inputs: crate::artifacts::Inputs,
     pub execution: BTreeMap<String, String>,
 }
 
@@ -193,10 +192,10 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
     };
     let train = encode("train", &corpus.train)?;
     let eval = encode("eval", &corpus.eval)?;
-    out.inputs.extend(corpus.inputs.clone());
-    out.inputs.insert("tokenizer.json".into(), tok.sha256.clone());
+    out.inputs.extend(&corpus.inputs);
+    out.inputs.named("tokenizer.json", tok.sha256.clone());
     if let Some(p) = &cfg.tokenizer_path {
-        out.inputs.insert(p.display().to_string(), tok.sha256.clone());
+        out.inputs.file(p, tok.sha256.clone());
     }
     out.summary.insert("data".into(), corpus.label.into());
     out.summary.insert("vocab_size".into(), tok.vocab_size().into());

@@ -9,9 +9,8 @@
 //! 4. Modified Hamming metric: share of non-pad positions whose true token is not in the top-k.
 use super::{build_model, prepare, Experiment, RunContext, RunOutput};
 use crate::suite::kind::{need_model_data, section_or_default};
-use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
+use crate::suite::{ExperimentKind, Invalid, KindRules, ModelSource, RepresentationConfig, RepresentationLoss, RunConfig};
 use crate::data::IGNORE;
-use crate::suite::{ModelSource, RepresentationConfig, RepresentationLoss};
 use anyhow::{bail, Context, Result};
 use mm_models::CausalLm;
 use serde::Serialize;
@@ -200,7 +199,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     if let (ModelSource::Checkpoint, Some(path)) = (rcfg.source, &rcfg.checkpoint) {
         // The imported weights replace the init: no step-0 row.
         let hash = crate::artifacts::sha256_file(path).with_context(|| format!("reading {}", path.display()))?;
-        out.inputs.insert(path.display().to_string(), hash);
+        out.inputs.file(path, hash);
         checkpoints = vec![(0, Some(path.clone()))];
     }
     let mut rows = Vec::new();

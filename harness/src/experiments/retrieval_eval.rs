@@ -6,11 +6,10 @@
 //! Scores come from one matrix product per chunk of queries against every test passage, then a
 //! gather of each query's candidates: 20,000 queries at n = 8192 is 20,000 x 20,000 dot products.
 use super::sampling::draw_many;
-use super::{RunContext, RunOutput};
+use super::{Experiment, RunContext, RunOutput};
 use anyhow::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
-use super::Experiment;
 use crate::suite::kind::{need_upstream, section_or_default};
 use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 

@@ -5,8 +5,9 @@
 //! draws of the test split, so epochs compare.
 use super::embed::Embeddings;
 use super::sampling::draw_many;
-use super::{RunContext, RunOutput};
-use crate::suite::{FrozenConfig, Precision};
+use super::{Experiment, RunContext, RunOutput};
+use crate::suite::kind::{need_upstream, section_or_default};
+use crate::suite::{ExperimentKind, FrozenConfig, Invalid, KindRules, Precision, RunConfig};
 use crate::train::{lr_factor, AdamW, Stepper};
 use anyhow::{ensure, Context, Result};
 use mm_models::retrieval::{retrieval_loss, RetrievalConfig, RetrievalMixer};
@@ -15,9 +16,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
-use super::Experiment;
-use crate::suite::kind::{need_upstream, section_or_default};
-use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 
 /// Draw streams: the test draws are fixed, each epoch's training draws its own.
 const TEST_DRAWS: u64 = 1;

@@ -7,9 +7,10 @@
 //! baseline). Writes `model.safetensors` and `tokenizer.json`, so `embed` can consume it.
 use super::embed::{load_model, progress, Embedder};
 use super::sampling::draw_many;
-use super::{RunContext, RunOutput};
+use super::{Experiment, RunContext, RunOutput};
 use crate::data::pairs;
-use crate::suite::InfonceConfig;
+use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
+use crate::suite::{DeviceChoice, ExperimentKind, InfonceConfig, Invalid, KindRules, Precision, RunConfig};
 use crate::train::{lr_factor, save_checkpoint, with_precision, AdamW, Stepper};
 use anyhow::{ensure, Context, Result};
 use mm_models::retrieval::info_nce_loss;
@@ -18,10 +19,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
-use super::Experiment;
-use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
-use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
-use crate::suite::{DeviceChoice, Precision};
 
 const TEST_DRAWS: u64 = 2;
 const TRAIN_DRAWS: u64 = 2 << 32;
@@ -130,7 +127,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     let mut out = RunOutput::default();
     out.execution.extend(super::execution_facts(cfg, ctx.device));
     let split = pairs::load(cfg.pairs.as_ref().expect("validated: infonce has pairs")).context("loading pairs")?;
-    out.inputs.extend(split.inputs.clone());
+    out.inputs.extend(&split.inputs);
     let (n_train, n_test) = (split.train.len(), split.test.len());
     let k = (ic.group - 1) as usize;
     ensure!(
@@ -183,7 +180,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     let bar = progress(ctx, total, "steps {msg}");
     let mut started = std::time::Instant::now();
     // A killed run continues where its last resumable state left it, bit for bit.
-    let mut resume = crate::train::resume::Resume::new(&ctx.dir.path, Some(ctx.resume));
+    let mut resume = crate::train::resume::Resume::new(ctx.dir, Some(ctx.resume));
     let (mut steps, mut evals, mut applied, mut step, mut window, from_epoch, mut skip) = match resume.load::<InfonceState>(&vs, &mut stepper)? {
         Some(s) => {
             rng.set_word_pos(s.rng_epoch_pos);

@@ -2,16 +2,13 @@
 //! T6, T7), on this harness and on the PyTorch peer, alternating round by round so drifts of
 //! the machine fall on both sides alike. Each round is a fresh process per side
 //! ([`crate::throughput::run_job`]); `rounds.json` keeps every timed step.
-use super::{RunContext, RunOutput};
-use crate::suite::{Attention, Sides};
+use super::{Experiment, RunContext, RunOutput};
+use crate::suite::kind::section_or_default;
+use crate::suite::{Attention, DeviceChoice, ExperimentKind, Invalid, KindRules, Precision, RunConfig, Sides};
 use crate::throughput::{flops_per_step, median, peak_tflops, run_job, Job, Measured, Side};
 use anyhow::{Context, Result};
 use serde_json::json;
 use tch::Device;
-use super::Experiment;
-use crate::suite::kind::{section_or_default};
-use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
-use crate::suite::{DeviceChoice, Precision};
 
 pub struct Throughput;
 
@@ -124,7 +121,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     let _ = std::fs::remove_dir_all(&scratch);
     let mut out = RunOutput::default();
     if sides.contains(&Side::PyTorch) {
-        out.inputs.insert("bench/pytorch/peer.py".into(), crate::throughput::peer_sha256());
+        out.inputs.file(std::path::Path::new("bench/pytorch/peer.py"), crate::throughput::peer_sha256());
     }
     let tokens = (t.batch_size * t.n_ctx) as f64;
     let flops = flops_per_step(&job);

@@ -304,7 +304,7 @@ pub struct Trainer<'a> {
     pub cfg: &'a TrainConfig,
     pub seed: u64,
     pub device: Device,
-    pub run_dir: &'a Path,
+    pub run_dir: &'a crate::artifacts::RunDir,
     pub progress: bool,
     /// Write resumable state this often; `None`: never (tests, short runs).
     pub resume: Option<ResumeEvery>,
@@ -453,7 +453,7 @@ impl Trainer<'_> {
             }
             if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
                 let name = format!("checkpoints/step-{done:08}.safetensors");
-                save_checkpoint(vs, &self.run_dir.join(&name))?;
+                save_checkpoint(vs, &self.run_dir.file(&name))?;
                 out.checkpoints.push((done, name));
             }
             if resume.due(done, last) {
@@ -488,7 +488,7 @@ impl Trainer<'_> {
         }
         bar.finish_and_clear();
         let saving = Instant::now();
-        save_checkpoint(vs, &self.run_dir.join("model.safetensors"))?;
+        save_checkpoint(vs, &self.run_dir.file("model.safetensors"))?;
         // Finished: the resumable state is no artifact of the run.
         resume.clear()?;
         out.overhead_s += saving.elapsed().as_secs_f64();

@@ -44,8 +44,8 @@ pub struct Resume {
 }
 
 impl Resume {
-    pub fn new(run_dir: &Path, every: Option<ResumeEvery>) -> Self {
-        Self { dir: run_dir.join("resume"), every, last: Instant::now() }
+    pub fn new(run_dir: &crate::artifacts::RunDir, every: Option<ResumeEvery>) -> Self {
+        Self { dir: run_dir.resume_dir(), every, last: Instant::now() }
     }
 
     /// Whether the state is due after step `done` (never after the last step).

@@ -60,7 +60,7 @@ fn accumulation_equals_a_larger_batch() {
         vs.copy(&init).unwrap();
         let cfg: TrainConfig =
             toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
-        let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None };
+        let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None };
         let out = trainer.fit(model.as_ref(), &vs, &data, &data).unwrap();
         let w = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect::<std::collections::BTreeMap<_, _>>();
         (out, w)
@@ -94,7 +94,7 @@ fn stop_at_cuts_the_run_but_keeps_the_schedule() {
         let model = spec.build(&vs.root(), v, t).unwrap();
         vs.copy(&init).unwrap();
         let cfg: TrainConfig = toml::from_str(&format!("steps = 12\nbatch_size = 4\nlr = 1e-2\nwarmup_steps = 2\neval_every = 100\n{extra}")).unwrap();
-        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }.fit(model.as_ref(), &vs, &data, &data).unwrap()
+        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None }.fit(model.as_ref(), &vs, &data, &data).unwrap()
     };
     let (full, cut) = (train(""), train("stop_at = 5"));
     assert_eq!((full.steps, cut.steps), (12, 5));
@@ -118,7 +118,7 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     // A budget of 0.06 ms: over after the first step.
     let cfg: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\nmax_minutes = 1e-6\neval_every = 1000").unwrap();
-    let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }
+    let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None }
         .fit(model.as_ref(), &vs, &data, &data)
         .unwrap();
     assert!(out.wall_clock_stop);
@@ -128,7 +128,7 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
     assert!(out.eval_loss.is_finite());
     // Without the budget the same run trains its 50 steps.
     let full: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\neval_every = 1000").unwrap();
-    let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: dir.path(), progress: false, resume: None }
+    let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None }
         .fit(model.as_ref(), &vs, &data, &data)
         .unwrap();
     assert!(!out.wall_clock_stop && out.steps == 50);
