@@ -98,12 +98,3 @@ mod tests {
     }
 }
 
-/// A test's columns as the claim tables print them: t, df, one-sided p, verdict.
-pub fn columns(w: Option<Welch>, alpha: f64) -> [String; 4] {
-    [
-        w.map_or("—".into(), |w| format!("{:.2}", w.t)),
-        w.map_or("—".into(), |w| format!("{:.1}", w.df)),
-        w.map_or("—".into(), |w| format!("{:.3}", w.p_greater)),
-        verdict(w, alpha).to_string(),
-    ]
-}

@@ -75,6 +75,18 @@ fn paper_tables_hold_the_runs_numbers_beside_the_papers() {
     let claims = csv(&rep.join("table_claims.csv"));
     assert_eq!(claims.len(), 2, "final and equal-time views: {claims:?}");
     assert!(claims.iter().all(|c| ["reproduced", "contradicted", "inconclusive"].contains(&c["verdict"].as_str())));
+    // The verdicts as data: claims.json holds the same tests, and report.json counts them from it.
+    let json = |name: &str| serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(rep.join(name)).unwrap()).unwrap();
+    let data = json("claims.json");
+    let data = data.as_array().unwrap();
+    assert_eq!(data.iter().map(|c| c["verdict"].as_str().unwrap()).collect::<Vec<_>>(), claims.iter().map(|c| c["verdict"].as_str()).collect::<Vec<_>>());
+    assert!(data.iter().all(|c| c["section"] == "paper tables" && c["seeds_better"] == 2 && c["seeds_than"] == 2), "{data:?}");
+    let counted = json("report.json")["verdicts"].clone();
+    let n = |v: &str| data.iter().filter(|c| c["verdict"] == v).count();
+    assert_eq!(counted, serde_json::json!({ "reproduced": n("reproduced"), "contradicted": n("contradicted"), "inconclusive": n("inconclusive") }));
+    // files.json lists every other file of the report with its sha256.
+    let files = json("files.json");
+    assert!(files["claims.json"].is_string() && files["table_claims.csv"].is_string() && files.get("README.md").is_none(), "{files}");
     let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
     assert!(readme.contains("### T: tiny") && readme.contains("(paper 2.00, Δ"), "{readme}");
     // `harness plan` names the cell each run fills.

@@ -147,6 +147,10 @@ fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
     for f in ["retrieval.csv", "retrieval.parquet", "claims.csv", "retrieval_top1.png", "retrieval_top1.svg"] {
         assert!(reports[0].join(f).exists(), "missing {f}");
     }
+    let claims: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(reports[0].join("claims.json")).unwrap()).unwrap();
+    let rows = std::fs::read_to_string(reports[0].join("claims.csv")).unwrap().lines().count() - 1;
+    assert!(rows > 0 && claims.as_array().unwrap().len() == rows, "claims.json {claims} vs {rows} rows of claims.csv");
+    assert!(claims.as_array().unwrap().iter().all(|c| c["section"] == "retrieval" && c["metric"].as_str().unwrap().starts_with("top-1 at n = ")));
     let csv = std::fs::read_to_string(reports[0].join("retrieval.csv")).unwrap();
     assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff\n"), "{csv}");
 

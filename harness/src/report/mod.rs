@@ -1,6 +1,7 @@
 //! The one report writer: `reports/<suite>/<version>/README.md` (version = UTC time + short git
 //! sha, never overwritten) with tables (also parquet and csv) and figures (PNG and SVG), our
 //! numbers beside the paper's.
+pub mod claims;
 pub mod paper_tables;
 pub mod throughput;
 pub mod plot;
@@ -9,7 +10,6 @@ mod figures;
 pub mod retrieval;
 
 use crate::artifacts::{sha256_file, Provenance, RunStatus};
-use crate::stats;
 use crate::suite::{ExperimentKind, Run, Suite};
 use anyhow::{Context, Result};
 use plot::{Figure, Series};
@@ -37,7 +37,8 @@ pub trait Section: Sync {
 
     /// Its markdown into `md`, its tables (parquet + csv) into `dir`, its figures into `figs`
     /// (file stem, caption).
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()>;
+    /// Claims it tests go into `verdicts` (written to `claims.json`).
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, verdicts: &mut Vec<claims::Verdict>) -> Result<()>;
 }
 
 /// A run as the report sees it.
@@ -203,8 +204,6 @@ fn pipeline(r: &RunRecord) -> String {
     r.run.lineage.join(" → ")
 }
 
-/// Significance level of the claims' one-sided tests.
-const ALPHA: f64 = 0.05;
 
 /// Writes the report and returns its folder.
 pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], root: &Path, results: &Path, prov: &Provenance) -> Result<PathBuf> {
@@ -215,12 +214,14 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     summary_num.write(&dir, "summary").context("writing summary.parquet / summary.csv")?;
     let mut figs = figures(&dir, records)?;
     let (mut before_summary, mut after_summary) = (String::new(), String::new());
+    let mut verdicts: Vec<claims::Verdict> = Vec::new();
+    let mut tables_md = String::new();
+    paper_tables::section(&dir, suite, records, &mut tables_md, &mut verdicts)?;
     for s in sections {
         let md = if s.place() == Place::BeforeSummary { &mut before_summary } else { &mut after_summary };
-        s.write(&dir, records, md, &mut figs)?;
+        s.write(&dir, records, md, &mut figs, &mut verdicts)?;
     }
-    let mut tables_md = String::new();
-    paper_tables::section(&dir, suite, records, &mut tables_md)?;
+    crate::artifacts::write_atomic(&dir.join("claims.json"), serde_json::to_string_pretty(&verdicts)?.as_bytes())?;
 
     let mut md = String::new();
     let f = &suite.file;
@@ -302,7 +303,6 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         }
     }
     // What the index needs, beside the report (listed and hashed below with the rest).
-    let verdict = |v: &str| md.lines().filter(|l| l.starts_with('|') && l.trim_end().ends_with(&format!("| {v} |"))).count();
     let meta = serde_json::json!({
         "suite": f.name,
         "version": dir.file_name().unwrap_or_default().to_string_lossy(),
@@ -312,7 +312,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         "devices": records.iter().map(|r| r.device.as_str()).filter(|d| !d.is_empty()).collect::<std::collections::BTreeSet<_>>(),
         "runs": records.len(),
         "finished": records.iter().filter(|r| r.status == RunStatus::Finished).count(),
-        "verdicts": { "reproduced": verdict("reproduced"), "contradicted": verdict("contradicted"), "inconclusive": verdict("inconclusive") },
+        "verdicts": claims::tally(&verdicts),
     });
     crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
     // What the report was built from: each finished run's manifest (which hashes every file of
@@ -329,14 +329,21 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     let _ = writeln!(
         md,
         "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint). `inputs.json` holds \
-         the sha256 of each run's manifest this report was built from; `harness report <suite> --verify <this folder>` \
-         re-hashes the files below, those manifests and every file they list.\n",
+         the sha256 of each run's manifest this report was built from, `claims.json` every claim's test and verdict, \
+         `files.json` the files below with their sha256; `harness report <suite> --verify <this folder>` re-hashes \
+         those files, those manifests and every file they list.\n",
         f.name
     );
-    let mut names: Vec<String> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
-    names.sort();
-    for n in names {
-        let _ = writeln!(md, "- [`{n}`]({n}) sha256 `{}`", sha256_file(&dir.join(&n))?);
+    // Every file of the report with its sha256, as data (`files.json`, what `--verify` reads)
+    // and as the list below.
+    let mut files = BTreeMap::new();
+    for e in std::fs::read_dir(&dir)? {
+        let name = e?.file_name().to_string_lossy().to_string();
+        files.insert(name.clone(), sha256_file(&dir.join(&name))?);
+    }
+    crate::artifacts::write_atomic(&dir.join("files.json"), serde_json::to_string_pretty(&files)?.as_bytes())?;
+    for (n, hash) in &files {
+        let _ = writeln!(md, "- [`{n}`]({n}) sha256 `{hash}`");
     }
     crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
     index(root)?;
@@ -382,17 +389,13 @@ pub fn index(root: &Path) -> Result<()> {
 /// `harness report --verify`: re-hashes a report's listed files, the run manifests it was built
 /// from (`inputs.json`) and every file those manifests list. Returns (item, ok, detail) rows.
 pub fn verify(report: &Path, results: &Path, suite: &str) -> Result<Vec<(String, bool, String)>> {
-    let readme = std::fs::read_to_string(report.join("README.md")).with_context(|| format!("reading {}/README.md", report.display()))?;
+    let listed = report_files(report)?;
     let mut out = Vec::new();
-    let files = readme.split("## Files").nth(1).unwrap_or_default();
-    for line in files.lines().filter(|l| l.starts_with("- ")) {
-        let parts: Vec<&str> = line.split('`').collect();
-        // "- [`name`](name) sha256 `hash`"
-        let (Some(name), Some(want)) = (parts.get(1), parts.get(3)) else { continue };
+    for (name, want) in &listed {
         let got = sha256_file(&report.join(name)).unwrap_or_else(|e| format!("unreadable: {e}"));
         out.push((name.to_string(), &got == want, if &got == want { "matches".into() } else { format!("sha256 {got}, listed {want}") }));
     }
-    anyhow::ensure!(!out.is_empty(), "{}/README.md lists no files: not a report of this harness", report.display());
+    anyhow::ensure!(!out.is_empty(), "{} lists no files: not a report of this harness", report.display());
     let inputs: Map<String, Value> = std::fs::read_to_string(report.join("inputs.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -409,6 +412,25 @@ pub fn verify(report: &Path, results: &Path, suite: &str) -> Result<Vec<(String,
         out.push((format!("{}/manifest.json", dir.path.display()), ok, detail));
     }
     Ok(out)
+}
+
+/// The files of a report with their sha256: its `files.json`, or for reports written before
+/// that file existed, the list in its README's "## Files" section.
+fn report_files(report: &Path) -> Result<BTreeMap<String, String>> {
+    if let Ok(text) = std::fs::read_to_string(report.join("files.json")) {
+        return serde_json::from_str(&text).with_context(|| format!("{}/files.json is not a JSON object of file -> sha256", report.display()));
+    }
+    let readme = std::fs::read_to_string(report.join("README.md")).with_context(|| format!("reading {}/README.md", report.display()))?;
+    let section = readme.split("## Files").nth(1).unwrap_or_default();
+    // "- [`name`](name) sha256 `hash`"
+    Ok(section
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split('`').collect();
+            Some((parts.get(1)?.to_string(), parts.get(3)?.to_string()))
+        })
+        .collect())
 }
 
 /// The CPU kernel paths the runs were computed on (one line each, with the CPU and how many

@@ -3,8 +3,9 @@
 //! `[[claim]]`s as one-sided Welch tests in two views, the runs' final values and equal
 //! wall-clock on the machine that ran them (the paper compared at equal wall-clock, C.1).
 use super::table::{fmt_num, Col, Table};
-use super::{model_label, RunRecord, ALPHA};
-use crate::stats::{self, mean_sd};
+use super::claims::{self, Verdict};
+use super::{model_label, RunRecord};
+use crate::stats::mean_sd;
 use crate::artifacts::RunStatus;
 use crate::suite::{tables::find_cell, Layout, Metric, PaperTable, Suite};
 use anyhow::{Context, Result};
@@ -216,7 +217,7 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
 }
 
 /// Every table of the suite, then its claims. Nothing when the suite has no tables.
-pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String) -> Result<()> {
+pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String, verdicts: &mut Vec<Verdict>) -> Result<()> {
     let tables = &suite.file.tables;
     let mut any = false;
     let mut body = String::new();
@@ -256,14 +257,14 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
             if xa.is_empty() || xb.is_empty() {
                 continue;
             }
-            // "better" is lower for losses: test mean(than) > mean(better) then.
-            let w = if metric.lower_is_better() { stats::welch_greater(&xb, &xa) } else { stats::welch_greater(&xa, &xb) };
+            let v = Verdict::test("paper tables", &c.text, &c.better, &c.than, &format!("{} ({name})", metric.name), &xa, &xb, metric.lower_is_better());
             let paper = |cell: &str| find_cell(tables, cell).and_then(|(t, e)| t.paper(e, &metric.name));
             let paper_dir = match (paper(&c.better), paper(&c.than)) {
                 (Some(p), Some(q)) => format!("{} vs {}", paper_num(p), paper_num(q)),
                 _ => "—".into(),
             };
-            let [t, df, p, verdict] = stats::columns(w, ALPHA);
+            let [t, df, p, verdict] = v.cells();
+            verdicts.push(v);
             rows.push([
                 c.text.clone(),
                 format!("{} vs {}", c.better, c.than),
@@ -283,8 +284,8 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
         let _ = writeln!(
             md,
             "One-sided Welch t-test over seeds that the first cell is better (lower CE or Hamming, higher accuracy) than the second, in two views: the \
-             runs' final values as budgeted, and at equal training time on this machine. Rule: **reproduced** when p < \
-             {ALPHA}, **contradicted** when the reverse test has p < {ALPHA}, else **inconclusive**.\n"
+             runs' final values as budgeted, and at equal training time on this machine. {}\n",
+            claims::rule()
         );
         let mut ct = Table::default();
         let names = ["claim", "cells", "metric (view)", "ours", "paper", "t", "df", "p (one-sided)", "seeds", "verdict"];

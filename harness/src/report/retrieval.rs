@@ -13,12 +13,12 @@ impl super::Section for Retrieval {
         super::Place::AfterSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
-        retrieval_section(dir, records, md, figs)
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, verdicts: &mut Vec<claims::Verdict>) -> Result<()> {
+        retrieval_section(dir, records, md, figs, verdicts)
     }
 }
 
-fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, verdicts: &mut Vec<claims::Verdict>) -> Result<()> {
     let evals: Vec<&RunRecord> = records
         .iter()
         .filter(|r| r.run.config.kind == ExperimentKind::RetrievalEval && r.status == RunStatus::Finished)
@@ -112,8 +112,19 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                 if a.is_empty() || b.is_empty() {
                     continue;
                 }
-                let [t, df, p, verdict] = stats::columns(stats::welch_greater(&a, &b), ALPHA);
                 let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
+                let v = claims::Verdict::test(
+                    "retrieval",
+                    &format!("mixer embeddings retrieve better than transformer embeddings ({pipes})"),
+                    ml,
+                    tl,
+                    &format!("top-1 at n = {n}"),
+                    &a,
+                    &b,
+                    false,
+                );
+                let [t, df, p, verdict] = v.cells();
+                verdicts.push(v);
                 claims.push([
                     pipes,
                     format!("{ml} vs {tl}"),
@@ -132,9 +143,8 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         let _ = writeln!(md, "### Claim: mixer embeddings retrieve better than transformer embeddings\n");
         let _ = writeln!(
             md,
-            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. Rule: \
-             **reproduced** when p < {ALPHA}, **contradicted** when the reverse one-sided test has p < {ALPHA}, else \
-             **inconclusive** (also when both sides have no spread).\n"
+            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. {}\n",
+            claims::rule()
         );
         let mut ct = Table::default();
         let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict"];

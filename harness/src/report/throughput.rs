@@ -103,7 +103,7 @@ impl super::Section for Throughput {
         super::Place::BeforeSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, _: &mut Vec<super::claims::Verdict>) -> Result<()> {
         section(dir, records, md, figs)
     }
 }
