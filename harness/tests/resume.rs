@@ -52,44 +52,7 @@ fn random_step(lo: u64, span: u64) -> u64 {
 #[test]
 fn an_infonce_run_killed_mid_epoch_resumes_to_the_same_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let text = r#"
-schema = 1
-name = "rt"
-description = "InfoNCE resume test"
-[defaults]
-seeds = [0]
-[defaults.data]
-source = "embedded"
-n_stories = 150
-vocab_size = 300
-n_ctx = 24
-padding = "left"
-[defaults.train]
-steps = 20
-batch_size = 8
-lr = 3e-3
-warmup_steps = 2
-eval_every = 10
-[defaults.pairs]
-source = "embedded"
-n_pairs = 60
-test_pairs = 20
-[[experiment]]
-name = "clm"
-kind = "clm"
-model = { kind = "gpt", d_model = 16, n_layers = 1, n_heads = 2 }
-[[experiment]]
-name = "infonce"
-kind = "retrieval_infonce"
-from = "clm"
-[experiment.retrieval_infonce]
-group = 4
-warmup_steps = 2
-lr = 1e-3
-epochs = 40
-groups_per_step = 3
-eval_every = 25
-"#;
+    let text = include_str!("fixtures/infonce-resume.toml");
     write_suite(dir.path(), "rt.toml", text);
     let whole = harness(dir.path(), &["run", "rt.toml", "-q", "--results", "whole"]);
     assert!(whole.status.success(), "{}", stderr(&whole));

@@ -151,36 +151,7 @@ fn clm_paper_suites_fill_every_cell_at_every_profile() {
     }
 }
 
-const TABLED: &str = r#"schema = 1
-name = "t"
-description = "d"
-[defaults]
-device = "cpu"
-seeds = [0, 1]
-[defaults.data]
-source = "embedded"
-n_ctx = 16
-vocab_size = 512
-[defaults.train]
-steps = 4
-batch_size = 2
-[[experiment]]
-name = "a"
-kind = "clm"
-cells = { T = ["x", "y"] }
-[experiment.sweep]
-model = [{ kind = "masked_mixer", d_model = 8, n_layers = 1 }, { kind = "masked_mixer", d_model = 16, n_layers = 1 }]
-[[table]]
-id = "T"
-caption = "c"
-entries = ["x", "y"]
-metrics = ["train", "test"]
-paper = { test = [2.0, 1.5] }
-[[claim]]
-text = "wider is better"
-better = "T y"
-than = "T x"
-"#;
+const TABLED: &str = include_str!("fixtures/tabled.toml");
 
 fn tabled_err(from: &str, to: &str) -> String {
     let src = TABLED.replace(from, to);
@@ -273,4 +244,18 @@ fn consumer_cells_follow_their_producers_points() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("cells.INV") && e.contains("2 sweep point(s)"), "{e}");
+}
+
+/// The suites the integration tests share (`tests/fixtures/`) are valid suites of this format.
+#[test]
+fn every_test_fixture_is_a_valid_suite() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let suite = Suite::load(&p, &[], false).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!suite.runs.is_empty(), "{}", p.display());
+        n += 1;
+    }
+    assert!(n >= 6, "the fixtures are in {}", dir.display());
 }

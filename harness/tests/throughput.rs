@@ -15,25 +15,7 @@ fn has_transformers() -> bool {
     std::process::Command::new(python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success())
 }
 
-const SPEED: &str = r#"
-schema = 1
-name = "tp"
-description = "throughput test"
-[defaults]
-device = "cpu"
-[defaults.throughput]
-n_ctx = 16
-vocab_size = 64
-batch_size = 2
-warmup = 1
-steps = 3
-rounds = 2
-[[experiment]]
-name = "train"
-kind = "throughput"
-[experiment.sweep]
-model = [MODELS]
-"#;
+const SPEED: &str = include_str!("fixtures/throughput.toml");
 
 #[test]
 fn both_sides_alternate_and_the_report_and_compare_show_them() {
@@ -121,34 +103,7 @@ fn memory_grows_more_slowly_with_context_for_the_mixer_than_for_eager_llama() {
     let suite = write_suite(
         dir.path(),
         "mem.toml",
-        r#"
-schema = 1
-name = "mem"
-description = "memory shape test"
-[defaults]
-device = "cpu"
-[defaults.throughput]
-mode = "memory"
-batch_size = 1
-vocab_size = 64
-warmup = 1
-steps = 1
-rounds = 1
-[[experiment]]
-name = "mixer"
-kind = "throughput"
-throughput = { sides = "harness" }
-[experiment.sweep]
-model = [{ kind = "masked_mixer", d_model = 64, n_layers = 2 }]
-"throughput.n_ctx" = [256, 2048]
-[[experiment]]
-name = "llama_eager"
-kind = "throughput"
-throughput = { sides = "pytorch", attention = "eager" }
-[experiment.sweep]
-model = [{ kind = "llama", d_model = 64, n_layers = 2, n_heads = 16 }]
-"throughput.n_ctx" = [256, 2048]
-"#,
+        include_str!("fixtures/memory.toml"),
     );
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));

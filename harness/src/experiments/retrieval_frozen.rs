@@ -8,7 +8,8 @@ use super::sampling::draw_many;
 use super::{Experiment, RunContext, RunOutput};
 use crate::suite::kind::{need_upstream, section_or_default};
 use crate::suite::{ExperimentKind, FrozenConfig, Invalid, KindRules, Precision, RunConfig};
-use crate::train::{lr_factor, AdamW, Stepper};
+use crate::train::{AdamW, Flow, Hooks, Schedule, Stepper, TrainLoop};
+use mm_models::ModelError;
 use anyhow::{ensure, Context, Result};
 use mm_models::retrieval::{retrieval_loss, RetrievalConfig, RetrievalMixer};
 use rand::seq::SliceRandom;
@@ -96,35 +97,101 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
     let test_cand = Tensor::from_slice(&flat).view([n_test, k]).to_device(device);
     let test_target = Tensor::from_slice(&targets).to_device(device);
 
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xf0_2e_4e);
-    let mut rows = Vec::new();
-    let mut applied = 0u64;
-    for epoch in 1..=fc.epochs {
-        let mut order: Vec<usize> = (0..n_train as usize).collect();
-        order.shuffle(&mut rng);
-        let (flat, targets) = draw_many(seed, TRAIN_DRAWS + epoch, &order, n_train as usize, k as usize);
-        let (mut sum, mut count, mut correct) = (0f64, 0i64, 0i64);
-        for (b, chunk) in order.chunks(fc.batch_size as usize).enumerate() {
-            let len = chunk.len() as i64;
-            let at = b * fc.batch_size as usize;
-            let ids: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
-            let cand = Tensor::from_slice(&flat[at * k as usize..(at + chunk.len()) * k as usize]).view([len, k]).to_device(device);
-            let target = Tensor::from_slice(&targets[at..at + chunk.len()]).to_device(device);
-            let scores = model.forward(&slots(&tq, &tp, &Tensor::from_slice(&ids).to_device(device), &cand));
-            let loss = retrieval_loss(&scores, &target, fc.double_softmax);
-            if stepper.step(&loss, fc.lr * lr_factor(applied, fc.warmup_steps, total)).is_some() {
-                applied += 1;
-            }
-            sum += loss.double_value(&[]) * len as f64;
-            correct += scores.argmax(1, false).eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
-            count += len;
-        }
-        let (test_ce, test_top1) = evaluate(&model, &eq, &ep, &test_cand, &test_target, fc.batch_size, fc.double_softmax);
-        rows.push(EpochRow { epoch, train_ce: sum / count as f64, train_top1: 100.0 * correct as f64 / count as f64, test_ce, test_top1 });
-        bar.set_message(format!("train CE {:.3} test CE {test_ce:.3} top-1 {test_top1:.1}%", sum / count as f64));
-        bar.inc(1);
+    let mut hooks = FrozenSteps {
+        model: &model,
+        fc,
+        seed,
+        device,
+        train: (&tq, &tp),
+        test: (&eq, &ep, &test_cand, &test_target),
+        n_train: n_train as usize,
+        k: k as usize,
+        steps_per_epoch,
+        rng: ChaCha8Rng::seed_from_u64(seed ^ 0xf0_2e_4e),
+        epoch: Vec::new(),
+        draws: (Vec::new(), Vec::new()),
+        sums: (0.0, 0, 0),
+        batch: 0,
+        rows: Vec::new(),
+        bar,
+    };
+    // No dropout in the retrieval mixer (no per-step seed) and runs short enough to need no
+    // resumable state.
+    let mut lp = TrainLoop { steps: total, schedule: Schedule { lr: fc.lr, warmup: fc.warmup_steps, total }, seed: None, resume: None };
+    let done = lp.run(&mut hooks, &vs, &mut stepper)?;
+    Ok(Outcome { epochs: hooks.rows, params, steps: done.applied })
+}
+
+/// The frozen-embedding retrieval model's training as hooks of the one training loop: an epoch
+/// is every train query once in shuffled order, its candidates drawn anew; after each epoch,
+/// the test split on its fixed draws.
+struct FrozenSteps<'a> {
+    model: &'a RetrievalMixer,
+    fc: &'a FrozenConfig,
+    seed: u64,
+    device: Device,
+    train: (&'a Tensor, &'a Tensor),
+    test: (&'a Tensor, &'a Tensor, &'a Tensor, &'a Tensor),
+    n_train: usize,
+    k: usize,
+    steps_per_epoch: u64,
+    rng: ChaCha8Rng,
+    /// This epoch's order of the train queries, and its candidates and targets.
+    epoch: Vec<usize>,
+    draws: (Vec<i64>, Vec<i64>),
+    /// This epoch's summed loss, queries and correct top-1.
+    sums: (f64, i64, i64),
+    /// The size of the step's batch (the last of an epoch may be smaller).
+    batch: i64,
+    rows: Vec<EpochRow>,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl Hooks for FrozenSteps<'_> {
+    type State = ();
+
+    fn start(&mut self, _: Option<(u64, ())>) -> Result<(), ModelError> {
+        Ok(())
     }
-    Ok(Outcome { epochs: rows, params, steps: applied })
+
+    fn forward_backward(&mut self, step: u64, stepper: &mut Stepper) -> Result<Tensor, ModelError> {
+        let (b, bs) = ((step % self.steps_per_epoch) as usize, self.fc.batch_size as usize);
+        if b == 0 {
+            let number = step / self.steps_per_epoch + 1;
+            self.epoch = (0..self.n_train).collect();
+            self.epoch.shuffle(&mut self.rng);
+            self.draws = draw_many(self.seed, TRAIN_DRAWS + number, &self.epoch, self.n_train, self.k);
+            self.sums = (0.0, 0, 0);
+        }
+        let chunk = &self.epoch[b * bs..((b + 1) * bs).min(self.n_train)];
+        let (len, k, at) = (chunk.len() as i64, self.k as i64, b * bs);
+        let ids: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+        let cand = Tensor::from_slice(&self.draws.0[at * self.k..(at + chunk.len()) * self.k]).view([len, k]).to_device(self.device);
+        let target = Tensor::from_slice(&self.draws.1[at..at + chunk.len()]).to_device(self.device);
+        let scores = self.model.forward(&slots(self.train.0, self.train.1, &Tensor::from_slice(&ids).to_device(self.device), &cand));
+        let loss = retrieval_loss(&scores, &target, self.fc.double_softmax);
+        stepper.backward(&loss);
+        self.sums.1 += len;
+        self.sums.2 += scores.argmax(1, false).eq_tensor(&target).sum(Kind::Int64).int64_value(&[]);
+        self.batch = len;
+        Ok(loss.detach())
+    }
+
+    fn after_step(&mut self, done: u64, loss: &Tensor, _norm: Option<&Tensor>, _lr: f64) -> Result<Flow, ModelError> {
+        self.sums.0 += loss.double_value(&[]) * self.batch as f64;
+        if done % self.steps_per_epoch == 0 {
+            let epoch = done / self.steps_per_epoch;
+            let (eq, ep, cand, target) = self.test;
+            let (test_ce, test_top1) = evaluate(self.model, eq, ep, cand, target, self.fc.batch_size, self.fc.double_softmax);
+            let (sum, count, correct) = self.sums;
+            self.rows.push(EpochRow { epoch, train_ce: sum / count as f64, train_top1: 100.0 * correct as f64 / count as f64, test_ce, test_top1 });
+            self.bar.set_message(format!("train CE {:.3} test CE {test_ce:.3} top-1 {test_top1:.1}%", sum / count as f64));
+            self.bar.inc(1);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn state(&self, _: u64) {}
 }
 
 pub struct RetrievalFrozen;

@@ -11,7 +11,9 @@ use super::{Experiment, RunContext, RunOutput};
 use crate::data::pairs;
 use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
 use crate::suite::{DeviceChoice, ExperimentKind, InfonceConfig, Invalid, KindRules, Precision, RunConfig};
-use crate::train::{lr_factor, save_checkpoint, with_precision, AdamW, Stepper};
+use crate::train::{save_checkpoint, with_precision, AdamW, Flow, Hooks, Schedule, Stepper, TrainLoop};
+use indicatif::ProgressBar;
+use mm_models::ModelError;
 use anyhow::{ensure, Context, Result};
 use mm_models::retrieval::info_nce_loss;
 use rand::seq::SliceRandom;
@@ -32,14 +34,13 @@ pub struct StepRow {
     pub lr: f64,
 }
 
-/// What the InfoNCE loop carries between steps, as its resumable state holds it.
+/// What the InfoNCE loop carries between steps, as its resumable state holds it (beside the
+/// loop's step and applied-step counts).
 #[derive(Serialize, Deserialize)]
 struct InfonceState {
-    step: u64,
-    applied: u64,
+    /// The epoch of the last step done, and where the data-order RNG stood before its shuffle:
+    /// a resumed run redraws that epoch's order and goes on from there.
     epoch: u64,
-    /// The next group chunk of `epoch` (its count: the epoch is done).
-    next_chunk: usize,
     rng_epoch_pos: u128,
     window: (f64, u64),
     steps: Vec<StepRow>,
@@ -65,6 +66,109 @@ fn groups(q_tokens: &Tensor, p_tokens: &Tensor, queries: &[usize], cand: &[i64],
         rows.push(p_tokens.index_select(0, &Tensor::from_slice(&cand[g * k..(g + 1) * k])));
     }
     Tensor::cat(&rows, 0)
+}
+
+/// One epoch's data: every train query once, in shuffled order, with its drawn candidates.
+struct Epoch {
+    number: u64,
+    /// Where the data-order RNG stood before this epoch's shuffle.
+    rng_pos: u128,
+    order: Vec<usize>,
+    cand: Vec<i64>,
+    targets: Vec<i64>,
+}
+
+/// InfoNCE tuning as hooks of the one training loop (`train::TrainLoop`).
+struct InfonceSteps<'a, L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> {
+    group_loss: L,
+    evaluate: &'a E,
+    tq: &'a Tensor,
+    tp: &'a Tensor,
+    n_train: usize,
+    k: usize,
+    per_step: usize,
+    steps_per_epoch: u64,
+    total: u64,
+    group: i64,
+    eval_every: u64,
+    seed: u64,
+    rng: ChaCha8Rng,
+    epoch: Option<Epoch>,
+    steps: Vec<StepRow>,
+    evals: Vec<EvalRow>,
+    window: (f64, u64),
+    started: std::time::Instant,
+    bar: ProgressBar,
+}
+
+impl<L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> InfonceSteps<'_, L, E> {
+    /// Epoch `number`'s shuffle (from the RNG where it stands) and its candidate draws.
+    fn shuffle(&mut self, number: u64) {
+        let rng_pos = self.rng.get_word_pos();
+        let mut order: Vec<usize> = (0..self.n_train).collect();
+        order.shuffle(&mut self.rng);
+        let (cand, targets) = draw_many(self.seed, TRAIN_DRAWS + number, &order, self.n_train, self.k);
+        self.epoch = Some(Epoch { number, rng_pos, order, cand, targets });
+    }
+}
+
+impl<L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> Hooks for InfonceSteps<'_, L, E> {
+    type State = InfonceState;
+
+    fn start(&mut self, resumed: Option<(u64, InfonceState)>) -> Result<(), ModelError> {
+        match resumed {
+            Some((step, s)) => {
+                self.rng.set_word_pos(s.rng_epoch_pos);
+                self.shuffle(s.epoch);
+                (self.steps, self.evals, self.window) = (s.steps, s.evals, s.window);
+                self.started = self.started.checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(self.started);
+                self.bar.set_position(step);
+            }
+            None => self.evals = vec![(self.evaluate)(0)],
+        }
+        Ok(())
+    }
+
+    fn forward_backward(&mut self, step: u64, stepper: &mut Stepper) -> Result<Tensor, ModelError> {
+        let number = step / self.steps_per_epoch + 1;
+        if self.epoch.as_ref().is_none_or(|e| e.number != number) {
+            self.shuffle(number);
+        }
+        let e = self.epoch.as_ref().expect("shuffled");
+        let c = (step % self.steps_per_epoch) as usize;
+        let at = c * self.per_step;
+        let chunk = &e.order[at..(at + self.per_step).min(self.n_train)];
+        let tokens = groups(self.tq, self.tp, chunk, &e.cand[at * self.k..(at + chunk.len()) * self.k], self.group);
+        let loss = (self.group_loss)(&tokens, &e.targets[at..at + chunk.len()], true);
+        stepper.backward(&loss);
+        Ok(loss.detach())
+    }
+
+    fn after_step(&mut self, done: u64, loss: &Tensor, _norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
+        let v = loss.double_value(&[]);
+        self.window = (self.window.0 + v, self.window.1 + 1);
+        if done % (self.total / 200).max(1) == 0 || done == self.total {
+            self.steps.push(StepRow { step: done, loss: v, lr });
+        }
+        if done % self.eval_every == 0 && done != self.total {
+            self.evals.push((self.evaluate)(done));
+        }
+        self.bar.set_message(format!("loss {v:.3}"));
+        self.bar.inc(1);
+        Ok(Flow::Continue)
+    }
+
+    fn state(&self, _done: u64) -> InfonceState {
+        let e = self.epoch.as_ref().expect("a step was done");
+        InfonceState {
+            epoch: e.number,
+            rng_epoch_pos: e.rng_pos,
+            window: self.window,
+            steps: self.steps.clone(),
+            evals: self.evals.clone(),
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 pub struct RetrievalInfonce;
@@ -176,68 +280,42 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     let steps_per_epoch = (n_train as u64).div_ceil(per_step as u64);
     let total = ic.epochs * steps_per_epoch;
     let mut stepper = Stepper::new(&vs, AdamW::default(), ic.grad_clip, ic.precision)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1ace);
-    let bar = progress(ctx, total, "steps {msg}");
-    let mut started = std::time::Instant::now();
-    // A killed run continues where its last resumable state left it, bit for bit.
-    let mut resume = crate::train::resume::Resume::new(ctx.dir, Some(ctx.resume));
-    let (mut steps, mut evals, mut applied, mut step, mut window, from_epoch, mut skip) = match resume.load::<InfonceState>(&vs, &mut stepper)? {
-        Some(s) => {
-            rng.set_word_pos(s.rng_epoch_pos);
-            started = started.checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(started);
-            bar.set_position(s.step);
-            (s.steps, s.evals, s.applied, s.step, s.window, s.epoch, s.next_chunk)
-        }
-        None => (Vec::new(), vec![evaluate(0)], 0u64, 0u64, (0f64, 0u64), 1, 0),
+    let mut hooks = InfonceSteps {
+        group_loss,
+        evaluate: &evaluate,
+        tq: &tq,
+        tp: &tp,
+        n_train,
+        k,
+        per_step,
+        steps_per_epoch,
+        total,
+        group: ic.group,
+        eval_every: ic.eval_every,
+        seed: cfg.seed,
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1ace),
+        epoch: None,
+        steps: Vec::new(),
+        evals: Vec::new(),
+        window: (0.0, 0),
+        started: std::time::Instant::now(),
+        bar: progress(ctx, total, "steps {msg}"),
     };
-    for epoch in from_epoch..=ic.epochs {
-        // Where the data-order RNG stood before this epoch's shuffle: a resumed epoch redraws it.
-        let rng_epoch_pos = rng.get_word_pos();
-        let mut order: Vec<usize> = (0..n_train).collect();
-        order.shuffle(&mut rng);
-        let (cand, targets) = draw_many(cfg.seed, TRAIN_DRAWS + epoch, &order, n_train, k);
-        for (c, chunk) in order.chunks(per_step).enumerate().skip(std::mem::take(&mut skip)) {
-            let at = c * per_step;
-            crate::train::resume::seed_step(cfg.seed, step);
-            let tokens = groups(&tq, &tp, chunk, &cand[at * k..(at + chunk.len()) * k], ic.group);
-            let loss = group_loss(&tokens, &targets[at..at + chunk.len()], true);
-            let lr = ic.lr * lr_factor(applied, ic.warmup_steps, total);
-            if stepper.step(&loss, lr).is_some() {
-                applied += 1;
-            }
-            step += 1;
-            let v = loss.double_value(&[]);
-            window = (window.0 + v, window.1 + 1);
-            if step % (total / 200).max(1) == 0 || step == total {
-                steps.push(StepRow { step, loss: v, lr });
-            }
-            if step % ic.eval_every == 0 && step != total {
-                evals.push(evaluate(step));
-            }
-            if resume.due(step, step == total) {
-                let state = InfonceState {
-                    step,
-                    applied,
-                    epoch,
-                    next_chunk: c + 1,
-                    rng_epoch_pos,
-                    window,
-                    steps: steps.clone(),
-                    evals: evals.clone(),
-                    elapsed_s: started.elapsed().as_secs_f64(),
-                };
-                resume.save(step, state, &vs, &stepper)?;
-            }
-            bar.set_message(format!("loss {v:.3}"));
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
+    // A killed run continues where its last resumable state left it, bit for bit.
+    let mut lp = TrainLoop {
+        steps: total,
+        schedule: Schedule { lr: ic.lr, warmup: ic.warmup_steps, total },
+        seed: Some(cfg.seed),
+        resume: Some(crate::train::resume::Resume::new(ctx.dir, Some(ctx.resume))),
+    };
+    let step = lp.run(&mut hooks, &vs, &mut stepper)?.steps;
+    hooks.bar.finish_and_clear();
+    let InfonceSteps { mut evals, steps, window, started, .. } = hooks;
     let wall = started.elapsed().as_secs_f64();
     let last = evaluate(step);
     evals.push(last.clone());
     save_checkpoint(&vs, &ctx.dir.file("model.safetensors"))?;
-    resume.clear()?;
+    lp.finish()?;
     ctx.dir.write_json("metrics_steps.json", &steps)?;
     ctx.dir.write_json("metrics_infonce_eval.json", &evals)?;
     let s = &mut out.summary;

@@ -45,15 +45,17 @@ pub struct EvalMetric {
     pub train_loss: f64,
 }
 
+mod clm_steps;
 pub mod resume;
+pub mod train_loop;
+use clm_steps::ClmSteps;
 pub use resume::ResumeEvery;
+pub use train_loop::{Flow, Hooks, Schedule, TrainLoop};
 
-/// What the trainer carries between steps, as `resume/state.json` holds it.
+/// What the CLM trainer carries between steps, as `resume/state.json` holds it (beside the
+/// loop's step and applied-step counts).
 #[derive(Debug, Serialize, Deserialize)]
 struct ResumeState {
-    /// Steps done.
-    step: u64,
-    applied: u64,
     rng_word_pos: u128,
     order: Vec<i64>,
     tokens_seen: u64,
@@ -321,176 +323,23 @@ impl Trainer<'_> {
         let cfg = self.cfg;
         let n_ctx = train.tokens.size()[1];
         let total = cfg.budget_steps(n_ctx);
-        let schedule = cfg.total_steps(n_ctx);
         let adam = AdamW { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay };
         let mut stepper = Stepper::new(vs, adam, cfg.grad_clip, cfg.precision)?;
-        // The schedule's position: optimizer steps actually applied (a skipped fp16 step does
-        // not advance it, as Hugging Face's Trainer skips lr_scheduler.step() then).
-        let mut applied = 0u64;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_da7a);
-        let n = train.len();
-        let mut order: Vec<i64> = Vec::new();
-        let log_every = (total / 500).max(1);
-        let bar = self.bar(total);
-        let mut started = Instant::now();
-        let (mut tokens_seen, mut window_sum, mut window_n) = (0u64, 0f64, 0u64);
-        let mut last_eval = f64::NAN;
-        let mut resume = resume::Resume::new(self.run_dir, self.resume);
-        let resumed: Option<ResumeState> = resume.load(vs, &mut stepper)?;
-        let mut out = TrainOutcome {
+        let mut lp = TrainLoop {
             steps: total,
-            tokens: 0,
-            train_loss: f64::NAN,
-            eval_loss: f64::NAN,
-            wall_s: 0.0,
-            overhead_s: 0.0,
-            tokens_per_s: 0.0,
-            steps_metrics: vec![],
-            eval_metrics: vec![],
-            checkpoints: vec![],
-            amp_skipped_steps: 0,
-            amp_final_scale: None,
-            wall_clock_stop: false,
+            schedule: Schedule { lr: cfg.lr, warmup: cfg.warmup_steps, total: cfg.total_steps(n_ctx) },
+            seed: Some(self.seed),
+            resume: Some(resume::Resume::new(self.run_dir, self.resume)),
         };
-        let mut start_step = 0;
-        if let Some(s) = resumed {
-            start_step = s.step;
-            applied = s.applied;
-            rng.set_word_pos(s.rng_word_pos);
-            order = s.order;
-            (tokens_seen, window_sum, window_n, last_eval) = (s.tokens_seen, s.window_sum, s.window_n, s.last_eval);
-            (out.steps_metrics, out.eval_metrics, out.checkpoints, out.overhead_s) = (s.steps_metrics, s.eval_metrics, s.checkpoints, s.overhead_s);
-            started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(started);
-            bar.set_position(start_step);
-            eprintln!("  resuming at step {start_step} of {total}");
-        } else {
-            // Step 0: the untrained model, so every curve starts where training started.
-            let initial = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
-            out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
-            out.overhead_s += started.elapsed().as_secs_f64();
-        }
-        let mut window_sum_t = Tensor::from(window_sum).to_device(self.device);
-        let micro = cfg.batch_size.min(n) as usize;
-        let global = micro * cfg.accumulate as usize;
-        // Non-pad tokens per row, counted once on the host: the bookkeeping needs no device.
-        let row_tokens: Vec<i64> = Vec::<i64>::try_from(train.labels.ne(IGNORE).sum_dim_intlist(1, false, Kind::Int64)).unwrap_or_default();
-        let data = Resident::new(train, self.device);
-        for step in start_step..total {
-            resume::seed_step(self.seed, step);
-            while order.len() < global {
-                let mut epoch: Vec<i64> = (0..n).collect();
-                epoch.shuffle(&mut rng);
-                order.extend(epoch);
-            }
-            let idx: Vec<i64> = order.drain(..global).collect();
-            let lr = cfg.lr * lr_factor(applied, cfg.warmup_steps, schedule);
-            tokens_seen += idx.iter().map(|&i| row_tokens.get(i as usize).copied().unwrap_or(0)).sum::<i64>() as u64;
-            let (loss, norm) = if cfg.accumulate == 1 {
-                let (tokens, labels) = data.rows(&idx);
-                train_step(model, &mut stepper, &tokens, &labels, lr, cfg.precision)
-            } else {
-                // The global batch's mean: each micro-batch's summed CE over the global count.
-                let labels_cpu = train.labels.index_select(0, &Tensor::from_slice(&idx));
-                let count = mm_models::objective_targets(&labels_cpu, model.objective()).ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
-                let mut total_loss = Tensor::zeros([], (Kind::Float, self.device));
-                for part in idx.chunks(micro) {
-                    let (tokens, labels) = data.rows(part);
-                    let (l, y) = objective_pairs(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
-                    let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / count.max(1) as f64;
-                    stepper.backward(&sum);
-                    total_loss += sum.detach();
-                }
-                (total_loss, stepper.apply(lr))
-            };
-            if norm.is_some() {
-                applied += 1;
-            }
-            // The window's losses add up on the device (in f64, as a host sum would); the host
-            // reads a loss only where it logs one, and the window at evaluations.
-            window_sum_t += loss.to_kind(Kind::Double);
-            window_n += 1;
-            let done = step + 1;
-            // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
-            let out_of_time = cfg.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
-            let last = done == total || out_of_time;
-            let logged = step % log_every == 0 || last;
-            let eval_due = done % cfg.eval_every == 0 || last;
-            let mut loss_v = f64::NAN;
-            if logged || eval_due {
-                loss_v = loss.double_value(&[]);
-                // A NaN or infinite loss fails the run (under fp16-amp, overflowing gradients
-                // skip a step instead, as GradScaler does; that is no failure). Losses between
-                // logged steps show up in the window's sum.
-                let window = window_sum_t.double_value(&[]);
-                if !loss_v.is_finite() || !window.is_finite() {
-                    let last = out.steps_metrics.iter().rev().find(|m| m.loss.is_finite());
-                    let (what, at) = if loss_v.is_finite() { (window, format!("at step {}..{} (losses are read every {log_every} steps)", done + 1 - window_n, done)) } else { (loss_v, format!("at step {done}")) };
-                    return Err(ModelError::Diverged(format!(
-                        "training diverged: the loss is {what} {at}; the last finite loss logged was {}; lower train.lr, raise \
-                         train.warmup_steps or keep train.grad_clip",
-                        last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
-                    )));
-                }
-            }
-            if logged {
-                out.steps_metrics.push(StepMetric {
-                    step: done,
-                    loss: loss_v,
-                    lr,
-                    grad_norm: norm.map_or(f64::NAN, |n| n.double_value(&[])), // NaN: skipped (fp16-amp)
-                    tokens: tokens_seen,
-                    elapsed_s: started.elapsed().as_secs_f64(),
-                });
-            }
-            let overhead = Instant::now();
-            if eval_due {
-                last_eval = evaluate(model, eval, cfg.batch_size, cfg.eval_batches, self.device, cfg.precision);
-                let window_sum = window_sum_t.double_value(&[]);
-                out.eval_metrics.push(EvalMetric { step: done, eval_loss: last_eval, train_loss: window_sum / window_n as f64 });
-                out.train_loss = window_sum / window_n as f64;
-                window_sum_t = Tensor::zeros([], (Kind::Double, self.device));
-                window_n = 0;
-            }
-            if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
-                let name = format!("checkpoints/step-{done:08}.safetensors");
-                save_checkpoint(vs, &self.run_dir.file(&name))?;
-                out.checkpoints.push((done, name));
-            }
-            if resume.due(done, last) {
-                let state = ResumeState {
-                    step: done,
-                    applied,
-                    rng_word_pos: rng.get_word_pos(),
-                    order: order.clone(),
-                    tokens_seen,
-                    window_sum: window_sum_t.double_value(&[]),
-                    window_n,
-                    last_eval,
-                    steps_metrics: out.steps_metrics.clone(),
-                    eval_metrics: out.eval_metrics.clone(),
-                    checkpoints: out.checkpoints.clone(),
-                    elapsed_s: started.elapsed().as_secs_f64(),
-                    overhead_s: out.overhead_s + overhead.elapsed().as_secs_f64(),
-                };
-                resume.save(done, state, vs, &stepper)?;
-            }
-            out.overhead_s += overhead.elapsed().as_secs_f64();
-            let secs = (started.elapsed().as_secs_f64() - out.overhead_s).max(1e-9);
-            if logged {
-                bar.set_message(format!("loss {loss_v:.3} eval {last_eval:.3} {:.0} tok/s", tokens_seen as f64 / secs));
-            }
-            bar.inc(1);
-            if out_of_time {
-                out.steps = done;
-                out.wall_clock_stop = true;
-                break;
-            }
-        }
-        bar.finish_and_clear();
+        let mut hooks = ClmSteps::new(self, model, vs, train, eval, total);
+        let done = lp.run(&mut hooks, vs, &mut stepper)?;
+        hooks.bar.finish_and_clear();
+        let ClmSteps { mut out, tokens_seen, last_eval, started, .. } = hooks;
         let saving = Instant::now();
         save_checkpoint(vs, &self.run_dir.file("model.safetensors"))?;
         // Finished: the resumable state is no artifact of the run.
-        resume.clear()?;
+        lp.finish()?;
+        out.steps = done.steps;
         out.overhead_s += saving.elapsed().as_secs_f64();
         out.checkpoints.push((out.steps, "model.safetensors".into()));
         out.amp_final_scale = stepper.final_scale();

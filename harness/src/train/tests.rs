@@ -133,3 +133,73 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
         .unwrap();
     assert!(!out.wall_clock_stop && out.steps == 50);
 }
+
+/// Hooks of a one-parameter problem that record what the loop hands them.
+struct Probe {
+    w: Tensor,
+    started: Option<Option<(u64, u64)>>,
+    seen: Vec<(u64, f64)>,
+    stop_at: Option<u64>,
+}
+
+impl Hooks for Probe {
+    type State = u64;
+
+    fn start(&mut self, resumed: Option<(u64, u64)>) -> Result<(), ModelError> {
+        self.started = Some(resumed);
+        Ok(())
+    }
+
+    fn forward_backward(&mut self, _step: u64, stepper: &mut Stepper) -> Result<Tensor, ModelError> {
+        let loss = (&self.w * &self.w).sum(Kind::Float);
+        stepper.backward(&loss);
+        Ok(loss.detach())
+    }
+
+    fn after_step(&mut self, done: u64, _loss: &Tensor, norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
+        assert!(norm.is_some(), "fp32 never skips a step");
+        self.seen.push((done, lr));
+        Ok(if self.stop_at == Some(done) { Flow::Stop } else { Flow::Continue })
+    }
+
+    fn state(&self, done: u64) -> u64 {
+        done * 10
+    }
+}
+
+#[test]
+fn the_loop_follows_the_schedule_stops_when_a_hook_says_and_resumes_from_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::artifacts::RunDir { path: dir.path().into() };
+    let every = ResumeEvery { secs: f64::INFINITY, steps: Some(2) };
+    let schedule = Schedule { lr: 0.1, warmup: 2, total: 8 };
+    let new = |stop_at| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().var_copy("w", &Tensor::from_slice(&[1.0f32]));
+        (vs, Probe { w, started: None, seen: vec![], stop_at })
+    };
+    // A budget shorter than the schedule (stop_at-like), stopped by its hook after step 5.
+    let (vs, mut probe) = new(Some(5));
+    let mut stepper = Stepper::new(&vs, AdamW::default(), 1.0, Precision::Fp32).unwrap();
+    let mut lp = TrainLoop { steps: 6, schedule, seed: Some(0), resume: Some(resume::Resume::new(&run, Some(every))) };
+    let done = lp.run(&mut probe, &vs, &mut stepper).unwrap();
+    assert_eq!((done.steps, done.applied), (5, 5));
+    assert_eq!(probe.started, Some(None));
+    let lrs: Vec<f64> = probe.seen.iter().map(|(_, lr)| *lr).collect();
+    let want: Vec<f64> = (0..5).map(|a| 0.1 * lr_factor(a, 2, 8)).collect();
+    assert_eq!(lrs, want, "the lr of step s is the schedule's at the optimizer steps applied before it");
+    // The state of step 4 was written (every 2 steps; step 5 was the last, which never is).
+    assert_eq!(run.resume_step(), Some(4));
+    let w_at_5 = probe.w.double_value(&[0]);
+
+    // A new process resumes at step 4 with the hooks' state, and the same weights follow.
+    let (vs, mut probe) = new(Some(5));
+    let mut stepper = Stepper::new(&vs, AdamW::default(), 1.0, Precision::Fp32).unwrap();
+    let mut lp = TrainLoop { steps: 6, schedule, seed: Some(0), resume: Some(resume::Resume::new(&run, Some(every))) };
+    let done = lp.run(&mut probe, &vs, &mut stepper).unwrap();
+    assert_eq!(probe.started, Some(Some((4, 40))));
+    assert_eq!((done.steps, probe.seen.first().map(|s| s.0)), (5, Some(5)));
+    assert_eq!(probe.w.double_value(&[0]), w_at_5, "resumed bit for bit");
+    lp.finish().unwrap();
+    assert_eq!(run.resume_step(), None, "a finished run keeps no resumable state");
+}

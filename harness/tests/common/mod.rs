@@ -4,32 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A CPU-seconds suite: both architectures, tiny widths, the embedded corpus.
-pub const TINY: &str = r#"
-schema = 1
-name = "tiny"
-description = "test suite"
-[defaults]
-seeds = [0]
-[defaults.data]
-source = "embedded"
-n_stories = 150
-vocab_size = 300
-n_ctx = 24
-[defaults.train]
-steps = 30
-batch_size = 8
-lr = 3e-3
-warmup_steps = 3
-eval_every = 10
-[[experiment]]
-name = "clm"
-kind = "clm"
-[experiment.sweep]
-model = [
-  { kind = "masked_mixer", d_model = 16, n_layers = 1 },
-  { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2 },
-]
-"#;
+pub const TINY: &str = include_str!("../fixtures/tiny.toml");
 
 /// TINY with the masked mixer only.
 pub fn tiny_mixer_only() -> String {

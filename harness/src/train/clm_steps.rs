@@ -1,0 +1,227 @@
+//! CLM and autoencoder training (`Trainer::fit`) as hooks of the one training loop.
+use super::train_loop::{Flow, Hooks};
+use super::*;
+
+/// CLM and autoencoder training as hooks of the one loop: the data order (epochs of shuffled
+/// rows, drawn a global batch at a time), gradient accumulation, the loss window, divergence,
+/// logging, evaluation and checkpoints.
+pub(super) struct ClmSteps<'a> {
+    trainer: &'a Trainer<'a>,
+    model: &'a dyn CausalLm,
+    vs: &'a nn::VarStore,
+    train: &'a Encoded,
+    eval: &'a Encoded,
+    data: Resident,
+    /// Non-pad tokens per row, counted once on the host: the bookkeeping needs no device.
+    row_tokens: Vec<i64>,
+    micro: usize,
+    global: usize,
+    total: u64,
+    log_every: u64,
+    rng: ChaCha8Rng,
+    order: Vec<i64>,
+    pub(super) tokens_seen: u64,
+    /// The window's losses add up on the device (in f64, as a host sum would); the host reads
+    /// a loss only where it logs one, and the window at evaluations.
+    window_sum: Tensor,
+    window_n: u64,
+    pub(super) last_eval: f64,
+    pub(super) started: Instant,
+    pub(super) bar: ProgressBar,
+    pub(super) out: TrainOutcome,
+}
+
+impl<'a> ClmSteps<'a> {
+    pub(super) fn new(trainer: &'a Trainer<'a>, model: &'a dyn CausalLm, vs: &'a nn::VarStore, train: &'a Encoded, eval: &'a Encoded, total: u64) -> Self {
+        let cfg = trainer.cfg;
+        let micro = cfg.batch_size.min(train.len()) as usize;
+        ClmSteps {
+            trainer,
+            model,
+            vs,
+            train,
+            eval,
+            data: Resident::new(train, trainer.device),
+            row_tokens: Vec::<i64>::try_from(train.labels.ne(IGNORE).sum_dim_intlist(1, false, Kind::Int64)).unwrap_or_default(),
+            micro,
+            global: micro * cfg.accumulate as usize,
+            total,
+            log_every: (total / 500).max(1),
+            rng: ChaCha8Rng::seed_from_u64(trainer.seed ^ 0x5eed_da7a),
+            order: Vec::new(),
+            tokens_seen: 0,
+            window_sum: Tensor::from(0f64).to_device(trainer.device),
+            window_n: 0,
+            last_eval: f64::NAN,
+            started: Instant::now(),
+            bar: trainer.bar(total),
+            out: TrainOutcome {
+                steps: total,
+                tokens: 0,
+                train_loss: f64::NAN,
+                eval_loss: f64::NAN,
+                wall_s: 0.0,
+                overhead_s: 0.0,
+                tokens_per_s: 0.0,
+                steps_metrics: vec![],
+                eval_metrics: vec![],
+                checkpoints: vec![],
+                amp_skipped_steps: 0,
+                amp_final_scale: None,
+                wall_clock_stop: false,
+            },
+        }
+    }
+
+    fn evaluate(&self) -> f64 {
+        let cfg = self.trainer.cfg;
+        evaluate(self.model, self.eval, cfg.batch_size, cfg.eval_batches, self.trainer.device, cfg.precision)
+    }
+}
+
+impl Hooks for ClmSteps<'_> {
+    type State = ResumeState;
+
+    fn start(&mut self, resumed: Option<(u64, ResumeState)>) -> Result<(), ModelError> {
+        match resumed {
+            Some((step, s)) => {
+                self.rng.set_word_pos(s.rng_word_pos);
+                self.order = s.order;
+                (self.tokens_seen, self.window_n, self.last_eval) = (s.tokens_seen, s.window_n, s.last_eval);
+                self.window_sum = Tensor::from(s.window_sum).to_device(self.trainer.device);
+                (self.out.steps_metrics, self.out.eval_metrics, self.out.checkpoints, self.out.overhead_s) =
+                    (s.steps_metrics, s.eval_metrics, s.checkpoints, s.overhead_s);
+                self.started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(self.started);
+                self.bar.set_position(step);
+                eprintln!("  resuming at step {step} of {}", self.total);
+            }
+            None => {
+                // Step 0: the untrained model, so every curve starts where training started.
+                let initial = self.evaluate();
+                self.out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
+                self.out.overhead_s += self.started.elapsed().as_secs_f64();
+            }
+        }
+        Ok(())
+    }
+
+    fn forward_backward(&mut self, _step: u64, stepper: &mut Stepper) -> Result<Tensor, ModelError> {
+        let (cfg, model) = (self.trainer.cfg, self.model);
+        let n = self.train.len();
+        while self.order.len() < self.global {
+            let mut epoch: Vec<i64> = (0..n).collect();
+            epoch.shuffle(&mut self.rng);
+            self.order.extend(epoch);
+        }
+        let idx: Vec<i64> = self.order.drain(..self.global).collect();
+        self.tokens_seen += idx.iter().map(|&i| self.row_tokens.get(i as usize).copied().unwrap_or(0)).sum::<i64>() as u64;
+        if cfg.accumulate == 1 {
+            let (tokens, labels) = self.data.rows(&idx);
+            let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
+            stepper.backward(&loss);
+            return Ok(loss.detach());
+        }
+        // The global batch's mean: each micro-batch's summed CE over the global count.
+        let labels_cpu = self.train.labels.index_select(0, &Tensor::from_slice(&idx));
+        let count = mm_models::objective_targets(&labels_cpu, model.objective()).ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
+        let mut total_loss = Tensor::zeros([], (Kind::Float, self.trainer.device));
+        for part in idx.chunks(self.micro) {
+            let (tokens, labels) = self.data.rows(part);
+            let (l, y) = objective_pairs(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
+            let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / count.max(1) as f64;
+            stepper.backward(&sum);
+            total_loss += sum.detach();
+        }
+        Ok(total_loss)
+    }
+
+    fn after_step(&mut self, done: u64, loss: &Tensor, norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
+        let cfg = self.trainer.cfg;
+        self.window_sum += loss.to_kind(Kind::Double);
+        self.window_n += 1;
+        let total = self.total;
+        // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
+        let out_of_time = cfg.max_minutes.is_some_and(|m| self.started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
+        let last = done == total || out_of_time;
+        let logged = (done - 1) % self.log_every == 0 || last;
+        let eval_due = done % cfg.eval_every == 0 || last;
+        let mut loss_v = f64::NAN;
+        if logged || eval_due {
+            loss_v = loss.double_value(&[]);
+            // A NaN or infinite loss fails the run (under fp16-amp, overflowing gradients skip a
+            // step instead, as GradScaler does; that is no failure). Losses between logged steps
+            // show up in the window's sum.
+            let window = self.window_sum.double_value(&[]);
+            if !loss_v.is_finite() || !window.is_finite() {
+                let last = self.out.steps_metrics.iter().rev().find(|m| m.loss.is_finite());
+                let log_every = self.log_every;
+                let (what, at) = if loss_v.is_finite() {
+                    (window, format!("at step {}..{} (losses are read every {log_every} steps)", done + 1 - self.window_n, done))
+                } else {
+                    (loss_v, format!("at step {done}"))
+                };
+                return Err(ModelError::Diverged(format!(
+                    "training diverged: the loss is {what} {at}; the last finite loss logged was {}; lower train.lr, raise \
+                     train.warmup_steps or keep train.grad_clip",
+                    last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
+                )));
+            }
+        }
+        if logged {
+            self.out.steps_metrics.push(StepMetric {
+                step: done,
+                loss: loss_v,
+                lr,
+                grad_norm: norm.map_or(f64::NAN, |n| n.double_value(&[])), // NaN: skipped (fp16-amp)
+                tokens: self.tokens_seen,
+                elapsed_s: self.started.elapsed().as_secs_f64(),
+            });
+        }
+        let overhead = Instant::now();
+        if eval_due {
+            self.last_eval = self.evaluate();
+            let window_sum = self.window_sum.double_value(&[]);
+            let mean = window_sum / self.window_n as f64;
+            self.out.eval_metrics.push(EvalMetric { step: done, eval_loss: self.last_eval, train_loss: mean });
+            self.out.train_loss = mean;
+            self.window_sum = Tensor::zeros([], (Kind::Double, self.trainer.device));
+            self.window_n = 0;
+        }
+        if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
+            let name = format!("checkpoints/step-{done:08}.safetensors");
+            save_checkpoint(self.vs, &self.trainer.run_dir.file(&name))?;
+            self.out.checkpoints.push((done, name));
+        }
+        self.out.overhead_s += overhead.elapsed().as_secs_f64();
+        let secs = (self.started.elapsed().as_secs_f64() - self.out.overhead_s).max(1e-9);
+        if logged {
+            self.bar.set_message(format!("loss {loss_v:.3} eval {:.3} {:.0} tok/s", self.last_eval, self.tokens_seen as f64 / secs));
+        }
+        self.bar.inc(1);
+        if out_of_time {
+            self.out.wall_clock_stop = true;
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn state(&self, _done: u64) -> ResumeState {
+        ResumeState {
+            rng_word_pos: self.rng.get_word_pos(),
+            order: self.order.clone(),
+            tokens_seen: self.tokens_seen,
+            window_sum: self.window_sum.double_value(&[]),
+            window_n: self.window_n,
+            last_eval: self.last_eval,
+            steps_metrics: self.out.steps_metrics.clone(),
+            eval_metrics: self.out.eval_metrics.clone(),
+            checkpoints: self.out.checkpoints.clone(),
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            overhead_s: self.out.overhead_s,
+        }
+    }
+
+    fn overhead(&mut self, seconds: f64) {
+        self.out.overhead_s += seconds;
+    }
+}
