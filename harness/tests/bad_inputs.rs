@@ -159,7 +159,7 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("missing suite", &["run", "nope.toml"], &["nope.toml", "cannot read"]),
         case("suite is a folder", &["run", "adir"], &["adir", "not a regular file"]),
         case("suite is a FIFO", &["plan", "fifo.txt"], &["fifo.txt", "not a regular file"]),
-        case("syntax error", &["plan", &s("syntax.toml", &[("steps = 30", "steps = = 30")])], &["syntax.toml:13"]),
+        case("syntax error", &["plan", &s("syntax.toml", &[("steps = 30", "steps = = 30")])], &["syntax.toml:12"]),
         case("unknown top-level key", &["plan", &s("top.toml", &[("schema = 1", "schema = 1\ncolour = 3")])], &["top.toml", "colour"]),
         case("unsupported schema", &["plan", &s("schema.toml", &[("schema = 1", "schema = 7")])], &["schema.toml", "schema"]),
         case("unknown train key", &["plan", &env.train("tk.toml", "stepz = 3")], &["tk.toml", "stepz"]),
@@ -169,7 +169,7 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("no experiments", &["plan", &env.file("noexp.toml", b"schema = 1\nname = \"x\"\ndescription = \"none\"\nexperiment = []\n")], &["noexp.toml", "experiment"]),
         case("from an unknown experiment", &["plan", &s("from.toml", &[("kind = \"clm\"", "kind = \"clm\"\nfrom = \"ghost\"")])], &["from.toml", "ghost"]),
         // Ranges.
-        case("n_ctx 0", &["plan", &s("ctx0.toml", &[("n_ctx = 24", "n_ctx = 0")])], &["ctx0.toml:11", "data.n_ctx", "at least 2"]),
+        case("n_ctx 0", &["plan", &s("ctx0.toml", &[("n_ctx = 24", "n_ctx = 0")])], &["ctx0.toml:10", "data.n_ctx", "at least 2"]),
         case("n_ctx huge", &["run", &s("ctxbig.toml", &[("n_ctx = 24", "n_ctx = 1000000")]), "-q"], &["memory", "GiB", "data.n_ctx"]),
         case("d_model 0", &["plan", &s("d0.toml", &[("d_model = 16", "d_model = 0")])], &["d0.toml", "model.d_model"]),
         case("vocab too small", &["plan", &s("v.toml", &[("vocab_size = 300", "vocab_size = 10")])], &["v.toml", "data.vocab_size"]),

@@ -95,7 +95,7 @@ fn bad_input_gives_clear_errors() {
     let out = harness(dir.path(), &["plan", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(e.contains("bad.toml:11: key `data.n_ctx`: must be at least 2"), "{e}");
+    assert!(e.contains("bad.toml:10: key `data.n_ctx`: must be at least 2"), "{e}");
 
     let missing = write_suite(
         dir.path(),

@@ -16,6 +16,8 @@ fn has_transformers() -> bool {
 }
 
 const SPEED: &str = include_str!("fixtures/throughput.toml");
+/// The fixture's model list, which the tests replace.
+const MODELS: &str = r#"{ kind = "masked_mixer", d_model = 32, n_layers = 1 }"#;
 
 #[test]
 fn both_sides_alternate_and_the_report_and_compare_show_them() {
@@ -27,7 +29,7 @@ fn both_sides_alternate_and_the_report_and_compare_show_them() {
     } else {
         eprintln!("transformers is not installed beside the harness's torch: the Llama peer is left out");
     }
-    let suite = write_suite(dir.path(), "tp.toml", &SPEED.replace("MODELS", &models.join(", ")));
+    let suite = write_suite(dir.path(), "tp.toml", &SPEED.replace(MODELS, &models.join(", ")));
     let out = harness(dir.path(), &["run", suite.to_str().unwrap()]);
     let e = stderr(&out);
     assert!(out.status.success(), "{e}");
@@ -77,9 +79,7 @@ fn both_sides_alternate_and_the_report_and_compare_show_them() {
 #[test]
 fn each_side_reports_the_allocator_it_ran_with() {
     let dir = tempfile::tempdir().unwrap();
-    let text = SPEED
-        .replace("MODELS", r#"{ kind = "masked_mixer", d_model = 32, n_layers = 1 }"#)
-        .replace("rounds = 2", "rounds = 1\npeer_malloc = \"harness\"");
+    let text = SPEED.replace("rounds = 2", "rounds = 1\npeer_malloc = \"harness\"");
     let suite = write_suite(dir.path(), "tp.toml", &text);
     let out = harness_env(dir.path(), &["run", suite.to_str().unwrap()], &[("HARNESS_KEEP_FREED_MEMORY", "0")]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -132,7 +132,7 @@ fn settings_the_peer_cannot_measure_are_refused_with_the_key() {
         (r#"{ kind = "masked_mixer", d_model = 32, n_layers = 1 }"#, r#"precision = "fp16-amp""#, "throughput.precision"),
     ];
     for (model, extra, key) in cases {
-        let text = SPEED.replace("MODELS", model).replace("rounds = 2", &format!("rounds = 2\n{extra}").replace("rounds = 2\nrounds = 0", "rounds = 0"));
+        let text = SPEED.replace(MODELS, model).replace("rounds = 2", &format!("rounds = 2\n{extra}").replace("rounds = 2\nrounds = 0", "rounds = 0"));
         let suite = write_suite(dir.path(), "bad.toml", &text);
         let out = harness(dir.path(), &["plan", suite.to_str().unwrap()]);
         let e = stderr(&out);
