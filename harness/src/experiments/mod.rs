@@ -6,7 +6,7 @@
 //! Adding a kind: a file here with a unit struct implementing [`KindRules`] and [`Experiment`],
 //! its name in [`ExperimentKind`] and its arm in [`of`] (the compiler finds a missing arm); a
 //! new settings section also goes into `RunConfig` and `suite::schema::SECTIONS`
-//! (`docs/suites.md`, "Adding a kind", walks through `retrieval_eval`).
+//! (`docs/kinds.md` walks through it on `retrieval_eval`).
 pub mod clm;
 pub mod embed;
 pub mod representation;
