@@ -18,8 +18,8 @@ pub trait KindRules: Sync {
     }
 
     /// Fills this kind's sections with their defaults and checks them against the rest of the
-    /// config. Runs after the sections the kind does not read are dropped, and before the model
-    /// and data settings are checked.
+    /// config. Runs after the sections the kind does not read are dropped and the model and data
+    /// settings are checked.
     fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid>;
 }
 
