@@ -209,6 +209,41 @@ enum DataCommand {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
+    /// Trains a tokenizer as a suite's `data.tokenizer` does (the paper's `llama` / `llama3`,
+    /// or the harness's `bpe`) on a file, writes its tokenizer.json and prints tokens per
+    /// character and the share of <unk> on that file.
+    Tokenizer {
+        #[arg(long, value_enum)]
+        kind: TokenizerArg,
+        /// Stories: marker-separated text, or .jsonl / .parquet with --text-column.
+        #[arg(long, required_unless_present = "base_only")]
+        input: Option<PathBuf>,
+        #[arg(long, default_value = "<|endoftext|>")]
+        marker: String,
+        #[arg(long)]
+        text_column: Option<String>,
+        #[arg(long, default_value_t = 4096)]
+        vocab: usize,
+        /// Only the first N stories.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// A base tokenizer.json to retrain instead of the built-in pipeline (`data.tokenizer_base`).
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// The trained tokenizer.json.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the untrained base (the pipeline `--kind` retrains) to --out instead of training.
+        #[arg(long)]
+        base_only: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenizerArg {
+    Bpe,
+    Llama,
+    Llama3,
 }
 
 #[derive(Subcommand)]
@@ -374,6 +409,9 @@ fn main() -> Result<()> {
             use std::io::Write as _;
             let _ = std::io::stdout().lock().write_all(harness::plan::plan_text(&suite, args.profile.as_deref(), &args.results).as_bytes());
         }
+        Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only } } => {
+            data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only)?;
+        }
         Command::Data { what: DataCommand::Summarize { input, marker, text_column, out, endpoint, model, limit, rate, timeout_s } } => {
             use harness::data::{columnar, summarize, text};
             let mut stories = match text_column {
@@ -455,5 +493,82 @@ fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `harness data tokenizer`: the suite's tokenizer training on one file, with its statistics.
+#[allow(clippy::too_many_arguments)]
+fn data_tokenizer(
+    kind: TokenizerArg,
+    input: Option<&std::path::Path>,
+    marker: &str,
+    text_column: Option<String>,
+    vocab: usize,
+    limit: Option<usize>,
+    base: Option<PathBuf>,
+    out: &std::path::Path,
+    base_only: bool,
+) -> Result<()> {
+    use harness::data::tokenizer;
+    use harness::suite::{DataConfig, DataSource, TokenizerKind};
+    let kind = match kind {
+        TokenizerArg::Bpe => TokenizerKind::Bpe,
+        TokenizerArg::Llama => TokenizerKind::Llama,
+        TokenizerArg::Llama3 => TokenizerKind::Llama3,
+    };
+    if base_only {
+        let json = match kind {
+            TokenizerKind::Bpe => anyhow::bail!("--base-only: the byte-level BPE is trained from scratch and has no base; use --kind llama or llama3"),
+            TokenizerKind::Llama => tokenizer::llama_base(),
+            TokenizerKind::Llama3 => tokenizer::llama3_base(),
+        };
+        harness::artifacts::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+        println!("the untrained {} base in {}", kind.name(), out.display());
+        return Ok(());
+    }
+    let input = input.context("--input is required to train")?;
+    let name = input.to_string_lossy().to_lowercase();
+    let source = if name.ends_with(".parquet") {
+        DataSource::Parquet
+    } else if name.ends_with(".jsonl") || name.ends_with(".json") {
+        DataSource::Jsonl
+    } else {
+        DataSource::Text
+    };
+    let mut cfg: DataConfig = toml::from_str(&format!("source = \"embedded\"\nn_ctx = 512\nvocab_size = {vocab}"))?;
+    cfg.source = source;
+    cfg.path = Some(input.to_path_buf());
+    cfg.marker = marker.to_string();
+    cfg.text_column = text_column.filter(|_| source != DataSource::Text);
+    cfg.n_stories = limit;
+    cfg.eval_fraction = 0.0;
+    cfg.tokenizer = kind;
+    cfg.tokenizer_base = base;
+    cfg.normalize().map_err(|e| anyhow::anyhow!("{} ({}): check the matching option (--vocab, --input, --text-column)", e.message, e.key))?;
+    let corpus = harness::data::Corpus::load(&cfg).with_context(|| format!("reading {}", input.display()))?;
+    let started = std::time::Instant::now();
+    let base_json = match &cfg.tokenizer_base {
+        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("--base {}", p.display()))?).with_context(|| format!("--base {}: not JSON", p.display()))?),
+        None => None,
+    };
+    let json = harness::data::train(&cfg, base_json, &corpus.train).map_err(|m| anyhow::anyhow!("training the {} tokenizer: {m}", kind.name()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    harness::artifacts::write_atomic(out, json.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    let tok = harness::data::Tok::from_json(json, out)?;
+    let s = tokenizer::stats(&tok.tokenizer, &corpus.train).map_err(|m| anyhow::anyhow!("encoding {}: {m}", input.display()))?;
+    println!(
+        "{}: {} stories, {} characters -> {} tokens ({:.4} tokens per character, {:.2} characters per token), <unk> {:.3}% of tokens; \
+         vocab {}, trained in {seconds:.1} s, sha256 {} in {}",
+        kind.name(),
+        corpus.train.len(),
+        s.chars,
+        s.tokens,
+        s.tokens as f64 / s.chars.max(1) as f64,
+        s.chars as f64 / s.tokens.max(1) as f64,
+        100.0 * s.unk as f64 / s.tokens.max(1) as f64,
+        tok.vocab_size(),
+        tok.sha256,
+        out.display()
+    );
     Ok(())
 }

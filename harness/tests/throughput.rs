@@ -3,16 +3,10 @@
 //! the settings it refuses.
 mod common;
 use common::*;
-use std::path::Path;
 
 /// The harness's torch has Hugging Face transformers (ci/test.sh installs it).
 fn has_transformers() -> bool {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = harness(&lib, &["doctor", "--json"]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let Some(dir) = doc["libtorch_dir"].as_str() else { return false };
-    let python = Path::new(dir).ancestors().nth(5).unwrap().join("bin/python");
-    std::process::Command::new(python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success())
+    transformers_python().is_some()
 }
 
 const SPEED: &str = include_str!("fixtures/throughput.toml");

@@ -8,9 +8,10 @@ pub mod pairs;
 pub mod shards;
 pub mod summarize;
 pub mod text;
+pub mod tokenizer;
 
 use crate::artifacts::{sha256_bytes, sha256_file, write_atomic};
-use crate::suite::{DataConfig, DataSource, Packing, PaddingSide};
+use crate::suite::{DataConfig, DataSource, Packing, PaddingSide, TokenizerKind};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
@@ -20,6 +21,8 @@ use tokenizers::{AddedToken, Tokenizer};
 /// Special tokens in the paper's order: <unk> = 0, <s> = 1, </s> = 2; pad = EOS = </s>.
 pub const SPECIALS: [&str; 3] = ["<unk>", "<s>", "</s>"];
 pub const PAD: &str = "</s>";
+/// The end-of-text tokens a tokenizer may pad with, in order of preference.
+pub const PADS: [&str; 3] = [PAD, "<|endoftext|>", "<|end_of_text|>"];
 /// The smallest vocabulary a trained byte-level BPE can have: 256 bytes + the specials.
 pub use crate::suite::MIN_BPE_VOCAB;
 const _: () = assert!(MIN_BPE_VOCAB == 256 + SPECIALS.len(), "suite::MIN_BPE_VOCAB must count every special token");
@@ -193,12 +196,24 @@ impl Tok {
         self.tokenizer.get_vocab_size(true) as i64
     }
 
+    /// What a report says of it: kind (or the file it came from), vocabulary, sha256 prefix.
+    pub fn label(&self, cfg: &DataConfig) -> String {
+        let kind = match (&cfg.tokenizer_path, &cfg.tokenizer_base) {
+            (Some(p), _) => format!("file {}", p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())),
+            (None, Some(_)) => format!("{} (given base)", cfg.tokenizer.name()),
+            (None, None) => cfg.tokenizer.name().to_string(),
+        };
+        format!("{kind} {} {}", self.vocab_size(), &self.sha256[..12])
+    }
+
     pub fn from_json(json: String, origin: &Path) -> Result<Self, DataError> {
         let tokenizer: Tokenizer = json
             .parse()
             .map_err(|e: tokenizers::Error| DataError::Tokenizer { path: origin.into(), message: e.to_string() })?;
-        let pad_id = tokenizer.token_to_id(PAD).or_else(|| tokenizer.token_to_id("<|endoftext|>")).ok_or_else(|| {
-            DataError::Tokenizer { path: origin.into(), message: format!("has no {PAD} or <|endoftext|> token to pad with") }
+        // Pad = EOS (PAPER.md B.1, B.2): Llama's, GPT-2's or Llama 3's end-of-text token.
+        let pad_id = PADS.iter().find_map(|t| tokenizer.token_to_id(t)).ok_or_else(|| DataError::Tokenizer {
+            path: origin.into(),
+            message: format!("has none of the end-of-text tokens {PADS:?} to pad with"),
         })? as i64;
         Ok(Self { sha256: sha256_bytes(json.as_bytes()), json, tokenizer, pad_id })
     }
@@ -212,8 +227,23 @@ impl Tok {
             let json = crate::artifacts::read_regular_string(p).map_err(|e| setting(DataError::Read { path: p.clone(), error: e }))?;
             return Self::from_json(json, p).map_err(setting);
         }
+        let base = match &cfg.tokenizer_base {
+            Some(p) => {
+                let setting = |e| DataError::Setting { key: "data.tokenizer_base", error: Box::new(e) };
+                let text = crate::artifacts::read_regular_string(p).map_err(|e| setting(DataError::Read { path: p.clone(), error: e }))?;
+                let json: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| setting(DataError::Tokenizer { path: p.clone(), message: format!("not JSON: {e}") }))?;
+                Some((json, sha256_bytes(text.as_bytes())))
+            }
+            None => None,
+        };
         let text_hash = sha256_bytes(corpus.train.join("\u{0}").as_bytes());
-        let key = sha256_bytes(format!("bpe-bytelevel-v1|{}|{text_hash}", cfg.vocab_size).as_bytes());
+        // The byte-level BPE keeps its original key, so caches written before other kinds existed stay valid.
+        let what = match cfg.tokenizer {
+            TokenizerKind::Bpe => "bpe-bytelevel-v1".to_string(),
+            kind => format!("{kind:?}-retrain-v1|{}|{}", cfg.marker_in_text(), base.as_ref().map_or("built-in", |b| b.1.as_str())),
+        };
+        let key = sha256_bytes(format!("{what}|{}|{text_hash}", cfg.vocab_size).as_bytes());
         let path = cache.join("tokenizers").join(format!("{}.json", &key[..24]));
         // The cached file is trusted only when it still hashes to what was written beside it.
         let sidecar = path.with_extension("json.sha256");
@@ -224,7 +254,8 @@ impl Tok {
             }
             eprintln!("  the cached tokenizer {} does not match its recorded sha256 ({}); training it again", path.display(), sidecar.display());
         }
-        let json = train_bpe(&corpus.train, cfg.vocab_size).map_err(|m| DataError::Tokenizer { path: path.clone(), message: m })?;
+        let origin = cfg.tokenizer_base.clone().unwrap_or_else(|| path.clone());
+        let json = train(cfg, base.map(|b| b.0), &corpus.train).map_err(|m| DataError::Tokenizer { path: origin, message: m })?;
         let io = |e| DataError::Read { path: path.clone(), error: e };
         write_atomic(&path, json.as_bytes()).map_err(io)?;
         write_atomic(&sidecar, sha256_bytes(json.as_bytes()).as_bytes()).map_err(io)?;
@@ -235,6 +266,20 @@ impl Tok {
     /// added, as the reference's `add_special_tokens=False`). Not cached: for prompts.
     pub fn encode(&self, stories: &[String], n_ctx: i64, side: PaddingSide) -> Result<Encoded, DataError> {
         shards::encode(self, stories, n_ctx, side, Packing::Truncate)
+    }
+}
+
+/// Trains the tokenizer `data.tokenizer` names on the training stories.
+pub fn train(cfg: &DataConfig, base: Option<serde_json::Value>, stories: &[String]) -> Result<String, String> {
+    match cfg.tokenizer {
+        TokenizerKind::Bpe => train_bpe(stories, cfg.vocab_size),
+        TokenizerKind::Llama => {
+            let marker = cfg.marker_in_text().then_some(cfg.marker.as_str());
+            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama_base), tokenizer::reference_lines(stories, marker), cfg.vocab_size, tokenizer::Alphabet::PaperEra)
+        }
+        TokenizerKind::Llama3 => {
+            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama3_base), stories.iter(), cfg.vocab_size, tokenizer::Alphabet::PaperEra)
+        }
     }
 }
 

@@ -199,6 +199,7 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
     }
     out.summary.insert("data".into(), corpus.label.into());
     out.summary.insert("vocab_size".into(), tok.vocab_size().into());
+    out.summary.insert("tokenizer".into(), tok.label(cfg).into());
     out.summary.insert("train_stories".into(), corpus.train.len().into());
     // Rows of n_ctx tokens: what an epoch passes over (windows can make several per story).
     out.summary.insert("train_rows".into(), train.len().into());

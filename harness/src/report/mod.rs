@@ -122,6 +122,7 @@ fn runs_table(records: &[RunRecord]) -> Table {
     t.push("seed", Col::Int(records.iter().map(|r| Some(r.run.config.seed as i64)).collect()));
     t.push("params", Col::Int(records.iter().map(|r| r.num("params").map(|p| p as i64)).collect()));
     t.push("data", s(&|r| r.summary.get("data").and_then(Value::as_str).unwrap_or("—").to_string()));
+    t.push("tokenizer", s(&|r| r.summary.get("tokenizer").and_then(Value::as_str).unwrap_or("—").to_string()));
     t.push("status", s(&|r| format!("{:?}{}", r.status, if r.reused { " (reused)" } else { "" }).to_lowercase()));
     t.push("device", s(&|r| r.device.clone()));
     for (key, _) in METRICS {
@@ -267,7 +268,18 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         );
     }
     let devices: std::collections::BTreeSet<&str> = records.iter().map(|r| r.device.as_str()).collect();
+    let tokenizers: std::collections::BTreeSet<&str> =
+        records.iter().filter_map(|r| r.summary.get("tokenizer").and_then(Value::as_str)).collect();
     let _ = writeln!(md, "## Environment\n");
+    if !tokenizers.is_empty() {
+        let list: Vec<String> = tokenizers.iter().map(|t| format!("`{t}`")).collect();
+        let _ = writeln!(
+            md,
+            "- tokenizer(s) (kind, vocabulary, sha256 prefix; the paper's are `llama` 4096 for TinyStories and `llama3` 8000 \
+             for FineWeb-edu and FineMath): {}",
+            list.join(", ")
+        );
+    }
     let _ = writeln!(md, "- suite file: `{}` (sha256 `{}`)", suite.path.display(), crate::artifacts::sha256_bytes(suite.source.as_bytes()));
     let _ = writeln!(md, "- harness {} at git `{}`{}", prov.harness_version, prov.git_sha, if prov.git_dirty { " (dirty)" } else { "" });
     let _ = writeln!(md, "- libtorch {}; device(s): {}", prov.libtorch_version, devices.into_iter().collect::<Vec<_>>().join(", "));

@@ -57,6 +57,17 @@ pub fn manifest(results: &Path, suite: &str) -> Vec<serde_json::Value> {
     out
 }
 
+/// The python beside the harness's torch (`harness doctor`'s libtorch folder), when it has
+/// Hugging Face transformers (ci/test.sh installs it from bench/pytorch/requirements.txt).
+pub fn transformers_python() -> Option<PathBuf> {
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = harness(&lib, &["doctor", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let python = Path::new(doc["libtorch_dir"].as_str()?).ancestors().nth(5)?.join("bin/python");
+    let ok = std::process::Command::new(&python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
 /// `../shared/data` from the workspace root, when present (CI always has it).
 pub fn shared_data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");

@@ -30,6 +30,43 @@ pub enum Packing {
     Windows,
 }
 
+/// The tokenizer trained on a run's training text (PAPER.md B.1, B.2; `data::tokenizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// The harness's byte-level BPE (GPT-2-style pre-tokenizer), trained from scratch.
+    #[default]
+    Bpe,
+    /// The paper's TinyStories tokenizer: `open_llama_3b`'s SentencePiece-style Llama BPE
+    /// (`LlamaTokenizerFast`) retrained on the training stories' lines (4096 in the paper).
+    Llama,
+    /// The paper's FineWeb-edu / FineMath tokenizer: `Meta-Llama-3-8B`'s byte-level BPE
+    /// (`PreTrainedTokenizerFast`) retrained on the training documents (8000 in the paper).
+    Llama3,
+}
+
+impl TokenizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bpe => "bpe",
+            Self::Llama => "llama",
+            Self::Llama3 => "llama3",
+        }
+    }
+
+    /// The smallest vocabulary a trained tokenizer of this kind can have.
+    pub fn min_vocab(self) -> usize {
+        match self {
+            // 256 bytes + <unk>, <s>, </s>.
+            Self::Bpe => MIN_BPE_VOCAB,
+            // The three specials and a handful of characters.
+            Self::Llama => 64,
+            // 256 special tokens + 256 bytes.
+            Self::Llama3 => 512,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaddingSide {
@@ -52,6 +89,14 @@ pub struct DataConfig {
     /// A `tokenizer.json` to use instead of training one.
     #[serde(default)]
     pub tokenizer_path: Option<PathBuf>,
+    /// Which tokenizer to train on the training text: "bpe" (default), or the paper's "llama"
+    /// (TinyStories) / "llama3" (FineWeb-edu, FineMath).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tokenizer: TokenizerKind,
+    /// A base `tokenizer.json` (a BPE model) that `tokenizer` = "llama" / "llama3" retrains in
+    /// place of the built-in copy of that base's pipeline, e.g. the real open_llama_3b file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_base: Option<PathBuf>,
     /// `text`: training file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -154,6 +199,16 @@ pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plu
 pub const MIN_BPE_VOCAB: usize = 259;
 
 impl DataConfig {
+    /// Whether the stories were separated by `marker` in the files read (so the Llama tokenizer
+    /// trains on the marker lines too, as on `TinyStories-train.txt`).
+    pub fn marker_in_text(&self) -> bool {
+        match self.source {
+            DataSource::Text => true,
+            DataSource::Hf => !self.files.iter().any(|f| f.ends_with(".parquet") || f.ends_with(".jsonl") || f.ends_with(".json")),
+            _ => false,
+        }
+    }
+
     /// Fills a Hugging Face preset's repo and files, and checks every setting against the others.
     pub fn normalize(&mut self) -> Result<(), Invalid> {
         if self.source == DataSource::Hf {
@@ -179,9 +234,26 @@ impl DataConfig {
         if self.n_ctx < 2 {
             return Err(Invalid::new("data.n_ctx", format!("must be at least 2 (a model sees n_ctx tokens), got {}", self.n_ctx)));
         }
-        let min_vocab = if self.tokenizer_path.is_some() { 16 } else { MIN_BPE_VOCAB };
+        if self.tokenizer_path.is_some() && (self.tokenizer != TokenizerKind::Bpe || self.tokenizer_base.is_some()) {
+            return Err(Invalid::new(
+                "data.tokenizer_path",
+                "a finished tokenizer is used as is; remove data.tokenizer / data.tokenizer_base, or remove tokenizer_path to train one",
+            ));
+        }
+        if self.tokenizer_base.is_some() && self.tokenizer == TokenizerKind::Bpe {
+            return Err(Invalid::new(
+                "data.tokenizer_base",
+                "a base is retrained by tokenizer = \"llama\" or \"llama3\" (which also says how its text is read); set one",
+            ));
+        }
+        let min_vocab = if self.tokenizer_path.is_some() { 16 } else { self.tokenizer.min_vocab() };
         if !(min_vocab..=65536).contains(&self.vocab_size) {
-            let why = if self.tokenizer_path.is_some() { "" } else { " (a trained byte-level BPE holds 256 bytes + 3 specials)" };
+            let why = match (self.tokenizer_path.is_some(), self.tokenizer) {
+                (true, _) => "",
+                (false, TokenizerKind::Bpe) => " (a trained byte-level BPE holds 256 bytes + 3 specials)",
+                (false, TokenizerKind::Llama) => " (the Llama tokenizer's 3 specials and the text's characters)",
+                (false, TokenizerKind::Llama3) => " (the Llama 3 tokenizer holds 256 special tokens + 256 bytes)",
+            };
             return Err(Invalid::new("data.vocab_size", format!("must be in {min_vocab}..=65536{why}, got {}", self.vocab_size)));
         }
         if !(0.0..1.0).contains(&self.eval_fraction) {
