@@ -21,7 +21,7 @@ pub fn plan_text(suite: &Suite, profile: Option<&str>, results: &Path) -> String
             (Some(m), None, Some(t)) => m.num_params(t.vocab_size, t.n_ctx).to_string(),
             _ => "—".into(),
         };
-        let vocab = c.data.as_ref().map(|d| format!(" V={}", d.vocab_size)).unwrap_or_default();
+        let vocab = c.data.as_ref().map(|d| match d.tokenizer { crate::suite::TokenizerKind::Bpe => format!(" V={}", d.vocab_size), k => format!(" V={} {}", d.vocab_size, k.name()) }).unwrap_or_default();
         let dir = crate::artifacts::RunDir::new(results, &r.suite, &r.id);
         let status = if dir.verified_finished().is_some() { "finished" } else { "pending" };
         let from = r.upstream().map_or("—".to_string(), |u| u[..12].to_string());

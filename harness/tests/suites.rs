@@ -259,3 +259,41 @@ fn every_test_fixture_is_a_valid_suite() {
     }
     assert!(n >= 6, "the fixtures are in {}", dir.display());
 }
+
+/// T12's InfoNCE-tuned values sit beside the tuned rows only, never the frozen or untrained ones.
+#[test]
+fn tuned_retrieval_cells_sit_on_tuned_rows_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/ci");
+    for f in ["retrieval.toml", "gpu-retrieval.toml"] {
+        let s = Suite::load(&root.join(f), &[], true).unwrap();
+        let eval: Vec<_> = s.runs.iter().filter(|r| r.experiment == "eval").collect();
+        assert!(!eval.is_empty(), "{f}");
+        for r in eval {
+            let tuned = r.lineage.iter().any(|e| e == "embed_tuned");
+            let cell = r.paper.as_ref().and_then(|p| p.cell("32"));
+            assert_eq!(cell.is_some(), tuned, "{f}: {} (from {:?}) has paper value {cell:?}", r.label, r.lineage);
+        }
+    }
+}
+
+/// Paper-scale suites train the paper's tokenizers (PAPER.md B.1-B.3): Llama's on TinyStories,
+/// Llama 3's on FineWeb-edu and FineMath.
+#[test]
+fn paper_suites_use_the_paper_tokenizers() {
+    use harness::suite::{DataSource, TokenizerKind};
+    for p in suites().into_iter().filter(|p| p.parent().is_some_and(|d| d.ends_with("paper"))) {
+        let s = Suite::load(&p, &[], true).unwrap();
+        for r in s.runs.iter().filter(|r| r.config.data.is_some()) {
+            let d = r.config.data();
+            if d.source == DataSource::Embedded && !p.ends_with("representation_untrained.toml") {
+                continue;
+            }
+            let want = match d.vocab_size {
+                4096 => TokenizerKind::Llama,
+                8000 => TokenizerKind::Llama3,
+                v => panic!("{}: {} has vocabulary {v}, neither of the paper's", p.display(), r.label),
+            };
+            assert_eq!(d.tokenizer, want, "{}: {} ({})", p.display(), r.label, r.experiment);
+        }
+    }
+}
