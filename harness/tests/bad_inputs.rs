@@ -246,6 +246,12 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         ),
         case("tokenizer missing", &["run", &env.data("tm.toml", "tokenizer_path = \"none.json\""), "-q"], &["none.json", "data.tokenizer_path"]),
         case("tokenizer garbage", &["run", &env.data("tg.toml", "tokenizer_path = \"tok.json\""), "-q"], &["tok.json", "data.tokenizer_path"]),
+        case("tokenizer kind unknown", &["run", &env.data("tkind.toml", "tokenizer = \"sentencepiece\""), "-q"], &["data.tokenizer", "llama3"]),
+        case("tokenizer path and kind", &["run", &env.data("tpk.toml", "tokenizer = \"llama\"\ntokenizer_path = \"tok.json\""), "-q"], &["data.tokenizer_path", "remove"]),
+        case("tokenizer base for bpe", &["run", &env.data("tbb.toml", "tokenizer_base = \"tok.json\""), "-q"], &["data.tokenizer_base", "llama"]),
+        case("tokenizer base missing", &["run", &env.data("tbm.toml", "tokenizer = \"llama\"\ntokenizer_base = \"none.json\""), "-q"], &["none.json", "data.tokenizer_base"]),
+        case("tokenizer base garbage", &["run", &env.data("tbg.toml", "tokenizer = \"llama\"\ntokenizer_base = \"tok.json\""), "-q"], &["tok.json", "data.tokenizer_base"]),
+        case("llama3 vocabulary too small", &["run", &env.data("l3v.toml", "tokenizer = \"llama3\""), "-q"], &["data.vocab_size", "512"]),
         // Checkpoints.
         case("init_from missing", &["run", &good, "-q", "--set", "init_from=\"none.safetensors\""], &["none.safetensors", "init_from"]),
         case("init_from garbage", &["run", &good, "-q", "--set", "init_from=\"garbage.safetensors\""], &["garbage.safetensors", "init_from"]),

@@ -254,8 +254,10 @@ impl Tok {
             }
             eprintln!("  the cached tokenizer {} does not match its recorded sha256 ({}); training it again", path.display(), sidecar.display());
         }
-        let origin = cfg.tokenizer_base.clone().unwrap_or_else(|| path.clone());
-        let json = train(cfg, base.map(|b| b.0), &corpus.train).map_err(|m| DataError::Tokenizer { path: origin, message: m })?;
+        let json = train(cfg, base.map(|b| b.0), &corpus.train).map_err(|m| match &cfg.tokenizer_base {
+            Some(p) => DataError::Setting { key: "data.tokenizer_base", error: Box::new(DataError::Tokenizer { path: p.clone(), message: m }) },
+            None => DataError::Tokenizer { path: path.clone(), message: m },
+        })?;
         let io = |e| DataError::Read { path: path.clone(), error: e };
         write_atomic(&path, json.as_bytes()).map_err(io)?;
         write_atomic(&sidecar, sha256_bytes(json.as_bytes()).as_bytes()).map_err(io)?;

@@ -226,6 +226,10 @@ impl Experiment for RetrievalFrozen {
     fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
         run(ctx)
     }
+
+    fn report(&self) -> Option<&'static dyn crate::report::Section> {
+        Some(&crate::report::retrieval::FrozenRetrieval)
+    }
 }
 
 
