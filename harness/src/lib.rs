@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod bench;
 pub mod check;
+pub mod coverage;
 pub mod data;
 pub mod device;
 pub mod experiments;

@@ -168,6 +168,13 @@ enum Command {
     },
     /// libtorch, CUDA, threading and CPU kernel-path facts (with a one-second bf16 probe);
     /// non-zero exit with --require-cuda and no CUDA.
+    /// Every table and figure of PAPER.md (docs/PAPER.md), the suites that reproduce it and the
+    /// readings they take, or why none does (docs/coverage-notes.toml): docs/coverage.md.
+    Coverage {
+        /// The project folder (suites/, docs/).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
     Doctor {
         #[arg(long)]
         require_cuda: bool,
@@ -408,6 +415,10 @@ fn main() -> Result<()> {
             // A closed pipe (`harness plan ... | head`) is not an error worth a panic.
             use std::io::Write as _;
             let _ = std::io::stdout().lock().write_all(harness::plan::plan_text(&suite, args.profile.as_deref(), &args.results).as_bytes());
+        }
+        Command::Coverage { root } => {
+            let md = harness::coverage::for_project(&root).map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{md}");
         }
         Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only } } => {
             data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only)?;

@@ -71,3 +71,20 @@ fn the_suite_page_lists_every_run_key_the_code_takes() {
         assert!(page.contains(&format!("`{key}`")), "docs/suites.md does not name the run key `{key}` (the code takes: {allowed})");
     }
 }
+
+/// docs/coverage.md is what `harness coverage` prints now: every table and figure of PAPER.md
+/// with its suites, or the reason it has none. `HARNESS_BLESS=1` rewrites it.
+#[test]
+fn the_coverage_table_is_current() {
+    let md = harness::coverage::for_project(&root()).unwrap_or_else(|e| panic!("docs/coverage-notes.toml and the suites disagree:\n{e}"));
+    let path = root().join("docs/coverage.md");
+    if std::env::var_os("HARNESS_BLESS").is_some() {
+        std::fs::write(&path, &md).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == md, "docs/coverage.md is out of date: run `HARNESS_BLESS=1 cargo test --release --test docs` (or `harness coverage > docs/coverage.md`)");
+    // Every T and H item of PAPER.md is in it.
+    let items = harness::coverage::items(&std::fs::read_to_string(root().join("docs/PAPER.md")).unwrap());
+    assert_eq!(items.iter().filter(|i| i.id.starts_with('T')).count(), 14);
+    assert_eq!(items.iter().filter(|i| i.id.starts_with('F')).count(), 24);
+}
