@@ -15,6 +15,8 @@ cargo test --release --workspace "$@" 2>&1 | tee "$out/test.log"
 cargo test --release -p harness --test throughput -- --ignored 2>&1 | tee -a "$out/test.log"
 # The paper's tokenizers against transformers: same class, same ids, same retraining (scripts/hf_tokenizer_check.py).
 cargo test --release -p harness --test tokenizers_hf -- --ignored 2>&1 | tee -a "$out/test.log"
+# The training path against a plain PyTorch loop written as the reference trains (scripts/reference_trajectory.py).
+cargo test --release -p harness --test trajectory -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
 # Totals over every test binary, printed last (cargo's own last lines are the doc-test binaries').
 # Scale-out against a real Slurm: a one-node cluster on 127.0.0.1 (Debian's slurm-wlm and munge,
 # installed when missing; needs root and apt-get), the job-array tests, then teardown. Nothing is

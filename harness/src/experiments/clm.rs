@@ -66,7 +66,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
             d.eval_fraction
         );
     }
-    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: ctx.dir, progress: ctx.progress, resume: Some(ctx.resume) };
+    let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: ctx.dir, progress: ctx.progress, resume: Some(ctx.resume), shuffle: cfg.data().shuffle };
     let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
     ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;

@@ -47,7 +47,7 @@ impl<'a> ClmSteps<'a> {
             global: micro * cfg.accumulate as usize,
             total,
             log_every: (total / 500).max(1),
-            rng: ChaCha8Rng::seed_from_u64(trainer.seed ^ 0x5eed_da7a),
+            rng: order_rng(trainer.seed),
             order: Vec::new(),
             tokens_seen: 0,
             window_sum: Tensor::from(0f64).to_device(trainer.device),
@@ -71,6 +71,10 @@ impl<'a> ClmSteps<'a> {
                 wall_clock_stop: false,
             },
         }
+    }
+
+    pub(super) fn global_batch(&self) -> usize {
+        self.global
     }
 
     fn evaluate(&self) -> f64 {
@@ -107,13 +111,7 @@ impl Hooks for ClmSteps<'_> {
 
     fn forward_backward(&mut self, _step: u64, stepper: &mut Stepper) -> Result<Tensor, ModelError> {
         let (cfg, model) = (self.trainer.cfg, self.model);
-        let n = self.train.len();
-        while self.order.len() < self.global {
-            let mut epoch: Vec<i64> = (0..n).collect();
-            epoch.shuffle(&mut self.rng);
-            self.order.extend(epoch);
-        }
-        let idx: Vec<i64> = self.order.drain(..self.global).collect();
+        let idx = next_rows(&mut self.order, &mut self.rng, self.train.len(), self.global, self.trainer.shuffle);
         self.tokens_seen += idx.iter().map(|&i| self.row_tokens.get(i as usize).copied().unwrap_or(0)).sum::<i64>() as u64;
         if cfg.accumulate == 1 {
             let (tokens, labels) = self.data.rows(&idx);
@@ -189,6 +187,7 @@ impl Hooks for ClmSteps<'_> {
         }
         if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
             let name = format!("checkpoints/step-{done:08}.safetensors");
+            self.model.remask();
             save_checkpoint(self.vs, &self.trainer.run_dir.file(&name))?;
             self.out.checkpoints.push((done, name));
         }
@@ -225,3 +224,53 @@ impl Hooks for ClmSteps<'_> {
         self.out.overhead_s += seconds;
     }
 }
+
+/// The data order's generator: ChaCha8 (rand_chacha 0.9) from the run's seed.
+pub(super) fn order_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ ORDER_SEED_XOR)
+}
+
+/// Mixed into the run's seed for the data order, so it differs from the init's stream.
+pub(super) const ORDER_SEED_XOR: u64 = 0x5eed_da7a;
+
+/// The rows of the next global batch: epochs of all `n` rows (shuffled with `rng`'s
+/// `SliceRandom::shuffle` when `shuffle`, else in order) drawn `global` at a time; a batch may
+/// span two epochs.
+pub(super) fn next_rows(order: &mut Vec<i64>, rng: &mut ChaCha8Rng, n: i64, global: usize, shuffle: bool) -> Vec<i64> {
+    while order.len() < global {
+        let mut epoch: Vec<i64> = (0..n).collect();
+        if shuffle {
+            epoch.shuffle(rng);
+        }
+        order.extend(epoch);
+    }
+    order.drain(..global).collect()
+}
+
+/// What `data_order.json` records of a run: the rule, the generator's seed, and the row ids of
+/// every step when they number at most [`ORDER_IDS_MAX`] (else the rule and seed say them).
+pub(super) fn data_order(n: i64, global: usize, steps: u64, seed: u64, shuffle: bool) -> serde_json::Value {
+    let ids = steps.saturating_mul(global as u64) <= ORDER_IDS_MAX;
+    let rows: Option<Vec<Vec<i64>>> = ids.then(|| {
+        let (mut order, mut rng) = (Vec::new(), order_rng(seed));
+        (0..steps).map(|_| next_rows(&mut order, &mut rng, n, global, shuffle)).collect()
+    });
+    serde_json::json!({
+        "rule": if shuffle {
+            "epochs of all training rows, each shuffled by rand 0.9's SliceRandom::shuffle (Fisher-Yates) with a ChaCha8Rng \
+             (rand_chacha 0.9) from seed_from_u64(generator_seed), drawn one global batch at a time; a batch may span two epochs"
+        } else {
+            "data.shuffle = false: the training rows in order (row i = the i-th training document or window), epoch after \
+             epoch, one global batch at a time; a batch may span two epochs"
+        },
+        "shuffle": shuffle,
+        "generator_seed": seed ^ ORDER_SEED_XOR,
+        "rows": n,
+        "global_batch": global,
+        "steps": steps,
+        "row_ids_per_step": rows,
+    })
+}
+
+/// Row ids are written per step up to this many (2 MB of JSON or so).
+pub(super) const ORDER_IDS_MAX: u64 = 250_000;

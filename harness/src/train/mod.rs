@@ -310,6 +310,8 @@ pub struct Trainer<'a> {
     pub progress: bool,
     /// Write resumable state this often; `None`: never (tests, short runs).
     pub resume: Option<ResumeEvery>,
+    /// Shuffle the rows each epoch (`data.shuffle`); `false`: rows in file order, epoch after epoch.
+    pub shuffle: bool,
 }
 
 impl Trainer<'_> {
@@ -332,10 +334,17 @@ impl Trainer<'_> {
             resume: Some(resume::Resume::new(self.run_dir, self.resume)),
         };
         let mut hooks = ClmSteps::new(self, model, vs, train, eval, total);
+        // The data order, written with the run so a check outside the harness can take the
+        // same batches (a rerun rewrites the same bytes).
+        let order = clm_steps::data_order(train.len(), hooks.global_batch(), total, self.seed, self.shuffle);
+        crate::artifacts::write_atomic(&self.run_dir.file("data_order.json"), serde_json::to_string(&order).expect("serializes").as_bytes())?;
         let done = lp.run(&mut hooks, vs, &mut stepper)?;
         hooks.bar.finish_and_clear();
         let ClmSteps { mut out, tokens_seen, last_eval, started, .. } = hooks;
         let saving = Instant::now();
+        // Masked-away weights are stored as zeros, as the reference's in-place masking leaves
+        // them (no forward reads them, whatever the gradient convention).
+        model.remask();
         save_checkpoint(vs, &self.run_dir.file("model.safetensors"))?;
         // Finished: the resumable state is no artifact of the run.
         lp.finish()?;

@@ -60,7 +60,7 @@ fn accumulation_equals_a_larger_batch() {
         vs.copy(&init).unwrap();
         let cfg: TrainConfig =
             toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
-        let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None };
+        let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true };
         let out = trainer.fit(model.as_ref(), &vs, &data, &data).unwrap();
         let w = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect::<std::collections::BTreeMap<_, _>>();
         (out, w)
@@ -94,7 +94,7 @@ fn stop_at_cuts_the_run_but_keeps_the_schedule() {
         let model = spec.build(&vs.root(), v, t).unwrap();
         vs.copy(&init).unwrap();
         let cfg: TrainConfig = toml::from_str(&format!("steps = 12\nbatch_size = 4\nlr = 1e-2\nwarmup_steps = 2\neval_every = 100\n{extra}")).unwrap();
-        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None }.fit(model.as_ref(), &vs, &data, &data).unwrap()
+        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }.fit(model.as_ref(), &vs, &data, &data).unwrap()
     };
     let (full, cut) = (train(""), train("stop_at = 5"));
     assert_eq!((full.steps, cut.steps), (12, 5));
@@ -118,7 +118,7 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     // A budget of 0.06 ms: over after the first step.
     let cfg: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\nmax_minutes = 1e-6\neval_every = 1000").unwrap();
-    let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None }
+    let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }
         .fit(model.as_ref(), &vs, &data, &data)
         .unwrap();
     assert!(out.wall_clock_stop);
@@ -128,7 +128,7 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
     assert!(out.eval_loss.is_finite());
     // Without the budget the same run trains its 50 steps.
     let full: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\neval_every = 1000").unwrap();
-    let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None }
+    let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }
         .fit(model.as_ref(), &vs, &data, &data)
         .unwrap();
     assert!(!out.wall_clock_stop && out.steps == 50);
@@ -202,4 +202,20 @@ fn the_loop_follows_the_schedule_stops_when_a_hook_says_and_resumes_from_its_sta
     assert_eq!(probe.w.double_value(&[0]), w_at_5, "resumed bit for bit");
     lp.finish().unwrap();
     assert_eq!(run.resume_step(), None, "a finished run keeps no resumable state");
+}
+
+#[test]
+fn the_data_order_is_recorded_and_unshuffled_on_request() {
+    let ids = |v: serde_json::Value| -> Vec<Vec<i64>> { serde_json::from_value(v["row_ids_per_step"].clone()).unwrap() };
+    // In order, epoch after epoch; a batch spans the epoch boundary.
+    assert_eq!(ids(super::clm_steps::data_order(5, 2, 4, 7, false)), vec![vec![0, 1], vec![2, 3], vec![4, 0], vec![1, 2]]);
+    // Shuffled: every epoch is a permutation, the same for the same seed, another for another seed.
+    let a = ids(super::clm_steps::data_order(6, 3, 4, 7, true));
+    let mut first: Vec<i64> = a[..2].concat();
+    first.sort();
+    assert_eq!(first, (0..6).collect::<Vec<_>>());
+    assert_eq!(a, ids(super::clm_steps::data_order(6, 3, 4, 7, true)));
+    assert_ne!(a, ids(super::clm_steps::data_order(6, 3, 4, 8, true)));
+    // Past the cap only the rule and seed are written.
+    assert!(super::clm_steps::data_order(10, 1000, 1000, 0, true)["row_ids_per_step"].is_null());
 }

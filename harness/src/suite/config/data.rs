@@ -120,6 +120,10 @@ pub struct DataConfig {
     /// train (the paper's FineWeb / FineMath rule); replaces `eval_fraction`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_rows: Option<usize>,
+    /// Shuffle the training rows each epoch (the Trainer's default); `false`: rows in order, so
+    /// another implementation can take the same batches. Each run writes `data_order.json`.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub shuffle: bool,
     /// `embedded`: the generator's seed.
     #[serde(default)]
     pub corpus_seed: u64,
@@ -159,6 +163,9 @@ pub(super) fn default_marker() -> String {
 }
 pub(super) fn yes() -> bool {
     true
+}
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 pub(super) fn default_eval_fraction() -> f64 {
     0.1
