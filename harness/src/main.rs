@@ -244,6 +244,48 @@ enum DataCommand {
         #[arg(long)]
         base_only: bool,
     },
+    /// Tokenizes a file of any size into a token shard (the format and key a run's cache uses)
+    /// in bounded memory: documents stream in, 4,096 at a time, and the ids stream out. Prints
+    /// documents, rows, tokens, time and the process's peak RSS.
+    Encode {
+        /// Documents: marker-separated text, or .jsonl / .parquet (the column --text-column).
+        #[arg(long)]
+        input: PathBuf,
+        /// The tokenizer.json to encode with (a run folder's, or `harness data tokenizer`'s).
+        #[arg(long)]
+        tokenizer: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        n_ctx: i64,
+        #[arg(long, value_enum, default_value = "truncate")]
+        packing: PackingArg,
+        #[arg(long, value_enum, default_value = "right")]
+        padding: PaddingArg,
+        #[arg(long, default_value = "<|endoftext|>")]
+        marker: String,
+        #[arg(long, default_value = "text")]
+        text_column: String,
+        /// Keep a last text piece with no marker after it (a file cut mid-story is dropped by default).
+        #[arg(long)]
+        keep_unterminated: bool,
+        /// Only the first N documents.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Folder for the shard (<key>.bin and its <key>.json header).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PackingArg {
+    Truncate,
+    Windows,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PaddingArg {
+    Left,
+    Right,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -422,6 +464,42 @@ fn main() -> Result<()> {
         }
         Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only } } => {
             data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only)?;
+        }
+        Command::Data { what: DataCommand::Encode { input, tokenizer, n_ctx, packing, padding, marker, text_column, keep_unterminated, limit, out } } => {
+            use harness::suite::{Packing, PaddingSide};
+            anyhow::ensure!(n_ctx > 0, "--n-ctx must be at least 1");
+            let json = harness::artifacts::read_regular_string(&tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
+            let tok = harness::data::Tok::from_json(json, &tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
+            let packing = match packing {
+                PackingArg::Truncate => Packing::Truncate,
+                PackingArg::Windows => Packing::Windows,
+            };
+            let side = match padding {
+                PaddingArg::Left => PaddingSide::Left,
+                PaddingArg::Right => PaddingSide::Right,
+            };
+            let started = std::time::Instant::now();
+            let docs = harness::data::stream_file(&input, &text_column, &marker, !keep_unterminated)?.take(limit.unwrap_or(usize::MAX));
+            let w = harness::data::shards::write_stream(&tok, docs, n_ctx, side, packing, &out)?;
+            let secs = started.elapsed().as_secs_f64();
+            let input_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            println!(
+                "{}: {} documents -> {} rows of {n_ctx} ({} tokens) in {secs:.1} s ({:.1} MiB/s of text)\nshard {} ({:.1} MiB), header {}\nkey {}, text sha256 {}, tokenizer sha256 {}\npeak RSS {} (input file {:.1} MiB)",
+                input.display(),
+                w.docs,
+                w.rows,
+                w.tokens,
+                mib(w.text_bytes) / secs.max(1e-9),
+                w.shard.display(),
+                mib(w.bytes),
+                w.header.display(),
+                w.key,
+                w.text_sha256,
+                tok.sha256,
+                harness::throughput::peak_rss().map_or("unknown (no /proc/self/status)".to_string(), |b| format!("{:.1} MiB", mib(b))),
+                mib(input_bytes),
+            );
         }
         Command::Data { what: DataCommand::Summarize { input, marker, text_column, out, endpoint, model, limit, rate, timeout_s } } => {
             use harness::data::{columnar, summarize, text};

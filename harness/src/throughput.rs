@@ -134,8 +134,8 @@ pub fn peak_tflops(device_name: &str, precision: Precision) -> Option<f64> {
     TABLE.iter().find(|(k, _, _)| n.contains(k)).map(|&(_, f32, h)| if half { h } else { f32 })
 }
 
-/// Peak resident set of this process (`VmHWM`), bytes.
-fn peak_rss() -> Option<u64> {
+/// Peak resident set of this process (`VmHWM`), bytes; None off Linux.
+pub fn peak_rss() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -167,6 +167,19 @@ fn trains_on_real_tinystories_text() {
     assert!(std::fs::read_to_string(rep.join("runs.csv")).unwrap().contains(",real,"));
     assert!(m["execution"]["tokens_train"].as_str().unwrap().starts_with("tokenized in"), "{m}");
 
+    // `harness data encode` streams a file into the shard a run would write: the same key.
+    let run = run_dir(&dir.path().join("results"), "tiny", m);
+    let valid = data.join("tinystories/validation-first1000.txt");
+    let tok = run.join("tokenizer.json");
+    let args = ["data", "encode", "--input", valid.to_str().unwrap(), "--tokenizer", tok.to_str().unwrap(), "--n-ctx", "24", "--limit", "40", "--out", "pre"];
+    let enc = harness(dir.path(), &args);
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    let printed = String::from_utf8_lossy(&enc.stdout).to_string();
+    let eval_key = m["execution"]["tokens_eval"].as_str().unwrap().rsplit("key ").next().unwrap().to_string();
+    assert!(printed.contains("40 documents -> 40 rows of 24") && printed.contains(&format!("key {eval_key}")) && printed.contains("peak RSS"), "{printed}\n{m}");
+    let missing = harness(dir.path(), &["data", "encode", "--input", valid.to_str().unwrap(), "--tokenizer", "nope.json", "--out", "pre"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("--tokenizer nope.json"), "{}", stderr(&missing));
+
     // Rerunning the finished run (--force) reads the token shards from the cache.
     let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--force", "--set", "model={kind=\"masked_mixer\", d_model=16, n_layers=1}"]);
     assert!(again.status.success(), "{}", stderr(&again));

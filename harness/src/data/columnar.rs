@@ -1,7 +1,9 @@
 //! JSON-lines and parquet sources, read with polars: one document per row, text in a column.
 use super::DataError;
 use polars::prelude::*;
-use std::path::Path;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Format {
@@ -9,46 +11,160 @@ pub enum Format {
     Parquet,
 }
 
+/// Rows read per parquet slice.
+const SLICE_ROWS: usize = 8192;
+
 /// The non-empty strings of `column`, in file order.
 pub fn read_column(path: &Path, format: Format, column: &str) -> Result<Vec<String>, DataError> {
-    crate::artifacts::ensure_regular(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
-    let file = std::fs::File::open(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
-    let df = match format {
-        Format::Jsonl => JsonReader::new(file).with_json_format(JsonFormat::JsonLines).finish(),
-        Format::Parquet => ParquetReader::new(file).finish(),
-    }
-    .map_err(|e| DataError::Columnar {
-        path: path.into(),
-        message: match format {
-            // polars does not say where; the first line that is not JSON does.
-            Format::Jsonl => first_bad_json_line(path).unwrap_or_else(|| e.to_string()),
-            Format::Parquet => format!("not a readable parquet file ({e})"),
-        },
-    })?;
-    let col = df.column(column).map_err(|_| DataError::MissingColumn {
-        path: path.into(),
-        column: column.into(),
-        available: df.get_column_names().iter().map(|c| c.to_string()).collect(),
-    })?;
-    let strings = col.str().map_err(|_| DataError::Columnar {
-        path: path.into(),
-        message: format!("column `{column}` holds {}, not text", col.dtype()),
-    })?;
-    let out: Vec<String> = strings.iter().flatten().map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-    if out.is_empty() {
-        return Err(DataError::Empty { path: path.into() });
-    }
-    Ok(out)
+    Column::open(path, format, column)?.collect()
 }
 
-/// "line N: <why>" for the first non-empty line of a JSON-lines file that is not a JSON object.
-fn first_bad_json_line(path: &Path) -> Option<String> {
-    let text = crate::artifacts::read_regular_string(path).ok()?;
-    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).find_map(|(i, l)| match serde_json::from_str::<serde_json::Value>(l) {
-        Ok(v) if v.is_object() => None,
-        Ok(_) => Some(format!("line {}: not a JSON object; each line holds one {{\"text\": ...}} record", i + 1)),
-        Err(e) => Some(format!("line {}: not valid JSON ({e})", i + 1)),
-    })
+/// The non-empty strings of one column, in file order, read as a stream: JSON lines one line at
+/// a time, parquet a slice of rows at a time and only that column, so a file larger than memory
+/// can be read.
+pub struct Column {
+    path: PathBuf,
+    column: String,
+    source: Source,
+    ready: VecDeque<String>,
+    any: bool,
+    done: bool,
+}
+
+enum Source {
+    Jsonl { reader: BufReader<std::fs::File>, line: usize, first_keys: Option<Vec<String>>, seen_column: bool },
+    Parquet { next: usize, total: usize },
+}
+
+impl Column {
+    pub fn open(path: &Path, format: Format, column: &str) -> Result<Self, DataError> {
+        let read_err = |e| DataError::Read { path: path.into(), error: e };
+        crate::artifacts::ensure_regular(path).map_err(read_err)?;
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let source = match format {
+            Format::Jsonl => Source::Jsonl { reader: BufReader::new(file), line: 0, first_keys: None, seen_column: false },
+            Format::Parquet => {
+                let bad = |e: PolarsError| DataError::Columnar { path: path.into(), message: format!("not a readable parquet file ({e})") };
+                let mut reader = ParquetReader::new(file);
+                let schema = reader.schema().map_err(bad)?;
+                let Some(field) = schema.get(column) else {
+                    return Err(DataError::MissingColumn {
+                        path: path.into(),
+                        column: column.into(),
+                        available: schema.iter_names().map(|n| n.to_string()).collect(),
+                    });
+                };
+                let dtype = DataType::from_arrow_field(field);
+                if !matches!(dtype, DataType::String) {
+                    return Err(DataError::Columnar { path: path.into(), message: format!("column `{column}` holds {dtype}, not text") });
+                }
+                Source::Parquet { next: 0, total: reader.num_rows().map_err(bad)? }
+            }
+        };
+        Ok(Self { path: path.into(), column: column.into(), source, ready: VecDeque::new(), any: false, done: false })
+    }
+
+    fn push(&mut self, text: &str) {
+        let t = text.trim();
+        if !t.is_empty() {
+            self.any = true;
+            self.ready.push_back(t.to_string());
+        }
+    }
+
+    /// Reads the next line or slice; at the end, the file-level checks.
+    fn fill(&mut self) -> Result<(), DataError> {
+        let columnar = |path: &Path, message: String| DataError::Columnar { path: path.into(), message };
+        match &mut self.source {
+            Source::Jsonl { reader, line, first_keys, seen_column } => {
+                let mut text = String::new();
+                let n = reader.read_line(&mut text).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => columnar(&self.path, format!("line {}: not valid UTF-8; convert the file to UTF-8", *line + 1)),
+                    _ => DataError::Read { path: self.path.clone(), error: e },
+                })?;
+                *line += 1;
+                if n == 0 {
+                    self.done = true;
+                    if !*seen_column && first_keys.is_some() {
+                        return Err(DataError::MissingColumn { path: self.path.clone(), column: self.column.clone(), available: first_keys.take().unwrap_or_default() });
+                    }
+                    return if self.any { Ok(()) } else { Err(DataError::Empty { path: self.path.clone() }) };
+                }
+                if text.trim().is_empty() {
+                    return Ok(());
+                }
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| columnar(&self.path, format!("line {line}: not valid JSON ({e})")))?;
+                let serde_json::Value::Object(map) = value else {
+                    return Err(columnar(&self.path, format!("line {line}: not a JSON object; each line holds one {{\"text\": ...}} record")));
+                };
+                if first_keys.is_none() {
+                    *first_keys = Some(map.keys().cloned().collect());
+                }
+                match map.get(&self.column) {
+                    None | Some(serde_json::Value::Null) => Ok(()),
+                    Some(serde_json::Value::String(s)) => {
+                        *seen_column = true;
+                        let s = s.clone();
+                        self.push(&s);
+                        Ok(())
+                    }
+                    Some(other) => {
+                        let what = match other {
+                            serde_json::Value::Bool(_) => "booleans",
+                            serde_json::Value::Number(_) => "numbers",
+                            serde_json::Value::Array(_) => "lists",
+                            _ => "objects",
+                        };
+                        Err(columnar(&self.path, format!("line {line}: column `{}` holds {what}, not text", self.column)))
+                    }
+                }
+            }
+            Source::Parquet { next, total } => {
+                if *next >= *total {
+                    self.done = true;
+                    return if self.any { Ok(()) } else { Err(DataError::Empty { path: self.path.clone() }) };
+                }
+                let file = std::fs::File::open(&self.path).map_err(|e| DataError::Read { path: self.path.clone(), error: e })?;
+                let df = ParquetReader::new(file)
+                    .with_columns(Some(vec![self.column.clone()]))
+                    .with_slice(Some((*next, SLICE_ROWS)))
+                    .finish()
+                    .map_err(|e| columnar(&self.path, format!("rows {next}..: not a readable parquet file ({e})")))?;
+                *next += SLICE_ROWS;
+                let col = df.column(&self.column).map_err(|e| columnar(&self.path, e.to_string()))?;
+                let strings = col.str().map_err(|_| columnar(&self.path, format!("column `{}` holds {}, not text", self.column, col.dtype())))?;
+                for t in strings.iter().flatten() {
+                    let t = t.trim();
+                    if !t.is_empty() {
+                        self.any = true;
+                        self.ready.push_back(t.to_string());
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Iterator for Column {
+    type Item = Result<String, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(s) = self.ready.pop_front() {
+                return Some(Ok(s));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.done = true;
+                self.ready.clear();
+                return Some(Err(e));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +186,15 @@ mod tests {
         let mut df = df!("text" => ["a tale", "another"], "n" => [1i64, 2]).unwrap();
         ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
         assert_eq!(read_column(&pq, Format::Parquet, "text").unwrap(), vec!["a tale", "another"]);
+        // A parquet file of several slices reads in order, nulls and blanks dropped, only `text`.
+        let texts: Vec<Option<String>> = (0..20_000).map(|i| (i % 7 != 3).then(|| if i % 11 == 0 { " ".into() } else { format!("doc {i}") })).collect();
+        let want: Vec<String> = texts.iter().flatten().filter(|t| !t.trim().is_empty()).cloned().collect();
+        let cols = vec![polars::prelude::Column::new("id".into(), (0..20_000i64).collect::<Vec<_>>()), polars::prelude::Column::new("text".into(), texts)];
+        let mut df = DataFrame::new_infer_height(cols).unwrap();
+        ParquetWriter::new(std::fs::File::create(&pq).unwrap()).with_row_group_size(Some(3000)).finish(&mut df).unwrap();
+        assert_eq!(read_column(&pq, Format::Parquet, "text").unwrap(), want);
+        let e = read_column(&pq, Format::Parquet, "id").unwrap_err().to_string();
+        assert!(e.contains("not text"), "{e}");
         let e = read_column(&jl, Format::Parquet, "text").unwrap_err().to_string();
         assert!(e.contains("d.jsonl"), "a jsonl file read as parquet names the file: {e}");
     }

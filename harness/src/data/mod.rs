@@ -148,15 +148,20 @@ impl Corpus {
 
 /// A downloaded file, read by its extension: parquet, JSON lines, else marker-separated text.
 fn read_by_extension(cfg: &DataConfig, path: &Path) -> Result<Vec<String>, DataError> {
-    let column = cfg.text_column.as_deref().unwrap_or("text");
+    stream_file(path, cfg.text_column.as_deref().unwrap_or("text"), &cfg.marker, cfg.drop_unterminated)?.collect()
+}
+
+/// The documents of a file, by its extension (`.parquet`; `.jsonl` / `.json`; else text split on
+/// `marker`), read as a stream in bounded memory.
+pub fn stream_file(path: &Path, column: &str, marker: &str, drop_unterminated: bool) -> Result<Box<dyn Iterator<Item = Result<String, DataError>>>, DataError> {
     let name = path.to_string_lossy().to_lowercase();
-    if name.ends_with(".parquet") {
-        columnar::read_column(path, columnar::Format::Parquet, column)
+    Ok(if name.ends_with(".parquet") {
+        Box::new(columnar::Column::open(path, columnar::Format::Parquet, column)?)
     } else if name.ends_with(".jsonl") || name.ends_with(".json") {
-        columnar::read_column(path, columnar::Format::Jsonl, column)
+        Box::new(columnar::Column::open(path, columnar::Format::Jsonl, column)?)
     } else {
-        text::read_stories(path, &cfg.marker, cfg.drop_unterminated)
-    }
+        Box::new(text::Stories::open(path, marker, drop_unterminated)?)
+    })
 }
 
 fn file_hash(path: &Path) -> Result<String, DataError> {
@@ -237,7 +242,7 @@ impl Tok {
             }
             None => None,
         };
-        let text_hash = sha256_bytes(corpus.train.join("\u{0}").as_bytes());
+        let text_hash = shards::TextHash::of(&corpus.train);
         // The byte-level BPE keeps its original key, so caches written before other kinds existed stay valid.
         let what = match cfg.tokenizer {
             TokenizerKind::Bpe => "bpe-bytelevel-v1".to_string(),
