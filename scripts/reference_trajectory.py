@@ -64,7 +64,17 @@ def train(job, impl):
     ids, labels = rows(job)
     order = json.load(open(os.path.join(job["run"], "data_order.json")))["row_ids_per_step"]
     kw = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
-    opt = torch.optim.AdamW(model.parameters(), lr=job["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **kw)
+    # The Hugging Face Trainer's two groups: no weight decay on biases and norm weights.
+    from transformers import Trainer
+
+    wd = job.get("weight_decay", 0.0)
+    decay = set(Trainer.get_decay_parameter_names(None, model))
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if n in decay], "weight_decay": wd},
+        {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=job["lr"], betas=(0.9, 0.999), eps=1e-8, **kw)
     from transformers import get_linear_schedule_with_warmup
 
     sched = get_linear_schedule_with_warmup(opt, job["warmup"], job["total"])

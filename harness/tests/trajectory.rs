@@ -2,7 +2,9 @@
 //! from the same weights on the same batches as a plain PyTorch loop written as the reference
 //! trains (scripts/reference_trajectory.py on bench/pytorch/peer.py's models: loss.backward(),
 //! clip_grad_norm_(1.0), torch.optim.AdamW, the linear schedule), fp32 on CPU. The batches come
-//! from the run's own data_order.json, so the recorded order is checked too.
+//! from the run's own data_order.json, so the recorded order is checked too. The `-decay` cases
+//! set weight decay 0.1: the peer groups its parameters with the Trainer's own
+//! `get_decay_parameter_names`, the harness with `optim::hf_no_decay` on its names.
 //!
 //! The bound, per step t: |harness - PyTorch| <= 4 x (the largest |single-tensor - fused AdamW|
 //! loss difference of PyTorch itself up to t) + 1e-6 nats: the harness may differ from the
@@ -18,16 +20,19 @@ struct Case {
     kind: &'static str,
     model: &'static str,
     shuffle: bool,
+    /// AdamW's weight decay: above 0, both sides split the parameters as the Hugging Face
+    /// Trainer does (biases and norm weights undecayed).
+    weight_decay: f64,
 }
 
 /// (max |harness - single| / bound over the steps, the worst step) of one case.
-fn trajectory(python: &Path, dir: &Path, case: &Case) -> (f64, usize, Vec<f64>, Vec<f64>) {
+fn trajectory(python: &Path, dir: &Path, case: &Case) -> (f64, usize, Vec<f64>, Vec<f64>, Vec<f64>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let script = root.join("scripts/reference_trajectory.py");
     let job = serde_json::json!({
         "kind": case.kind, "vocab": 400, "d_model": 32, "n_layers": 2, "n_heads": 4, "n_ctx": 32, "seed": 0,
         "init": dir.join(format!("{}-init.safetensors", case.name)), "tokenizer": dir.join("tok.json"),
-        "data": dir.join("stories.jsonl"), "lr": 3e-3, "warmup": 5, "total": STEPS, "clip": 1.0,
+        "data": dir.join("stories.jsonl"), "lr": 3e-3, "warmup": 5, "total": STEPS, "clip": 1.0, "weight_decay": case.weight_decay,
     });
     let job_path = dir.join(format!("{}-job.json", case.name));
     std::fs::write(&job_path, job.to_string()).unwrap();
@@ -59,12 +64,14 @@ lr = 3e-3
 warmup_steps = 5
 eval_every = 1000
 precision = "fp32"
+weight_decay = {wd}
 [[experiment]]
 name = "clm"
 kind = "clm"
 model = {model}
 "#,
         name = case.name,
+        wd = case.weight_decay,
         shuffle = case.shuffle,
         model = case.model
     );
@@ -105,7 +112,7 @@ model = {model}
             (worst, at) = (d / bound, i + 1);
         }
     }
-    (worst, at, diffs, bounds)
+    (worst, at, diffs, bounds, ours)
 }
 
 #[test]
@@ -121,13 +128,23 @@ fn training_follows_the_reference_loop_within_pytorchs_own_spread() {
     let out = harness(dir.path(), &["data", "tokenizer", "--kind", "bpe", "--input", "stories.jsonl", "--text-column", "text", "--vocab", "400", "--out", "tok.json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let cases = [
-        Case { name: "llama", kind: "llama", model: r#"{ kind = "llama", d_model = 32, n_layers = 2, n_heads = 4 }"#, shuffle: false },
-        Case { name: "mixer", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2, mask_grad = "reference" }"#, shuffle: true },
-        Case { name: "mixer-functional", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2 }"#, shuffle: true },
+        Case { name: "llama", kind: "llama", model: r#"{ kind = "llama", d_model = 32, n_layers = 2, n_heads = 4 }"#, shuffle: false, weight_decay: 0.0 },
+        Case { name: "llama-decay", kind: "llama", model: r#"{ kind = "llama", d_model = 32, n_layers = 2, n_heads = 4 }"#, shuffle: false, weight_decay: 0.1 },
+        Case { name: "mixer", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2, mask_grad = "reference" }"#, shuffle: true, weight_decay: 0.0 },
+        Case { name: "mixer-decay", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2, mask_grad = "reference" }"#, shuffle: true, weight_decay: 0.1 },
+        Case { name: "mixer-functional", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2 }"#, shuffle: true, weight_decay: 0.0 },
     ];
     let mut report = Vec::new();
+    let mut losses: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for case in &cases {
-        let (worst, at, diffs, bounds) = trajectory(&python, dir.path(), case);
+        let (worst, at, diffs, bounds, ours) = trajectory(&python, dir.path(), case);
+        if let Some(base) = case.name.strip_suffix("-decay") {
+            // The decay must move the loss well past the bound, or the case would check nothing.
+            let moved = losses[base].iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(moved > 10.0 * bounds[STEPS - 1], "{}: weight decay moved the loss by only {moved:.2e}", case.name);
+            eprintln!("{}: the decay moved the loss by up to {moved:.2e} from {base}'s", case.name);
+        }
+        losses.insert(case.name, ours);
         let max_d = diffs.iter().copied().fold(0.0, f64::max);
         report.push(format!("{}: max |harness - torch| {max_d:.2e}, bound at step 60 {:.2e}, worst ratio {worst:.3} at step {at}", case.name, bounds[STEPS - 1]));
         eprintln!("{}", report.last().unwrap());

@@ -51,6 +51,8 @@ pub struct AdamWState {
     pub params: Vec<Tensor>,
     pub exp_avg: Vec<Tensor>,
     pub exp_avg_sq: Vec<Tensor>,
+    /// Whether weight decay applies to each parameter (see [`AdamWState::grouped`]).
+    pub decays: Vec<bool>,
     /// Steps taken per parameter (a parameter without a gradient is skipped, as PyTorch does).
     pub steps: Vec<i64>,
     flat: Option<Flat>,
@@ -63,6 +65,15 @@ pub struct AdamWState {
     /// gradients (`set_to_none`, as the Hugging Face Trainer does), so the next backward writes
     /// fresh ones instead of adding into zeroed buffers.
     clear: Option<tch::COptimizer>,
+}
+
+/// The Hugging Face Trainer's rule for parameters without weight decay: every name holding
+/// "bias", and the weights of layer and RMS norms (`LayerNorm` / `LlamaRMSNorm` modules: here
+/// the modules whose name holds "norm", and GPT-1's `ln_1` / `ln_2`).
+pub fn hf_no_decay(name: &str) -> bool {
+    let module = name.rsplit_once('.').map_or("", |(m, _)| m);
+    let last = module.rsplit('.').next().unwrap_or("");
+    name.contains("bias") || last.contains("norm") || (last.starts_with("ln_") && last[3..].chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// The scalars of one AdamW step, as `torch.optim.AdamW` forms them (in f64, from the step count).
@@ -129,8 +140,15 @@ struct Flat {
 }
 
 impl AdamWState {
-    /// The trainable variables of `vs`, in name order, with zero moments.
+    /// The trainable variables of `vs`, in name order, with zero moments; weight decay (when
+    /// set) on all of them, as `torch.optim.AdamW` over one parameter group.
     pub fn new(vs: &nn::VarStore, cfg: AdamW) -> Self {
+        Self::grouped(vs, cfg, |_| false)
+    }
+
+    /// As [`Self::new`], in two groups as the Hugging Face Trainer builds them: the parameters
+    /// `no_decay` names (biases and norm weights: [`hf_no_decay`]) take no weight decay.
+    pub fn grouped(vs: &nn::VarStore, cfg: AdamW, no_decay: impl Fn(&str) -> bool) -> Self {
         let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         let names: Vec<String> = vars.keys().cloned().collect();
         let mut params: Vec<Tensor> = vars.into_values().collect();
@@ -172,7 +190,8 @@ impl AdamWState {
             params.iter().try_for_each(|p| o.add_parameters(p, 0)).ok()?;
             Some(o)
         });
-        Self { cfg, steps: vec![0; names.len()], names, params, exp_avg, exp_avg_sq, flat, gathered: false, pending: None, clear }
+        let decays = names.iter().map(|n| !no_decay(n)).collect();
+        Self { cfg, steps: vec![0; names.len()], names, params, exp_avg, exp_avg_sq, decays, flat, gathered: false, pending: None, clear }
     }
 
     /// The flat path applies when every parameter has a gradient and all have taken the same
@@ -273,10 +292,21 @@ impl AdamWState {
     /// when it was called first).
     pub fn step(&mut self, lr: f64) {
         let AdamW { beta1, beta2, eps, weight_decay } = self.cfg;
+        // With two groups, the decay (AdamW's first operation on a parameter, p *= 1 - lr λ) is
+        // applied here to the decayed group only, and the update below runs without it.
+        let grouped = weight_decay != 0.0 && !self.decays.iter().all(|&d| d);
+        if grouped {
+            tch::no_grad(|| {
+                for (p, _) in self.params.iter().zip(&self.decays).filter(|(p, &d)| d && p.grad().defined()) {
+                    let _ = p.shallow_clone().g_mul_scalar_(1.0 - lr * weight_decay);
+                }
+            });
+        }
+        let update = AdamW { weight_decay: if grouped { 0.0 } else { weight_decay }, ..self.cfg };
         if let Some(grads) = self.flat_grads() {
             let f = self.flat.as_mut().expect("flat path");
             let t = (self.steps[0] + 1) as f64;
-            let c = Coefs::new(self.cfg, lr, t);
+            let c = Coefs::new(update, lr, t);
             let clip = self.pending.take();
             // A CPU scalar: reading it waits for nothing.
             let scale = clip.as_ref().map_or(1.0, |x| x.double_value(&[]) as f32);
@@ -320,7 +350,7 @@ impl AdamWState {
                     continue;
                 }
                 let p = &mut self.params[i];
-                if weight_decay != 0.0 {
+                if update.weight_decay != 0.0 {
                     let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
                 }
                 self.steps[i] += 1;

@@ -178,3 +178,39 @@ fn moments_round_trip() {
     wrong.remove("adam.v.b");
     assert_eq!(b.restore(&wrong, &a.steps).unwrap_err(), "no `adam.v.b`");
 }
+
+#[test]
+fn the_trainer_groups_spare_biases_and_norm_weights_from_decay() {
+    for (name, spared) in [
+        ("model.layers.3.input_layernorm.weight", true),
+        ("model.norm.weight", true),
+        ("mixerblocks.0.seq_layernormf.weight", true),
+        ("mixerblocks.0.seq_layernormf.bias", true),
+        ("h.2.ln_1.weight", true),
+        ("mixerblocks.0.conv.bias", true),
+        ("model.layers.3.self_attn.q_proj.weight", false),
+        ("mixerblocks.0.conv.weight", false),
+        ("model.embed_tokens.weight", false),
+        ("lm_head.weight", false),
+    ] {
+        assert_eq!(hf_no_decay(name), spared, "{name}");
+    }
+    // Two groups: the spared parameter moves exactly as without decay, the others as with it.
+    let cfg = AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+    let (vs, grads) = fixture();
+    let with = run(&vs, &grads, cfg, 3e-3);
+    let (vs, _) = fixture();
+    let without = run(&vs, &grads, AdamW { weight_decay: 0.0, ..cfg }, 3e-3);
+    let (vs, _) = fixture();
+    let mut opt = AdamWState::grouped(&vs, cfg, |n| n == "b");
+    assert_eq!(opt.decays, vec![true, false, true]);
+    for step in grads.chunks(3) {
+        set_grads(&opt, step);
+        opt.step(3e-3);
+    }
+    for (i, p) in opt.params.iter().enumerate() {
+        let want = if i == 1 { &without[i] } else { &with[i] };
+        assert!(p.equal(want), "parameter {} differs", opt.names[i]);
+    }
+    assert!(!with[1].equal(&without[1]), "the decay moved the parameter at all");
+}

@@ -170,7 +170,8 @@ pub struct Stepper {
 
 impl Stepper {
     pub fn new(vs: &nn::VarStore, adam: AdamW, clip: f64, precision: Precision) -> Result<Self, ModelError> {
-        let opt = AdamWState::new(vs, adam);
+        // Weight decay (when set) spares biases and norm weights, as the reference's Trainer.
+        let opt = AdamWState::grouped(vs, adam, crate::optim::hf_no_decay);
         let scaler = (precision == Precision::Fp16Amp).then(GradScaler::new);
         Ok(Self { opt, scaler, clip, skipped: 0 })
     }

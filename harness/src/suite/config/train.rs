@@ -16,6 +16,8 @@ pub struct TrainConfig {
     pub lr: f64,
     #[serde(default = "default_warmup")]
     pub warmup_steps: u64,
+    /// AdamW's decoupled weight decay (the paper's is 0). Biases and norm weights take none, as
+    /// in the Hugging Face Trainer's two parameter groups (`optim::hf_no_decay`).
     #[serde(default)]
     pub weight_decay: f64,
     #[serde(default = "default_beta1")]
