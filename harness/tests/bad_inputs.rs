@@ -193,6 +193,11 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("negative seed", &["plan", &s("neg.toml", &[("seeds = [0]", "seeds = [-1]")])], &["neg.toml", "seeds"]),
         case("unknown device", &["plan", &s("dev.toml", &[("seeds = [0]", "seeds = [0]\ndevice = \"tpu\"")])], &["dev.toml", "tpu"]),
         case("fp16-amp on cpu", &["plan", &env.train("amp.toml", "precision = \"fp16-amp\"")], &["amp.toml", "train.precision"]),
+        case(
+            "frozen retrieval in fp16-amp on cpu",
+            &["plan", &env.file("rfamp.toml", include_str!("fixtures/retrieval.toml").replacen("warmup_steps = 1\n", "warmup_steps = 1\nprecision = \"fp16-amp\"\n", 1).as_bytes())],
+            &["rfamp.toml", "retrieval_frozen.precision", "cuda"],
+        ),
         case("top_k above the vocabulary", &["plan", &with_repr, "--set", "representation.top_k=100000"], &["--set representation.top_k=100000", "vocabulary"]),
         case("depth above the model", &["plan", &with_repr, "--set", "representation.depth=9"], &["--set representation.depth=9", "1 block"]),
         case("eval split of zero stories", &["run", &s("zero.toml", &[("n_stories = 150", "n_stories = 5\neval_fraction = 0.05")]), "-q"], &["data.eval_fraction", "evaluation split", "0 of 5"]),

@@ -7,8 +7,8 @@ use super::embed::Embeddings;
 use super::sampling::draw_many;
 use super::{Experiment, RunContext, RunOutput};
 use crate::suite::kind::{need_upstream, section_or_default};
-use crate::suite::{ExperimentKind, FrozenConfig, Invalid, KindRules, Precision, RunConfig};
-use crate::train::{AdamW, Flow, Hooks, Schedule, Stepper, TrainLoop};
+use crate::suite::{DeviceChoice, ExperimentKind, FrozenConfig, Invalid, KindRules, Precision, RunConfig};
+use crate::train::{with_precision, AdamW, Flow, Hooks, Schedule, Stepper, TrainLoop};
 use mm_models::ModelError;
 use anyhow::{ensure, Context, Result};
 use mm_models::retrieval::{retrieval_loss, RetrievalConfig, RetrievalMixer};
@@ -50,7 +50,8 @@ fn slots(queries: &Tensor, passages: &Tensor, rows: &Tensor, cand: &Tensor) -> T
 }
 
 /// Mean CE and top-1 (%) over fixed draws of a split.
-fn evaluate(model: &RetrievalMixer, q: &Tensor, p: &Tensor, cand: &Tensor, target: &Tensor, batch: i64, double_softmax: bool) -> (f64, f64) {
+#[allow(clippy::too_many_arguments)]
+fn evaluate(model: &RetrievalMixer, q: &Tensor, p: &Tensor, cand: &Tensor, target: &Tensor, batch: i64, double_softmax: bool, precision: Precision) -> (f64, f64) {
     tch::no_grad(|| {
         let n = target.size()[0];
         let (mut ce, mut correct) = (0f64, 0i64);
@@ -58,7 +59,7 @@ fn evaluate(model: &RetrievalMixer, q: &Tensor, p: &Tensor, cand: &Tensor, targe
         while start < n {
             let len = batch.min(n - start);
             let rows = Tensor::arange_start(start, start + len, (Kind::Int64, q.device()));
-            let scores = model.forward(&slots(q, p, &rows, &cand.narrow(0, start, len)));
+            let scores = with_precision(precision, || model.forward(&slots(q, p, &rows, &cand.narrow(0, start, len)))).to_kind(Kind::Float);
             let t = target.narrow(0, start, len);
             ce += retrieval_loss(&scores, &t, double_softmax).double_value(&[]) * len as f64;
             correct += scores.argmax(1, false).eq_tensor(&t).sum(Kind::Int64).int64_value(&[]);
@@ -90,7 +91,7 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
     let model = RetrievalMixer::new(&vs.root(), cfg);
     let steps_per_epoch = (n_train as u64).div_ceil(fc.batch_size as u64);
     let total = fc.epochs * steps_per_epoch;
-    let mut stepper = Stepper::new(&vs, AdamW::default(), fc.grad_clip, Precision::Fp32)?;
+    let mut stepper = Stepper::new(&vs, AdamW::default(), fc.grad_clip, fc.precision)?;
 
     let test_ids: Vec<usize> = (0..n_test as usize).collect();
     let (flat, targets) = draw_many(seed, TEST_DRAWS, &test_ids, n_test as usize, k as usize);
@@ -168,7 +169,8 @@ impl Hooks for FrozenSteps<'_> {
         let ids: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
         let cand = Tensor::from_slice(&self.draws.0[at * self.k..(at + chunk.len()) * self.k]).view([len, k]).to_device(self.device);
         let target = Tensor::from_slice(&self.draws.1[at..at + chunk.len()]).to_device(self.device);
-        let scores = self.model.forward(&slots(self.train.0, self.train.1, &Tensor::from_slice(&ids).to_device(self.device), &cand));
+        let rows = Tensor::from_slice(&ids).to_device(self.device);
+        let scores = with_precision(self.fc.precision, || self.model.forward(&slots(self.train.0, self.train.1, &rows, &cand))).to_kind(Kind::Float);
         let loss = retrieval_loss(&scores, &target, self.fc.double_softmax);
         stepper.backward(&loss);
         self.sums.1 += len;
@@ -182,7 +184,7 @@ impl Hooks for FrozenSteps<'_> {
         if done % self.steps_per_epoch == 0 {
             let epoch = done / self.steps_per_epoch;
             let (eq, ep, cand, target) = self.test;
-            let (test_ce, test_top1) = evaluate(self.model, eq, ep, cand, target, self.fc.batch_size, self.fc.double_softmax);
+            let (test_ce, test_top1) = evaluate(self.model, eq, ep, cand, target, self.fc.batch_size, self.fc.double_softmax, self.fc.precision);
             let (sum, count, correct) = self.sums;
             self.rows.push(EpochRow { epoch, train_ce: sum / count as f64, train_top1: 100.0 * correct as f64 / count as f64, test_ce, test_top1 });
             self.bar.set_message(format!("train CE {:.3} test CE {test_ce:.3} top-1 {test_top1:.1}%", sum / count as f64));
@@ -218,6 +220,9 @@ impl KindRules for RetrievalFrozen {
         if r.depth == 0 || r.epochs == 0 || r.batch_size < 1 || !(r.lr > 0.0 && r.lr.is_finite()) {
             return Err(Invalid::new("retrieval_frozen", "depth, epochs, batch_size and lr must be positive"));
         }
+        if r.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
+            return Err(Invalid::new("retrieval_frozen.precision", "\"fp16-amp\" needs device = \"cuda\""));
+        }
         Ok(())
     }
 }
@@ -225,6 +230,10 @@ impl KindRules for RetrievalFrozen {
 impl Experiment for RetrievalFrozen {
     fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
         run(ctx)
+    }
+
+    fn trains_in(&self) -> Option<&'static str> {
+        Some("retrieval_frozen.precision")
     }
 
     fn report(&self) -> Option<&'static dyn crate::report::Section> {

@@ -121,6 +121,9 @@ pub struct FrozenConfig {
     pub double_softmax: bool,
     #[serde(default = "default_clip")]
     pub grad_clip: f64,
+    /// The retrieval model's training precision (C.4: fp16); the embeddings are fp32 inputs.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub precision: Precision,
 }
 
 pub(super) fn default_n_slots() -> i64 {
