@@ -61,6 +61,7 @@ impl AutoencoderConfig {
             rms_norm_eps: 1e-6,
             rope_theta: 10000.0,
             mixer_n_ctx: None,
+            parallel_mixer: false,
         }
     }
 }

@@ -205,6 +205,11 @@ pub struct LlamaSpec {
     pub rms_norm_eps: f64,
     #[serde(default = "rope_theta")]
     pub rope_theta: f64,
+    /// Transfixer only: the masked token mixing in parallel with attention, on the normed input,
+    /// instead of on the attention's output (PAPER.md A.4's second hybrid; E.2's "parallel
+    /// hybrid").
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub parallel_mixer: bool,
 }
 
 impl MixerSpec {
@@ -293,7 +298,7 @@ impl MixerSpec {
 impl LlamaSpec {
     /// Llama d512 n8 h4, the best TinyStories transformer (PAPER.md A.3, T8).
     pub fn tinystories_d512() -> Self {
-        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0 }
+        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false }
     }
     pub fn config(&self, vocab_size: i64) -> LlamaConfig {
         self.config_with_mixer(vocab_size, None)
@@ -302,6 +307,7 @@ impl LlamaSpec {
     pub fn config_with_mixer(&self, vocab_size: i64, mixer_n_ctx: Option<i64>) -> LlamaConfig {
         LlamaConfig {
             mixer_n_ctx,
+            parallel_mixer: self.parallel_mixer,
             vocab_size,
             d_model: self.d_model,
             n_layers: self.n_layers,
@@ -351,7 +357,7 @@ impl ModelSpec {
                 format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
             }
             Self::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
-            Self::Transfixer(s) => format!("transfixer d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+            Self::Transfixer(s) => format!("transfixer d{} n{} h{}{}", s.d_model, s.n_layers, s.n_heads, if s.parallel_mixer { " parallel" } else { "" }),
             Self::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
             Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => format!(
                 "{}{} d{} {}+{}",
@@ -405,6 +411,12 @@ impl ModelSpec {
             Self::MixerAutoencoder(s) => s.validate(false),
             Self::LlamaAutoencoder(s) => s.validate(true),
             Self::Llama(s) | Self::Transfixer(s) => {
+                if s.parallel_mixer && matches!(self, Self::Llama(_)) {
+                    return Err(ModelError::InvalidConfig {
+                        field: "parallel_mixer",
+                        reason: "places a transfixer's token mixing beside its attention; a Llama has none (use kind = \"transfixer\")".into(),
+                    });
+                }
                 positive("d_model", s.d_model)?;
                 positive("n_layers", s.n_layers as i64)?;
                 positive("n_heads", s.n_heads)?;

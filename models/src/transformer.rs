@@ -8,7 +8,8 @@
 //! out = h + down(silu(gate(z)) * up(z)),  z = RMSNorm_post(h)
 //! ```
 //! The hybrid "transfixer" (A.4) adds a flat masked token mixing of the attention output:
-//! `h = x + a + MaskedConv(a)`, `a = Attn(RMSNorm_in(x))`. Its key names
+//! `h = x + a + MaskedConv(a)`, `a = Attn(RMSNorm_in(x))`; the parallel hybrid mixes the normed
+//! input beside the attention instead: `h = x + Attn(z) + MaskedConv(z)`, `z = RMSNorm_in(x)`. Key names
 //! (`model.layers.N.mixer_layer.conv.*`) are ours: the fork's were not recovered.
 use crate::masked_mixer::MaskedConv;
 use crate::{init, mask, precision, CausalLm};
@@ -28,6 +29,8 @@ pub struct LlamaConfig {
     pub rope_theta: f64,
     /// Transfixer: the L of a masked token mixing applied to each attention output.
     pub mixer_n_ctx: Option<i64>,
+    /// Transfixer: the mixing applied to the attention's normed input, in parallel with it.
+    pub parallel_mixer: bool,
 }
 
 impl LlamaConfig {
@@ -151,6 +154,7 @@ pub(crate) struct DecoderLayer {
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
     mixer_layer: Option<MaskedConv>,
+    parallel_mixer: bool,
 }
 
 impl DecoderLayer {
@@ -169,12 +173,15 @@ impl DecoderLayer {
             mixer_layer: cfg.mixer_n_ctx.map(|l| {
                 MaskedConv::new(&p / "mixer_layer" / "conv", l, l, 1, mask::causal, mask::MaskGrad::Functional)
             }),
+            parallel_mixer: cfg.parallel_mixer,
         }
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
-        let a = self.self_attn.forward(&xs.apply(&self.input_layernorm), cos, sin);
+        let z = xs.apply(&self.input_layernorm);
+        let a = self.self_attn.forward(&z, cos, sin);
         let h = match &self.mixer_layer {
+            Some(conv) if self.parallel_mixer => xs + a + conv.forward(&z),
             Some(conv) => xs + conv.forward(&a) + a,
             None => xs + a,
         };
@@ -269,7 +276,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 30, d_model: 8, n_layers: 1, n_heads: 2, intermediate_size: 12,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false,
         };
         let m = Llama::new(&vs.root(), cfg);
         let v = vs.variables();
@@ -319,11 +326,33 @@ mod tests {
     }
 
     #[test]
+    fn the_parallel_hybrid_mixes_the_normed_input_beside_attention() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = LlamaConfig {
+            vocab_size: 40, d_model: 16, n_layers: 1, n_heads: 4, intermediate_size: 64,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: true,
+        };
+        let layer = DecoderLayer::new(vs.root() / "l", &cfg);
+        let x = Tensor::randn([2, 6, 16], (Kind::Float, Device::Cpu));
+        let (cos, sin) = rope_tables(6, 4, 10000.0, Device::Cpu);
+        let z = x.apply(&layer.input_layernorm);
+        let a = layer.self_attn.forward(&z, &cos, &sin);
+        let conv = layer.mixer_layer.as_ref().unwrap();
+        let h = &x + &a + conv.forward(&z);
+        let want = &h + h.apply(&layer.post_attention_layernorm).apply(&layer.mlp);
+        assert!(layer.forward(&x, &cos, &sin).allclose(&want, 1e-6, 1e-6, false));
+        // The sequential hybrid (the same weights) mixes the attention output instead: not the same.
+        let seq = DecoderLayer { parallel_mixer: false, ..layer };
+        assert!(!seq.forward(&x, &cos, &sin).allclose(&want, 1e-4, 1e-4, false));
+    }
+
+    #[test]
     fn param_count_matches_varstore() {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 40, d_model: 16, n_layers: 2, n_heads: 4, intermediate_size: 64,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6),
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: false,
         };
         let m = Llama::new(&vs.root(), cfg);
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();

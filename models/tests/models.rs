@@ -18,6 +18,7 @@ fn specs() -> Vec<ModelSpec> {
         ModelSpec::MaskedMixer(MixerSpec { heads: 2, ..flat.clone() }),
         ModelSpec::MaskedMixer(MixerSpec { layer_norm: false, embed_linear: true, mask_grad: MaskGrad::Reference, ..flat }),
         ModelSpec::Llama(llama.clone()),
+        ModelSpec::Transfixer(LlamaSpec { parallel_mixer: true, ..llama.clone() }),
         ModelSpec::Transfixer(llama),
         ModelSpec::Gpt(GptSpec { d_model: 16, n_layers: 2, n_heads: 2, n_positions: None, dropout: 0.1 }),
     ]
