@@ -76,6 +76,14 @@ fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
     assert!(claims.as_array().unwrap().iter().all(|c| c["section"] == "retrieval" && c["metric"].as_str().unwrap().starts_with("top-1 at n = ")));
     let csv = std::fs::read_to_string(reports[0].join("retrieval.csv")).unwrap();
     assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff\n"), "{csv}");
+    // The frozen retrieval runs: T14's layout, train and test CE by n, each seed's numbers in the csv.
+    assert!(md.contains("## Frozen-embedding retrieval: train and test CE by n (PAPER.md T14 layout)"), "{md}");
+    assert!(md.contains("| embeddings | model | n | seeds | train CE, final epoch | test CE, final epoch | test CE, best epoch |"), "{md}");
+    let frozen = std::fs::read_to_string(reports[0].join("retrieval_frozen.csv")).unwrap();
+    assert!(frozen.starts_with("embeddings,model,n,seeds,train_ce_final_mean,train_ce_final_sd,paper_train,test_ce_final_mean,"), "{frozen}");
+    let record = frozen.lines().nth(1).expect("a frozen row");
+    let train_mean: f64 = record.split(',').nth(4).unwrap().parse().expect("a train CE");
+    assert!(train_mean.is_finite() && train_mean > 0.0, "{frozen}");
 
     // Same seeds, fresh results folder, another process: the same numbers (CPU), end to end.
     let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "results2"]);
