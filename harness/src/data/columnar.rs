@@ -147,23 +147,21 @@ impl Column {
     }
 }
 
+impl super::Refill for Column {
+    fn buffer(&mut self) -> (&mut VecDeque<String>, &mut bool) {
+        (&mut self.ready, &mut self.done)
+    }
+
+    fn fill(&mut self) -> Result<(), DataError> {
+        Column::fill(self)
+    }
+}
+
 impl Iterator for Column {
     type Item = Result<String, DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(s) = self.ready.pop_front() {
-                return Some(Ok(s));
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.fill() {
-                self.done = true;
-                self.ready.clear();
-                return Some(Err(e));
-            }
-        }
+        super::pull(self)
     }
 }
 

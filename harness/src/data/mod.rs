@@ -164,6 +164,32 @@ pub fn stream_file(path: &Path, column: &str, marker: &str, drop_unterminated: b
     })
 }
 
+/// A streamed document reader: `fill` reads one piece of its file into the buffer, and sets the
+/// done flag at the end.
+trait Refill {
+    fn buffer(&mut self) -> (&mut std::collections::VecDeque<String>, &mut bool);
+    fn fill(&mut self) -> Result<(), DataError>;
+}
+
+/// The next document of a reader, reading on while its buffer is empty; after an error, none.
+fn pull(r: &mut impl Refill) -> Option<Result<String, DataError>> {
+    loop {
+        let (ready, done) = r.buffer();
+        if let Some(s) = ready.pop_front() {
+            return Some(Ok(s));
+        }
+        if *done {
+            return None;
+        }
+        if let Err(e) = r.fill() {
+            let (ready, done) = r.buffer();
+            *done = true;
+            ready.clear();
+            return Some(Err(e));
+        }
+    }
+}
+
 fn file_hash(path: &Path) -> Result<String, DataError> {
     sha256_file(path).map_err(|e| DataError::Read { path: path.into(), error: e })
 }

@@ -165,23 +165,21 @@ impl Stories {
     }
 }
 
+impl super::Refill for Stories {
+    fn buffer(&mut self) -> (&mut VecDeque<String>, &mut bool) {
+        (&mut self.ready, &mut self.done)
+    }
+
+    fn fill(&mut self) -> Result<(), DataError> {
+        Stories::fill(self)
+    }
+}
+
 impl Iterator for Stories {
     type Item = Result<String, DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(s) = self.ready.pop_front() {
-                return Some(Ok(s));
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.fill() {
-                self.done = true;
-                self.ready.clear();
-                return Some(Err(e));
-            }
-        }
+        super::pull(self)
     }
 }
 
