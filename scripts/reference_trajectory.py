@@ -3,7 +3,8 @@ in plain PyTorch, from a given checkpoint on the batches a harness run recorded,
 per-step losses: the peer of harness/tests/trajectory.rs.
 
 The models are bench/pytorch/peer.py's: the masked mixer written as the reference writes it (the
-convolution weight re-masked in place before every forward) and Hugging Face's LlamaForCausalLM.
+convolution weight re-masked in place before every forward), Hugging Face's LlamaForCausalLM, and
+the reference's bidirectional transformer on two of its layer stacks.
 Each step, as the Trainer does with `adamw_torch` and no weight decay:
   loss = model(input_ids, labels) -> loss.backward() -> clip_grad_norm_(params, 1.0)
   -> optimizer.step() -> scheduler.step() (get_linear_schedule_with_warmup) -> zero_grad()
@@ -11,7 +12,7 @@ Each step, as the Trainer does with `adamw_torch` and no weight decay:
 Usage:
   python scripts/reference_trajectory.py init JOB.json OUT.safetensors   # a seeded init, harness names
   python scripts/reference_trajectory.py train JOB.json OUT.json         # losses per step, per AdamW
-JOB: {"kind": "mixer"|"llama", "vocab", "d_model", "n_layers", "n_heads", "n_ctx", "seed",
+JOB: {"kind": "mixer"|"llama"|"bidirectional_llama", "vocab", "d_model", "n_layers", "n_heads", "n_ctx", "seed",
       "init", "tokenizer", "data" (JSON lines, "text"), "run" (the harness run folder: its
       data_order.json gives each step's rows), "lr", "warmup", "total", "clip"}
 """
@@ -82,7 +83,7 @@ def train(job, impl):
     for step_rows in order:
         idx = torch.tensor(step_rows)
         x, y = ids[idx], labels[idx]
-        if job["kind"] == "mixer":
+        if job["kind"] in ("mixer", "bidirectional_llama"):
             loss = model(x, labels=y)
         else:
             loss = model(input_ids=x, labels=y).loss

@@ -82,30 +82,92 @@ class LanguageMixer(nn.Module):
         return self.cel(shift_logits, shift_labels)
 
 
+class AbbreviatedModel(nn.Module):
+    """The reference's wrapper (`bidirectional_transformer.py`): a whole LlamaForCausalLM of
+    which only the first `depth` decoder layers run, with positions 0..t-1 and no attention mask
+    (causal: transformers 4.42's SDPA attention, the reference's, is causal when given no mask;
+    here the causal mask is given, as later versions need it), no final norm."""
+
+    def __init__(self, model, depth):
+        super().__init__()
+        self.model = model
+        self.depth = depth
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        position_ids = torch.arange(t, device=x.device).unsqueeze(0).expand(b, t)
+        rope = self.model.model.rotary_emb(x, position_ids)
+        mask = torch.full((t, t), float("-inf"), device=x.device, dtype=x.dtype).triu(1)[None, None]
+        for layer in self.model.model.layers[: self.depth]:
+            out = layer(x, attention_mask=mask, position_ids=position_ids, position_embeddings=rope)
+            x = out[0] if isinstance(out, tuple) else out
+        return x
+
+
+class BidirectionalTransformer(nn.Module):
+    """`bidirectional_transformer.py`'s model: the forward stack on wte(x), the reverse stack on
+    wte(x) flipped; the head reads forward[i - 1] + flip(reverse)[i + 1] (zero pads) and the
+    labels are not shifted: token i is predicted from every other token."""
+
+    def __init__(self, n_vocab, dim, forward_model, reverse_model):
+        super().__init__()
+        self.wte = nn.Embedding(n_vocab, dim)
+        self.lm_head = nn.Linear(dim, n_vocab, bias=False)
+        self.cel = nn.CrossEntropyLoss()
+        self.forward_model = forward_model
+        self.reverse_model = reverse_model
+
+    def forward(self, input_ids, labels=None):
+        x = self.wte(input_ids)
+        y = torch.flip(x.clone(), dims=[1])
+        forward = self.forward_model(x)
+        reverse = self.reverse_model(y)
+        pad = torch.zeros(x.shape[0], 1, x.shape[2], device=x.device, dtype=forward.dtype)
+        reverse = torch.cat([torch.flip(reverse, dims=[1])[..., 1:, :], pad], dim=1)
+        forward = torch.cat([pad, forward[..., :-1, :]], dim=1)
+        output = self.lm_head(forward + reverse)
+        if labels is None:
+            return output
+        return self.cel(output.transpose(1, 2), labels)
+
+
+def llama(job, m):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(
+        vocab_size=job["vocab"],
+        hidden_size=m["d_model"],
+        intermediate_size=m.get("intermediate_size") or 4 * m["d_model"],
+        num_hidden_layers=m["n_layers"],
+        num_attention_heads=m["n_heads"],
+        num_key_value_heads=m["n_heads"],
+        max_position_embeddings=max(2048, job["n_ctx"]),
+        attn_implementation=job.get("attention", "sdpa"),
+    )
+    return LlamaForCausalLM(cfg)
+
+
 def build(job, device):
     m = job["model"]
     if m["kind"] == "mixer":
         model = LanguageMixer(job["vocab"], m["d_model"], m["n_layers"], job["n_ctx"])
+    elif m["kind"] == "bidirectional_llama":
+        stacks = []
+        for _ in range(2):
+            inner = llama(job, m)
+            # Never run: the reference builds and keeps them (they get no gradient, so AdamW and
+            # the clip norm skip them); left out here so the state dict is the one the harness has.
+            inner.model.embed_tokens, inner.model.norm, inner.lm_head = nn.Identity(), nn.Identity(), nn.Identity()
+            stacks.append(AbbreviatedModel(inner, m["n_layers"]))
+        model = BidirectionalTransformer(job["vocab"], m["d_model"], *stacks)
     elif m["kind"] == "llama":
-        from transformers import LlamaConfig, LlamaForCausalLM
-        cfg = LlamaConfig(
-            vocab_size=job["vocab"],
-            hidden_size=m["d_model"],
-            intermediate_size=m.get("intermediate_size") or 4 * m["d_model"],
-            num_hidden_layers=m["n_layers"],
-            num_attention_heads=m["n_heads"],
-            num_key_value_heads=m["n_heads"],
-            max_position_embeddings=max(2048, job["n_ctx"]),
-            attn_implementation=job.get("attention", "sdpa"),
-        )
-        model = LlamaForCausalLM(cfg)
+        model = llama(job, m)
     else:
         raise SystemExit(f"peer.py: unknown model kind {m['kind']!r}")
     return model.to(device)
 
 
 def loss_of(model, kind, ids):
-    if kind == "mixer":
+    if kind in ("mixer", "bidirectional_llama"):
         return model(ids, labels=ids)
     return model(input_ids=ids, labels=ids).loss
 

@@ -102,7 +102,7 @@ pub fn flops_per_step(job: &Job) -> Option<f64> {
             let ff = 2.0 * d * (s.ff_mult as f64 * d);
             (ff + l * d, s.n_layers as f64)
         }
-        ModelSpec::Llama(s) => {
+        ModelSpec::Llama(s) if !s.bidirectional => {
             let d = s.d_model as f64;
             let f = s.intermediate_size.unwrap_or(4 * s.d_model) as f64;
             (4.0 * d * d + 3.0 * d * f + 2.0 * l * d, s.n_layers as f64)
@@ -259,7 +259,7 @@ fn peer_job(job: &Job) -> Result<serde_json::Value> {
         ModelSpec::MaskedMixer(s) if *s == mm_models::MixerSpec::flat(s.d_model, s.n_layers) => {
             serde_json::json!({"kind": "mixer", "d_model": s.d_model, "n_layers": s.n_layers})
         }
-        ModelSpec::Llama(s) => serde_json::json!({
+        ModelSpec::Llama(s) if !s.bidirectional => serde_json::json!({
             "kind": "llama", "d_model": s.d_model, "n_layers": s.n_layers, "n_heads": s.n_heads,
             "intermediate_size": s.intermediate_size,
         }),

@@ -172,6 +172,11 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("n_ctx 0", &["plan", &s("ctx0.toml", &[("n_ctx = 24", "n_ctx = 0")])], &["ctx0.toml:10", "data.n_ctx", "at least 2"]),
         case("n_ctx huge", &["run", &s("ctxbig.toml", &[("n_ctx = 24", "n_ctx = 1000000")]), "-q"], &["memory", "GiB", "data.n_ctx"]),
         case("d_model 0", &["plan", &s("d0.toml", &[("d_model = 16", "d_model = 0")])], &["d0.toml", "model.d_model"]),
+        case(
+            "bidirectional transfixer",
+            &["plan", &s("bitf.toml", &[("kind = \"masked_mixer\", d_model = 16", "kind = \"transfixer\", n_heads = 2, bidirectional = true, d_model = 16")])],
+            &["bitf.toml", "model.bidirectional", "kind = \"llama\""],
+        ),
         case("vocab too small", &["plan", &s("v.toml", &[("vocab_size = 300", "vocab_size = 10")])], &["v.toml", "data.vocab_size"]),
         case("eval_fraction 1.5", &["plan", &env.data("ef.toml", "eval_fraction = 1.5")], &["ef.toml", "data.eval_fraction"]),
         case("checkpoint_every 0", &["plan", &env.train("ck0.toml", "checkpoint_every = 0")], &["ck0.toml", "train.checkpoint_every", "at least 1"]),

@@ -225,6 +225,7 @@ fn every_architecture_trains_a_few_steps() {
   { kind = "masked_mixer", d_model = 16, n_layers = 1, bidirectional = true },
   { kind = "masked_mixer", d_model = 16, n_layers = 1, layer_norm = false, embed_linear = true, mask_grad = "reference" },
   { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2 },
+  { kind = "llama", d_model = 16, n_layers = 1, n_heads = 2, bidirectional = true },
   { kind = "transfixer", d_model = 16, n_layers = 1, n_heads = 2 },
   { kind = "gpt", d_model = 16, n_layers = 1, n_heads = 2 },
   { kind = "mixer_autoencoder", d_model = 16, encoder_layers = 1, decoder_layers = 1 },
@@ -235,11 +236,11 @@ fn every_architecture_trains_a_few_steps() {
     let suite = write_suite(dir.path(), "zoo.toml", &text);
     let plan = harness(dir.path(), &["plan", suite.to_str().unwrap()]);
     assert!(plan.status.success(), "{}", stderr(&plan));
-    assert_eq!(String::from_utf8_lossy(&plan.stdout).matches("pending").count(), 12);
+    assert_eq!(String::from_utf8_lossy(&plan.stdout).matches("pending").count(), 13);
     let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ms = manifest(&dir.path().join("results"), "tiny");
-    assert_eq!(ms.len(), 12);
+    assert_eq!(ms.len(), 13);
     assert!(ms.iter().any(|m| m["execution"]["mask_grad"] == "reference"));
     for m in &ms {
         assert_eq!(m["status"], "finished", "{m}");

@@ -4,7 +4,9 @@
 //! clip_grad_norm_(1.0), torch.optim.AdamW, the linear schedule), fp32 on CPU. The batches come
 //! from the run's own data_order.json, so the recorded order is checked too. The `-decay` cases
 //! set weight decay 0.1: the peer groups its parameters with the Trainer's own
-//! `get_decay_parameter_names`, the harness with `optim::hf_no_decay` on its names.
+//! `get_decay_parameter_names`, the harness with `optim::hf_no_decay` on its names. The
+//! `llama-bidirectional` case is the reference's bidirectional transformer (its own module in the
+//! peer: two Llama layer stacks, the flip, the ±1 shifts, unshifted labels).
 //!
 //! The bound, per step t: |harness - PyTorch| <= 4 x (the largest |single-tensor - fused AdamW|
 //! loss difference of PyTorch itself up to t) + 1e-6 nats: the harness may differ from the
@@ -130,6 +132,7 @@ fn training_follows_the_reference_loop_within_pytorchs_own_spread() {
     let cases = [
         Case { name: "llama", kind: "llama", model: r#"{ kind = "llama", d_model = 32, n_layers = 2, n_heads = 4 }"#, shuffle: false, weight_decay: 0.0 },
         Case { name: "llama-decay", kind: "llama", model: r#"{ kind = "llama", d_model = 32, n_layers = 2, n_heads = 4 }"#, shuffle: false, weight_decay: 0.1 },
+        Case { name: "llama-bidirectional", kind: "bidirectional_llama", model: r#"{ kind = "llama", d_model = 32, n_layers = 2, n_heads = 4, bidirectional = true }"#, shuffle: true, weight_decay: 0.0 },
         Case { name: "mixer", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2, mask_grad = "reference" }"#, shuffle: true, weight_decay: 0.0 },
         Case { name: "mixer-decay", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2, mask_grad = "reference" }"#, shuffle: true, weight_decay: 0.1 },
         Case { name: "mixer-functional", kind: "mixer", model: r#"{ kind = "masked_mixer", d_model = 32, n_layers = 2 }"#, shuffle: true, weight_decay: 0.0 },

@@ -7,7 +7,7 @@ use crate::mask::MaskGrad;
 use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing};
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, Backbone};
 use crate::gpt::{Gpt, GptConfig};
-use crate::transformer::{Llama, LlamaConfig};
+use crate::transformer::{BidirectionalLlama, Llama, LlamaConfig};
 use crate::{CausalLm, ModelError};
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -210,6 +210,10 @@ pub struct LlamaSpec {
     /// hybrid").
     #[serde(default, skip_serializing_if = "is_default")]
     pub parallel_mixer: bool,
+    /// Llama only: the bidirectional transformer (PAPER.md H.19, E.3): a forward and a reverse
+    /// stack, each token predicted from both sides of it.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub bidirectional: bool,
 }
 
 impl MixerSpec {
@@ -298,7 +302,7 @@ impl MixerSpec {
 impl LlamaSpec {
     /// Llama d512 n8 h4, the best TinyStories transformer (PAPER.md A.3, T8).
     pub fn tinystories_d512() -> Self {
-        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false }
+        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false, bidirectional: false }
     }
     pub fn config(&self, vocab_size: i64) -> LlamaConfig {
         self.config_with_mixer(vocab_size, None)
@@ -356,7 +360,7 @@ impl ModelSpec {
                 let extra = format!("{}{}", if s.embed_linear { " +wte_linear" } else { "" }, if s.layer_norm { "" } else { " no-norm" });
                 format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
             }
-            Self::Llama(s) => format!("llama d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
+            Self::Llama(s) => format!("llama d{} n{} h{}{}", s.d_model, s.n_layers, s.n_heads, if s.bidirectional { " bidirectional" } else { "" }),
             Self::Transfixer(s) => format!("transfixer d{} n{} h{}{}", s.d_model, s.n_layers, s.n_heads, if s.parallel_mixer { " parallel" } else { "" }),
             Self::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
             Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => format!(
@@ -417,6 +421,12 @@ impl ModelSpec {
                         reason: "places a transfixer's token mixing beside its attention; a Llama has none (use kind = \"transfixer\")".into(),
                     });
                 }
+                if s.bidirectional && matches!(self, Self::Transfixer(_)) {
+                    return Err(ModelError::InvalidConfig {
+                        field: "bidirectional",
+                        reason: "the bidirectional transformer is a Llama's (PAPER.md H.19); a transfixer has no reverse stack (use kind = \"llama\")".into(),
+                    });
+                }
                 positive("d_model", s.d_model)?;
                 positive("n_layers", s.n_layers as i64)?;
                 positive("n_heads", s.n_heads)?;
@@ -441,6 +451,7 @@ impl ModelSpec {
     pub fn num_params(&self, vocab_size: i64, n_ctx: i64) -> u64 {
         match self {
             Self::MaskedMixer(s) => s.config(vocab_size, n_ctx).num_params(),
+            Self::Llama(s) if s.bidirectional => BidirectionalLlama::num_params(&s.config(vocab_size)),
             Self::Llama(s) => s.config(vocab_size).num_params(),
             Self::Transfixer(s) => s.config_with_mixer(vocab_size, Some(n_ctx)).num_params(),
             Self::Gpt(s) => s.config(vocab_size, n_ctx).num_params(),
@@ -454,6 +465,7 @@ impl ModelSpec {
         self.validate()?;
         Ok(match self {
             Self::MaskedMixer(s) => Box::new(MaskedMixer::new(p, s.config(vocab_size, n_ctx))),
+            Self::Llama(s) if s.bidirectional => Box::new(BidirectionalLlama::new(p, s.config(vocab_size))),
             Self::Llama(s) => Box::new(Llama::new(p, s.config(vocab_size))),
             Self::Transfixer(s) => Box::new(Llama::new(p, s.config_with_mixer(vocab_size, Some(n_ctx)))),
             Self::Gpt(s) => {
@@ -520,6 +532,9 @@ mod tests {
             (ae(512), 4096, 512, 42_024_960),
             (ae(1024), 4096, 512, 146_956_288),
             (ModelSpec::Gpt(GptSpec { n_layers: 16, ..GptSpec::tinystories_d512() }), 8000, 512, 54_796_288),
+            // Not in A.7: the bidirectional transformer d512 n8 h4 of `bidirectional_transformer.py`
+            // at V 8000: 2 * 8000 * 512 + 2 * 8 * (4 * 512² + 3 * 512 * 2048 + 2 * 512).
+            (ModelSpec::Llama(LlamaSpec { bidirectional: true, ..LlamaSpec::tinystories_d512() }), 8000, 512, 75_317_248),
         ];
         for (spec, v, l, want) in rows {
             assert_eq!(spec.num_params(*v, *l), *want, "{spec:?} V{v} L{l}");

@@ -11,8 +11,16 @@
 //! `h = x + a + MaskedConv(a)`, `a = Attn(RMSNorm_in(x))`; the parallel hybrid mixes the normed
 //! input beside the attention instead: `h = x + Attn(z) + MaskedConv(z)`, `z = RMSNorm_in(x)`. Key names
 //! (`model.layers.N.mixer_layer.conv.*`) are ours: the fork's were not recovered.
+//!
+//! The bidirectional transformer (PAPER.md H.19, the reference's
+//! `mixer_lm/bidirectional_transformer.py`) runs two causal Llama stacks, one on the embeddings
+//! and one on them reversed along the sequence, and predicts each token from both sides of it:
+//! ```text
+//! f = Layers_fwd(wte(x)),  r = flip(Layers_rev(flip(wte(x))))     (f[i] sees 0..=i, r[i] sees i..)
+//! logits[i] = lm_head(f[i - 1] + r[i + 1])                         (a missing side is 0; label: token i)
+//! ```
 use crate::masked_mixer::MaskedConv;
-use crate::{init, mask, precision, CausalLm};
+use crate::{init, mask, precision, CausalLm, Objective};
 use tch::{nn, nn::Module, Kind, Tensor};
 
 /// Hugging Face `LlamaConfig.initializer_range`.
@@ -244,6 +252,78 @@ impl CausalLm for Llama {
     }
 }
 
+/// The bidirectional transformer of the module docs, with the reference's key names
+/// (`wte`, `forward_model.model.model.layers.N.*`, `reverse_model.model.model.layers.N.*`,
+/// `lm_head`) and init (its own `nn.Embedding` and `nn.Linear` for `wte` and `lm_head`: PyTorch's
+/// defaults; the layers as Hugging Face initialises Llama). Neither stack has a final norm. The
+/// reference builds each stack from a whole `LlamaForCausalLM` and uses only its layers; the
+/// unused embeddings, norms and heads of those two are not built here (nor counted).
+#[derive(Debug)]
+pub struct BidirectionalLlama {
+    pub cfg: LlamaConfig,
+    wte: nn::Embedding,
+    forward_layers: Vec<DecoderLayer>,
+    reverse_layers: Vec<DecoderLayer>,
+    lm_head: nn::Linear,
+}
+
+impl BidirectionalLlama {
+    pub fn new(p: &nn::Path, cfg: LlamaConfig) -> Self {
+        let stack = |name: &str| (0..cfg.n_layers).map(|i| DecoderLayer::new(p / name / "model" / "model" / "layers" / i, &cfg)).collect();
+        Self {
+            wte: init::embedding(p / "wte", cfg.vocab_size, cfg.d_model, 1.0),
+            forward_layers: stack("forward_model"),
+            reverse_layers: stack("reverse_model"),
+            lm_head: init::linear(p / "lm_head", cfg.d_model, cfg.vocab_size, false),
+            cfg,
+        }
+    }
+
+    /// `2Vd + 2n (4d² + 3dI + 2d)`: both stacks' layers, the embedding and the head.
+    pub fn num_params(cfg: &LlamaConfig) -> u64 {
+        let (v, d, i) = (cfg.vocab_size, cfg.d_model, cfg.intermediate_size);
+        (2 * v * d + 2 * cfg.n_layers as i64 * (4 * d * d + 3 * d * i + 2 * d)) as u64
+    }
+}
+
+impl CausalLm for BidirectionalLlama {
+    fn embed(&self, tokens: &Tensor) -> Tensor {
+        tokens.apply(&self.wte)
+    }
+
+    /// `f[i - 1] + r[i + 1]` (zero where i - 1 or i + 1 falls outside): what the head reads to
+    /// predict token i.
+    fn blocks(&self, xs: &Tensor, depth: Option<usize>, _train: bool) -> Tensor {
+        let (b, t, d) = xs.size3().expect("[b, t, d]");
+        let hd = self.cfg.d_model / self.cfg.n_heads;
+        let (cos, sin) = rope_tables(t, hd, self.cfg.rope_theta, xs.device());
+        let n = depth.unwrap_or(self.cfg.n_layers).min(self.cfg.n_layers);
+        let run = |layers: &[DecoderLayer], x: Tensor| layers[..n].iter().fold(x, |h, l| l.forward(&h, &cos, &sin));
+        let f = run(&self.forward_layers, xs.shallow_clone());
+        let r = run(&self.reverse_layers, xs.flip([1])).flip([1]);
+        let pad = Tensor::zeros([b, 1, d], (f.kind(), f.device()));
+        Tensor::cat(&[&pad, &f.narrow(1, 0, t - 1)], 1) + Tensor::cat(&[&r.narrow(1, 1, t - 1), &pad], 1)
+    }
+
+    fn head(&self, hidden: &Tensor) -> Tensor {
+        precision::linear(hidden, &self.lm_head)
+    }
+
+    fn embedding_weight(&self) -> Tensor {
+        self.wte.ws.shallow_clone()
+    }
+
+    fn n_layers(&self) -> usize {
+        self.cfg.n_layers
+    }
+
+    /// Token i from every other token (the reference's unshifted labels; its loss covers all
+    /// positions, token 0 from the reverse stream alone and the last from the forward one).
+    fn objective(&self) -> Objective {
+        Objective::SamePosition { from: 0 }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +425,36 @@ mod tests {
         // The sequential hybrid (the same weights) mixes the attention output instead: not the same.
         let seq = DecoderLayer { parallel_mixer: false, ..layer };
         assert!(!seq.forward(&x, &cos, &sin).allclose(&want, 1e-4, 1e-4, false));
+    }
+
+    /// With the reverse stack given the forward stack's weights, the model is symmetric: reversed
+    /// tokens give reversed logits. This holds only if the reverse stack reads the flipped
+    /// sequence and the two streams meet with the ±1 shifts of the module docs.
+    #[test]
+    fn the_bidirectional_transformer_is_symmetric_with_tied_stacks() {
+        tch::manual_seed(5);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let cfg = LlamaConfig {
+            vocab_size: 30, d_model: 16, n_layers: 2, n_heads: 2, intermediate_size: 32,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false,
+        };
+        let m = BidirectionalLlama::new(&vs.root(), cfg.clone());
+        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(counted as u64, BidirectionalLlama::num_params(&cfg));
+        let tokens = Tensor::randint(30, [2, 7], (Kind::Int64, Device::Cpu));
+        let logits = |m: &BidirectionalLlama, x: &Tensor| m.forward_t(x, false);
+        // Untied: not symmetric.
+        let asym = (logits(&m, &tokens.flip([1])) - logits(&m, &tokens).flip([1])).abs().max().double_value(&[]);
+        assert!(asym > 1e-3, "{asym}");
+        let vars = vs.variables();
+        tch::no_grad(|| {
+            for (name, v) in vars.iter().filter(|(n, _)| n.starts_with("reverse_model.")) {
+                v.shallow_clone().copy_(&vars[&name.replacen("reverse_model.", "forward_model.", 1)]);
+            }
+        });
+        vs.freeze();
+        let diff = (logits(&m, &tokens.flip([1])) - logits(&m, &tokens).flip([1])).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{diff}");
     }
 
     #[test]

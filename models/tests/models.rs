@@ -76,6 +76,32 @@ fn bidirectional_mixer_never_sees_the_token_it_predicts() {
     }
 }
 
+/// The bidirectional transformer: the logit at i predicts token i itself, never depends on it,
+/// and depends on the tokens on both sides of it.
+#[test]
+fn bidirectional_transformer_never_sees_the_token_it_predicts() {
+    let spec = ModelSpec::Llama(LlamaSpec { d_model: 16, n_layers: 2, n_heads: 2, bidirectional: true, ..LlamaSpec::tinystories_d512() });
+    let (vs, m) = build(&spec, 4);
+    let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    assert_eq!(counted as u64, spec.num_params(V, L));
+    assert_eq!(m.objective(), Objective::SamePosition { from: 0 });
+    let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+    let base = m.forward_t(&tokens, false);
+    for t in [0, 6, L - 1] {
+        let perturbed = tokens.copy();
+        let _ = perturbed.narrow(1, t, 1).fill_((tokens.int64_value(&[0, t]) + 5) % V);
+        let out = m.forward_t(&perturbed, false);
+        let moved = |i: i64| (out.narrow(1, i, 1) - base.narrow(1, i, 1)).abs().max().double_value(&[]);
+        assert!(moved(t) < 1e-6, "the logit at {t} saw token {t}: {}", moved(t));
+        if t > 0 {
+            assert!(moved(t - 1) > 1e-4, "the reverse stream should carry token {t} to position {}", t - 1);
+        }
+        if t < L - 1 {
+            assert!(moved(t + 1) > 1e-4, "the forward stream should carry token {t} to position {}", t + 1);
+        }
+    }
+}
+
 fn autoencoders(completion: bool) -> Vec<ModelSpec> {
     let ae = AutoencoderSpec { d_model: 16, encoder_layers: 2, decoder_layers: 2, n_heads: None, completion, dropout: 0.0 };
     vec![

@@ -50,7 +50,7 @@ impl KindRules for Throughput {
         if t.sides != Sides::Harness {
             let peer_ok = match c.model.as_ref().expect("checked") {
                 mm_models::ModelSpec::MaskedMixer(s) => *s == mm_models::MixerSpec::flat(s.d_model, s.n_layers),
-                mm_models::ModelSpec::Llama(_) => true,
+                mm_models::ModelSpec::Llama(s) => !s.bidirectional,
                 _ => false,
             };
             if !peer_ok {
