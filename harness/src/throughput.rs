@@ -97,7 +97,12 @@ pub enum Side {
 pub fn flops_per_step(job: &Job) -> Option<f64> {
     let (l, b, v) = (job.n_ctx as f64, job.batch as f64, job.vocab as f64);
     let (per_token_block, n) = match &job.model {
-        ModelSpec::MaskedMixer(s) if s.mixing() == mm_models::masked_mixer::Mixing::Flat && !s.bidirectional && !s.embed_linear => {
+        ModelSpec::MaskedMixer(s)
+            if s.mixing() == mm_models::masked_mixer::Mixing::Flat
+                && !s.bidirectional
+                && !s.embed_linear
+                && s.position_channel == mm_models::masked_mixer::PositionChannel::None =>
+        {
             let d = s.d_model as f64;
             let ff = 2.0 * d * (s.ff_mult as f64 * d);
             (ff + l * d, s.n_layers as f64)

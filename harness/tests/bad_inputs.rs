@@ -173,6 +173,11 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("n_ctx huge", &["run", &s("ctxbig.toml", &[("n_ctx = 24", "n_ctx = 1000000")]), "-q"], &["memory", "GiB", "data.n_ctx"]),
         case("d_model 0", &["plan", &s("d0.toml", &[("d_model = 16", "d_model = 0")])], &["d0.toml", "model.d_model"]),
         case(
+            "position channel on a parallel mixer",
+            &["plan", &s("posp.toml", &[("d_model = 16", "d_model = 16, parallel = 2, position_channel = \"every_block\"")])],
+            &["posp.toml", "model.position_channel", "flat causal mixer"],
+        ),
+        case(
             "bidirectional transfixer",
             &["plan", &s("bitf.toml", &[("kind = \"masked_mixer\", d_model = 16", "kind = \"transfixer\", n_heads = 2, bidirectional = true, d_model = 16")])],
             &["bitf.toml", "model.bidirectional", "kind = \"llama\""],

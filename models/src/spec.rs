@@ -4,7 +4,7 @@
 //! The vocabulary size and the context length come from the run's data (tokenizer and n_ctx), so
 //! a spec holds only what is architectural.
 use crate::mask::MaskGrad;
-use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing};
+use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing, PositionChannel};
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, Backbone};
 use crate::gpt::{Gpt, GptConfig};
 use crate::transformer::{BidirectionalLlama, Llama, LlamaConfig};
@@ -182,6 +182,10 @@ pub struct MixerSpec {
     /// norm as in the author's in-place masking (PAPER.md I.1).
     #[serde(default, skip_serializing_if = "is_default")]
     pub mask_grad: MaskGrad,
+    /// E.1's positional channel: `"input"` (written once) or `"every_block"` (rewritten after
+    /// each block, the reference's `mixer_posencoding.py`); flat mixing only.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub position_channel: PositionChannel,
 }
 
 fn rms_eps() -> f64 {
@@ -238,6 +242,7 @@ impl MixerSpec {
             embed_linear: false,
             bidirectional: false,
             mask_grad: MaskGrad::Functional,
+            position_channel: PositionChannel::None,
         }
     }
 
@@ -265,6 +270,7 @@ impl MixerSpec {
             embed_linear: self.embed_linear,
             bidirectional: self.bidirectional,
             mask_grad: self.mask_grad,
+            position_channel: self.position_channel,
         }
     }
 
@@ -279,6 +285,12 @@ impl MixerSpec {
             positive("expansion", e)?;
         }
         let chosen = [self.expansion.is_some(), self.kernel > 1, self.parallel > 1, self.heads > 1];
+        if self.position_channel != PositionChannel::None && (chosen.iter().any(|c| *c) || self.bidirectional) {
+            return Err(ModelError::InvalidConfig {
+                field: "position_channel",
+                reason: "E.1's positional channel is the flat causal mixer's (mixer_posencoding.py): drop expansion, kernel, parallel, heads and bidirectional".into(),
+            });
+        }
         if chosen.iter().filter(|c| **c).count() > 1 {
             return Err(ModelError::InvalidConfig {
                 field: "expansion",
@@ -357,6 +369,11 @@ impl ModelSpec {
                     Mixing::MultiHead { heads, head_dim } => format!(" heads {heads}x{head_dim}"),
                 };
                 let bi = if s.bidirectional { " bidirectional" } else { "" };
+                let bi = match s.position_channel {
+                    PositionChannel::None => bi.to_string(),
+                    PositionChannel::Input => format!("{bi} +position (input)"),
+                    PositionChannel::EveryBlock => format!("{bi} +position (every block)"),
+                };
                 let extra = format!("{}{}", if s.embed_linear { " +wte_linear" } else { "" }, if s.layer_norm { "" } else { " no-norm" });
                 format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
             }
@@ -522,6 +539,9 @@ mod tests {
             (expanded(512), 4096, 512, 29_409_280),
             (expanded(1024), 4096, 512, 83_972_096),
             (ModelSpec::MaskedMixer(MixerSpec { kernel: 4, ..MixerSpec::flat(1024, 8) }), 4096, 512, 83_963_904),
+            // Not in A.7: E.1's positional channel, blocks of width 1025 (`mixer_posencoding.py`):
+            // 2 * 4096 * 1024 + 8 * (8 * 1025² + 9 * 1025 + 512² + 512).
+            (ModelSpec::MaskedMixer(MixerSpec { position_channel: PositionChannel::EveryBlock, ..MixerSpec::flat(1024, 8) }), 4096, 512, 77_803_656),
             (llama(128, 8), 4096, 512, 3_147_904),
             (llama(256, 8), 4096, 512, 10_490_112),
             (llama(512, 8), 4096, 512, 37_757_440),

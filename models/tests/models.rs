@@ -1,5 +1,6 @@
 //! Causality, checkpoint round trips and shapes for every model family built in this crate.
 use mm_models::mask::MaskGrad;
+use mm_models::masked_mixer::PositionChannel;
 use mm_models::{checkpoint, AutoencoderSpec, CausalLm, GptSpec, LlamaSpec, MixerSpec, ModelSpec, Objective};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -16,6 +17,7 @@ fn specs() -> Vec<ModelSpec> {
         ModelSpec::MaskedMixer(MixerSpec { kernel: 4, ..flat.clone() }),
         ModelSpec::MaskedMixer(MixerSpec { parallel: 2, ..flat.clone() }),
         ModelSpec::MaskedMixer(MixerSpec { heads: 2, ..flat.clone() }),
+        ModelSpec::MaskedMixer(MixerSpec { position_channel: PositionChannel::EveryBlock, ..flat.clone() }),
         ModelSpec::MaskedMixer(MixerSpec { layer_norm: false, embed_linear: true, mask_grad: MaskGrad::Reference, ..flat }),
         ModelSpec::Llama(llama.clone()),
         ModelSpec::Transfixer(LlamaSpec { parallel_mixer: true, ..llama.clone() }),

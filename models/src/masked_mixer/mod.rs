@@ -13,6 +13,22 @@ use crate::mask::{self, MaskGrad};
 use crate::{init, precision, CausalLm};
 use tch::{nn, nn::Module, Tensor};
 
+/// E.1's positional-encoding test (the reference's `mixer_lm/mixer_posencoding.py`): one channel
+/// holding the integer position `-L/2 .. L/2 - 1` is put in front of the embedding, the blocks run
+/// at width d + 1, and the head reads the other d channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionChannel {
+    /// No positional information (the paper's mixer).
+    #[default]
+    None,
+    /// Written once, at the input (E.1: "no change").
+    Input,
+    /// Written at the input and again after every block (the reference's file; E.1: worse,
+    /// 1.94 train / 2.10 eval).
+    EveryBlock,
+}
+
 /// The token-mixing layer of a block (PAPER.md A.2).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mixing {
@@ -51,6 +67,8 @@ pub struct MixerConfig {
     /// Forward (tril) and reverse (triu, +2) streams, summed before the head (A.2).
     pub bidirectional: bool,
     pub mask_grad: MaskGrad,
+    /// E.1's positional channel: blocks of width d + 1.
+    pub position_channel: PositionChannel,
 }
 
 impl MixerConfig {
@@ -69,11 +87,17 @@ impl MixerConfig {
             embed_linear: false,
             bidirectional: false,
             mask_grad: MaskGrad::Functional,
+            position_channel: PositionChannel::None,
         }
     }
 
+    /// The width the blocks run at: d, or d + 1 with a positional channel.
+    pub fn block_width(&self) -> i64 {
+        self.d_model + i64::from(self.position_channel != PositionChannel::None)
+    }
+
     fn mixing_params(&self) -> i64 {
-        let (l, d) = (self.n_ctx, self.d_model);
+        let (l, d) = (self.n_ctx, self.block_width());
         match self.mixing {
             Mixing::Flat => l * l + l,
             Mixing::Expanded { expansion: e } => 2 * e * l * l + e * l + l,
@@ -86,9 +110,9 @@ impl MixerConfig {
     /// Parameters including embedding and (untied) head; PAPER.md A.7:
     /// `2Vd + n (8d² + 9d + L² + L)` for the flat mixer with ff_mult 4.
     pub fn num_params(&self) -> u64 {
-        let (v, d, f) = (self.vocab_size, self.d_model, self.ff_mult);
-        let ff = 2 * d * f * d + f * d + d;
-        let norms = if self.layer_norm { 4 * d } else { 0 }; // seq and patch: weight + bias each
+        let (v, d, f, w) = (self.vocab_size, self.d_model, self.ff_mult, self.block_width());
+        let ff = 2 * w * f * w + f * w + w;
+        let norms = if self.layer_norm { 4 * w } else { 0 }; // seq and patch: weight + bias each
         let block = if self.bidirectional {
             ff + 3 * norms / 2 + 2 * self.mixing_params() // two seq norms, one shared patch norm
         } else {
@@ -348,10 +372,11 @@ impl MaskedMixer {
     pub fn new(p: &nn::Path, cfg: MixerConfig) -> Self {
         let wte = init::embedding(p / "wte", cfg.vocab_size, cfg.d_model, 1.0);
         let wte_second = cfg.embed_linear.then(|| init::linear(p / "wte_second", cfg.d_model, cfg.d_model, true));
+        let wide = MixerConfig { d_model: cfg.block_width(), ..cfg.clone() };
         let blocks = if cfg.bidirectional {
-            Blocks::Bidirectional((0..cfg.n_layers).map(|i| BidirectionalBlock::new(p / "mixerblocks" / i, &cfg)).collect())
+            Blocks::Bidirectional((0..cfg.n_layers).map(|i| BidirectionalBlock::new(p / "mixerblocks" / i, &wide)).collect())
         } else {
-            Blocks::Causal((0..cfg.n_layers).map(|i| MixerBlock::new(p / "mixerblocks" / i, &cfg)).collect())
+            Blocks::Causal((0..cfg.n_layers).map(|i| MixerBlock::new(p / "mixerblocks" / i, &wide)).collect())
         };
         let lm_head = (!cfg.tie_weights).then(|| init::linear(p / "lm_head", cfg.d_model, cfg.vocab_size, false));
         Self { cfg, wte, wte_second, blocks, lm_head }
@@ -367,10 +392,26 @@ impl CausalLm for MaskedMixer {
         }
     }
 
-    /// For the bidirectional mixer the hidden state is the sum of the two streams (what the head reads).
+    /// For the bidirectional mixer the hidden state is the sum of the two streams (what the head
+    /// reads); with a positional channel, the d channels beside it (what the head reads).
     fn blocks(&self, xs: &Tensor, depth: Option<usize>, _train: bool) -> Tensor {
         let n = depth.unwrap_or(self.cfg.n_layers).min(self.cfg.n_layers);
         match &self.blocks {
+            Blocks::Causal(b) if self.cfg.position_channel != PositionChannel::None => {
+                let (batch, t, _d) = xs.size3().expect("[b, t, d]");
+                // `torch.arange(-L//2, L//2)` (Python's floor division), one value per position.
+                let start = (-t).div_euclid(2);
+                let pos = Tensor::arange_start(start, start + t, (xs.kind(), xs.device())).view([1, t, 1]).expand([batch, t, 1], false);
+                let with_pos = |h: &Tensor| Tensor::cat(&[&pos, h], 2);
+                let every = self.cfg.position_channel == PositionChannel::EveryBlock;
+                let h = b[..n].iter().fold(with_pos(xs), |h, blk| {
+                    let out = blk.forward(&h);
+                    // The reference's `x[..., 0] = positions`: channel 0 written anew, its
+                    // gradient path cut.
+                    if every { with_pos(&out.narrow(2, 1, out.size()[2] - 1)) } else { out }
+                });
+                h.narrow(2, 1, h.size()[2] - 1)
+            }
             Blocks::Causal(b) => b[..n].iter().fold(xs.shallow_clone(), |h, blk| blk.forward(&h)),
             Blocks::Bidirectional(b) => {
                 let (x, y) = b[..n].iter().fold((xs.shallow_clone(), xs.shallow_clone()), |(x, y), blk| blk.forward(&x, &y));

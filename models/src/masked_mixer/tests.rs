@@ -90,6 +90,7 @@ fn every_variant_counts_its_parameters_exactly() {
         MixerConfig { mixing: Mixing::MultiHead { heads: 2, head_dim: 4 }, ..base.clone() },
         MixerConfig { bidirectional: true, ..base.clone() },
         MixerConfig { layer_norm: false, embed_linear: true, tie_weights: true, ..base.clone() },
+        MixerConfig { position_channel: PositionChannel::EveryBlock, ..base.clone() },
     ];
     for cfg in variants {
         let (vs, m) = model(cfg);
@@ -142,6 +143,33 @@ fn block_matches_the_paper_equations() {
     let h = &x + masked(&ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias")), &k("conv.weight"), &k("conv.bias"), false);
     let want = &h + ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k);
     close(&m.blocks(&x, None, false), &want);
+}
+
+/// E.1's positional channel (`mixer_posencoding.py`): the literal positions -3..=2 of L = 6 in
+/// channel 0 in front of the embedding, blocks of width d + 1 by A.1's equations, and the head's
+/// d channels out; "every block" writes channel 0 again after each block.
+#[test]
+fn the_position_channel_matches_its_equations() {
+    let pos = Tensor::from_slice(&[-3.0f32, -2.0, -1.0, 0.0, 1.0, 2.0]).view([1, 6, 1]).expand([2, 6, 1], false);
+    for every in [false, true] {
+        let channel = if every { PositionChannel::EveryBlock } else { PositionChannel::Input };
+        let (vs, m) = model(MixerConfig { position_channel: channel, ..MixerConfig::flat(50, 8, 2, 6) });
+        let v = vs.variables();
+        let x = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
+        let block = |x: &Tensor, i: usize| {
+            let k = |name: &str| v[&format!("mixerblocks.{i}.{name}")].shallow_clone();
+            assert_eq!(k("seq_layernorm.weight").size(), [9]);
+            let h = x + masked(&ln(x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias")), &k("conv.weight"), &k("conv.bias"), false);
+            &h + ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k)
+        };
+        let tail = |h: &Tensor| h.narrow(2, 1, 8);
+        let h0 = block(&Tensor::cat(&[&pos, &x], 2), 0);
+        let h1 = if every { block(&Tensor::cat(&[&pos, &tail(&h0)], 2), 1) } else { block(&h0, 1) };
+        close(&m.blocks(&x, None, false), &tail(&h1));
+        // The two differ: what block 0 writes into channel 0 reaches block 1 only without rewriting.
+        let other = if every { block(&h0, 1) } else { block(&Tensor::cat(&[&pos, &tail(&h0)], 2), 1) };
+        assert!(!tail(&other).allclose(&tail(&h1), 1e-4, 1e-5, false));
+    }
 }
 
 /// Expanded (A.2, e = 2): Conv1d(L, 2L) -> GELU -> Conv1d(2L, L), both tril-masked on [out, in].
