@@ -62,6 +62,7 @@ impl AutoencoderConfig {
             rope_theta: 10000.0,
             mixer_n_ctx: None,
             parallel_mixer: false,
+            residual: true,
         }
     }
 }

@@ -172,6 +172,9 @@ pub struct MixerSpec {
     /// false: the layer-norm-free mixer.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub layer_norm: bool,
+    /// false: blocks without their two residual connections (A.2).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub residual: bool,
     /// An extra Linear(d, d) after the embedding (`wte_second`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub embed_linear: bool,
@@ -218,6 +221,10 @@ pub struct LlamaSpec {
     /// stack, each token predicted from both sides of it.
     #[serde(default, skip_serializing_if = "is_default")]
     pub bidirectional: bool,
+    /// false: layers without their two residual connections (A.2: "removing residuals breaks
+    /// training (both architectures)").
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub residual: bool,
 }
 
 impl MixerSpec {
@@ -239,6 +246,7 @@ impl MixerSpec {
             heads: 1,
             head_dim: None,
             layer_norm: true,
+            residual: true,
             embed_linear: false,
             bidirectional: false,
             mask_grad: MaskGrad::Functional,
@@ -267,6 +275,7 @@ impl MixerSpec {
             tie_weights: self.tie_weights,
             mixing: self.mixing(),
             layer_norm: self.layer_norm,
+            residual: self.residual,
             embed_linear: self.embed_linear,
             bidirectional: self.bidirectional,
             mask_grad: self.mask_grad,
@@ -314,7 +323,7 @@ impl MixerSpec {
 impl LlamaSpec {
     /// Llama d512 n8 h4, the best TinyStories transformer (PAPER.md A.3, T8).
     pub fn tinystories_d512() -> Self {
-        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false, bidirectional: false }
+        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false, bidirectional: false, residual: true }
     }
     pub fn config(&self, vocab_size: i64) -> LlamaConfig {
         self.config_with_mixer(vocab_size, None)
@@ -324,6 +333,7 @@ impl LlamaSpec {
         LlamaConfig {
             mixer_n_ctx,
             parallel_mixer: self.parallel_mixer,
+            residual: self.residual,
             vocab_size,
             d_model: self.d_model,
             n_layers: self.n_layers,
@@ -374,11 +384,30 @@ impl ModelSpec {
                     PositionChannel::Input => format!("{bi} +position (input)"),
                     PositionChannel::EveryBlock => format!("{bi} +position (every block)"),
                 };
-                let extra = format!("{}{}", if s.embed_linear { " +wte_linear" } else { "" }, if s.layer_norm { "" } else { " no-norm" });
+                let extra = format!(
+                    "{}{}{}",
+                    if s.embed_linear { " +wte_linear" } else { "" },
+                    if s.layer_norm { "" } else { " no-norm" },
+                    if s.residual { "" } else { " no-residual" }
+                );
                 format!("masked_mixer d{} n{}{v}{bi}{extra}", s.d_model, s.n_layers)
             }
-            Self::Llama(s) => format!("llama d{} n{} h{}{}", s.d_model, s.n_layers, s.n_heads, if s.bidirectional { " bidirectional" } else { "" }),
-            Self::Transfixer(s) => format!("transfixer d{} n{} h{}{}", s.d_model, s.n_layers, s.n_heads, if s.parallel_mixer { " parallel" } else { "" }),
+            Self::Llama(s) => format!(
+                "llama d{} n{} h{}{}{}",
+                s.d_model,
+                s.n_layers,
+                s.n_heads,
+                if s.bidirectional { " bidirectional" } else { "" },
+                if s.residual { "" } else { " no-residual" }
+            ),
+            Self::Transfixer(s) => format!(
+                "transfixer d{} n{} h{}{}{}",
+                s.d_model,
+                s.n_layers,
+                s.n_heads,
+                if s.parallel_mixer { " parallel" } else { "" },
+                if s.residual { "" } else { " no-residual" }
+            ),
             Self::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
             Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => format!(
                 "{}{} d{} {}+{}",

@@ -39,6 +39,8 @@ pub struct LlamaConfig {
     pub mixer_n_ctx: Option<i64>,
     /// Transfixer: the mixing applied to the attention's normed input, in parallel with it.
     pub parallel_mixer: bool,
+    /// false: layers without their two residual connections (A.2).
+    pub residual: bool,
 }
 
 impl LlamaConfig {
@@ -163,6 +165,7 @@ pub(crate) struct DecoderLayer {
     mlp: Mlp,
     mixer_layer: Option<MaskedConv>,
     parallel_mixer: bool,
+    residual: bool,
 }
 
 impl DecoderLayer {
@@ -182,19 +185,25 @@ impl DecoderLayer {
                 MaskedConv::new(&p / "mixer_layer" / "conv", l, l, 1, mask::causal, mask::MaskGrad::Functional)
             }),
             parallel_mixer: cfg.parallel_mixer,
+            residual: cfg.residual,
         }
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
         let z = xs.apply(&self.input_layernorm);
         let a = self.self_attn.forward(&z, cos, sin);
-        let h = match &self.mixer_layer {
-            Some(conv) if self.parallel_mixer => xs + a + conv.forward(&z),
-            Some(conv) => xs + conv.forward(&a) + a,
-            None => xs + a,
+        let mixed = match &self.mixer_layer {
+            Some(conv) if self.parallel_mixer => a + conv.forward(&z),
+            Some(conv) => conv.forward(&a) + a,
+            None => a,
         };
+        let h = if self.residual { xs + mixed } else { mixed };
         let out = h.apply(&self.post_attention_layernorm).apply(&self.mlp);
-        h + out
+        if self.residual {
+            h + out
+        } else {
+            out
+        }
     }
 }
 
@@ -356,7 +365,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 30, d_model: 8, n_layers: 1, n_heads: 2, intermediate_size: 12,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false, residual: true,
         };
         let m = Llama::new(&vs.root(), cfg);
         let v = vs.variables();
@@ -393,6 +402,28 @@ mod tests {
         assert!(got.allclose(&want, 1e-4, 1e-5, false), "max diff {}", (got - want).abs().max().double_value(&[]));
     }
 
+    /// Without residuals (A.2) a layer is MLP(RMSNorm_post(Attn(RMSNorm_in(x)))): the same
+    /// weights with and without, the difference being exactly the two skipped additions.
+    #[test]
+    fn a_layer_without_residuals_drops_both_additions() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = LlamaConfig {
+            vocab_size: 30, d_model: 8, n_layers: 1, n_heads: 2, intermediate_size: 12,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false, residual: false,
+        };
+        let layer = DecoderLayer::new(vs.root() / "l", &cfg);
+        let x = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+        let (cos, sin) = rope_tables(5, 4, 10000.0, Device::Cpu);
+        let a = layer.self_attn.forward(&x.apply(&layer.input_layernorm), &cos, &sin);
+        let want = a.apply(&layer.post_attention_layernorm).apply(&layer.mlp);
+        assert!(layer.forward(&x, &cos, &sin).allclose(&want, 1e-6, 1e-6, false));
+        let with = DecoderLayer { residual: true, ..layer };
+        let h = &x + &a;
+        let want = &h + h.apply(&with.post_attention_layernorm).apply(&with.mlp);
+        assert!(with.forward(&x, &cos, &sin).allclose(&want, 1e-6, 1e-6, false));
+    }
+
     #[test]
     fn rms_norm_formula() {
         let vs = nn::VarStore::new(Device::Cpu);
@@ -411,7 +442,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 40, d_model: 16, n_layers: 1, n_heads: 4, intermediate_size: 64,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: true,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: true, residual: true,
         };
         let layer = DecoderLayer::new(vs.root() / "l", &cfg);
         let x = Tensor::randn([2, 6, 16], (Kind::Float, Device::Cpu));
@@ -436,7 +467,7 @@ mod tests {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 30, d_model: 16, n_layers: 2, n_heads: 2, intermediate_size: 32,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false, residual: true,
         };
         let m = BidirectionalLlama::new(&vs.root(), cfg.clone());
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
@@ -462,7 +493,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 40, d_model: 16, n_layers: 2, n_heads: 4, intermediate_size: 64,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: false,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: false, residual: true,
         };
         let m = Llama::new(&vs.root(), cfg);
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();

@@ -62,6 +62,8 @@ pub struct MixerConfig {
     pub mixing: Mixing,
     /// The layer-norm-free variant (B2) when false.
     pub layer_norm: bool,
+    /// false: no residual connections (A.2's "removing residuals breaks training").
+    pub residual: bool,
     /// An extra Linear(d, d) after the embedding (`wte_second`, E.2).
     pub embed_linear: bool,
     /// Forward (tril) and reverse (triu, +2) streams, summed before the head (A.2).
@@ -84,6 +86,7 @@ impl MixerConfig {
             tie_weights: false,
             mixing: Mixing::Flat,
             layer_norm: true,
+            residual: true,
             embed_linear: false,
             bidirectional: false,
             mask_grad: MaskGrad::Functional,
@@ -283,6 +286,7 @@ pub(crate) struct MixerBlock {
     conv: TokenMixing,
     patch_layernorm: Option<nn::LayerNorm>,
     patch_ff: FeedForward,
+    residual: bool,
 }
 
 impl MixerBlock {
@@ -302,14 +306,20 @@ impl MixerBlock {
             conv: TokenMixing::new(&p, cfg, "conv", mask),
             patch_layernorm: layer_norm(&p / "patch_layernorm", d, cfg.layer_norm),
             patch_ff: FeedForward::new(&p / "patch_ff", d, cfg.ff_mult, cfg.ff_dropout),
+            residual: cfg.residual,
         }
     }
 
     /// The block with dropout active when `train` (only where the FF has dropout).
     pub(crate) fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let h = xs + norm(xs, &self.seq_layernorm).apply(&self.conv);
+        let mixed = norm(xs, &self.seq_layernorm).apply(&self.conv);
+        let h = if self.residual { xs + mixed } else { mixed };
         let ff = self.patch_ff.forward_t(&norm(&h, &self.patch_layernorm), train);
-        h + ff
+        if self.residual {
+            h + ff
+        } else {
+            ff
+        }
     }
 }
 

@@ -172,6 +172,14 @@ fn the_position_channel_matches_its_equations() {
     }
 }
 
+/// Without residuals (A.2): y = FF(LN_patch(h)), h = TokenMix(LN_seq(x)).
+#[test]
+fn block_without_residuals_matches_its_equations() {
+    let (m, k, x) = one_block(MixerConfig { residual: false, ..MixerConfig::flat(50, 8, 1, 6) });
+    let h = masked(&ln(&x, &k("seq_layernorm.weight"), &k("seq_layernorm.bias")), &k("conv.weight"), &k("conv.bias"), false);
+    close(&m.blocks(&x, None, false), &ff(&ln(&h, &k("patch_layernorm.weight"), &k("patch_layernorm.bias")), &k));
+}
+
 /// Expanded (A.2, e = 2): Conv1d(L, 2L) -> GELU -> Conv1d(2L, L), both tril-masked on [out, in].
 #[test]
 fn expanded_block_matches_its_equations() {
