@@ -188,33 +188,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DataCommand {
-    /// One-sentence summaries of stories through an OpenAI-compatible chat endpoint, as the
-    /// paper made its retrieval queries (PAPER.md B.1). Resumable: rerun to continue.
-    Summarize {
-        /// Stories: marker-separated text, or JSON lines with --text-column.
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long, default_value = "<|endoftext|>")]
-        marker: String,
-        /// For JSON-lines input: the field holding the story.
-        #[arg(long)]
-        text_column: Option<String>,
-        /// Summaries, one JSON line per story: {index, story_sha256, summary, model}.
-        #[arg(long)]
-        out: PathBuf,
-        /// Base URL of the chat API, e.g. http://127.0.0.1:8080/v1
-        #[arg(long)]
-        endpoint: String,
-        #[arg(long, default_value = "llama-3-8b-instruct")]
-        model: String,
-        /// Only the first N stories.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Requests per second at most (0: no limit).
-        #[arg(long, default_value_t = 4.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 120)]
-        timeout_s: u64,
+    /// The paper's summary -> passage sets (PAPER.md B.1-B.3): export the passages, summarise
+    /// them through an OpenAI-compatible chat endpoint (one shard per server), join into the
+    /// pairs file `[pairs] source = "file"` reads. See docs/summary-sets.md.
+    Pairs {
+        #[command(subcommand)]
+        what: PairsCommand,
     },
     /// Trains a tokenizer as a suite's `data.tokenizer` does (the paper's `llama` / `llama3`,
     /// or the harness's `bpe`) on a file, writes its tokenizer.json and prints tokens per
@@ -271,6 +250,98 @@ enum DataCommand {
         #[arg(long)]
         limit: Option<usize>,
         /// Folder for the shard (<key>.bin and its <key>.json header).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PairsCommand {
+    /// Writes the passages of a set as JSON lines: `--count` documents after the first `--skip`
+    /// (the CLM test rows), FineWeb and FineMath cut to their first 512 tokens of the paper's
+    /// tokenizer, with the text the reference's summariser was given.
+    Export {
+        /// The set whose rows, cut and prompt text the reference used.
+        #[arg(long, value_enum)]
+        set: harness::data::summarize::PromptSet,
+        /// The data set's files in order (.parquet, .jsonl with --text-column, or
+        /// marker-separated text); read as one stream of documents.
+        #[arg(long, required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        #[arg(long, default_value = "text")]
+        text_column: String,
+        #[arg(long, default_value = "<|endoftext|>")]
+        marker: String,
+        /// The paper's tokenizer (FineWeb, FineMath): a tokenizer.json.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Documents before the passages (default: the set's, 50,000 test rows for FineWeb and
+        /// FineMath, 0 for TinyStories).
+        #[arg(long)]
+        skip: Option<usize>,
+        /// Passages (the paper: 200,000; 400,000 for FineMath's larger set).
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Summarises exported passages (or one shard of them), resumably: rerun to continue.
+    Summarize {
+        /// The passages file `pairs export` wrote; its set decides the prompt.
+        #[arg(long)]
+        passages: PathBuf,
+        /// Summaries, one JSON line per passage.
+        #[arg(long)]
+        out: PathBuf,
+        /// Base URL of the chat API, e.g. http://127.0.0.1:8080/v1 (OPENAI_API_KEY is sent if set).
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value = "llama-3-8b-instruct")]
+        model: String,
+        /// This process's part, i/k from 0: contiguous rows, one shard per server or GPU.
+        #[arg(long, default_value = "0/1")]
+        shard: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Requests started per second at most (0: no limit).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 300)]
+        timeout_s: u64,
+        /// Tries after the first on 429, 5xx, time-outs and malformed replies.
+        #[arg(long, default_value_t = 6)]
+        retries: usize,
+        /// Sampling, sent with every request (defaults: llama-cpp-python's create_chat_completion,
+        /// which the paper called; the server's own defaults differ).
+        #[arg(long, default_value_t = 0.2)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f64,
+        #[arg(long, default_value_t = 40)]
+        top_k: i64,
+        #[arg(long, default_value_t = 0.05)]
+        min_p: f64,
+        #[arg(long, default_value_t = 1.0)]
+        repeat_penalty: f64,
+        #[arg(long)]
+        max_tokens: Option<u64>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Only the first N passages of the shard.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Joins the passages with every shard's summaries into a parquet pairs file (query,
+    /// passage, row, split, pair_sha256, model, prompt_set, sampling) and its provenance.
+    Join {
+        #[arg(long)]
+        passages: PathBuf,
+        #[arg(long, required = true, num_args = 1..)]
+        summaries: Vec<PathBuf>,
+        /// The last N pairs are the test split (the paper: 20,000).
+        #[arg(long)]
+        test_pairs: usize,
         #[arg(long)]
         out: PathBuf,
     },
@@ -501,35 +572,7 @@ fn main() -> Result<()> {
                 mib(input_bytes),
             );
         }
-        Command::Data { what: DataCommand::Summarize { input, marker, text_column, out, endpoint, model, limit, rate, timeout_s } } => {
-            use harness::data::{columnar, summarize, text};
-            let mut stories = match text_column {
-                Some(col) => columnar::read_column(&input, columnar::Format::Jsonl, &col),
-                None => text::read_stories(&input, &marker, true),
-            }
-            .context("data summarize --input")?;
-            if let Some(n) = limit {
-                stories.truncate(n);
-            }
-            let s = summarize::Summarizer {
-                endpoint,
-                model,
-                api_key: std::env::var("OPENAI_API_KEY").ok(),
-                rate,
-                timeout: std::time::Duration::from_secs(timeout_s),
-                retries: 3,
-            };
-            let o = s.run(&stories, &out).with_context(|| format!("summarizing {} into {}", input.display(), out.display()))?;
-            println!(
-                "{} summaries in {} ({} asked now, {} reused), sha256 {}; provenance in {}",
-                o.total,
-                out.display(),
-                o.requested,
-                o.reused,
-                o.output_sha256,
-                summarize::sidecar(&out).display()
-            );
-        }
+        Command::Data { what: DataCommand::Pairs { what } } => data_pairs(what)?,
         Command::Bench { what: BenchCommand::Job { job } } => {
             let job: harness::throughput::Job = serde_json::from_str(&job).context("reading the job")?;
             let measured = harness::throughput::measure_here(&job)?;
@@ -587,6 +630,95 @@ fn main() -> Result<()> {
 
 /// `harness data tokenizer`: the suite's tokenizer training on one file, with its statistics.
 #[allow(clippy::too_many_arguments)]
+fn data_pairs(what: PairsCommand) -> Result<()> {
+    use harness::data::{pairset, summarize};
+    match what {
+        PairsCommand::Export { set, input, text_column, marker, tokenizer, skip, count, out } => {
+            let tok = match &tokenizer {
+                Some(p) => Some(tokenizers::Tokenizer::from_file(p).map_err(|e| anyhow::anyhow!("--tokenizer {}: {e}", p.display()))?),
+                None => None,
+            };
+            let e = pairset::Export {
+                inputs: &input,
+                text_column: &text_column,
+                marker: &marker,
+                prompts: set,
+                tokenizer: tok.as_ref(),
+                skip: skip.unwrap_or(set.default_skip()),
+                count,
+            };
+            let n = pairset::export(&e, &out).with_context(|| format!("data pairs export into {}", out.display()))?;
+            println!("{n} {} passages (rows {} .. {}) in {}", set.name(), e.skip, e.skip + n - 1, out.display());
+        }
+        PairsCommand::Summarize {
+            passages, out, endpoint, model, shard, concurrency, rate, timeout_s, retries, temperature, top_p, top_k, min_p,
+            repeat_penalty, max_tokens, seed, limit,
+        } => {
+            let meta: serde_json::Value = std::fs::read_to_string(summarize::sidecar(&passages))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .with_context(|| format!("{}: not found or unreadable; `harness data pairs export` writes it beside the passages", summarize::sidecar(&passages).display()))?;
+            let prompts: summarize::PromptSet = serde_json::from_value(meta["prompt_set"].clone())
+                .with_context(|| format!("{}: no prompt_set", summarize::sidecar(&passages).display()))?;
+            let (i, k) = shard
+                .split_once('/')
+                .and_then(|(i, k)| Some((i.parse::<usize>().ok()?, k.parse::<usize>().ok()?)))
+                .with_context(|| format!("--shard {shard}: give i/k, e.g. 0/4"))?;
+            let all = pairset::read_passages(&passages)?;
+            let mut jobs: Vec<summarize::Job> = summarize::shard(&all, i, k)?
+                .into_iter()
+                .map(|p| summarize::Job { row: p.row, text: p.prompt_text, passage_sha256: p.passage_sha256 })
+                .collect();
+            if let Some(n) = limit {
+                jobs.truncate(n);
+            }
+            let s = summarize::Summarizer {
+                endpoint,
+                model,
+                api_key: std::env::var("OPENAI_API_KEY").ok(),
+                prompts,
+                sampling: summarize::Sampling { temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed },
+                concurrency,
+                rate,
+                timeout: std::time::Duration::from_secs(timeout_s),
+                retries,
+                backoff: std::time::Duration::from_millis(500),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let o = s.run(&jobs, &out).with_context(|| format!("summarizing shard {shard} of {} into {}", passages.display(), out.display()))?;
+            println!(
+                "{} summaries in {} ({} asked now in {:.1} s, {:.2}/s; {} reused); retried: {} x 429, {} x 5xx, {} x time-out or no connection, {} x malformed; sha256 {}",
+                o.total,
+                out.display(),
+                o.requested,
+                o.wall_s,
+                o.requested as f64 / o.wall_s.max(1e-9),
+                o.reused,
+                o.retried_429,
+                o.retried_5xx,
+                o.retried_timeout,
+                o.retried_malformed,
+                o.output_sha256
+            );
+        }
+        PairsCommand::Join { passages, summaries, test_pairs, out } => {
+            let st = pairset::join(&passages, &summaries, test_pairs, &out).with_context(|| format!("data pairs join into {}", out.display()))?;
+            println!(
+                "{} pairs ({} train, {} test) in {}; {} empty and {} duplicate summaries; summary words min/p10/p50/p90/max {:?}; provenance in {}",
+                st.pairs,
+                st.train,
+                st.test,
+                out.display(),
+                st.empty_summaries,
+                st.duplicate_summaries,
+                st.summary_words,
+                pairset::provenance_path(&out).display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn data_tokenizer(
     kind: TokenizerArg,
     input: Option<&std::path::Path>,

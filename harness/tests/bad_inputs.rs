@@ -231,7 +231,9 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("malformed baseline", &["check", &good, "--baseline", &env.file("badbase.toml", b"runs = 3")], &["badbase.toml"]),
         case("verify a missing report", &["report", &good, "--verify", "noreport"], &["noreport"]),
         case("bench data missing file", &["bench", "data", "--file", "none.txt"], &["none.txt", "--file"]),
-        case("summarize missing input", &["data", "summarize", "--input", "none.txt", "--out", "o.jsonl", "--endpoint", "http://127.0.0.1:9"], &["none.txt", "--input"]),
+        case("pairs export missing input", &["data", "pairs", "export", "--set", "tinystories", "--input", "none.txt", "--count", "3", "--out", "o.jsonl"], &["none.txt", "pairs export"]),
+        case("pairs export without tokenizer", &["data", "pairs", "export", "--set", "fineweb", "--input", "stories.txt", "--count", "3", "--out", "o.jsonl"], &["--tokenizer", "512 tokens"]),
+        case("pairs summarize without export", &["data", "pairs", "summarize", "--passages", "stories.txt", "--out", "o.jsonl", "--endpoint", "http://127.0.0.1:9"], &["stories.txt.meta.json", "pairs export"]),
         // Data files (the run fails and says why; the suite goes on).
         case("data file missing", &["run", &env.text_source("dmiss.toml", "no/such.txt"), "-q"], &["no/such.txt", "cannot read"]),
         case("data path is a folder", &["run", &env.text_source("ddir.toml", "adir"), "-q"], &["adir", "not a regular file"]),

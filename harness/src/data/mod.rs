@@ -5,6 +5,7 @@ pub mod columnar;
 pub mod embedded;
 pub mod hub;
 pub mod pairs;
+pub mod pairset;
 pub mod shards;
 pub mod summarize;
 pub mod text;
