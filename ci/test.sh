@@ -17,6 +17,14 @@ cargo test --release -p harness --test throughput -- --ignored 2>&1 | tee -a "$o
 cargo test --release -p harness --test tokenizers_hf -- --ignored 2>&1 | tee -a "$out/test.log"
 # The training path against a plain PyTorch loop written as the reference trains (scripts/reference_trajectory.py).
 cargo test --release -p harness --test trajectory -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
+# The summary-set pipeline against a real LLM server: llama-cpp-python's, built once per user
+# (ci/llama-cpp.sh), serving a tiny random-weight Llama the test writes. HARNESS_SKIP_LLAMA_CPP=1 skips it.
+if [ "${HARNESS_SKIP_LLAMA_CPP:-0}" != 1 ]; then
+  HARNESS_LLAMA_CPP_PYTHON="$(bash ci/llama-cpp.sh)" \
+    cargo test --release -p harness --test pairs_llama_cpp -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
+else
+  echo "llama-cpp: skipped (HARNESS_SKIP_LLAMA_CPP=1): the summary pipeline did not meet a real LLM server"
+fi
 # Totals over every test binary, printed last (cargo's own last lines are the doc-test binaries').
 # Scale-out against a real Slurm: a one-node cluster on 127.0.0.1 (Debian's slurm-wlm and munge,
 # installed when missing; needs root and apt-get), the job-array tests, then teardown. Nothing is
