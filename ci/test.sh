@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/env.sh
-# The PyTorch peer's Llama (bench/pytorch/requirements.txt) beside that torch, once.
-"$HARNESS_TORCH_DIR/bin/python" -c "import transformers" 2>/dev/null \
-  || "$HARNESS_TORCH_DIR/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/pytorch/requirements.txt
+# The PyTorch peer's Llama (bench/pytorch/requirements.txt) and the scripts' packages
+# (scripts/requirements.txt) beside that torch, once.
+"$HARNESS_TORCH_DIR/bin/python" -c "import transformers, pyarrow, safetensors" 2>/dev/null \
+  || "$HARNESS_TORCH_DIR/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/pytorch/requirements.txt -r scripts/requirements.txt
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cargo test --release --workspace "$@" 2>&1 | tee "$out/test.log"
@@ -15,6 +16,8 @@ cargo test --release --workspace "$@" 2>&1 | tee "$out/test.log"
 cargo test --release -p harness --test throughput -- --ignored 2>&1 | tee -a "$out/test.log"
 # The paper's tokenizers against transformers: same class, same ids, same retraining (scripts/hf_tokenizer_check.py).
 cargo test --release -p harness --test tokenizers_hf -- --ignored 2>&1 | tee -a "$out/test.log"
+# T1's e5 row: scripts/e5_embed.py on a tiny random Mistral, its file into retrieval_eval.
+cargo test --release -p harness --test e5_script -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
 # The training path against a plain PyTorch loop written as the reference trains (scripts/reference_trajectory.py).
 cargo test --release -p harness --test trajectory -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
 # The summary-set pipeline against a real LLM server: llama-cpp-python's, built once per user
