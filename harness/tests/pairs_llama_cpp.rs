@@ -1,8 +1,8 @@
 //! `harness data pairs` against a real LLM server: llama-cpp-python's OpenAI-compatible server
 //! (the paper's own tool, PAPER.md B.1) on 127.0.0.1, serving a tiny random-weight Llama in GGUF
-//! that scripts/tiny_gguf.py writes (nothing downloaded). Export 24 TinyStories passages of the
-//! slice, summarise at concurrency 1 and 4, kill and resume, join, then a retrieval suite on the
-//! joined file. With a seed in every request the server is deterministic, so every way of making
+//! that scripts/tiny_gguf.py writes (nothing downloaded). Export 120 TinyStories passages of the
+//! slice, summarise at concurrency 1 and 4, kill and resume, join, then the CI retrieval suite on
+//! the joined file. With a seed in every request the server is deterministic, so every way of making
 //! the set must join to the same bytes. `ci/llama-cpp.sh` builds the server (once per user);
 //! ci/test.sh runs this with --ignored and HARNESS_LLAMA_CPP_PYTHON set.
 mod common;
@@ -70,7 +70,7 @@ fn a_real_llama_cpp_server_makes_a_summary_set() {
     let (_server, url) = start_server(&python, &dir.join("tiny.gguf"), dir);
 
     let slice = data.join("tinystories/train-head-2MiB.txt");
-    let n = 24;
+    let n = 120;
     run(dir, &["data", "pairs", "export", "--set", "tinystories", "--input", slice.to_str().unwrap(), "--count", &n.to_string(), "--out", "passages.jsonl"]);
     let summarize = |out: &'static str, extra: &[&'static str]| -> Vec<String> {
         let mut a: Vec<String> = ["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", out, "--endpoint", &url, "--model", "tiny"]
@@ -82,7 +82,7 @@ fn a_real_llama_cpp_server_makes_a_summary_set() {
         a
     };
     let join = |files: &[&str], out: &str| {
-        let mut a = vec!["data", "pairs", "join", "--passages", "passages.jsonl", "--test-pairs", "8", "--out", out, "--summaries"];
+        let mut a = vec!["data", "pairs", "join", "--passages", "passages.jsonl", "--test-pairs", "40", "--out", out, "--summaries"];
         a.extend_from_slice(files);
         run(dir, &a)
     };
@@ -99,7 +99,7 @@ fn a_real_llama_cpp_server_makes_a_summary_set() {
     // Killed at a random request, then rerun: the same set.
     let a = summarize("killed.jsonl", &[]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness")).current_dir(dir).args(&a).spawn().unwrap();
-    let at = 3 + (std::process::id() as usize % 15);
+    let at = 3 + (std::process::id() as usize % 100);
     let started = Instant::now();
     while valid_lines(dir, "killed.jsonl") < at && started.elapsed() < Duration::from_secs(300) {
         std::thread::sleep(Duration::from_millis(5));
@@ -114,55 +114,25 @@ fn a_real_llama_cpp_server_makes_a_summary_set() {
     assert_eq!(sha(dir, "resumed.parquet"), sha(dir, "c1.parquet"), "killed after {before} and resumed: the same set");
     eprintln!("killed after {before} of {n} summaries and resumed: the joined file's sha256 equals the uninterrupted run's ({})", sha(dir, "c1.parquet"));
 
-    // A retrieval suite reads the set as it is.
-    let suite = format!(
-        r#"schema = 1
-name = "served-pairs"
-description = "retrieval on pairs made by a real llama.cpp server"
-[defaults]
-seeds = [0]
-device = "cpu"
-[defaults.data]
-source = "text"
-path = "{slice}"
-n_ctx = 32
-vocab_size = 300
-padding = "left"
-[defaults.train]
-steps = 10
-batch_size = 8
-lr = 3e-3
-warmup_steps = 2
-eval_every = 5
-[defaults.pairs]
-source = "file"
-path = "c1.parquet"
-query_field = "query"
-passage_field = "passage"
-test_pairs = 8
-[[experiment]]
-name = "clm"
-kind = "clm"
-model = {{ kind = "masked_mixer", d_model = 16, n_layers = 1 }}
-[[experiment]]
-name = "embed"
-kind = "embed"
-from = "clm"
-[[experiment]]
-name = "eval"
-kind = "retrieval_eval"
-from = "embed"
-retrieval_eval = {{ n = [2, 4, 8] }}
-"#,
-        slice = slice.display()
+    // The CI retrieval suite (suites/ci/retrieval.toml: CLM, frozen embeddings, the retrieval
+    // model, InfoNCE, top-1 at n = 4..32), one seed, on the served pairs instead of its embedded ones.
+    let suite = root.join("suites/ci/retrieval.toml");
+    let path = format!("pairs.path=\"{}\"", dir.join("c1.parquet").display());
+    let out = harness(
+        dir,
+        &[
+            "run", suite.to_str().unwrap(), "-q", "--set", "seeds=[0]", "--set", "pairs.source=\"file\"", "--set", &path,
+            "--set", "pairs.query_field=\"query\"", "--set", "pairs.passage_field=\"passage\"", "--set", "pairs.test_pairs=40",
+        ],
     );
-    let path = write_suite(dir, "served.toml", &suite);
-    let out = harness(dir, &["run", path.to_str().unwrap(), "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let report = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
-    let m = manifest(&dir.join("results"), "served-pairs");
-    assert!(m.iter().all(|m| m["status"] == "finished"), "{m:?}");
-    let eval = m.iter().find(|m| m["experiment"] == "eval").unwrap();
-    let summary = std::fs::read_to_string(run_dir(&dir.join("results"), "served-pairs", eval).join("summary.json")).unwrap();
-    eprintln!("retrieval on the served pairs: {summary} ({})", report.lines().last().unwrap_or_default());
+    let m = manifest(&dir.join("results"), "ci-retrieval");
+    assert!(m.len() >= 20 && m.iter().all(|m| m["status"] == "finished"), "{m:?}");
+    let embed = m.iter().find(|m| m["experiment"] == "embed").unwrap();
+    assert!(embed["inputs"].to_string().contains(&sha(dir, "c1.parquet")), "the embed runs record the served pairs: {}", embed["inputs"]);
+    let report = std::fs::read_dir(dir.join("reports/ci-retrieval")).unwrap().next().unwrap().unwrap().path().join("README.md");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let top1: Vec<&str> = text.lines().filter(|l| l.starts_with("| clm → embed |") || l.starts_with("| clm → infonce → embed_tuned |")).collect();
+    assert!(!top1.is_empty(), "{text}");
+    eprintln!("ci-retrieval on the served pairs (top-1 %, n = 4, 8, 16, 32):\n{}", top1.join("\n"));
 }
