@@ -284,6 +284,9 @@ enum PairsCommand {
         count: usize,
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite an --out that is not a passages file.
+        #[arg(long)]
+        replace: bool,
     },
     /// Summarises exported passages (or one shard of them), resumably: rerun to continue.
     Summarize {
@@ -344,6 +347,9 @@ enum PairsCommand {
         test_pairs: usize,
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite an --out that this command did not write.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -633,7 +639,7 @@ fn main() -> Result<()> {
 fn data_pairs(what: PairsCommand) -> Result<()> {
     use harness::data::{pairset, summarize};
     match what {
-        PairsCommand::Export { set, input, text_column, marker, tokenizer, skip, count, out } => {
+        PairsCommand::Export { set, input, text_column, marker, tokenizer, skip, count, out, replace } => {
             let tok = match &tokenizer {
                 Some(p) => Some(tokenizers::Tokenizer::from_file(p).map_err(|e| anyhow::anyhow!("--tokenizer {}: {e}", p.display()))?),
                 None => None,
@@ -647,7 +653,7 @@ fn data_pairs(what: PairsCommand) -> Result<()> {
                 skip: skip.unwrap_or(set.default_skip()),
                 count,
             };
-            let n = pairset::export(&e, &out).with_context(|| format!("data pairs export into {}", out.display()))?;
+            let n = pairset::export(&e, &out, replace).with_context(|| format!("data pairs export into {}", out.display()))?;
             println!("{n} {} passages (rows {} .. {}) in {}", set.name(), e.skip, e.skip + n - 1, out.display());
         }
         PairsCommand::Summarize {
@@ -664,6 +670,7 @@ fn data_pairs(what: PairsCommand) -> Result<()> {
                 .split_once('/')
                 .and_then(|(i, k)| Some((i.parse::<usize>().ok()?, k.parse::<usize>().ok()?)))
                 .with_context(|| format!("--shard {shard}: give i/k, e.g. 0/4"))?;
+            pairset::guard_output(&out, &[&passages, &summarize::sidecar(&passages)], |_| true, false)?;
             let all = pairset::read_passages(&passages)?;
             let mut jobs: Vec<summarize::Job> = summarize::shard(&all, i, k)?
                 .into_iter()
@@ -701,8 +708,8 @@ fn data_pairs(what: PairsCommand) -> Result<()> {
                 o.output_sha256
             );
         }
-        PairsCommand::Join { passages, summaries, test_pairs, out } => {
-            let st = pairset::join(&passages, &summaries, test_pairs, &out).with_context(|| format!("data pairs join into {}", out.display()))?;
+        PairsCommand::Join { passages, summaries, test_pairs, out, replace } => {
+            let st = pairset::join(&passages, &summaries, test_pairs, &out, replace).with_context(|| format!("data pairs join into {}", out.display()))?;
             println!(
                 "{} pairs ({} train, {} test) in {}; {} empty and {} duplicate summaries; summary words min/p10/p50/p90/max {:?}; provenance in {}",
                 st.pairs,

@@ -137,6 +137,45 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
     env.file("truncated.safetensors", &bytes[..bytes.len() / 2]);
     env.file("tok.json", b"{\"version\": \"1.0\", \"model\": 12}");
     std::fs::create_dir(root.join("adir")).unwrap();
+    // Pairs and embeddings made elsewhere: a parquet with an empty cell, a JSON-lines file with an
+    // empty query, one with a fifth of its pairs repeated, embeddings with a NaN row.
+    {
+        use polars::prelude::*;
+        let q: Vec<Option<&str>> = (0..12).map(|i| if i == 3 { None } else { Some("a summary") }).collect();
+        let p: Vec<String> = (0..12).map(|i| format!("passage {i}")).collect();
+        let mut df = DataFrame::new(12, vec![Column::new("query".into(), &q), Column::new("passage".into(), &p)]).unwrap();
+        ParquetWriter::new(std::fs::File::create(root.join("gappy.parquet")).unwrap()).finish(&mut df).unwrap();
+    }
+    let pairs_jsonl = |rows: &[(String, String)]| rows.iter().map(|(q, p)| serde_json::json!({"query": q, "passage": p}).to_string() + "\n").collect::<String>();
+    let mut rows: Vec<(String, String)> = (0..20).map(|i| (format!("summary {i}"), format!("passage {i}"))).collect();
+    rows[7].0 = String::new();
+    env.file("emptyq.jsonl", pairs_jsonl(&rows).as_bytes());
+    rows[7].0 = "summary 7".into();
+    for i in 10..14 {
+        rows[i] = rows[i - 10].clone();
+    }
+    env.file("dups.jsonl", pairs_jsonl(&rows).as_bytes());
+    let nan = tch::Tensor::ones([6, 8], (tch::Kind::Float, tch::Device::Cpu));
+    let _ = nan.get(2).get(5).fill_(f64::NAN);
+    tch::Tensor::write_safetensors(&[("query", &nan), ("passage", &nan.ones_like())], root.join("nan.safetensors")).unwrap();
+    let pairs_suite = |name: &str, pairs: &str| {
+        let text = format!(
+            "{}\n[[experiment]]\nname = \"e\"\nkind = \"embed\"\nmodel = {{ kind = \"masked_mixer\", d_model = 16, n_layers = 1 }}\nembed = {{ source = \"untrained\" }}\n[experiment.pairs]\nsource = \"file\"\npath = \"{pairs}\"\nquery_field = \"query\"\npassage_field = \"passage\"\ntest_pairs = 5\n",
+            env.base
+        );
+        write_suite(&root, name, &text).display().to_string()
+    };
+    let e5_suite = {
+        let text = format!(
+            "{}\n[[experiment]]\nname = \"e5\"\nkind = \"embed\"\nembed = {{ source = \"file\", file = \"nan.safetensors\" }}\n[experiment.pairs]\nsource = \"embedded\"\nn_pairs = 20\ntest_pairs = 6\n[[experiment]]\nname = \"ev\"\nkind = \"retrieval_eval\"\nfrom = \"e5\"\nretrieval_eval = {{ n = [2, 4] }}\n",
+            env.base
+        );
+        write_suite(&root, "nan.toml", &text).display().to_string()
+    };
+    // A passages file for the summarize cases, and a file no command of the harness wrote.
+    let out = harness(&root, &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "5", "--out", "passages.jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.file("notes.txt", b"my own notes\nsecond line\n");
     let fifo = root.join("fifo.txt");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     // A checkpoint with the right names and shapes but bytes (u8) instead of floats, and one with
@@ -233,6 +272,17 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("bench data missing file", &["bench", "data", "--file", "none.txt"], &["none.txt", "--file"]),
         case("pairs export missing input", &["data", "pairs", "export", "--set", "tinystories", "--input", "none.txt", "--count", "3", "--out", "o.jsonl"], &["none.txt", "pairs export"]),
         case("pairs export without tokenizer", &["data", "pairs", "export", "--set", "fineweb", "--input", "stories.txt", "--count", "3", "--out", "o.jsonl"], &["--tokenizer", "512 tokens"]),
+        // Outputs that would overwrite what the command did not write, or its own input.
+        case("pairs summarize into its input", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "passages.jsonl", "--endpoint", "http://127.0.0.1:9"], &["--out passages.jsonl is an input"]),
+        case("pairs summarize into a foreign file", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "notes.txt", "--endpoint", "http://127.0.0.1:9"], &["notes.txt line 1", "not a summaries file"]),
+        case("pairs export over a foreign file", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "notes.txt"], &["notes.txt", "--replace"]),
+        case("pairs export into its input", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "stories.txt"], &["--out stories.txt is an input"]),
+        case("pairs join over a foreign file", &["data", "pairs", "join", "--passages", "passages.jsonl", "--summaries", "notes.txt", "--test-pairs", "2", "--out", "notes.txt"], &["--out notes.txt is an input"]),
+        // External pairs and embeddings, checked on read.
+        case("pairs parquet with an empty cell", &["run", &pairs_suite("gappy.toml", "gappy.parquet"), "-q"], &["gappy.parquet", "1 of 12 rows", "rows [3]"]),
+        case("pairs with an empty query", &["run", &pairs_suite("emptyq.toml", "emptyq.jsonl"), "-q"], &["emptyq.jsonl", "rows [7]"]),
+        case("pairs mostly duplicated", &["run", &pairs_suite("dups.toml", "dups.jsonl"), "-q"], &["dups.jsonl", "4 of 20 pairs repeat", "deduplicate"]),
+        case("embeddings with NaN", &["run", &e5_suite, "-q"], &["nan.safetensors", "1 of the 6 test queries hold NaN"]),
         case("pairs summarize without export", &["data", "pairs", "summarize", "--passages", "stories.txt", "--out", "o.jsonl", "--endpoint", "http://127.0.0.1:9"], &["stories.txt.meta.json", "pairs export"]),
         // Data files (the run fails and says why; the suite goes on).
         case("data file missing", &["run", &env.text_source("dmiss.toml", "no/such.txt"), "-q"], &["no/such.txt", "cannot read"]),

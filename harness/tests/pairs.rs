@@ -58,6 +58,9 @@ fn serve(mode: Mode, delay: Duration) -> Server {
                 if v["model"] == "bad" {
                     return reply("400 Bad Request", r#"{"error": "no such model"}"#, &mut stream);
                 }
+                if v["model"] == "mute" {
+                    return reply("200 OK", r#"{"choices": [{"message": {"role": "assistant", "content": "  "}}]}"#, &mut stream);
+                }
                 let n = seen.fetch_add(1, Ordering::SeqCst);
                 let fault = if mode == Mode::Faulty { [None, Some("5xx"), None, Some("429"), None, Some("malformed"), None, Some("timeout"), None, None][n % 10] } else { None };
                 if let Some(kind) = fault {
@@ -188,6 +191,10 @@ fn pairs_are_exported_summarised_resumed_and_joined() {
     let out = harness(dir, &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "c1.jsonl", "--endpoint", &slow.url, "--model", "bad"]);
     assert!(!out.status.success() && stderr(&out).contains("HTTP 400"), "{}", stderr(&out));
     assert_eq!(lines(dir, "c1.jsonl"), n);
+    // A server that answers with nothing: retried, then an error, never an empty summary.
+    let out = harness(dir, &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "mute.jsonl", "--endpoint", &slow.url, "--model", "mute", "--retries", "1"]);
+    assert!(!out.status.success() && stderr(&out).contains("no answer after 2 tries; the last: an empty summary"), "{}", stderr(&out));
+    assert_eq!(lines(dir, "mute.jsonl"), 0);
 
     // The joined file feeds a retrieval suite as it is.
     let provenance: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("full.parquet.provenance.json")).unwrap()).unwrap();

@@ -19,6 +19,30 @@ pub fn read_column(path: &Path, format: Format, column: &str) -> Result<Vec<Stri
     Column::open(path, format, column)?.collect()
 }
 
+/// Every row of the named text columns of a parquet file, aligned: row i holds each column's
+/// cell i (trimmed; None where it is null). For files whose rows must stay paired (query and
+/// passage), where [`read_column`]'s skipping of empty cells would shift one column against another.
+pub fn read_columns(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Option<String>>>, DataError> {
+    let read_err = |e| DataError::Read { path: path.into(), error: e };
+    crate::artifacts::ensure_regular(path).map_err(read_err)?;
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let bad = |e: PolarsError| DataError::Columnar { path: path.into(), message: format!("not a readable parquet file ({e})") };
+    let mut reader = ParquetReader::new(file);
+    let schema = reader.schema().map_err(bad)?;
+    for c in columns {
+        let Some(field) = schema.get(*c) else {
+            return Err(DataError::MissingColumn { path: path.into(), column: c.to_string(), available: schema.iter_names().map(|n| n.to_string()).collect() });
+        };
+        let dtype = DataType::from_arrow_field(field);
+        if !matches!(dtype, DataType::String) {
+            return Err(DataError::Columnar { path: path.into(), message: format!("column `{c}` holds {dtype}, not text") });
+        }
+    }
+    let df = reader.with_columns(Some(columns.iter().map(|c| c.to_string()).collect())).finish().map_err(bad)?;
+    let cols: Vec<&StringChunked> = columns.iter().map(|c| df.column(c).and_then(|x| x.str()).map_err(bad)).collect::<Result<_, _>>()?;
+    Ok((0..df.height()).map(|i| cols.iter().map(|c| c.get(i).map(|s| s.trim().to_string())).collect()).collect())
+}
+
 /// The non-empty strings of one column, in file order, read as a stream: JSON lines one line at
 /// a time, parquet a slice of rows at a time and only that column, so a file larger than memory
 /// can be read.

@@ -14,34 +14,64 @@ pub struct Pair {
 }
 
 /// Pairs from `path` (`.parquet`, else JSON lines), the query and passage in the named fields.
+/// Every row must hold both, non-empty: a row without one is an error naming it, never skipped
+/// (skipping one column's cell would pair every later query with the next row's passage).
 pub fn read_pairs(path: &Path, query: &str, passage: &str) -> Result<Vec<Pair>, DataError> {
     let is_parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    if is_parquet {
-        let q = columnar::read_column(path, columnar::Format::Parquet, query)?;
-        let p = columnar::read_column(path, columnar::Format::Parquet, passage)?;
-        if q.len() != p.len() {
-            return Err(DataError::Columnar { path: path.into(), message: format!("`{query}` and `{passage}` have different numbers of non-empty rows") });
+    let rows: Vec<(Option<String>, Option<String>)> = if is_parquet {
+        columnar::read_columns(path, &[query, passage])?.into_iter().map(|mut r| (r.remove(0), r.remove(0))).collect()
+    } else {
+        let text = crate::artifacts::read_regular_string(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
+        let mut rows = Vec::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let row: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| DataError::Columnar { path: path.into(), message: format!("line {}: not JSON: {e}", i + 1) })?;
+            let field = |name: &str| {
+                row.get(name).and_then(|v| v.as_str()).map(String::from).ok_or_else(|| DataError::PairField {
+                    path: path.into(),
+                    line: i + 1,
+                    field: name.into(),
+                })
+            };
+            rows.push((Some(field(query)?), Some(field(passage)?)));
         }
-        return Ok(q.into_iter().zip(p).map(|(query, passage)| Pair { query, passage }).collect());
-    }
-    let text = crate::artifacts::read_regular_string(path).map_err(|e| DataError::Read { path: path.into(), error: e })?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let row: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| DataError::Columnar { path: path.into(), message: format!("line {}: not JSON: {e}", i + 1) })?;
-        let field = |name: &str| {
-            row.get(name).and_then(|v| v.as_str()).map(String::from).ok_or_else(|| DataError::PairField {
-                path: path.into(),
-                line: i + 1,
-                field: name.into(),
-            })
-        };
-        out.push(Pair { query: field(query)?, passage: field(passage)? });
-    }
-    if out.is_empty() {
+        rows
+    };
+    if rows.is_empty() {
         return Err(DataError::Empty { path: path.into() });
     }
-    Ok(out)
+    let empty: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, (q, p))| !(q.as_deref().is_some_and(|s| !s.trim().is_empty()) && p.as_deref().is_some_and(|s| !s.trim().is_empty())))
+        .map(|(i, _)| i)
+        .collect();
+    if !empty.is_empty() {
+        return Err(DataError::Columnar {
+            path: path.into(),
+            message: format!(
+                "{} of {} rows have an empty or missing `{query}` or `{passage}` (rows {:?}{}, counted from 0): every pair needs both; drop or redo those rows",
+                empty.len(),
+                rows.len(),
+                &empty[..empty.len().min(8)],
+                if empty.len() > 8 { ", ..." } else { "" }
+            ),
+        });
+    }
+    Ok(rows.into_iter().map(|(q, p)| Pair { query: q.expect("checked"), passage: p.expect("checked") }).collect())
+}
+
+/// The most duplicated pairs, and test pairs also in training, a pairs file may hold (a share of
+/// its pairs, of its test pairs): above it the set is refused, at or below it the counts are
+/// reported with the run.
+pub const PAIR_DEFECT_LIMIT: f64 = 0.01;
+
+/// Pairs that repeat an earlier pair word for word, and test pairs that occur in training.
+fn defects(train: &[Pair], test: &[Pair]) -> (usize, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let duplicates = train.iter().chain(test).filter(|p| !seen.insert((&p.query, &p.passage))).count();
+    let in_train: std::collections::HashSet<(&String, &String)> = train.iter().map(|p| (&p.query, &p.passage)).collect();
+    (duplicates, test.iter().filter(|p| in_train.contains(&(&p.query, &p.passage))).count())
 }
 
 /// One sentence of each story as the query, the story without it as the passage (seeded).
@@ -72,6 +102,8 @@ pub struct PairSplit {
     pub label: &'static str,
     /// Input name -> sha256.
     pub inputs: crate::artifacts::Inputs,
+    /// For a pairs file: (pairs repeating an earlier pair, test pairs also in training).
+    pub defects: Option<(usize, usize)>,
 }
 
 /// The pairs a suite's `[pairs]` names.
@@ -108,7 +140,22 @@ pub fn load(cfg: &crate::suite::PairsConfig) -> Result<PairSplit, DataError> {
         return Err(DataError::TooFewPairs { n: pairs.len(), test: n_test });
     }
     let test = pairs.split_off(pairs.len() - n_test);
-    Ok(PairSplit { train: pairs, test, label, inputs })
+    let defects = (cfg.source == PairsSource::File).then(|| defects(&pairs, &test));
+    if let (Some((dup, leak)), Some(path)) = (defects, cfg.path.as_deref()) {
+        let n = pairs.len() + test.len();
+        if dup as f64 > PAIR_DEFECT_LIMIT * n as f64 || leak as f64 > PAIR_DEFECT_LIMIT * test.len() as f64 {
+            return Err(DataError::Columnar {
+                path: path.into(),
+                message: format!(
+                    "{dup} of {n} pairs repeat an earlier pair and {leak} of the {} test pairs also occur in training; more than {}% \
+                     of either makes the retrieval figures meaningless: deduplicate the set",
+                    test.len(),
+                    PAIR_DEFECT_LIMIT * 100.0
+                ),
+            });
+        }
+    }
+    Ok(PairSplit { train: pairs, test, label, inputs, defects })
 }
 
 #[cfg(test)]

@@ -34,8 +34,10 @@ pub struct Export<'a> {
 
 /// Writes `count` passages after the first `skip` documents of the inputs (read in order, as one
 /// stream) to `out` as JSON lines, with `<out>.meta.json`. Returns how many were written.
-pub fn export(e: &Export, out: &Path) -> Result<usize> {
+pub fn export(e: &Export, out: &Path, replace: bool) -> Result<usize> {
     anyhow::ensure!(e.count > 0, "--count must be at least 1");
+    let inputs: Vec<&Path> = e.inputs.iter().map(PathBuf::as_path).collect();
+    guard_output(out, &inputs, |p| read_passages(p).is_ok(), replace)?;
     let cut = match (e.prompts.passage_tokens(), e.tokenizer) {
         (Some(n), Some(tok)) => Some((n, tok)),
         (Some(_), None) => bail!(
@@ -110,7 +112,9 @@ pub struct SetStats {
 /// row, split, pair_sha256, model, prompt_set, sampling), with `<out>.provenance.json`. Every
 /// passage must have exactly one summary, made from that passage by one model with one prompt
 /// set and one sampling.
-pub fn join(passages: &Path, summaries: &[PathBuf], test_pairs: usize, out: &Path) -> Result<SetStats> {
+pub fn join(passages: &Path, summaries: &[PathBuf], test_pairs: usize, out: &Path, replace: bool) -> Result<SetStats> {
+    let inputs: Vec<&Path> = std::iter::once(passages).chain(summaries.iter().map(PathBuf::as_path)).collect();
+    guard_output(out, &inputs, |p| provenance_path(p).exists(), replace)?;
     let ps = read_passages(passages)?;
     let mut by_row: BTreeMap<usize, (Summary, &Path)> = BTreeMap::new();
     let mut doubled = Vec::new();
@@ -209,6 +213,22 @@ pub fn join(passages: &Path, summaries: &[PathBuf], test_pairs: usize, out: &Pat
     });
     write_atomic(&provenance_path(out), serde_json::to_string_pretty(&provenance)?.as_bytes())?;
     Ok(stats)
+}
+
+/// Refuses `out` when it is one of `inputs`, or when it exists and holds something this command
+/// did not write (`ours` says whether it did), unless `replace`.
+pub fn guard_output(out: &Path, inputs: &[&Path], ours: impl Fn(&Path) -> bool, replace: bool) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(input) = inputs.iter().find(|i| same(out, i)) {
+        bail!("--out {} is an input of this command ({}): write elsewhere", out.display(), input.display());
+    }
+    if out.exists() && !replace && !ours(out) {
+        bail!("--out {} exists and was not written by this command: choose another path, or pass --replace to overwrite it", out.display());
+    }
+    Ok(())
 }
 
 /// `<out>.provenance.json`.

@@ -181,10 +181,26 @@ enum Failure {
     Fatal(String),
 }
 
-fn done_so_far(out: &Path) -> BTreeMap<usize, Summary> {
-    let Ok(text) = std::fs::read_to_string(out) else { return BTreeMap::new() };
-    // A line cut by a kill does not parse and is simply asked for again.
-    text.lines().filter_map(|l| serde_json::from_str::<Summary>(l).ok()).map(|s| (s.row, s)).collect()
+/// The summaries already in `out`. A last line cut by a kill does not parse and is asked for
+/// again; any other line that is not a summary means the file is not this command's: refused.
+fn done_so_far(out: &Path) -> Result<BTreeMap<usize, Summary>> {
+    let Ok(text) = std::fs::read_to_string(out) else { return Ok(BTreeMap::new()) };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut done = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<Summary>(line) {
+            Ok(s) => {
+                done.insert(s.row, s);
+            }
+            Err(_) if i + 1 == lines.len() && !line.ends_with('\n') => {}
+            Err(_) => bail!(
+                "{} line {} is not a summary this command wrote: the file is not a summaries file (choose another --out, or remove it)",
+                out.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(done)
 }
 
 impl Summarizer {
@@ -219,7 +235,8 @@ impl Summarizer {
                 let v: serde_json::Value =
                     serde_json::from_str(&text).map_err(|e| Failure::Retry("malformed", format!("the reply is not JSON ({e}): {:.200}", text)))?;
                 match v["choices"][0]["message"]["content"].as_str() {
-                    Some(content) => Ok(content.trim().to_string()),
+                    Some(content) if !content.trim().is_empty() => Ok(content.trim().to_string()),
+                    Some(_) => Err(Failure::Retry("malformed", "an empty summary".into())),
                     None => Err(Failure::Retry("malformed", format!("no choices[0].message.content in the reply: {:.200}", text))),
                 }
             }
@@ -238,7 +255,7 @@ impl Summarizer {
     pub fn run(&self, jobs: &[Job], out: &Path) -> Result<Outcome> {
         anyhow::ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
         let started = Instant::now();
-        let mut done = done_so_far(out);
+        let mut done = done_so_far(out)?;
         let wanted: BTreeMap<usize, &Job> = jobs.iter().map(|j| (j.row, j)).collect();
         // Entries for other rows, changed passages, another model, prompt set or sampling are redone.
         done.retain(|row, s| {
@@ -249,6 +266,10 @@ impl Summarizer {
         let reused = done.len();
         let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains_key(&j.row)).collect();
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("opening {}", out.display()))?;
+        // A line cut by a kill ends where the next one starts.
+        if std::fs::read(out).is_ok_and(|b| b.last().is_some_and(|c| *c != b'\n')) {
+            writeln!(file)?;
+        }
         let url = format!("{}/chat/completions", self.endpoint.trim_end_matches('/'));
         let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(self.concurrency).build();
         let bar = if self.progress { indicatif::ProgressBar::new(pending.len() as u64) } else { indicatif::ProgressBar::hidden() };

@@ -74,6 +74,16 @@ impl Embeddings {
                 p.size()
             );
             ensure!(q.size()[0] >= 2, "{}: {split} holds {} pairs; retrieval needs at least 2", path.display(), q.size()[0]);
+            ensure!(d >= 1, "{}: {split} embeddings have width 0", path.display());
+            for (what, x) in [("queries", q), ("passages", p)] {
+                let bad = x.to_kind(Kind::Double).isfinite().logical_not().any_dim(1, false).sum(Kind::Int64).int64_value(&[]);
+                ensure!(
+                    bad == 0,
+                    "{}: {bad} of the {} {split} {what} hold NaN or infinite values: the file cannot be scored; remake it",
+                    path.display(),
+                    x.size()[0]
+                );
+            }
         }
         let f = |x: Tensor| x.to_kind(Kind::Float).to_device(Device::Cpu);
         Ok(Self { train: e.train.map(|(q, p)| (f(q), f(p))), test: (f(e.test.0), f(e.test.1)) })
@@ -198,6 +208,10 @@ fn pairs_facts(split: &PairSplit, out: &mut RunOutput) {
     out.inputs.extend(&split.inputs);
     out.summary.insert("data".into(), split.label.into());
     out.summary.insert("train_pairs".into(), split.train.len().into());
+    if let Some((duplicates, in_train)) = split.defects {
+        out.summary.insert("duplicate_pairs".into(), duplicates.into());
+        out.summary.insert("test_pairs_in_train".into(), in_train.into());
+    }
     out.summary.insert("test_pairs".into(), split.test.len().into());
 }
 
