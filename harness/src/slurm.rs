@@ -52,7 +52,56 @@ fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Checks every value that goes into an `#SBATCH` line against the form sbatch takes, so none
+/// can end the line early or add one (a newline in `--partition` would be a shell line of its own).
+pub fn validate(cfg: &SlurmConfig) -> Result<()> {
+    let fail = |key: &str, v: &str, form: &str| -> Result<()> {
+        anyhow::bail!("slurm.{key} (or --{key}) = {v:?}: {form}")
+    };
+    let name_ok = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,".contains(c));
+    for (key, v) in [("partition", &cfg.partition), ("account", &cfg.account), ("qos", &cfg.qos)] {
+        if let Some(v) = v.as_deref().filter(|v| !name_ok(v)) {
+            fail(key, v, "Slurm names are letters, digits, '_', '-' and '.' (several separated by ',')")?;
+        }
+    }
+    if let Some(v) = cfg.mem.as_deref() {
+        let digits = v.trim_end_matches(['K', 'M', 'G', 'T']);
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || v.len() - digits.len() > 1 {
+            fail("mem", v, "a size as sbatch takes it: digits with an optional K, M, G or T (\"32G\")")?;
+        }
+    }
+    if let Some(v) = cfg.time.as_deref() {
+        let hms = |s: &str| {
+            let parts: Vec<&str> = s.split(':').collect();
+            (1..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        };
+        let ok = matches!(v, "UNLIMITED" | "INFINITE")
+            || match v.split_once('-') {
+                Some((days, rest)) => !days.is_empty() && days.chars().all(|c| c.is_ascii_digit()) && hms(rest),
+                None => hms(v),
+            };
+        if !ok {
+            fail("time", v, "one of sbatch's forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED")?;
+        }
+    }
+    for (key, v) in [("throttle", cfg.throttle), ("cpus", cfg.cpus), ("gpus", cfg.gpus)] {
+        if v == Some(0) {
+            fail(key, "0", "at least 1")?;
+        }
+    }
+    for extra in &cfg.sbatch {
+        if !extra.starts_with("--") || extra.chars().any(|c| c.is_control()) {
+            fail("sbatch", extra, "one sbatch option per entry, starting with --, on one line (\"--constraint=h100\")")?;
+        }
+    }
+    if let Some(line) = cfg.setup.iter().find(|l| l.contains(['\n', '\r'])) {
+        fail("setup", line, "one shell line per entry (give several entries for several lines)")?;
+    }
+    Ok(())
+}
+
 pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> Result<Emitted> {
+    validate(cfg)?;
     let abs = |p: &Path| -> PathBuf { if p.is_absolute() { p.to_path_buf() } else { inv.workdir.join(p) } };
     std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
     let out = out.canonicalize().with_context(|| format!("resolving {}", out.display()))?;
@@ -161,6 +210,36 @@ mod tests {
         assert_eq!(sh("it's"), r"'it'\''s'");
         let out = std::process::Command::new("sh").args(["-c", &format!("printf %s {}", sh("x'; rm -rf /tmp/nope; '\"$HOME"))]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "x'; rm -rf /tmp/nope; '\"$HOME");
+    }
+
+    #[test]
+    fn values_for_sbatch_lines_are_checked() {
+        let ok = SlurmConfig {
+            partition: Some("gpu,debug".into()),
+            mem: Some("32G".into()),
+            time: Some("1-12:00:00".into()),
+            throttle: Some(4),
+            sbatch: vec!["--constraint=h100".into()],
+            ..Default::default()
+        };
+        validate(&ok).unwrap();
+        for t in ["90", "10:00", "12:00:00", "2-6", "2-6:30", "UNLIMITED"] {
+            validate(&SlurmConfig { time: Some(t.into()), ..Default::default() }).unwrap();
+        }
+        let bad = [
+            (SlurmConfig { partition: Some("gpu\nrm -rf ~".into()), ..Default::default() }, "slurm.partition"),
+            (SlurmConfig { account: Some("a b".into()), ..Default::default() }, "slurm.account"),
+            (SlurmConfig { time: Some("banana".into()), ..Default::default() }, "slurm.time"),
+            (SlurmConfig { time: Some("1-".into()), ..Default::default() }, "slurm.time"),
+            (SlurmConfig { mem: Some("lots".into()), ..Default::default() }, "slurm.mem"),
+            (SlurmConfig { throttle: Some(0), ..Default::default() }, "slurm.throttle"),
+            (SlurmConfig { sbatch: vec!["--x=1\necho hi".into()], ..Default::default() }, "slurm.sbatch"),
+            (SlurmConfig { setup: vec!["a\nb".into()], ..Default::default() }, "slurm.setup"),
+        ];
+        for (cfg, key) in bad {
+            let e = validate(&cfg).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

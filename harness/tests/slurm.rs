@@ -129,3 +129,41 @@ fn a_requeued_task_resumes_its_run() {
     assert!(whole.status.success(), "{}", stderr(&whole));
     assert_eq!(manifest(&dir.path().join("whole"), "tiny")[0]["files"]["model.safetensors"], ms[0]["files"]["model.safetensors"]);
 }
+
+/// No Slurm needed: the scripts `--emit slurm` writes, read back as sbatch and bash read them.
+/// Every line between the shebang and the first command is one `#SBATCH --key=value` with a key
+/// sbatch knows, each flag's value appears whole on its own line, and `bash -n` parses the script.
+#[test]
+fn generated_scripts_hold_only_the_options_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", &tiny_mixer_only());
+    let args = [
+        "plan", suite.to_str().unwrap(), "--emit", "slurm", "--out", "slurm", "--partition", "gpu,debug", "--account", "lab-1",
+        "--qos", "high", "--mem", "32G", "--time", "1-02:00:00", "--throttle", "3", "--cpus", "4", "--gpus", "1",
+    ];
+    let out = harness(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let known = ["job-name", "array", "output", "requeue", "open-mode", "partition", "account", "qos", "mem", "time", "cpus-per-task", "gres"];
+    for e in std::fs::read_dir(dir.path().join("slurm")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "sbatch") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        // sbatch reads #SBATCH lines up to the first command; plain comments may sit between them.
+        let header: Vec<&str> = text.lines().skip(1).take_while(|l| l.starts_with('#')).filter(|l| !l.starts_with("# ")).collect();
+        for line in &header {
+            let opt = line.strip_prefix("#SBATCH --").unwrap_or_else(|| panic!("{}: not an #SBATCH option: {line:?}", p.display()));
+            let key = opt.split('=').next().unwrap();
+            assert!(known.contains(&key) && !opt.contains(' '), "{}: {line:?}", p.display());
+        }
+        for want in ["--partition=gpu,debug", "--account=lab-1", "--qos=high", "--mem=32G", "--time=1-02:00:00", "--cpus-per-task=4", "--gres=gpu:1"] {
+            assert!(header.contains(&format!("#SBATCH {want}").as_str()), "{}: no {want} in {header:?}", p.display());
+        }
+        assert!(header.iter().any(|l| l.starts_with("#SBATCH --array=0-") && l.ends_with("%3")), "{header:?}");
+        let syntax = Command::new("bash").arg("-n").arg(&p).output().unwrap();
+        assert!(syntax.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&syntax.stderr));
+    }
+    let syntax = Command::new("bash").arg("-n").arg(dir.path().join("slurm/submit.sh")).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+}
