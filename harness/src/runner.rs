@@ -100,6 +100,22 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     Ok(Outcome { records, report, rerun_failed })
 }
 
+/// The producer files a finished consumer read (its manifest's `<producer id>/<file>` inputs)
+/// that its producer now holds with another sha256, or no longer holds: the producer reran
+/// (`--force`, or its own inputs changed) after the consumer finished. Producers are processed
+/// first, so a change anywhere up the chain reaches every consumer below it.
+fn changed_producer_files(run: &Run, m: &Manifest, results: &Path) -> Vec<String> {
+    let Some(up) = run.upstream() else { return Vec::new() };
+    let prefix = format!("{}/", &up[..up.len().min(12)]);
+    let now = RunDir::new(results, &run.suite, up).check_finished().ok();
+    m.inputs
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, k, v)))
+        .filter(|(name, _, v)| now.as_ref().and_then(|p| p.files.get(*name)) != Some(*v))
+        .map(|(_, k, _)| format!("{k} (from its producer)"))
+        .collect()
+}
+
 /// One run: reused when finished (and its inputs unchanged), else run under its lock. `None`
 /// when another live process holds the lock and `wait` is false; with `wait`, it waits for that
 /// process and then reuses its result (or runs it, when that process did not finish it).
@@ -112,7 +128,8 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
         }
         match dir.check_finished() {
             Ok(m) => {
-                let (changed, missing) = m.stale_inputs();
+                let (mut changed, missing) = m.stale_inputs();
+                changed.extend(changed_producer_files(run, &m, &opts.results));
                 if changed.is_empty() {
                     if !missing.is_empty() {
                         eprintln!("{head}: finished earlier, reused; its input(s) {} are not here to re-verify", missing.join(", "));

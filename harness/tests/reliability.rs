@@ -88,3 +88,58 @@ fn a_diverging_run_fails_alone_and_only_failed_reruns_it() {
     assert!(!e.contains("reused"), "{e}");
     assert!(e.contains("training diverged"), "{e}");
 }
+
+/// A consumer finished on a producer's file is not reused once the producer holds another file:
+/// here an embeddings file is replaced under an `embed source = "file"` experiment, its embed
+/// run reruns (its input changed), and the retrieval_eval run that read the old embeddings
+/// reruns too, naming the producer file, instead of reporting the old top-1.
+#[test]
+fn a_consumer_reruns_when_its_producer_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |seed: i64| {
+        tch::manual_seed(seed);
+        let q = tch::Tensor::randn([12, 8], (tch::Kind::Float, tch::Device::Cpu));
+        let p = &q + tch::Tensor::randn([12, 8], (tch::Kind::Float, tch::Device::Cpu)) * (seed as f64);
+        tch::Tensor::write_safetensors(&[("query", &q), ("passage", &p)], dir.path().join("vecs.safetensors")).unwrap();
+    };
+    write(0);
+    let suite = r#"schema = 1
+name = "stale"
+description = "a consumer of a changed producer"
+[defaults]
+seeds = [0]
+device = "cpu"
+[defaults.pairs]
+source = "embedded"
+n_pairs = 30
+test_pairs = 12
+[[experiment]]
+name = "vecs"
+kind = "embed"
+embed = { source = "file", file = "vecs.safetensors", label = "outside" }
+[[experiment]]
+name = "eval"
+kind = "retrieval_eval"
+from = "vecs"
+retrieval_eval = { n = [2, 4, 12] }
+"#;
+    let path = write_suite(dir.path(), "stale.toml", suite);
+    let top1 = || {
+        let m = manifest(&dir.path().join("results"), "stale");
+        let eval = m.iter().find(|m| m["experiment"] == "eval").unwrap().clone();
+        std::fs::read_to_string(run_dir(&dir.path().join("results"), "stale", &eval).join("summary.json")).unwrap()
+    };
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = top1();
+    assert!(before.contains("\"top1@12\": 100.0"), "identical query and passage vectors retrieve perfectly: {before}");
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q"]);
+    assert_eq!(stderr(&out).matches("finished earlier, reused").count(), 2, "{}", stderr(&out));
+    write(3);
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q"]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("vecs.safetensors changed since it finished; rerunning"), "{e}");
+    assert!(e.contains("/embeddings.safetensors (from its producer) changed since it finished; rerunning"), "{e}");
+    assert_ne!(top1(), before, "the consumer must score the new embeddings");
+}
