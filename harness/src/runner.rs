@@ -68,7 +68,16 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
             .filter(|r| RunDir::new(&opts.results, &r.suite, &r.id).read_manifest().is_some_and(|m| m.status == RunStatus::Failed))
             .map(|r| r.id.clone())
             .collect();
-        suite.select(&opts.only, &failed)?
+        let selected = suite.select(&opts.only, &failed)?;
+        if selected.is_empty() {
+            anyhow::bail!(
+                "{}: --only {} selects no run (no run failed before here, in {}): nothing to do",
+                suite.path.display(),
+                opts.only.join(","),
+                opts.results.display()
+            );
+        }
+        selected
     };
     refuse_oversized(&runs)?;
     let mut records: Vec<(usize, RunRecord)> = Vec::new();

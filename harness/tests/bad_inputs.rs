@@ -165,6 +165,15 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         );
         write_suite(&root, name, &text).display().to_string()
     };
+    let e5_like = |name: &str, eval: &str| {
+        let ones = tch::Tensor::randn([6, 8], (tch::Kind::Float, tch::Device::Cpu));
+        tch::Tensor::write_safetensors(&[("query", &ones), ("passage", &ones)], root.join("ok.safetensors")).unwrap();
+        let text = format!(
+            "{}\n[[experiment]]\nname = \"e5\"\nkind = \"embed\"\nembed = {{ source = \"file\", file = \"ok.safetensors\" }}\n[experiment.pairs]\nsource = \"embedded\"\nn_pairs = 20\ntest_pairs = 6\n[[experiment]]\nname = \"ev\"\nkind = \"retrieval_eval\"\nfrom = \"e5\"\n{eval}\n",
+            env.base
+        );
+        write_suite(&root, name, &text).display().to_string()
+    };
     let e5_suite = {
         let text = format!(
             "{}\n[[experiment]]\nname = \"e5\"\nkind = \"embed\"\nembed = {{ source = \"file\", file = \"nan.safetensors\" }}\n[experiment.pairs]\nsource = \"embedded\"\nn_pairs = 20\ntest_pairs = 6\n[[experiment]]\nname = \"ev\"\nkind = \"retrieval_eval\"\nfrom = \"e5\"\nretrieval_eval = {{ n = [2, 4] }}\n",
@@ -263,6 +272,12 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("--resume-every 0", &["run", &good, "-q", "--resume-every", "0"], &["--resume-every", "positive"]),
         case("--resume-every-steps 0", &["run", &good, "-q", "--resume-every-steps", "0"], &["--resume-every-steps"]),
         case("slurm flags without --emit", &["plan", &good, "--throttle", "2"], &["--throttle", "--emit"]),
+        // Commands that would measure nothing.
+        case("--only empty", &["run", &good, "-q", "--only", ""], &["--only", "selects nothing"]),
+        case("--only a 3-character id", &["run", &good, "-q", "--only", "abc"], &["--only", "at least 6 characters"]),
+        case("a profile that skips everything", &["plan", &write_suite(&root, "skipall.toml", &format!("{}\n[profile.none]\nskip = [\"clm\"]\n", env.base)).display().to_string(), "--profile", "none"], &["skipall.toml", "profile.none.skip", "no run"]),
+        case("from = []", &["plan", &s("fromnone.toml", &[("kind = \"clm\"", "kind = \"clm\"\nfrom = []")])], &["fromnone.toml", "from = []"]),
+        case("every n above the test pool", &["run", &e5_like("bign.toml", "retrieval_eval = { n = [50, 64] }"), "-q"], &["retrieval_eval.n", "larger than the 6 test pairs"]),
         case("slurm partition with a newline", &["plan", &good, "--emit", "slurm", "--out", "sl1", "--partition", "gpu\nrm -rf ~"], &["slurm.partition", "--partition", "letters"]),
         case("slurm time not a time", &["plan", &good, "--emit", "slurm", "--out", "sl2", "--time", "banana"], &["slurm.time", "HH:MM:SS"]),
         case("slurm throttle 0", &["plan", &good, "--emit", "slurm", "--out", "sl3", "--throttle", "0"], &["slurm.throttle", "at least 1"]),

@@ -117,6 +117,11 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
         let acc = top1(q, p, n, cfg.seed, ev.chunk, ctx.device);
         rows.push(Row { n, top1: acc, queries: pool, chance: 100.0 / (n - 1) as f64 });
     }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "retrieval_eval.n = {:?}: every n is larger than the {pool} test pairs (a query needs n - 1 other passages): nothing would be measured; lower n or give more test pairs",
+        ev.n
+    );
     ctx.dir.write_json("retrieval_eval.json", &rows)?;
     let s = &mut out.summary;
     s.insert("test_pairs".into(), pool.into());

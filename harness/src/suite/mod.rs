@@ -147,6 +147,14 @@ impl Suite {
         let mut runs: Vec<Run> = Vec::new();
         let mut by_experiment: BTreeMap<String, (ExperimentKind, Vec<Run>)> = BTreeMap::new();
         for exp in &file.experiments {
+            if exp.from.as_ref().is_some_and(|f| f.names().is_empty()) {
+                return Err(SuiteError::Invalid {
+                    file: path.into(),
+                    line: None,
+                    key: format!("experiment `{}`: from", exp.name),
+                    message: "`from = []` names no producer: name the experiment(s) whose runs this one consumes, or remove `from`".into(),
+                });
+            }
             // Left out by the profile, or every producer it names was.
             let all_skipped = exp.from.as_ref().is_some_and(|f| f.names().iter().all(|n| skipped.contains(*n)));
             if skipped.contains(&exp.name) || all_skipped {
@@ -165,6 +173,14 @@ impl Suite {
             }
             by_experiment.insert(exp.name.clone(), (exp.kind, expanded));
         }
+        if runs.is_empty() {
+            return Err(SuiteError::Invalid {
+                file: path.into(),
+                line: None,
+                key: profile.map_or("experiment".into(), |p| format!("profile.{p}.skip")),
+                message: "the suite expands to no run (every experiment is skipped, or consumes only skipped ones): nothing would be measured".into(),
+            });
+        }
         ctx.check_tables(&file, &runs)?;
         ctx.check_one_kernel_path(&runs)?;
         Ok(Self { path: path.into(), source, file, runs })
@@ -180,6 +196,17 @@ impl Suite {
             if sel == "failed" {
                 keep.extend(failed.iter().cloned());
                 continue;
+            }
+            let short_id = sel.len() < 6 && !sel.is_empty() && sel.chars().all(|c| c.is_ascii_hexdigit());
+            if sel.trim().is_empty() || (short_id && !self.file.experiments.iter().any(|e| &e.name == sel)) {
+                return Err(SuiteError::Invalid {
+                    file: self.path.clone(),
+                    line: None,
+                    key: "--only".into(),
+                    message: format!(
+                        "`{sel}` selects nothing for sure: give an experiment name, a run id of at least 6 characters (`harness plan` lists them) or `failed`"
+                    ),
+                });
             }
             if self.file.experiments.iter().any(|e| &e.name == sel) {
                 keep.extend(self.runs.iter().filter(|r| &r.experiment == sel).map(|r| r.id.clone()));
