@@ -257,13 +257,14 @@ impl Summarizer {
         let started = Instant::now();
         let mut done = done_so_far(out)?;
         let wanted: BTreeMap<usize, &Job> = jobs.iter().map(|j| (j.row, j)).collect();
-        // Entries for other rows, changed passages, another model, prompt set or sampling are redone.
+        // This shard's entries for changed passages, another model, prompt set or sampling are
+        // redone; rows of other shards in the same file are kept as they are.
         done.retain(|row, s| {
-            wanted.get(row).is_some_and(|j| {
+            wanted.get(row).is_none_or(|j| {
                 j.passage_sha256 == s.passage_sha256 && s.model == self.model && s.prompts == self.prompts && s.sampling == self.sampling
             })
         });
-        let reused = done.len();
+        let reused = done.keys().filter(|r| wanted.contains_key(r)).count();
         let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains_key(&j.row)).collect();
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("opening {}", out.display()))?;
         // A line cut by a kill ends where the next one starts.
