@@ -598,6 +598,19 @@ fn main() -> Result<()> {
         Command::Compare { dirs, out } => {
             let out = out.unwrap_or_else(|| PathBuf::from("reports/compare").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()));
             writable_folder("--out", &out)?;
+            // A folder that holds anything but an earlier comparison (a suite's report, say) is not
+            // this command's to overwrite.
+            if let Ok(entries) = std::fs::read_dir(&out) {
+                let names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+                let earlier = std::fs::read_to_string(out.join("README.md")).is_ok_and(|t| t.starts_with("# Throughput across devices"));
+                anyhow::ensure!(
+                    names.is_empty() || earlier,
+                    "--out {}: the folder holds {} file(s) that `harness compare` did not write ({}): give a new or empty folder",
+                    out.display(),
+                    names.len(),
+                    names.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
             let rows = harness::report::throughput::compare(&dirs, &out)?;
             println!("{} rows from {} folder(s): {}", rows.len(), dirs.len(), out.join("README.md").display());
         }

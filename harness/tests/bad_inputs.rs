@@ -185,6 +185,18 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
     let out = harness(&root, &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "5", "--out", "passages.jsonl"]);
     assert!(out.status.success(), "{}", stderr(&out));
     env.file("notes.txt", b"my own notes\nsecond line\n");
+    std::fs::create_dir(root.join("areport")).unwrap();
+    env.file("areport/README.md", b"# Suite tiny\n\nA report someone wrote.\n");
+    let self_claim = write_suite(
+        &root,
+        "selfclaim.toml",
+        &format!(
+            "{}\n[[table]]\nid = \"X\"\ncaption = \"x\"\nentries = [\"a\"]\nmetrics = [\"eval\"]\npaper = {{ eval = [nan] }}\n[[claim]]\ntext = \"a beats itself\"\nbetter = \"X a\"\nthan = \"X a\"\nmetric = \"eval\"\n",
+            env.base.replacen("kind = \"clm\"", "kind = \"clm\"\ncells = { X = [\"a\"] }", 1)
+        ),
+    )
+    .display()
+    .to_string();
     let fifo = root.join("fifo.txt");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     // A checkpoint with the right names and shapes but bytes (u8) instead of floats, and one with
@@ -291,6 +303,8 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("pairs export missing input", &["data", "pairs", "export", "--set", "tinystories", "--input", "none.txt", "--count", "3", "--out", "o.jsonl"], &["none.txt", "pairs export"]),
         case("pairs export without tokenizer", &["data", "pairs", "export", "--set", "fineweb", "--input", "stories.txt", "--count", "3", "--out", "o.jsonl"], &["--tokenizer", "512 tokens"]),
         // Outputs that would overwrite what the command did not write, or its own input.
+        case("compare into someone's report folder", &["compare", "results", "--out", "areport"], &["--out areport", "README.md", "did not write"]),
+        case("a claim compares a cell with itself", &["plan", &self_claim], &["selfclaim.toml", "a beats itself", "the same cell"]),
         case("pairs summarize into its input", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "passages.jsonl", "--endpoint", "http://127.0.0.1:9"], &["--out passages.jsonl is an input"]),
         case("pairs summarize into a foreign file", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "notes.txt", "--endpoint", "http://127.0.0.1:9"], &["notes.txt line 1", "not a summaries file"]),
         case("pairs export over a foreign file", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "notes.txt"], &["notes.txt", "--replace"]),

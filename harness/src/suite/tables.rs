@@ -160,6 +160,9 @@ pub fn find_cell<'a>(tables: &'a [PaperTable], cell: &str) -> Option<(&'a PaperT
 impl Claim {
     /// The claim names cells of this suite's tables and a metric both tables show.
     pub fn check(&self, tables: &[PaperTable]) -> Result<Metric, String> {
+        if self.better == self.than {
+            return Err(format!("claim \"{}\": `better` and `than` are the same cell `{}`; a claim compares two cells", self.text, self.better));
+        }
         let mut metric = None;
         for cell in [&self.better, &self.than] {
             let Some((t, _)) = find_cell(tables, cell) else {
