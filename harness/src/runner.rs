@@ -249,14 +249,18 @@ fn refuse_oversized(runs: &[Run]) -> Result<()> {
         let Some(total) = total else { continue };
         if need > total {
             anyhow::bail!(
-                "run {} (experiment `{}`, {}) needs at least {} of memory ({what}) but the {} has {}; lower data.n_ctx, the model's size or \
-                 the batch size",
+                "run {} (experiment `{}`, {}) needs at least {} of memory ({what}) but the {} has {}; lower {}",
                 run.short_id(),
                 run.experiment,
                 report::model_label(run),
                 crate::device::gib(need),
                 format!("{:?}", run.config.device).to_lowercase(),
-                crate::device::gib(total)
+                crate::device::gib(total),
+                if run.config.throughput.is_some() {
+                    "throughput.n_ctx, throughput.vocab_size, throughput.batch_size or the model's size"
+                } else {
+                    "data.n_ctx, the model's size or the batch size"
+                }
             );
         }
     }

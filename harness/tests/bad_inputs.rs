@@ -197,6 +197,50 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
     )
     .display()
     .to_string();
+    // A table whose metric names a summary key no run has; a profile, a second experiment and a
+    // `where` that set a bad value, each after the same key elsewhere in the file (the error
+    // must point at the line that set it); a throughput run with a vocabulary no machine holds.
+    let no_key = write_suite(
+        &root,
+        "nokey.toml",
+        &format!(
+            "{}\n[[table]]\nid = \"X\"\ncaption = \"x\"\nentries = [\"a\"]\nmetrics = [\"acc=accuracy_top9\"]\n",
+            env.base.replacen("kind = \"clm\"", "kind = \"clm\"\ncells = { X = [\"a\"] }", 1)
+        ),
+    )
+    .display()
+    .to_string();
+    let base_lines = env.base.lines().count();
+    let bad_profile = write_suite(&root, "prof.toml", &format!("{}\n[profile.small]\ndescription = \"smaller\"\ntrain = {{ steps = 30, batch_size = 0 }}\n", env.base.trim_end()))
+        .display()
+        .to_string();
+    let bad_second = write_suite(
+        &root,
+        "second.toml",
+        &format!(
+            "{}\n[[experiment]]\nname = \"clm2\"\nkind = \"clm\"\nmodel = {{ kind = \"masked_mixer\", d_model = 16, n_layers = 1 }}\ntrain = {{ steps = 30, batch_size = 8, lr = -1.0 }}\n",
+            env.base.trim_end()
+        ),
+    )
+    .display()
+    .to_string();
+    let bad_where = write_suite(
+        &root,
+        "where.toml",
+        &format!(
+            "{}\n[[experiment]]\nname = \"emb\"\nkind = \"embed\"\nfrom = \"clm\"\nwhere = {{ \"data.n_ctx\" = 64 }}\n[experiment.pairs]\nsource = \"embedded\"\nn_pairs = 20\ntest_pairs = 6\n",
+            env.base.trim_end()
+        ),
+    )
+    .display()
+    .to_string();
+    let huge_vocab = write_suite(
+        &root,
+        "vocab.toml",
+        "schema = 1\nname = \"tp\"\ndescription = \"d\"\n[[experiment]]\nname = \"tp\"\nkind = \"throughput\"\nmodel = { kind = \"masked_mixer\", d_model = 64, n_layers = 1 }\nthroughput = { vocab_size = 100000000000, n_ctx = 64, batch_size = 4, sides = \"harness\", rounds = 1, steps = 1, warmup = 0 }\n",
+    )
+    .display()
+    .to_string();
     let fifo = root.join("fifo.txt");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     // A checkpoint with the right names and shapes but bytes (u8) instead of floats, and one with
@@ -293,6 +337,11 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("slurm partition with a newline", &["plan", &good, "--emit", "slurm", "--out", "sl1", "--partition", "gpu\nrm -rf ~"], &["slurm.partition", "--partition", "letters"]),
         case("slurm time not a time", &["plan", &good, "--emit", "slurm", "--out", "sl2", "--time", "banana"], &["slurm.time", "HH:MM:SS"]),
         case("slurm throttle 0", &["plan", &good, "--emit", "slurm", "--out", "sl3", "--throttle", "0"], &["slurm.throttle", "at least 1"]),
+        case("a table metric no run has", &["run", &no_key, "-q"], &["nokey.toml", "table X metric `acc`", "accuracy_top9", "eval_loss"]),
+        case("throughput vocabulary beyond memory", &["run", &huge_vocab, "-q"], &["memory", "throughput.vocab_size = 100000000000"]),
+        case("a profile sets a bad value", &["plan", &bad_profile, "--profile", "small"], &[&format!("prof.toml:{}", base_lines + 3), "train.batch_size", "profile `small`"]),
+        case("a second experiment sets a bad value", &["plan", &bad_second], &[&format!("second.toml:{}", base_lines + 5), "train.lr", "clm2"]),
+        case("where selects no run", &["plan", &bad_where], &[&format!("where.toml:{}", base_lines + 5), "where.data.n_ctx", "no run of `clm`"]),
         case("status of a missing suite", &["status", "nope.toml"], &["nope.toml", "cannot read"]),
         case("unknown command", &["fly"], &["fly"]),
         case("results is a file", &["run", &good, "-q", "--results", "stories.txt"], &["stories.txt", "--results"]),

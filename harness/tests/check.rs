@@ -110,6 +110,26 @@ fn report_rebuilds_from_finished_runs_without_training() {
     let out = verify(&rep);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.code() == Some(1) && text.lines().any(|l| l.starts_with("BAD summary.csv")), "{text}");
+    // The README's numbers are covered too, and a file the report did not write is named.
+    std::fs::remove_file(rep.join("summary.csv")).unwrap();
+    let out = verify(&rep);
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("BAD summary.csv")), "a deleted file is a mismatch");
+    let readme = rep.join("README.md");
+    let text = std::fs::read_to_string(&readme).unwrap();
+    let at = text.find("| tiny |").or_else(|| text.find(char::is_numeric)).unwrap();
+    let digit = text[at..].find(|c: char| c.is_ascii_digit()).unwrap() + at;
+    let mut edited = text.clone().into_bytes();
+    edited[digit] = if edited[digit] == b'9' { b'8' } else { edited[digit] + 1 };
+    std::fs::write(&readme, edited).unwrap();
+    let out = verify(&rep);
+    let text_out = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.code() == Some(1) && text_out.lines().any(|l| l.starts_with("BAD README.md")), "{text_out}");
+    std::fs::write(&readme, &text).unwrap();
+    std::fs::write(rep.join("extra.png"), b"not from the report").unwrap();
+    let out = verify(&rep);
+    let text_out = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text_out.lines().any(|l| l.starts_with("BAD extra.png") && l.contains("not written by this report")), "{text_out}");
+    assert!(!text_out.lines().any(|l| l.starts_with("BAD README.md")), "the restored README matches again: {text_out}");
 
     // A run that is gone: the rebuilt report says so rather than failing or inventing it.
     let gone = manifest(&dir.path().join("r"), "tiny").into_iter().next().unwrap();

@@ -84,10 +84,11 @@ fn paper_tables_hold_the_runs_numbers_beside_the_papers() {
     let counted = json("report.json")["verdicts"].clone();
     let n = |v: &str| data.iter().filter(|c| c["verdict"] == v).count();
     assert_eq!(counted, serde_json::json!({ "reproduced": n("reproduced"), "contradicted": n("contradicted"), "inconclusive": n("inconclusive") }));
-    // files.json lists every other file of the report with its sha256.
+    // files.json lists every other file of the report with its sha256, the README included.
     let files = json("files.json");
-    assert!(files["claims.json"].is_string() && files["table_claims.csv"].is_string() && files.get("README.md").is_none(), "{files}");
+    assert!(files["claims.json"].is_string() && files["table_claims.csv"].is_string() && files.get("files.json").is_none(), "{files}");
     let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    assert_eq!(files["README.md"].as_str().unwrap(), harness::artifacts::sha256_bytes(readme.as_bytes()));
     assert!(readme.contains("### T: tiny") && readme.contains("(paper 2.00, Δ"), "{readme}");
     // `harness plan` names the cell each run fills.
     let plan = harness(dir.path(), &["plan", path.to_str().unwrap()]);

@@ -208,6 +208,7 @@ fn pipeline(r: &RunRecord) -> String {
 
 /// Writes the report and returns its folder.
 pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], root: &Path, results: &Path, prov: &Provenance) -> Result<PathBuf> {
+    paper_tables::check_metrics(suite, records)?;
     let dir = version_dir(root, &suite.file.name, prov)?;
     let runs = runs_table(records);
     runs.write(&dir, "runs").context("writing runs.parquet / runs.csv")?;
@@ -342,7 +343,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         md,
         "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint). `inputs.json` holds \
          the sha256 of each run's manifest this report was built from, `claims.json` every claim's test and verdict, \
-         `files.json` the files below with their sha256; `harness report <suite> --verify <this folder>` re-hashes \
+         `files.json` the files below and this README with their sha256; `harness report <suite> --verify <this folder>` re-hashes \
          those files, those manifests and every file they list.\n",
         f.name
     );
@@ -353,11 +354,13 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         let name = e?.file_name().to_string_lossy().to_string();
         files.insert(name.clone(), sha256_file(&dir.join(&name))?);
     }
-    crate::artifacts::write_atomic(&dir.join("files.json"), serde_json::to_string_pretty(&files)?.as_bytes())?;
     for (n, hash) in &files {
         let _ = writeln!(md, "- [`{n}`]({n}) sha256 `{hash}`");
     }
     crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
+    // `files.json` also holds the README's own hash, so an edited number in it is found too.
+    files.insert("README.md".into(), crate::artifacts::sha256_bytes(md.as_bytes()));
+    crate::artifacts::write_atomic(&dir.join("files.json"), serde_json::to_string_pretty(&files)?.as_bytes())?;
     index(root)?;
     Ok(dir)
 }
@@ -408,6 +411,22 @@ pub fn verify(report: &Path, results: &Path, suite: &str) -> Result<Vec<(String,
         out.push((name.to_string(), &got == want, if &got == want { "matches".into() } else { format!("sha256 {got}, listed {want}") }));
     }
     anyhow::ensure!(!out.is_empty(), "{} lists no files: not a report of this harness", report.display());
+    // Every file in the folder is one the report wrote and listed; the README is listed by
+    // reports from this version on.
+    let sealed = report.join("files.json").is_file();
+    for e in std::fs::read_dir(report).with_context(|| format!("listing {}", report.display()))? {
+        let name = e?.file_name().to_string_lossy().to_string();
+        if listed.contains_key(&name) || name == "files.json" {
+            continue;
+        }
+        if name == "README.md" {
+            if sealed {
+                out.push((name, true, "not hashed by this report (written before README.md was listed in files.json): not checked".into()));
+            }
+            continue;
+        }
+        out.push((name, false, "not written by this report: it lists no such file".into()));
+    }
     let inputs: Map<String, Value> = std::fs::read_to_string(report.join("inputs.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())

@@ -216,6 +216,36 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
     Ok(true)
 }
 
+/// Every metric of a table must be found in some finished run that fills the table: a metric
+/// naming a summary key no run has would print an empty row and look like a result. Checked
+/// before the report folder is made, so a failed check leaves no half-written report.
+pub fn check_metrics(suite: &Suite, records: &[RunRecord]) -> Result<()> {
+    for t in &suite.file.tables {
+        let runs: Vec<&RunRecord> = t.entries.iter().flat_map(|e| runs_of(records, &t.cell(e))).collect();
+        if runs.is_empty() {
+            continue;
+        }
+        for m in t.metrics() {
+            if runs.iter().any(|r| value(r, &m, View::Final).is_some()) {
+                continue;
+            }
+            let keys: BTreeSet<&str> = runs.iter().flat_map(|r| r.summary.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k.as_str())).collect();
+            anyhow::bail!(
+                "{}: table {} metric `{}` reads summary key `{}`, which none of the table's {} finished run(s) has; \
+                 fix the table's `metrics` (\"name=summary_key\") to one of: {} (the runs' results are kept; rerun \
+                 `harness report` after fixing the suite)",
+                suite.path.display(),
+                t.id,
+                m.name,
+                m.key,
+                runs.len(),
+                keys.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Every table of the suite, then its claims. Nothing when the suite has no tables.
 pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String, verdicts: &mut Vec<Verdict>) -> Result<()> {
     let tables = &suite.file.tables;

@@ -27,10 +27,40 @@ impl Ctx<'_> {
         if let Some((k, v)) = set_here {
             return SuiteError::Override { arg: format!("{k}={v}"), message: format!("key `{key}`: {message}") };
         }
-        let line = locate_value(self.source, key, &message).or_else(|| locate(self.source, key));
+        let focus = self.focus.borrow();
+        let lines: Vec<&str> = self.source.lines().collect();
+        let find = |range: &[usize]| -> Option<usize> {
+            let text: String = range.iter().map(|&i| lines[i]).collect::<Vec<_>>().join("\n");
+            let at = locate_value(&text, key, &message).or_else(|| locate(&text, key))?;
+            Some(range[at - 1] + 1)
+        };
+        // A key the profile in force set: its line in the profile's sections, and the profile named.
+        if let (Some(p), Some(exp)) = (&focus.profile, &focus.experiment) {
+            if focus.profile_sets.iter().any(|(k, v)| sets(k, v, key)) {
+                let own = experiment_block(&lines, exp).map(|b| sections_under(&lines, &b, &format!("experiment.profile.{p}"))).unwrap_or_default();
+                let suite_wide = sections_under(&lines, &(0..lines.len()).collect::<Vec<_>>(), &format!("profile.{p}"));
+                let line = find(&own).or_else(|| find(&suite_wide));
+                return SuiteError::Invalid { file: self.path.into(), line, key: key.into(), message: format!("{message} (set by profile `{p}`)") };
+            }
+        }
+        // Else the experiment's own block (its profile sections left out), then the whole file.
+        let block = focus.experiment.as_ref().and_then(|e| experiment_block(&lines, e)).map(|b| {
+            let profiles = sections_under(&lines, &b, "experiment.profile.");
+            b.into_iter().filter(|i| !profiles.contains(i)).collect::<Vec<_>>()
+        });
+        let line = block.as_deref().and_then(find).or_else(|| locate_value(self.source, key, &message).or_else(|| locate(self.source, key)));
         SuiteError::Invalid { file: self.path.into(), line, key: key.into(), message }
     }
 
+    /// Errors from here on are about this experiment, at this profile.
+    pub(super) fn focus_on(&self, exp: &ExperimentDef, profiled: &super::Profiled) {
+        let mut sets: Vec<(String, Value)> = profiled.overrides.to_vec();
+        if let Some(t) = profiled.name.and_then(|n| exp.profile.get(n)) {
+            sets.extend(t.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        sets.extend(profiled.axes.iter().map(|(k, v)| (k.clone(), Value::Array(v.clone()))));
+        *self.focus.borrow_mut() = Focus { experiment: Some(exp.name.clone()), profile: profiled.name.map(String::from), profile_sets: sets };
+    }
     pub(super) fn inherited(&self, exp: &ExperimentDef, key: &str) -> SuiteError {
         self.invalid(
             key,
@@ -41,6 +71,87 @@ impl Ctx<'_> {
             ),
         )
     }
+}
+
+/// Which part of the suite errors are about (see `Ctx::focus`).
+#[derive(Debug, Default)]
+pub(super) struct Focus {
+    pub experiment: Option<String>,
+    pub profile: Option<String>,
+    /// What the profile sets for this experiment: (section or axis, value), its `sweep` included.
+    pub profile_sets: Vec<(String, Value)>,
+}
+
+/// Whether a profile setting (`train = { steps = 3 }`, an axis `"model.d_model" = [...]`, a
+/// `sweep` table of axes) sets the dotted `key` or a key inside it.
+fn sets(k: &str, v: &Value, key: &str) -> bool {
+    if k == "sweep" {
+        return v.as_table().is_some_and(|t| t.iter().any(|(a, v)| sets(a, v, key)));
+    }
+    if k == key || k.starts_with(&format!("{key}.")) {
+        return true;
+    }
+    let Some(rest) = key.strip_prefix(&format!("{k}.")) else { return false };
+    let mut at = v;
+    for part in rest.split('.') {
+        match at.as_table().and_then(|t| t.get(part)) {
+            Some(next) => at = next,
+            None => return at.is_array() && k.contains('.'),
+        }
+    }
+    true
+}
+
+/// A TOML header's name: `[a.b]` and `[[a.b]]` give `a.b`.
+fn header(line: &str) -> Option<&str> {
+    let l = line.trim();
+    l.starts_with('[').then(|| l.trim_start_matches('[').split(']').next().unwrap_or_default().trim())
+}
+
+/// The 0-based lines of the `[[experiment]]` named `name`, its sub-tables included.
+fn experiment_block(lines: &[&str], name: &str) -> Option<Vec<usize>> {
+    let named = format!("\"{name}\"");
+    let mut i = 0;
+    while i < lines.len() {
+        if header(lines[i]) == Some("experiment") && lines[i].trim().starts_with("[[") {
+            let mut end = i + 1;
+            while end < lines.len() {
+                match header(lines[end]) {
+                    Some(h) if h == "experiment" || !h.starts_with("experiment.") => break,
+                    _ => end += 1,
+                }
+            }
+            let block: Vec<usize> = (i..end).collect();
+            let is_it = block.iter().any(|&j| {
+                let l = lines[j].trim();
+                l.strip_prefix("name").is_some_and(|r| r.trim_start().strip_prefix('=').is_some_and(|v| v.trim().starts_with(&named)))
+            });
+            if is_it {
+                return Some(block);
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The lines (within `within`) of the sections whose header starts with `prefix` (a profile's
+/// `[profile.ci]` and `[profile.ci.train]`), and of inline `prefix` tables.
+fn sections_under(lines: &[&str], within: &[usize], prefix: &str) -> Vec<usize> {
+    let exact = prefix.trim_end_matches('.');
+    let mut out = Vec::new();
+    let mut inside = false;
+    for &i in within {
+        if let Some(h) = header(lines[i]) {
+            inside = h == exact || h.starts_with(&format!("{exact}.")) || (prefix.ends_with('.') && h.starts_with(prefix));
+        }
+        if inside {
+            out.push(i);
+        }
+    }
+    out
 }
 
 pub(super) fn line_col(src: &str, offset: usize) -> (usize, usize) {
@@ -69,7 +180,10 @@ pub fn locate(src: &str, key: &str) -> Option<usize> {
     let last = key.rsplit('.').next().unwrap_or(key);
     let lines: Vec<&str> = src.lines().collect();
     let find = |pred: &dyn Fn(&str) -> bool| lines.iter().position(|l| pred(l.trim())).map(|i| i + 1);
+    // `where = { "data.n_ctx" = 64 }` for `where.data.n_ctx`.
+    let quoted_rest = key.split_once('.').map(|(_, rest)| format!("\"{rest}\""));
     find(&|l| l.starts_with(&format!("\"{key}\"")))
+        .or_else(|| quoted_rest.as_ref().and_then(|q| find(&|l| l.contains(q.as_str()) && l.contains('='))))
         .or_else(|| {
             find(&|l| {
                 l.strip_prefix(last)

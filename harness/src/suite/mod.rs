@@ -126,7 +126,7 @@ impl Suite {
             let (line, col) = e.span().map(|s| line_col(&source, s.start)).unwrap_or((0, 0));
             SuiteError::Parse { file: path.into(), line, col, message: e.message().trim().to_string() }
         })?;
-        let ctx = Ctx { path, source: &source, cli: overrides, kinds };
+        let ctx = Ctx { path, source: &source, cli: overrides, kinds, focus: Default::default() };
         ctx.check_header(&file)?;
         // A profile's settings apply first, then the command line's.
         let (from_profile, axes, mut skipped) = match profile {
@@ -161,6 +161,7 @@ impl Suite {
                 skipped.insert(exp.name.clone());
                 continue;
             }
+            ctx.focus_on(exp, &profiled);
             let producers = ctx.producers(exp, &by_experiment, &skipped)?;
             let expanded = ctx.expand(&file, exp, &producers, &profiled, overrides, cuda_available)?;
             for run in &expanded {
@@ -173,6 +174,7 @@ impl Suite {
             }
             by_experiment.insert(exp.name.clone(), (exp.kind, expanded));
         }
+        ctx.focus.take();
         if runs.is_empty() {
             return Err(SuiteError::Invalid {
                 file: path.into(),
@@ -260,4 +262,7 @@ struct Ctx<'a> {
     /// `--set` pairs: an error about a key one of them set is the command line's, not the file's.
     cli: &'a [(String, Value)],
     kinds: Kinds,
+    /// The experiment being expanded and the profile in force: an error points at the key's
+    /// line in that experiment's block, or in the profile's section when the profile set it.
+    focus: std::cell::RefCell<errors::Focus>,
 }
