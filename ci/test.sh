@@ -18,6 +18,8 @@ cargo test --release -p harness --test throughput -- --ignored 2>&1 | tee -a "$o
 cargo test --release -p harness --test tokenizers_hf -- --ignored 2>&1 | tee -a "$out/test.log"
 # T1's e5 row: scripts/e5_embed.py on a tiny random Mistral, its file into retrieval_eval.
 cargo test --release -p harness --test e5_script -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
+# Generation: the Llama exported with `harness export hf` against transformers' greedy generate (scripts/hf_generate.py).
+cargo test --release -p harness --test generate -- --ignored 2>&1 | tee -a "$out/test.log"
 # The training path against a plain PyTorch loop written as the reference trains (scripts/reference_trajectory.py).
 cargo test --release -p harness --test trajectory -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
 # The summary-set pipeline against a real LLM server: llama-cpp-python's, built once per user

@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod data;
 pub mod device;
 pub mod experiments;
+pub mod inference;
 pub mod kernels;
 pub mod lock;
 pub mod optim;

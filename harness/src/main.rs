@@ -72,6 +72,11 @@ struct SlurmArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Hf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum Emit {
     Slurm,
 }
@@ -174,6 +179,82 @@ enum Command {
         /// The project folder (suites/, docs/).
         #[arg(long, default_value = ".")]
         root: PathBuf,
+    },
+    /// Continue prompts with a trained model: a run folder, its model.safetensors, another
+    /// checkpoint of the same architecture (with --model-of), or a run id under --results.
+    /// Greedy unless --temperature; the same --seed gives the same text.
+    Generate {
+        /// A run folder, a checkpoint file or a run id (6+ characters).
+        target: String,
+        /// A prompt (repeatable).
+        #[arg(long)]
+        prompt: Vec<String>,
+        /// A file of prompts, one per line (blank lines skipped).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// 0: greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long)]
+        top_k: Option<i64>,
+        #[arg(long)]
+        top_p: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep generating past the end-of-text token.
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Recompute the whole prefix for every token instead of the incremental decoder (a
+        /// check: the text is the same, only slower).
+        #[arg(long)]
+        recompute: bool,
+        /// The run whose config and tokenizer a checkpoint file outside a run folder uses.
+        #[arg(long)]
+        model_of: Option<String>,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long, value_name = "auto|cpu|cuda", default_value = "auto")]
+        device: String,
+        /// One JSON object per prompt (ids, text, timing) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mean cross entropy and perplexity of runs on any text (a .txt split at the run's story
+    /// marker, .jsonl or .parquet), with each run's tokenizer and n_ctx; writes a small report.
+    Eval {
+        /// Run folders, checkpoints or run ids.
+        #[arg(required = true)]
+        targets: Vec<String>,
+        #[arg(long)]
+        data: PathBuf,
+        /// The text field of .jsonl and .parquet rows.
+        #[arg(long, default_value = "text")]
+        field: String,
+        #[arg(long, default_value_t = 16)]
+        batch_size: i64,
+        #[arg(long)]
+        model_of: Option<String>,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// The report folder (default: reports/eval/<UTC time>); never replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_name = "auto|cpu|cuda", default_value = "auto")]
+        device: String,
+    },
+    /// A run's model in another framework's format: `export hf <run> --out DIR` writes a
+    /// Llama as a Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    Export {
+        #[arg(value_name = "hf")]
+        format: ExportFormat,
+        /// A run folder, its checkpoint or a run id.
+        target: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
     },
     Doctor {
         #[arg(long)]
@@ -535,6 +616,63 @@ fn main() -> Result<()> {
             use std::io::Write as _;
             let _ = std::io::stdout().lock().write_all(harness::plan::plan_text(&suite, args.profile.as_deref(), &args.results).as_bytes());
         }
+        Command::Generate { target, prompt, prompts, max_new_tokens, temperature, top_k, top_p, seed, ignore_eos, recompute, model_of, results, device, json } => {
+            use harness::inference::{self, generate};
+            let mut all = prompt;
+            if let Some(f) = &prompts {
+                let text = harness::artifacts::read_regular_string(f).with_context(|| format!("--prompts {}", f.display()))?;
+                all.extend(text.lines().filter(|l| !l.trim().is_empty()).map(String::from));
+            }
+            anyhow::ensure!(!all.is_empty(), "no prompt: give --prompt TEXT (repeatable) or --prompts FILE");
+            let sampling = generate::Sampling { temperature, top_k, top_p };
+            sampling.check()?;
+            let (dir, ckpt) = inference::resolve(&target, &results, model_of.as_deref())?;
+            let m = inference::load(&dir, &ckpt, device_arg(&device)?)?;
+            let out = generate::generate(&m, &all, max_new_tokens, &sampling, seed, recompute, ignore_eos)?;
+            use std::io::Write as _;
+            let mut text = String::new();
+            if !json {
+                text.push_str(&format!("{} on {}, {}, seed {seed}{}\n", m.label(), harness::device::describe(m.device), sampling.describe(), if recompute { ", full recompute" } else { "" }));
+            }
+            for g in &out {
+                if json {
+                    text.push_str(&serde_json::to_string(g)?);
+                    text.push('\n');
+                } else {
+                    text.push_str(&format!(
+                        "\n{}\u{2016}{}\n[{} new tokens in {:.3} s, {:.1} tokens/s, stopped: {}]\n",
+                        g.prompt,
+                        g.continuation,
+                        g.new_ids.len(),
+                        g.seconds,
+                        g.tokens_per_s,
+                        serde_json::to_value(g.stop)?.as_str().unwrap_or_default()
+                    ));
+                }
+            }
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+        Command::Eval { targets, data, field, batch_size, model_of, results, out, device } => {
+            use harness::inference::{self, eval};
+            let device = device_arg(&device)?;
+            let mut scores = Vec::new();
+            for t in &targets {
+                let (dir, ckpt) = inference::resolve(t, &results, model_of.as_deref())?;
+                let m = inference::load(&dir, &ckpt, device)?;
+                let s = eval::eval(&m, &data, &field, batch_size, &results.join(".cache"))?;
+                println!("{}: CE {:.4}, perplexity {:.2} over {} tokens ({} rows of {}) in {:.1} s", m.label(), s.mean_ce, s.perplexity, s.tokens, s.rows, s.n_ctx, s.seconds);
+                scores.push(s);
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("reports/eval").join(harness::artifacts::utc_now().replace([':', '-'], "")));
+            eval::write_report(&out, &scores)?;
+            println!("report: {}", out.join("README.md").display());
+        }
+        Command::Export { format: ExportFormat::Hf, target, out, results } => {
+            let (dir, ckpt) = harness::inference::resolve(&target, &results, None)?;
+            let m = harness::inference::load(&dir, &ckpt, tch::Device::Cpu)?;
+            harness::inference::export::hf(&m, &out)?;
+            println!("{}: a Hugging Face LlamaForCausalLM folder (from_pretrained reads it)", out.display());
+        }
         Command::Coverage { root } => {
             let md = harness::coverage::for_project(&root).map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{md}");
@@ -812,4 +950,15 @@ fn data_tokenizer(
         out.display()
     );
     Ok(())
+}
+
+/// `--device auto|cpu|cuda`.
+fn device_arg(name: &str) -> Result<tch::Device> {
+    let choice = match name {
+        "auto" => device::DeviceChoice::Auto,
+        "cpu" => device::DeviceChoice::Cpu,
+        "cuda" => device::DeviceChoice::Cuda,
+        other => anyhow::bail!("--device {other}: use auto, cpu or cuda"),
+    };
+    Ok(device::resolve(choice)?)
 }

@@ -79,13 +79,31 @@ impl Block {
         }
     }
 
-    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+    /// Queries, keys and values `[b, h, t, hd]`.
+    fn project(&self, xs: &Tensor) -> (Tensor, Tensor, Tensor) {
         let (b, t, d) = xs.size3().expect("[b, t, d]");
-        let hd = d / self.n_heads;
         let qkv = self.c_attn.forward(xs).split(d, -1); // 3 x [b, t, d]
-        let heads = |x: &Tensor| x.view([b, t, self.n_heads, hd]).transpose(1, 2); // [b, h, t, hd]
+        let heads = |x: &Tensor| x.view([b, t, self.n_heads, d / self.n_heads]).transpose(1, 2); // [b, h, t, hd]
+        (heads(&qkv[0]), heads(&qkv[1]), heads(&qkv[2]))
+    }
+
+    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+        let (q, k, v) = self.project(xs);
         let p = if train { self.dropout } else { 0.0 };
-        let y = Tensor::scaled_dot_product_attention::<Tensor>(&heads(&qkv[0]), &heads(&qkv[1]), &heads(&qkv[2]), None, p, true, None, false);
+        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, p, true, None, false);
+        self.finish(xs, &y, train)
+    }
+
+    /// The positions of `xs` (`[b, n, d]`), earlier positions' keys and values from the cache.
+    fn step(&self, xs: &Tensor, keys: &mut Option<Tensor>, values: &mut Option<Tensor>) -> Tensor {
+        let (q, k, v) = self.project(xs);
+        let (k, v) = (crate::decode::append(keys, &k, 2), crate::decode::append(values, &v, 2));
+        self.finish(xs, &crate::decode::cached_attention(&q, &k, &v), false)
+    }
+
+    /// Output projection, residual, post-norms and MLP from the heads' outputs `y`.
+    fn finish(&self, xs: &Tensor, y: &Tensor, train: bool) -> Tensor {
+        let (b, t, d) = xs.size3().expect("[b, t, d]");
         let a = self.attn_proj.forward(&y.transpose(1, 2).contiguous().view([b, t, d])).dropout(self.dropout, train);
         let n = precision::full(&(xs + a)).apply(&self.ln_1);
         let m = self.mlp_proj.forward(&self.c_fc.forward(&n).gelu("tanh")).dropout(self.dropout, train);
@@ -114,7 +132,38 @@ impl Gpt {
     }
 }
 
+/// GPT-1's KV-cache decoder; positions are learned, so it holds at most `n_positions`.
+struct GptDecoder<'a> {
+    model: &'a Gpt,
+    caches: Vec<(Option<Tensor>, Option<Tensor>)>,
+    len: i64,
+}
+
+impl crate::Decoder for GptDecoder<'_> {
+    fn feed(&mut self, tokens: &Tensor) -> Tensor {
+        let (from, n) = (self.len, tokens.size()[1]);
+        assert!(from + n <= self.model.cfg.n_positions, "GPT-1 has {} learned positions; {} asked", self.model.cfg.n_positions, from + n);
+        let pos = Tensor::arange_start(from, from + n, (Kind::Int64, tokens.device()));
+        let xs = tokens.apply(&self.model.tokens_embed) + pos.apply(&self.model.positions_embed);
+        let h = self.model.blocks.iter().zip(&mut self.caches).fold(xs, |h, (b, (k, v))| b.step(&h, k, v));
+        self.len += n;
+        self.model.head(&h)
+    }
+
+    fn len(&self) -> i64 {
+        self.len
+    }
+
+    fn capacity(&self) -> Option<i64> {
+        Some(self.model.cfg.n_positions)
+    }
+}
+
 impl CausalLm for Gpt {
+    fn decoder(&self) -> Option<Box<dyn crate::Decoder + '_>> {
+        Some(Box::new(GptDecoder { model: self, caches: self.blocks.iter().map(|_| (None, None)).collect(), len: 0 }))
+    }
+
     /// Token plus position embeddings (the input of the first block).
     fn embed(&self, tokens: &Tensor) -> Tensor {
         let t = tokens.size()[1];

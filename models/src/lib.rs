@@ -10,6 +10,7 @@
 
 pub mod autoencoder;
 pub mod checkpoint;
+pub mod decode;
 pub mod error;
 pub mod gpt;
 pub mod init;
@@ -20,6 +21,7 @@ pub mod retrieval;
 pub mod spec;
 pub mod transformer;
 
+pub use decode::Decoder;
 pub use error::ModelError;
 pub use spec::{AutoencoderSpec, GptSpec, LlamaSpec, MixerSpec, ModelSpec};
 
@@ -60,6 +62,13 @@ pub trait CausalLm {
     /// `last_hidden_state`); an autoencoder's encoder output. `[b, t]` -> `[b, t, d]`.
     fn embedding_states(&self, tokens: &Tensor, train: bool) -> Tensor {
         self.blocks(&self.embed(tokens), None, train)
+    }
+
+    /// Incremental decoding: each new position computed from cached state of the earlier ones,
+    /// never recomputing the prefix (see [`decode`]). `None` for models that do not generate
+    /// left to right (bidirectional ones, autoencoders).
+    fn decoder(&self) -> Option<Box<dyn Decoder + '_>> {
+        None
     }
 }
 

@@ -131,15 +131,25 @@ impl Attention {
         }
     }
 
-    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    /// Queries, keys (both rotated by the positions' `cos`, `sin`) and values: `[b, h, t, hd]`.
+    fn project(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> (Tensor, Tensor, Tensor) {
         let (b, t, d) = xs.size3().expect("[b, t, d]");
         let hd = d / self.n_heads;
         let heads = |x: Tensor| x.view([b, t, self.n_heads, hd]).transpose(1, 2); // [b, h, t, hd]
         let q = apply_rope(&heads(precision::linear(xs, &self.q_proj)), cos, sin);
         let k = apply_rope(&heads(precision::linear(xs, &self.k_proj)), cos, sin);
-        let v = heads(precision::linear(xs, &self.v_proj));
-        let y = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, true, None, false);
-        precision::linear(&y.transpose(1, 2).contiguous().view([b, t, d]), &self.o_proj) // [b, t, d]
+        (q, k, heads(precision::linear(xs, &self.v_proj)))
+    }
+
+    /// The heads' outputs `[b, h, t, hd]` joined and projected: `[b, t, d]`.
+    fn output(&self, y: &Tensor) -> Tensor {
+        let (b, _, t, _) = y.size4().expect("[b, h, t, hd]");
+        precision::linear(&y.transpose(1, 2).contiguous().view([b, t, -1]), &self.o_proj)
+    }
+
+    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let (q, k, v) = self.project(xs, cos, sin);
+        self.output(&Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, true, None, false))
     }
 }
 
@@ -197,6 +207,27 @@ impl DecoderLayer {
             Some(conv) => conv.forward(&a) + a,
             None => a,
         };
+        self.finish(xs, mixed)
+    }
+
+    /// The layer at positions `from..from + n` (`xs`: `[b, n, d]`; `cos`, `sin` of those
+    /// positions), earlier positions read from the cache.
+    fn step(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut LayerCache, from: i64) -> Tensor {
+        let n = xs.size()[1];
+        let z = xs.apply(&self.input_layernorm);
+        let (q, k, v) = self.self_attn.project(&z, cos, sin);
+        let (k, v) = (crate::decode::append(&mut cache.keys, &k, 2), crate::decode::append(&mut cache.values, &v, 2));
+        let a = self.self_attn.output(&crate::decode::cached_attention(&q, &k, &v));
+        let mixed = match &self.mixer_layer {
+            Some(conv) if self.parallel_mixer => conv.rows(&crate::decode::append(&mut cache.mixer_inputs, &z, 1), from, n) + a,
+            Some(conv) => conv.rows(&crate::decode::append(&mut cache.mixer_inputs, &a, 1), from, n) + a,
+            None => a,
+        };
+        self.finish(xs, mixed)
+    }
+
+    /// Residual, post-attention norm and MLP.
+    fn finish(&self, xs: &Tensor, mixed: Tensor) -> Tensor {
         let h = if self.residual { xs + mixed } else { mixed };
         let out = h.apply(&self.post_attention_layernorm).apply(&self.mlp);
         if self.residual {
@@ -227,7 +258,51 @@ impl Llama {
     }
 }
 
+/// One layer's decoding state: keys and values `[b, h, T, hd]`, and the transfixer's token
+/// mixing inputs `[b, T, d]`.
+#[derive(Debug, Default)]
+struct LayerCache {
+    keys: Option<Tensor>,
+    values: Option<Tensor>,
+    mixer_inputs: Option<Tensor>,
+}
+
+/// The Llama's (and transfixer's) KV-cache decoder.
+struct LlamaDecoder<'a> {
+    model: &'a Llama,
+    caches: Vec<LayerCache>,
+    len: i64,
+}
+
+impl crate::Decoder for LlamaDecoder<'_> {
+    fn feed(&mut self, tokens: &Tensor) -> Tensor {
+        let (from, n) = (self.len, tokens.size()[1]);
+        if let Some(l) = self.capacity() {
+            assert!(from + n <= l, "the transfixer's token mixing holds {l} positions; {} asked", from + n);
+        }
+        let cfg = &self.model.cfg;
+        let (cos, sin) = rope_tables(from + n, cfg.d_model / cfg.n_heads, cfg.rope_theta, tokens.device());
+        let (cos, sin) = (cos.narrow(0, from, n), sin.narrow(0, from, n));
+        let xs = self.model.embed(tokens);
+        let h = self.model.layers.iter().zip(&mut self.caches).fold(xs, |h, (l, c)| l.step(&h, &cos, &sin, c, from));
+        self.len += n;
+        self.model.head(&h)
+    }
+
+    fn len(&self) -> i64 {
+        self.len
+    }
+
+    fn capacity(&self) -> Option<i64> {
+        self.model.cfg.mixer_n_ctx
+    }
+}
+
 impl CausalLm for Llama {
+    fn decoder(&self) -> Option<Box<dyn crate::Decoder + '_>> {
+        Some(Box::new(LlamaDecoder { model: self, caches: self.layers.iter().map(|_| LayerCache::default()).collect(), len: 0 }))
+    }
+
     fn embed(&self, tokens: &Tensor) -> Tensor {
         tokens.apply(&self.embed_tokens)
     }

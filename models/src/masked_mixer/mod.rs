@@ -152,6 +152,23 @@ impl MaskedConv {
         });
     }
 
+    /// Output rows `from..from + n` of forward, from the inputs at rows `0..T` (`[b, T, d]`): the
+    /// mask zeroes every input row after an output row, so rows beyond T are never read.
+    pub fn rows(&self, inputs: &Tensor, from: i64, n: i64) -> Tensor {
+        let t = inputs.size()[1];
+        let w = self.masked_weight().narrow(0, from, n).narrow(1, 0, t); // [n, T, k]
+        let bias = self.bias.narrow(0, from, n);
+        let k = w.size()[2];
+        if k == 1 {
+            let w = precision::cast(&w.squeeze_dim(-1));
+            precision::cast(&bias).view([1, n, 1]) + w.matmul(&precision::cast(inputs))
+        } else {
+            let left = (k - 1) / 2;
+            let padded = inputs.constant_pad_nd([left, k - 1 - left]);
+            precision::cast(&padded).conv1d(&precision::cast(&w), Some(&precision::cast(&bias)), [1], [0], [1], 1)
+        }
+    }
+
     /// The weight as forward uses it: each tap masked over `[out, in]`.
     pub fn masked_weight(&self) -> Tensor {
         let w = self.weight.permute([2, 0, 1]); // [k, out, in]
@@ -224,6 +241,51 @@ impl TokenMixing {
                 down.remask();
             }
             Self::Parallel(convs) | Self::MultiHead { convs, .. } => convs.iter().for_each(MaskedConv::remask),
+        }
+    }
+}
+
+/// What a token mixing keeps of earlier positions while decoding: its inputs, and the inner
+/// rows of the expanded (the first conv's GELU output) and multi-head (each head's projection)
+/// mixings.
+#[derive(Debug, Default)]
+struct MixState {
+    inputs: Option<Tensor>,
+    inner: Vec<Option<Tensor>>,
+}
+
+impl TokenMixing {
+    /// Rows `from..from + n` of forward for new inputs `z` (`[b, n, d]`) at those rows.
+    fn rows(&self, st: &mut MixState, z: &Tensor, from: i64) -> Tensor {
+        let n = z.size()[1];
+        if st.inner.is_empty() {
+            let inner = match self {
+                Self::Expanded { .. } => 1,
+                Self::MultiHead { proj, .. } => proj.len(),
+                _ => 0,
+            };
+            st.inner = (0..inner).map(|_| None).collect();
+        }
+        match self {
+            Self::Conv(c) => c.rows(&crate::decode::append(&mut st.inputs, z, 1), from, n),
+            Self::Expanded { up, down } => {
+                let inputs = crate::decode::append(&mut st.inputs, z, 1);
+                let u = up.rows(&inputs, from, n).gelu("none");
+                down.rows(&crate::decode::append(&mut st.inner[0], &u, 1), from, n)
+            }
+            Self::Parallel(convs) => {
+                let inputs = crate::decode::append(&mut st.inputs, z, 1);
+                convs.iter().map(|c| c.rows(&inputs, from, n)).reduce(|a, b| a + b).expect("n >= 1")
+            }
+            Self::MultiHead { proj, convs, out } => {
+                let heads: Vec<Tensor> = proj
+                    .iter()
+                    .zip(convs)
+                    .zip(st.inner.iter_mut())
+                    .map(|((p, c), cache)| c.rows(&crate::decode::append(cache, &precision::linear(z, p), 1), from, n))
+                    .collect();
+                precision::linear(&Tensor::cat(&heads, -1), out)
+            }
         }
     }
 }
@@ -323,6 +385,20 @@ impl MixerBlock {
     }
 }
 
+impl MixerBlock {
+    /// The block at rows `from..from + n` (`xs`: `[b, n, d]`), earlier rows read from `st`.
+    fn step(&self, xs: &Tensor, st: &mut MixState, from: i64) -> Tensor {
+        let mixed = self.conv.rows(st, &norm(xs, &self.seq_layernorm), from);
+        let h = if self.residual { xs + mixed } else { mixed };
+        let ff = self.patch_ff.forward_t(&norm(&h, &self.patch_layernorm), false);
+        if self.residual {
+            h + ff
+        } else {
+            ff
+        }
+    }
+}
+
 impl Module for MixerBlock {
     fn forward(&self, xs: &Tensor) -> Tensor {
         self.forward_t(xs, false)
@@ -393,7 +469,63 @@ impl MaskedMixer {
     }
 }
 
+impl MaskedMixer {
+    /// The positional channel's values at rows `from..from + n` of an L-row input:
+    /// `torch.arange(-L//2, L//2)` (Python's floor division) from row `from`. `[b, n, 1]`.
+    fn positions(&self, l: i64, from: i64, n: i64, like: &Tensor) -> Tensor {
+        let (batch, _, _) = like.size3().expect("[b, t, d]");
+        let start = (-l).div_euclid(2) + from;
+        Tensor::arange_start(start, start + n, (like.kind(), like.device())).view([1, n, 1]).expand([batch, n, 1], false)
+    }
+}
+
+/// A causal mixer's incremental decoder (module docs of [`crate::decode`]).
+struct MixerDecoder<'a> {
+    model: &'a MaskedMixer,
+    blocks: &'a [MixerBlock],
+    states: Vec<MixState>,
+    len: i64,
+}
+
+impl crate::Decoder for MixerDecoder<'_> {
+    fn feed(&mut self, tokens: &Tensor) -> Tensor {
+        let (from, n) = (self.len, tokens.size()[1]);
+        let l = self.model.cfg.n_ctx;
+        assert!(from + n <= l, "a mixer holds {l} positions; {} asked", from + n);
+        let xs = self.model.embed(tokens);
+        let h = match self.model.cfg.position_channel {
+            PositionChannel::None => self.blocks.iter().zip(&mut self.states).fold(xs, |h, (b, st)| b.step(&h, st, from)),
+            channel => {
+                let pos = self.model.positions(l, from, n, &xs);
+                let with_pos = |h: &Tensor| Tensor::cat(&[&pos, h], 2);
+                let h = self.blocks.iter().zip(&mut self.states).fold(with_pos(&xs), |h, (b, st)| {
+                    let out = b.step(&h, st, from);
+                    if channel == PositionChannel::EveryBlock { with_pos(&out.narrow(2, 1, out.size()[2] - 1)) } else { out }
+                });
+                h.narrow(2, 1, h.size()[2] - 1)
+            }
+        };
+        self.len += n;
+        self.model.head(&h)
+    }
+
+    fn len(&self) -> i64 {
+        self.len
+    }
+
+    fn capacity(&self) -> Option<i64> {
+        Some(self.model.cfg.n_ctx)
+    }
+}
+
 impl CausalLm for MaskedMixer {
+    fn decoder(&self) -> Option<Box<dyn crate::Decoder + '_>> {
+        match &self.blocks {
+            Blocks::Causal(b) => Some(Box::new(MixerDecoder { model: self, blocks: b, states: b.iter().map(|_| MixState::default()).collect(), len: 0 })),
+            Blocks::Bidirectional(_) => None,
+        }
+    }
+
     fn embed(&self, tokens: &Tensor) -> Tensor {
         let e = tokens.apply(&self.wte);
         match &self.wte_second {
@@ -408,10 +540,8 @@ impl CausalLm for MaskedMixer {
         let n = depth.unwrap_or(self.cfg.n_layers).min(self.cfg.n_layers);
         match &self.blocks {
             Blocks::Causal(b) if self.cfg.position_channel != PositionChannel::None => {
-                let (batch, t, _d) = xs.size3().expect("[b, t, d]");
-                // `torch.arange(-L//2, L//2)` (Python's floor division), one value per position.
-                let start = (-t).div_euclid(2);
-                let pos = Tensor::arange_start(start, start + t, (xs.kind(), xs.device())).view([1, t, 1]).expand([batch, t, 1], false);
+                let t = xs.size()[1];
+                let pos = self.positions(t, 0, t, xs);
                 let with_pos = |h: &Tensor| Tensor::cat(&[&pos, h], 2);
                 let every = self.cfg.position_channel == PositionChannel::EveryBlock;
                 let h = b[..n].iter().fold(with_pos(xs), |h, blk| {
