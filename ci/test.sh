@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source ci/env.sh
 # The PyTorch peer's Llama (bench/pytorch/requirements.txt) and the scripts' packages
 # (scripts/requirements.txt) beside that torch, once.
-"$HARNESS_TORCH_DIR/bin/python" -c "import transformers, pyarrow, safetensors" 2>/dev/null \
+"$HARNESS_TORCH_DIR/bin/python" -c "import transformers, pyarrow, safetensors, tensorboard" 2>/dev/null \
   || "$HARNESS_TORCH_DIR/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/pytorch/requirements.txt -r scripts/requirements.txt
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
@@ -20,6 +20,8 @@ cargo test --release -p harness --test tokenizers_hf -- --ignored 2>&1 | tee -a 
 cargo test --release -p harness --test e5_script -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
 # Generation: the Llama exported with `harness export hf` against transformers' greedy generate (scripts/hf_generate.py).
 cargo test --release -p harness --test generate -- --ignored 2>&1 | tee -a "$out/test.log"
+# Live curves: the event files training writes, read with TensorBoard's own reader (scripts/read_tensorboard.py).
+cargo test --release -p harness --test tensorboard -- --ignored 2>&1 | tee -a "$out/test.log"
 # The training path against a plain PyTorch loop written as the reference trains (scripts/reference_trajectory.py).
 cargo test --release -p harness --test trajectory -- --ignored --nocapture 2>&1 | tee -a "$out/test.log"
 # The summary-set pipeline against a real LLM server: llama-cpp-python's, built once per user

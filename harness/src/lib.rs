@@ -17,5 +17,6 @@ pub mod runner;
 pub mod slurm;
 pub mod stats;
 pub mod suite;
+pub mod tensorboard;
 pub mod throughput;
 pub mod train;

@@ -23,7 +23,11 @@ fn trained(dir: &Path) -> Vec<PathBuf> {
     assert!(out.status.success(), "{}", stderr(&out));
     let mut runs: Vec<(String, PathBuf)> = manifest(&dir.join("results"), "tiny")
         .iter()
-        .map(|m| (m["config"]["model"]["kind"].as_str().unwrap_or_default().to_string(), run_dir(&dir.join("results"), "tiny", m)))
+        .map(|m| {
+            let folder = run_dir(&dir.join("results"), "tiny", m);
+            let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap()).unwrap();
+            (config["model"]["kind"].as_str().unwrap().to_string(), folder)
+        })
         .collect();
     runs.sort_by_key(|(k, _)| k != "masked_mixer");
     assert_eq!(runs.len(), 2, "{runs:?}");

@@ -1,0 +1,47 @@
+//! `tensorboard --logdir results/` shows every run's curves: the event files training writes,
+//! read with TensorBoard's own reader (scripts/read_tensorboard.py), hold the same values as
+//! the run's metrics files, and the run's config as hparams.
+mod common;
+use common::*;
+use std::path::Path;
+
+#[test]
+#[ignore = "needs the tensorboard package beside the harness's torch: ci/test.sh installs it and runs this with --ignored"]
+fn tensorboard_reads_every_runs_curves_and_hparams() {
+    let python = transformers_python().expect("the harness's torch python (ci/test.sh installs tensorboard there)");
+    let dir = tempfile::tempdir().unwrap();
+    write_suite(dir.path(), "tiny.toml", TINY);
+    let out = harness(dir.path(), &["run", "tiny.toml", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/read_tensorboard.py");
+    let o = std::process::Command::new(&python).arg(&script).arg(dir.path().join("results")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = read["runs"].as_object().unwrap();
+    let manifests = manifest(&dir.path().join("results"), "tiny");
+    assert_eq!(runs.len(), manifests.len(), "one TensorBoard run per run folder: {:?}", runs.keys().collect::<Vec<_>>());
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    for m in &manifests {
+        let id = m["run_id"].as_str().unwrap();
+        let run = &runs[&format!("tiny/{id}")];
+        let folder = run_dir(&dir.path().join("results"), "tiny", m);
+        let json = |f: &str| -> Vec<serde_json::Value> { serde_json::from_str(&std::fs::read_to_string(folder.join(f)).unwrap()).unwrap() };
+        let series = |tag: &str| -> Vec<(u64, f64)> {
+            run["scalars"][tag].as_array().unwrap_or_else(|| panic!("{id}: no {tag}: {run}")).iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect()
+        };
+        for (tag, file, key) in [("train/loss", "metrics_steps.json", "loss"), ("train/lr", "metrics_steps.json", "lr"), ("train/grad_norm", "metrics_steps.json", "grad_norm"), ("eval/loss", "metrics_eval.json", "eval_loss")] {
+            let want: Vec<(u64, f64)> = json(file).iter().map(|r| (r["step"].as_u64().unwrap(), r[key].as_f64().unwrap())).collect();
+            let got = series(tag);
+            assert_eq!(got.len(), want.len(), "{id} {tag}");
+            for ((s, v), (ws, wv)) in got.iter().zip(&want) {
+                assert!(*s == *ws && close(*v, *wv), "{id} {tag}: step {s} {v} vs {ws} {wv}");
+            }
+        }
+        assert!(series("train/tokens_per_s").iter().all(|(_, v)| *v > 0.0));
+        let h = &run["hparams"];
+        assert_eq!(h["train.lr"].as_f64(), Some(3e-3), "{h}");
+        assert_eq!(h["kind"], "clm");
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap()).unwrap();
+        assert_eq!(h["model.kind"], config["model"]["kind"]);
+    }
+}
