@@ -116,6 +116,10 @@ enum Command {
     Status {
         #[command(flatten)]
         args: SuiteArgs,
+        /// Print again every this many seconds (10 when given alone) until every run has
+        /// finished or failed; a running run shows its step, losses, pace and ETA.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "10")]
+        watch: Option<f64>,
     },
     /// Compare a suite's finished runs with its baseline (ci/baselines/<suite>[.<profile>].toml):
     /// exit 0 when every metric is within tolerance, 1 on a regression, 2 when a run or metric is
@@ -605,10 +609,24 @@ fn main() -> Result<()> {
                 println!("submit with: bash {}", e.submit.display());
             }
         }
-        Command::Status { args } => {
+        Command::Status { args, watch } => {
             let suite = load(&args)?;
             use std::io::Write as _;
-            let _ = std::io::stdout().lock().write_all(harness::plan::status_text(&suite, &args.results).as_bytes());
+            if let Some(every) = watch {
+                anyhow::ensure!(every.is_finite() && every >= 0.5, "--watch {every}: give at least 0.5 seconds between updates");
+            }
+            loop {
+                let text = harness::plan::status_text(&suite, &args.results);
+                let stamp = if watch.is_some() { format!("== {}\n", harness::artifacts::utc_now()) } else { String::new() };
+                if std::io::stdout().lock().write_all(format!("{stamp}{text}").as_bytes()).is_err() {
+                    break;
+                }
+                let done = harness::runner::status(&suite, &args.results).iter().all(|(_, state, _)| matches!(*state, "finished" | "failed"));
+                match watch {
+                    Some(every) if !done => std::thread::sleep(std::time::Duration::from_secs_f64(every)),
+                    _ => break,
+                }
+            }
         }
         Command::Plan { args, slurm: _ } => {
             let suite = load(&args)?;

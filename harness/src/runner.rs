@@ -411,7 +411,7 @@ pub fn status(suite: &Suite, results: &Path) -> Vec<(Run, &'static str, String)>
             let building = dir.building();
             let step = || building.resume_step().map_or(String::new(), |s| format!(", resumable at step {s}"));
             let (state, detail) = if let Some(holder) = crate::lock::holder(&dir.lock_path()) {
-                ("running", format!("{holder}{}", step()))
+                ("running", format!("{holder}{}{}", step(), progress_text(run, &building.path)))
             } else {
                 match dir.check_finished() {
                     Ok(m) => ("finished", format!("{:.1} s on {}", m.wall_s.unwrap_or_default(), m.device)),
@@ -426,6 +426,29 @@ pub fn status(suite: &Suite, results: &Path) -> Vec<(Run, &'static str, String)>
             (run.clone(), state, detail)
         })
         .collect()
+}
+
+/// A running run's latest step, losses, pace and ETA from its event files (empty before the
+/// first logged step).
+fn progress_text(run: &Run, dir: &Path) -> String {
+    let Some(p) = crate::tensorboard::progress(dir).filter(|p| p.loss.is_some()) else { return String::new() };
+    let total = run.config.train.as_ref().zip(run.config.data.as_ref()).map(|(t, d)| t.budget_steps(d.n_ctx));
+    let mut text = match total {
+        Some(t) => format!("; step {}/{t}", p.step),
+        None => format!("; step {}", p.step),
+    };
+    text.push_str(&format!(", loss {:.3}", p.loss.unwrap_or(f64::NAN)));
+    if let Some(e) = p.eval_loss {
+        text.push_str(&format!(", eval {e:.3}"));
+    }
+    if let Some(r) = p.steps_per_s {
+        text.push_str(&format!(", {r:.2} steps/s"));
+        if let Some(t) = total.filter(|&t| t > p.step) {
+            let s = ((t - p.step) as f64 / r).round() as u64;
+            text.push_str(&format!(", ETA {}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60));
+        }
+    }
+    text
 }
 
 /// A run as a results folder holds it: its record when it finished and its files still hash to

@@ -140,6 +140,109 @@ impl EventWriter {
     }
 }
 
+/// Where a run's training stands, from its event files (what `harness status` shows of a
+/// running run): the latest logged step and losses, and the pace since the file began.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub step: u64,
+    pub loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    /// Steps per second over the newest event file (a resumed run: since it resumed).
+    pub steps_per_s: Option<f64>,
+}
+
+/// Reads one protobuf field at `at`: (field, wire type, varint value or the bytes).
+fn field<'a>(b: &'a [u8], at: &mut usize) -> Option<(u32, u8, u64, &'a [u8])> {
+    let varint = |b: &[u8], at: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*at)?;
+            *at += 1;
+            v |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let key = varint(b, at)?;
+    let (f, wire) = ((key >> 3) as u32, (key & 7) as u8);
+    match wire {
+        0 => Some((f, wire, varint(b, at)?, &[])),
+        1 | 5 => {
+            let n = if wire == 1 { 8 } else { 4 };
+            let bytes = b.get(*at..*at + n)?;
+            *at += n;
+            Some((f, wire, 0, bytes))
+        }
+        2 => {
+            let n = varint(b, at)? as usize;
+            let bytes = b.get(*at..*at + n)?;
+            *at += n;
+            Some((f, wire, 0, bytes))
+        }
+        _ => None,
+    }
+}
+
+/// The newest event file of a run folder, read for [`Progress`]; a record cut short by a
+/// write in progress ends the reading.
+pub fn progress(dir: &Path) -> Option<Progress> {
+    let newest = std::fs::read_dir(dir).ok()?.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents.")).max_by_key(|e| e.file_name())?;
+    let bytes = std::fs::read(newest.path()).ok()?;
+    let (mut at, mut p) = (0usize, Progress { step: 0, loss: None, eval_loss: None, steps_per_s: None });
+    let mut first: Option<(f64, u64)> = None;
+    let mut last_wall = 0.0;
+    while at + 12 <= bytes.len() {
+        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().ok()?) as usize;
+        let Some(data) = bytes.get(at + 12..at + 12 + len) else { break };
+        at += 16 + len;
+        let (mut i, mut wall, mut step, mut values) = (0usize, 0.0, 0u64, Vec::new());
+        while i < data.len() {
+            let Some((f, _, v, b)) = field(data, &mut i) else { break };
+            match f {
+                1 if b.len() == 8 => wall = f64::from_le_bytes(b.try_into().ok()?),
+                2 => step = v,
+                5 => {
+                    let mut j = 0;
+                    while let Some((1, _, _, value)) = field(b, &mut j) {
+                        let (mut k, mut tag, mut x) = (0usize, &[][..], None);
+                        while let Some((g, _, _, vb)) = field(value, &mut k) {
+                            match g {
+                                1 => tag = vb,
+                                2 if vb.len() == 4 => x = Some(f32::from_le_bytes(vb.try_into().ok()?) as f64),
+                                _ => {}
+                            }
+                        }
+                        if let Some(x) = x {
+                            values.push((String::from_utf8_lossy(tag).to_string(), x));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (tag, x) in values {
+            match tag.as_str() {
+                "train/loss" => {
+                    p.loss = Some(x);
+                    p.step = p.step.max(step);
+                    first.get_or_insert((wall, step));
+                    last_wall = wall;
+                }
+                "eval/loss" => p.eval_loss = Some(x),
+                _ => {}
+            }
+        }
+    }
+    if let Some((w0, s0)) = first {
+        if last_wall > w0 && p.step > s0 {
+            p.steps_per_s = Some((p.step - s0) as f64 / (last_wall - w0));
+        }
+    }
+    Some(p)
+}
+
 fn wall_time() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
@@ -198,6 +301,25 @@ mod tests {
             records += 1;
         }
         assert_eq!(records, 2, "the version event and one summary (the NaN left out)");
+    }
+
+    #[test]
+    fn progress_reads_back_the_latest_losses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EventWriter::create(dir.path(), None).unwrap();
+        w.hparams(&[("train.lr".into(), HParam::Number(0.1))], "clm").unwrap();
+        w.scalars(0, &[("eval/loss", 6.0)]).unwrap();
+        w.scalars(1, &[("train/loss", 5.5), ("train/lr", 0.1)]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        w.scalars(9, &[("train/loss", 4.25)]).unwrap();
+        w.scalars(10, &[("eval/loss", 4.5)]).unwrap();
+        // A record being written (cut short) is ignored.
+        let mut bytes = std::fs::read(&w.path).unwrap();
+        bytes.extend_from_slice(&[40, 0, 0, 0, 0, 0, 0, 0, 1, 2]);
+        std::fs::write(&w.path, bytes).unwrap();
+        let p = progress(dir.path()).unwrap();
+        assert_eq!((p.step, p.loss, p.eval_loss), (9, Some(4.25), Some(4.5)));
+        assert!(p.steps_per_s.is_some_and(|r| r > 0.0 && r < 8.0 / 0.019), "{p:?}");
     }
 
     #[test]

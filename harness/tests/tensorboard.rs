@@ -45,3 +45,40 @@ fn tensorboard_reads_every_runs_curves_and_hparams() {
         assert_eq!(h["model.kind"], config["model"]["kind"]);
     }
 }
+
+/// `harness status` shows a running run's step, losses and ETA from its event files as it
+/// trains; `--watch` ends by itself once every run has finished.
+#[test]
+fn status_shows_a_running_runs_progress_and_watch_ends_when_all_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = tiny_mixer_only().replace("steps = 30", "steps = 200000").replace("eval_every = 10", "eval_every = 50");
+    write_suite(dir.path(), "long.toml", &long);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(dir.path())
+        .args(["run", "long.toml", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(90) {
+        let out = harness(dir.path(), &["status", "long.toml"]);
+        seen = String::from_utf8_lossy(&out.stdout).to_string();
+        if seen.contains("ETA") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = seen.lines().find(|l| l.contains("running")).unwrap_or_else(|| panic!("no running run: {seen}"));
+    assert!(line.contains("step ") && line.contains("/200000") && line.contains("loss ") && line.contains("steps/s") && line.contains("ETA "), "{line}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_suite(dir.path(), "tiny.toml", &tiny_mixer_only());
+    assert!(harness(dir.path(), &["run", "tiny.toml", "-q"]).status.success());
+    let out = harness(dir.path(), &["status", "tiny.toml", "--watch", "0.5"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.starts_with("== ") && text.contains("1 finished"), "{text}");
+}
