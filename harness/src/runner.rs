@@ -485,5 +485,6 @@ fn record(run: &Run, dir: &RunDir, m: &Manifest, reused: bool) -> RunRecord {
         eval_curve: curve(dir, "metrics_eval.json", "eval_loss"),
         train_curve: curve(dir, "metrics_steps.json", "loss"),
         reused,
+        folder: dir.path.clone(),
     }
 }

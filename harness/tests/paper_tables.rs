@@ -133,3 +133,64 @@ fn unequal_budgets_get_an_equal_steps_view_from_the_eval_curves() {
     assert!((at["mean"].parse::<f64>().unwrap() - want).abs() < 1e-9);
     assert_eq!(at["paper"], "", "paper values belong to the final view only");
 }
+
+/// The report reads at a glance: a headline says what was reproduced, the run table has no empty
+/// column, equal-time readings compare entries of one n_ctx only and never read step 0, every
+/// table with curves has its figure, and the models' samples are there.
+#[test]
+fn reports_read_at_a_glance_and_compare_like_with_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("eval_every = 10", "eval_every = 15").replace(
+        "name = \"clm\"\nkind = \"clm\"\n[experiment.sweep]",
+        "name = \"clm\"\nkind = \"clm\"\ncells = { C = [\"mixer 16\", \"llama 16\", \"mixer 32\", \"llama 32\"] }\n[experiment.sweep]\n\"data.n_ctx\" = [16, 32]",
+    ) + r#"
+[[table]]
+id = "C"
+caption = "two context lengths"
+entries = ["mixer 16", "llama 16", "mixer 32", "llama 32"]
+metrics = ["eval"]
+
+[[claim]]
+text = "the mixer wins at 16"
+better = "C mixer 16"
+than = "C llama 16"
+metric = "eval"
+"#;
+    let path = write_suite(dir.path(), "tiny.toml", &text);
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rep = report_dir(&dir.path().join("rep"));
+    let md = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    // The first lines after the title: what was reproduced, runs and device.
+    let head: Vec<&str> = md.lines().skip(2).take(6).collect();
+    assert!(head[0].starts_with("> ") && head[0].contains("**8 of 8 runs** finished") && head[0].contains("**tables** C"), "{head:?}");
+    assert!(head.iter().any(|l| l.contains("**Claims:") && l.contains("reproduced")), "{head:?}");
+    assert!(head.iter().any(|l| l.contains("the mixer wins at 16")), "{head:?}");
+    // The run table: every column holds a value for some run.
+    let runs = md.split("## Runs").nth(1).unwrap();
+    let lines: Vec<&str> = runs.lines().filter(|l| l.starts_with('|')).collect();
+    let cells = |l: &str| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    let names = cells(lines[0]);
+    for (i, name) in names.iter().enumerate() {
+        assert!(lines[2..].iter().any(|l| cells(l).get(i).is_some_and(|c| c != "—")), "column `{name}` is empty");
+    }
+    assert!(!names.iter().any(|n| n == "test_ce" || n == "hamming"), "{names:?}");
+    // Equal time: per n_ctx, at the cheaper entry's time; never the untrained model's loss.
+    let rows = csv(&rep.join("table_C.csv"));
+    let timed: Vec<&BTreeMap<String, String>> = rows.iter().filter(|r| r["view"].starts_with("@ ") && r["view"].ends_with(" s")).collect();
+    let time_of = |entry: &str| timed.iter().find(|r| r["entry"] == entry).map(|r| r["view"].clone());
+    assert_eq!(time_of("mixer 16"), time_of("llama 16"), "one time per n_ctx: {timed:?}");
+    assert_eq!(time_of("mixer 32"), time_of("llama 32"), "one time per n_ctx: {timed:?}");
+    let mut step0 = Vec::new();
+    for m in manifest(&dir.path().join("r"), "tiny") {
+        step0.push(eval_losses(&run_dir(&dir.path().join("r"), "tiny", &m))[0].1);
+    }
+    for r in &timed {
+        if let Ok(v) = r["mean"].parse::<f64>() {
+            assert!(step0.iter().all(|s| (s - v).abs() > 1e-9), "an equal-time cell reads step 0: {r:?}");
+        }
+    }
+    // One figure for the table; samples of each model.
+    assert!(rep.join("eval_loss_C.png").exists() && md.contains("![eval_loss_C](eval_loss_C.png)"));
+    assert!(md.contains("## Samples") && md.contains("<details>") && rep.join("samples.json").exists());
+}

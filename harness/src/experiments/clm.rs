@@ -40,6 +40,11 @@ impl Experiment for Clm {
     fn memory_lower_bound(&self, c: &RunConfig) -> Option<(u64, String)> {
         super::training_memory(c, c.train.as_ref()?.batch_size as u64)
     }
+
+    /// What the models write (greedy and sampled continuations of fixed openings).
+    fn report(&self) -> Option<&'static dyn crate::report::Section> {
+        Some(&crate::report::samples::Samples)
+    }
 }
 
 fn run(ctx: &RunContext) -> Result<RunOutput> {

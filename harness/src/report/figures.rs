@@ -32,6 +32,9 @@ pub(super) fn seed_bands(runs: &[&RunRecord], curve: impl Fn(&RunRecord) -> &Vec
         let sets: Vec<Vec<&str>> = groups.keys().map(|k| k.2.split(' ').collect()).collect();
         sets.first().map_or(vec![], |f| f.iter().filter(|w| sets.iter().all(|s| s.contains(w))).map(|w| w.to_string()).collect())
     };
+    // The experiment names a line only when the figure has lines of several experiments.
+    let experiments: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.0.as_str()).collect();
+    let several = experiments.len() > 1;
     let mut styles: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     groups
         .iter()
@@ -58,8 +61,9 @@ pub(super) fn seed_bands(runs: &[&RunRecord], curve: impl Fn(&RunRecord) -> &Vec
             let mean = smooth(&at.values().map(|ys| mean_sd(ys).0).collect::<Vec<_>>(), w);
             let lo = smooth(&at.values().map(|ys| ys.iter().copied().fold(f64::MAX, f64::min)).collect::<Vec<_>>(), w);
             let hi = smooth(&at.values().map(|ys| ys.iter().copied().fold(f64::MIN, f64::max)).collect::<Vec<_>>(), w);
+            let name = if several { format!("{model} {set}{seeds} ({exp})") } else { format!("{model} {set}{seeds}") };
             Series {
-                name: format!("{exp}: {model} {set}{seeds}").replace("  ", " "),
+                name: name.replace("  ", " ").trim().to_string(),
                 points: xs.iter().copied().zip(mean).collect(),
                 band: if rs.len() > 1 { xs.iter().enumerate().map(|(i, x)| (*x, lo[i], hi[i])).collect() } else { vec![] },
                 color,
@@ -78,14 +82,71 @@ pub(super) fn spans_fold(series: &[Series]) -> bool {
     lo > 0.0 && hi / lo > 2.5
 }
 
-pub(super) fn figures(dir: &Path, records: &[RunRecord]) -> Result<Vec<(String, String)>> {
+/// One line per entry of a paper table (the mean over its seeds, with the min-max band), named
+/// by the entry; hue by architecture, line style by entry within it.
+fn table_series(t: &crate::suite::PaperTable, records: &[RunRecord]) -> Vec<Series> {
+    let mut styles: BTreeMap<usize, usize> = BTreeMap::new();
+    t.entries
+        .iter()
+        .filter_map(|e| {
+            let runs: Vec<&RunRecord> = records.iter().filter(|r| r.status == RunStatus::Finished && r.run.cells.contains(&t.cell(e)) && !r.eval_curve.is_empty()).collect();
+            let first = runs.first()?;
+            let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            for r in &runs {
+                for &(x, y) in r.eval_curve.iter().filter(|p| p.1.is_finite()) {
+                    at.entry(x as i64).or_default().push(y);
+                }
+            }
+            let color = family_color(&first.run);
+            let k = styles.entry(color).or_default();
+            let style = *k;
+            *k += 1;
+            let seeds = if runs.len() > 1 { format!(" ×{}", runs.len()) } else { String::new() };
+            let stat = |f: fn(&[f64]) -> f64| at.iter().map(|(x, ys)| (*x as f64, f(ys))).collect::<Vec<_>>();
+            let mean = stat(|ys| mean_sd(ys).0);
+            let lo = stat(|ys| ys.iter().copied().fold(f64::MAX, f64::min));
+            let hi = stat(|ys| ys.iter().copied().fold(f64::MIN, f64::max));
+            Some(Series {
+                name: format!("{e}: {}{seeds}", model_label(&first.run).replace("masked_mixer", "mixer")),
+                band: if runs.len() > 1 { lo.iter().zip(&hi).map(|(l, h)| (l.0, l.1, h.1)).collect() } else { vec![] },
+                points: mean,
+                color,
+                shade: (style / 4) % 4,
+                dash: style % 4,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn figures(dir: &Path, records: &[RunRecord], tables: &[crate::suite::PaperTable]) -> Result<Vec<(String, String)>> {
     let mut out = vec![];
     let clm: Vec<&RunRecord> = records.iter().filter(|r| !r.eval_curve.is_empty()).collect();
-    if !clm.is_empty() {
-        let eval = seed_bands(&clm, |r| &r.eval_curve, false);
+    // One evaluation-loss figure per paper table with curves; the suite-wide one for runs in
+    // no table.
+    let mut in_tables = std::collections::BTreeSet::new();
+    for t in tables {
+        let series = table_series(t, records);
+        if series.is_empty() {
+            continue;
+        }
+        for r in &clm {
+            if t.entries.iter().any(|e| r.run.cells.contains(&t.cell(e))) {
+                in_tables.insert(r.run.id.clone());
+            }
+        }
+        let stem = format!("eval_loss_{}", t.id.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        let title = format!("{}: eval loss (mean token CE, non-pad)", t.id);
+        plot::line_chart(dir, &stem, &Figure { title: &title, x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "eval CE (nats)", y_log: spans_fold(&series), series: &series })?;
+        out.push((stem, format!("Table {}: evaluation loss vs optimizer step per entry, the mean over seeds (×n: n seeds) shaded from the seeds' minimum to maximum; hue by architecture.", t.id)));
+    }
+    let rest: Vec<&RunRecord> = clm.iter().copied().filter(|r| !in_tables.contains(&r.run.id)).collect();
+    if !rest.is_empty() {
+        let eval = seed_bands(&rest, |r| &r.eval_curve, false);
         let y_log = spans_fold(&eval);
         plot::line_chart(dir, "eval_loss", &Figure { title: "Eval loss (mean token CE, non-pad)", x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "eval CE (nats)", y_log, series: &eval })?;
         out.push(("eval_loss".into(), "Evaluation loss vs optimizer step: the mean over seeds per configuration (×n: n seeds), shaded from the seeds' minimum to maximum; hue by architecture, shade and line style by configuration; settings every line shares are left out of the legend.".into()));
+    }
+    if !clm.is_empty() {
         let train = seed_bands(&clm, |r| &r.train_curve, true);
         let y_log = spans_fold(&train);
         plot::line_chart(dir, "train_loss", &Figure { title: "Training loss", x_label: "optimizer step", x_log2: false, x_integer: true, y_label: "train CE (nats)", y_log, series: &train })?;

@@ -7,6 +7,7 @@ pub mod throughput;
 pub mod plot;
 pub mod table;
 mod figures;
+pub mod samples;
 pub mod retrieval;
 
 use crate::artifacts::{sha256_file, Provenance, RunStatus};
@@ -57,6 +58,8 @@ pub struct RunRecord {
     pub train_curve: Vec<(f64, f64)>,
     /// Reused from an earlier invocation rather than computed now.
     pub reused: bool,
+    /// The run's folder (its checkpoint and tokenizer, for samples).
+    pub folder: PathBuf,
 }
 
 impl RunRecord {
@@ -214,7 +217,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     runs.write(&dir, "runs").context("writing runs.parquet / runs.csv")?;
     let (summary_md, summary_num) = summary_table(records);
     summary_num.write(&dir, "summary").context("writing summary.parquet / summary.csv")?;
-    let mut figs = figures(&dir, records)?;
+    let mut figs = figures(&dir, records, &suite.file.tables)?;
     let (mut before_summary, mut after_summary) = (String::new(), String::new());
     let mut verdicts: Vec<claims::Verdict> = Vec::new();
     let mut tables_md = String::new();
@@ -228,10 +231,8 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     let mut md = String::new();
     let f = &suite.file;
     let _ = writeln!(md, "# {} — {}\n", f.name, dir.file_name().unwrap_or_default().to_string_lossy());
+    md.push_str(&headline(suite, records, &verdicts));
     let _ = writeln!(md, "{}\n", f.description.trim());
-    if !f.reproduces.is_empty() {
-        let _ = writeln!(md, "Reproduces (PAPER.md numbering): {}\n", f.reproduces.join(", "));
-    }
     let stopped: Vec<&str> = records.iter().filter(|r| r.summary.get("wall_clock_stop").is_some()).map(|r| r.run.short_id()).collect();
     if !stopped.is_empty() {
         let _ = writeln!(
@@ -291,7 +292,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     md.push_str(&tables_md);
     md.push_str(&before_summary);
     let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
-    let _ = writeln!(md, "{}", summary_md.markdown());
+    let _ = writeln!(md, "{}", summary_md.without_empty_columns().markdown());
     let _ = writeln!(
         md,
         "CE is the mean natural-log cross entropy per non-pad token. Hamming is the modified Hamming metric of PAPER.md D \
@@ -300,7 +301,8 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     );
     md.push_str(&after_summary);
     let _ = writeln!(md, "## Runs\n");
-    let _ = writeln!(md, "{}", runs.markdown());
+    let _ = writeln!(md, "{}", runs.without_empty_columns().markdown());
+    let _ = writeln!(md, "Columns with no value for any run of this suite are left out here; `runs.csv` and `runs.parquet` hold them all.\n");
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.status != RunStatus::Finished).collect();
     if !failed.is_empty() {
         let _ = writeln!(md, "### Failed runs\n");
@@ -363,6 +365,55 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     crate::artifacts::write_atomic(&dir.join("files.json"), serde_json::to_string_pretty(&files)?.as_bytes())?;
     index(root)?;
     Ok(dir)
+}
+
+/// What the report found, first: the claims' verdicts (each claim and view in one line), the
+/// paper tables and numbering it reproduces, how many runs finished, and where they ran.
+fn headline(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict]) -> String {
+    let f = &suite.file;
+    let finished = records.iter().filter(|r| r.status == RunStatus::Finished).count();
+    let devices: std::collections::BTreeSet<&str> = records.iter().filter(|r| r.status == RunStatus::Finished).map(|r| r.device.as_str()).filter(|d| !d.is_empty()).collect();
+    let n = |v: &str| verdicts.iter().filter(|c| c.verdict == v).count();
+    let mut md = String::new();
+    let mut facts = vec![];
+    if !f.reproduces.is_empty() {
+        facts.push(format!("**Reproduces** {} (PAPER.md numbering)", f.reproduces.join(", ")));
+    }
+    if !f.tables.is_empty() {
+        facts.push(format!("**tables** {}", f.tables.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    facts.push(format!("**{finished} of {} runs** finished", records.len()));
+    if !devices.is_empty() {
+        facts.push(format!("on {}", devices.into_iter().collect::<Vec<_>>().join("; ")));
+    }
+    let _ = writeln!(md, "> {}", facts.join(" · "));
+    if verdicts.is_empty() {
+        let _ = writeln!(md, ">\n> No claim of this suite is tested (it has no `[[claim]]` or section test with runs to compare).\n");
+        return md;
+    }
+    let _ = writeln!(
+        md,
+        ">\n> **Claims: {} reproduced, {} contradicted, {} inconclusive** (one-sided Welch tests over seeds at p < {}; the claim tables below give each test)\n>",
+        n("reproduced"),
+        n("contradicted"),
+        n("inconclusive"),
+        claims::ALPHA
+    );
+    for v in verdicts {
+        let _ = writeln!(
+            md,
+            "> - **{}**: {} — {} vs {}, {} ({} vs {})",
+            v.verdict,
+            v.claim.trim(),
+            v.better,
+            v.than,
+            v.metric,
+            table::fmt_num(v.mean_better),
+            table::fmt_num(v.mean_than)
+        );
+    }
+    md.push('\n');
+    md
 }
 
 /// `reports/README.md`: every report under `root`, newest first per suite, with its git sha,

@@ -18,9 +18,10 @@ fn runs_of<'a>(records: &'a [RunRecord], cell: &str) -> Vec<&'a RunRecord> {
     records.iter().filter(|r| r.status == RunStatus::Finished && r.run.cells.iter().any(|c| c == cell)).collect()
 }
 
-/// Eval CE of a run at the last evaluation at or before `step`.
+/// Eval CE of a run at the last evaluation at or before `step`; none when that would be the
+/// untrained model's (step 0) for a later step: a run not yet evaluated is not compared.
 fn eval_at(r: &RunRecord, step: f64) -> Option<f64> {
-    r.eval_curve.iter().filter(|(s, _)| *s <= step + 1e-9).next_back().map(|(_, v)| *v)
+    r.eval_curve.iter().filter(|(s, _)| *s <= step + 1e-9).next_back().filter(|(s, _)| *s > 0.0 || step < 1e-9).map(|(_, v)| *v)
 }
 
 /// How far a run had trained after `seconds` of its training time (its mean rate).
@@ -65,8 +66,14 @@ fn value(r: &RunRecord, metric: &Metric, view: View) -> Option<f64> {
     }
 }
 
+/// The finite values of a metric over seeds. At equal time every seed must have been evaluated
+/// by then (else none): a mean over the seeds that happened to run faster is no comparison.
 fn values(runs: &[&RunRecord], metric: &Metric, view: View) -> Vec<f64> {
-    runs.iter().filter_map(|r| value(r, metric, view)).filter(|v| v.is_finite()).collect()
+    let got: Vec<Option<f64>> = runs.iter().map(|r| value(r, metric, view)).collect();
+    if matches!(view, View::Seconds(_)) && got.iter().any(Option::is_none) {
+        return vec![];
+    }
+    got.into_iter().flatten().filter(|v| v.is_finite()).collect()
 }
 
 fn ours(xs: &[f64]) -> String {
@@ -112,7 +119,36 @@ struct Row {
     metric: String,
     view: String,
     cells: Vec<String>,
-    long: Vec<(usize, Option<(f64, f64, usize)>, Option<f64>)>,
+    /// (entry, stat, paper, the view's name for this entry in the long form).
+    long: Vec<(usize, Option<(f64, f64, usize)>, Option<f64>, String)>,
+}
+
+/// The n_ctx of an entry's runs: entries of one n_ctx cost alike per step, so the equal-time
+/// view compares them with one another only.
+fn cost_class(g: &[&RunRecord]) -> Option<i64> {
+    g.first().and_then(|r| r.run.config.data.as_ref()).map(|d| d.n_ctx)
+}
+
+/// Per entry, the training time at which it is compared with the entries of its cost class: the
+/// shortest mean training time among them (none for an entry alone in its class, or when the
+/// runs did not all run on one device).
+fn equal_times(groups: &[Vec<&RunRecord>]) -> Vec<Option<f64>> {
+    let devices: BTreeSet<&str> = groups.iter().flatten().map(|r| r.device.as_str()).collect();
+    let mean_time = |g: &Vec<&RunRecord>| {
+        let ts: Vec<f64> = g.iter().filter_map(|r| r.num("train_wall_s")).collect();
+        (!ts.is_empty()).then(|| mean_sd(&ts).0)
+    };
+    groups
+        .iter()
+        .map(|g| {
+            if g.is_empty() || devices.len() != 1 {
+                return None;
+            }
+            let class = cost_class(g);
+            let peers: Vec<f64> = groups.iter().filter(|h| !h.is_empty() && cost_class(h) == class).filter_map(mean_time).collect();
+            (peers.len() > 1).then(|| peers.iter().copied().fold(f64::INFINITY, f64::min)).filter(|t| t.is_finite())
+        })
+        .collect()
 }
 
 fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut String) -> Result<bool> {
@@ -121,39 +157,50 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
         return Ok(false);
     }
     let profiled = groups.iter().flatten().any(|r| r.run.config.profile.is_some());
-    let (min_steps, min_time) = common_points(&groups);
+    let (min_steps, _) = common_points(&groups);
     let steps_differ = {
         let s: BTreeSet<i64> = groups.iter().flatten().filter_map(|r| r.num("steps")).map(|s| s as i64).collect();
         s.len() > 1
     };
+    let times = equal_times(&groups);
     let mut rows: Vec<Row> = Vec::new();
-    let mut views = vec![(View::Final, String::new())];
+    // (the view of entry i, or none where it has no such view; the row's name)
+    type ViewOf<'v> = Box<dyn Fn(usize) -> Option<View> + 'v>;
+    let mut views: Vec<(ViewOf, String)> = vec![(Box::new(|_| Some(View::Final)), String::new())];
     if let (true, Some(s)) = (steps_differ, min_steps) {
-        views.push((View::Steps(s), format!(" @ step {s:.0}")));
+        views.push((Box::new(move |_| Some(View::Steps(s))), format!("@ step {s:.0}")));
     }
-    if let (true, Some(tm)) = (groups.iter().filter(|g| !g.is_empty()).count() > 1, min_time) {
-        views.push((View::Seconds(tm), format!(" @ {tm:.1} s")));
+    if times.iter().any(Option::is_some) {
+        views.push((Box::new(|i| times[i].map(View::Seconds)), "@ equal time".into()));
     }
-    for (view, suffix) in &views {
+    for (view_of, name) in &views {
         for m in t.metrics() {
-            if *view != View::Final && m.key != "eval_loss" {
+            let is_final = name.is_empty();
+            if !is_final && m.key != "eval_loss" {
                 continue;
             }
-            let mut row = Row { metric: m.name.clone(), view: suffix.trim().to_string(), cells: vec![], long: vec![] };
+            let mut row = Row { metric: m.name.clone(), view: name.clone(), cells: vec![], long: vec![] };
             for (i, g) in groups.iter().enumerate() {
-                let xs = values(g, &m, *view);
-                let paper = (*view == View::Final).then(|| t.paper(&t.entries[i], &m.name)).flatten();
+                let view = view_of(i);
+                let xs = view.map_or_else(Vec::new, |v| values(g, &m, v));
+                let paper = is_final.then(|| t.paper(&t.entries[i], &m.name)).flatten();
                 let stat = (!xs.is_empty()).then(|| {
                     let (mean, sd) = mean_sd(&xs);
                     (mean, sd, xs.len())
                 });
+                let at = match view {
+                    Some(View::Seconds(tm)) => format!("@ {tm:.1} s"),
+                    Some(View::Steps(st)) => format!("@ step {st:.0}"),
+                    _ => "final".into(),
+                };
                 let text = match (stat, paper) {
                     (Some((mean, _, _)), Some(p)) if !profiled => format!("{} (paper {}, Δ {:+.2})", ours(&xs), paper_num(p), mean - p),
                     (_, Some(p)) => format!("{} (paper {})", ours(&xs), paper_num(p)),
+                    (Some(_), None) if matches!(view, Some(View::Seconds(_))) => format!("{} ({at})", ours(&xs)),
                     _ => ours(&xs),
                 };
                 row.cells.push(text);
-                row.long.push((i, stat, paper));
+                row.long.push((i, stat, paper, at));
             }
             rows.push(row);
         }
@@ -198,12 +245,12 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
 
     // Long form: one row per (entry, metric, view).
     let mut lt = Table::default();
-    let flat: Vec<(&Row, &(usize, Option<(f64, f64, usize)>, Option<f64>))> = rows.iter().flat_map(|r| r.long.iter().map(move |l| (r, l))).collect();
+    let flat: Vec<(&Row, &(usize, Option<(f64, f64, usize)>, Option<f64>, String))> = rows.iter().flat_map(|r| r.long.iter().map(move |l| (r, l))).collect();
     lt.push("table", Col::Str(flat.iter().map(|_| t.id.clone()).collect()));
     lt.push("entry", Col::Str(flat.iter().map(|(_, l)| t.entries[l.0].clone()).collect()));
     lt.push("model", Col::Str(flat.iter().map(|(_, l)| label(&groups[l.0])).collect()));
     lt.push("metric", Col::Str(flat.iter().map(|(r, _)| r.metric.clone()).collect()));
-    lt.push("view", Col::Str(flat.iter().map(|(r, _)| if r.view.is_empty() { "final".into() } else { r.view.clone() }).collect()));
+    lt.push("view", Col::Str(flat.iter().map(|(_, l)| l.3.clone()).collect()));
     lt.push("seeds", Col::Int(flat.iter().map(|(_, l)| l.1.map(|s| s.2 as i64)).collect()));
     lt.push("mean", Col::Num(flat.iter().map(|(_, l)| l.1.map(|s| s.0)).collect()));
     lt.push("sd", Col::Num(flat.iter().map(|(_, l)| l.1.map(|s| s.1)).collect()));
@@ -262,10 +309,11 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
     let _ = writeln!(
         md,
         "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}. Rows marked `@ step S` give eval CE \
-         at the fewest steps any entry of the table trained (the per-step view, when budgets differ); `@ T s` at the \
-         shortest entry's training time on the machine that ran them (equal wall-clock, from each run's mean step rate \
-         and its eval curve; it moves with the machine and its load, while the final values are bitwise reproducible \
-         on CPU). Table files: `table_<id>.{{parquet,csv}}` (long form, every view).\n",
+         at the fewest steps any entry of the table trained (the per-step view, when budgets differ); `@ equal time` \
+         compares entries of equal cost per step (the same n_ctx) at the shortest training time among them on the \
+         machine that ran them (each cell says its time; from each run's mean step rate and its eval curve; it moves \
+         with the machine and its load, while the final values are bitwise reproducible on CPU). An entry alone at its \
+         n_ctx, or with a seed not yet evaluated at that time, shows —: no entry is read at step 0 because another was cheaper. Table files: `table_<id>.{{parquet,csv}}` (long form, every view).\n",
         if profiled { " (not computed under a profile: the paper's value is a direction there)" } else { "" }
     );
     md.push_str(&body);
@@ -326,4 +374,57 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
         ct.write(dir, "table_claims").context("writing table_claims.parquet / .csv")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::RunStatus;
+
+    /// Runs of one suite with the given (n_ctx, training seconds, eval curve) as finished records.
+    fn records(specs: &[(i64, f64, &[(f64, f64)])]) -> Vec<RunRecord> {
+        let text = "schema = 1\nname = \"t\"\ndescription = \"d\"\n[defaults.data]\nsource = \"embedded\"\nvocab_size = 300\n[defaults.train]\nsteps = 30\nbatch_size = 2\n[[experiment]]\nname = \"c\"\nkind = \"clm\"\nmodel = { kind = \"masked_mixer\", d_model = 8, n_layers = 1 }\n[experiment.sweep]\n\"data.n_ctx\" = [16, 32]\n";
+        let suite = Suite::parse(Path::new("t.toml"), text.into(), &[], false).unwrap();
+        specs
+            .iter()
+            .map(|(n_ctx, secs, curve)| {
+                let run = suite.runs.iter().find(|r| r.config.data().n_ctx == *n_ctx).unwrap().clone();
+                let mut summary = serde_json::Map::new();
+                summary.insert("train_wall_s".into(), (*secs).into());
+                summary.insert("steps".into(), 30.into());
+                RunRecord {
+                    run,
+                    status: RunStatus::Finished,
+                    error: None,
+                    device: "cpu".into(),
+                    execution: Default::default(),
+                    wall_s: Some(*secs),
+                    summary,
+                    eval_curve: curve.to_vec(),
+                    train_curve: vec![],
+                    reused: false,
+                    folder: Default::default(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn equal_time_compares_within_an_n_ctx_and_never_reads_step_0() {
+        let curve_fast: &[(f64, f64)] = &[(0.0, 6.9), (10.0, 4.0), (20.0, 3.0), (30.0, 2.5)];
+        let recs = records(&[(16, 3.0, curve_fast), (16, 6.0, curve_fast), (32, 60.0, curve_fast), (32, 90.0, curve_fast)]);
+        let groups: Vec<Vec<&RunRecord>> = recs.iter().map(|r| vec![r]).collect();
+        let t = equal_times(&groups);
+        assert_eq!(t, vec![Some(3.0), Some(3.0), Some(60.0), Some(60.0)], "each n_ctx at its own cheapest entry's time");
+        // At 3 s the 6-second run has done 15 of 30 steps: its step-10 evaluation, not step 0.
+        let m = crate::suite::tables::parse_metric("eval").unwrap();
+        assert_eq!(value(&recs[1], &m, View::Seconds(3.0)), Some(4.0));
+        // Before its first evaluation after step 0 a run has no equal-time value.
+        assert_eq!(value(&recs[1], &m, View::Seconds(1.0)), None);
+        assert_eq!(values(&[&recs[0], &recs[1]], &m, View::Seconds(1.0)), Vec::<f64>::new(), "all seeds evaluated or none");
+        // An entry alone at its n_ctx is compared with nothing.
+        let alone = records(&[(16, 3.0, curve_fast), (16, 6.0, curve_fast), (32, 60.0, curve_fast)]);
+        let groups: Vec<Vec<&RunRecord>> = alone.iter().map(|r| vec![r]).collect();
+        assert_eq!(equal_times(&groups), vec![Some(3.0), Some(3.0), None]);
+    }
 }

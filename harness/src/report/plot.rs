@@ -47,14 +47,62 @@ pub struct Figure<'a> {
     pub series: &'a [Series],
 }
 
+/// Plot size in pixels; the legend adds rows below it.
+const WIDTH: u32 = 1100;
+const PLOT_HEIGHT: u32 = 560;
+const LEGEND_COLUMNS: usize = 2;
+const LEGEND_ROW: u32 = 20;
+
 /// Writes `<stem>.png` and `<stem>.svg`.
 pub fn line_chart(dir: &Path, stem: &str, fig: &Figure) -> anyhow::Result<()> {
     register_font();
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
-    draw(BitMapBackend::new(&png, (1100, 600)).into_drawing_area(), fig)?;
-    draw(SVGBackend::new(&svg, (1100, 600)).into_drawing_area(), fig)?;
+    let rows = fig.series.len().div_ceil(LEGEND_COLUMNS) as u32;
+    let size = (WIDTH, PLOT_HEIGHT + 16 + rows * LEGEND_ROW);
+    draw(BitMapBackend::new(&png, size).into_drawing_area(), fig)?;
+    draw(SVGBackend::new(&svg, size).into_drawing_area(), fig)?;
     Ok(())
+}
+
+/// Round values between `lo` and `hi` (> 0) for a log axis: the coarsest of the 1-2-5, 1-1.5-2-3-...
+/// and finer ladders that gives at least five ticks, so the axis reads 2, 2.5, 3, 4, 5, 6 rather
+/// than e-powers.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    const LADDERS: [&[f64]; 4] = [
+        &[1.0, 2.0, 5.0],
+        &[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0],
+        &[1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0],
+        &[1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5],
+    ];
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return vec![];
+    }
+    let mut best = vec![];
+    for ladder in LADDERS {
+        let mut ticks = vec![];
+        let mut decade = 10f64.powf(lo.log10().floor());
+        while decade <= hi {
+            for m in ladder {
+                let v = (m * decade * 1e6).round() / 1e6;
+                if v >= lo && v <= hi {
+                    ticks.push(v);
+                }
+            }
+            decade *= 10.0;
+        }
+        best = ticks;
+        if best.len() >= 5 {
+            break;
+        }
+    }
+    best
+}
+
+/// A tick value without trailing zeros: 2, 2.5, 0.125.
+fn tick_label(v: f64) -> String {
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
@@ -79,8 +127,8 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(err)?;
-    // The legend has its own column, so it never covers the data.
-    let (area, legend) = root.split_horizontally(700);
+    // The legend has its own rows below the plot, so it never covers the data nor takes width.
+    let (area, legend) = root.split_vertically(PLOT_HEIGHT);
     let ty = |y: f64| if fig.y_log { y.ln() } else { y };
     let finite = |p: &(f64, f64)| p.1.is_finite() && (!fig.y_log || p.1 > 0.0);
     let mut ys: Vec<f64> = fig.series.iter().flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| ty(p.1))).collect();
@@ -101,7 +149,6 @@ where
         .map_err(err)?;
     let pow2 = |x: &f64| format!("{}", 2f64.powf(*x).round());
     let whole = |x: &f64| format!("{}", x.round() as i64);
-    let exp = |y: &f64| format!("{:.2}", y.exp());
     let y_desc = if fig.y_log { format!("{} (log scale)", fig.y_label) } else { fig.y_label.to_string() };
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(fig.x_label).y_desc(y_desc).label_style(("sans-serif", 14));
@@ -110,10 +157,22 @@ where
     } else if fig.x_integer {
         mesh.x_label_formatter(&whole);
     }
+    // A log axis is ticked by hand at round values (plotters would tick round logarithms).
+    let ticks = if fig.y_log { log_ticks((y0 - pad).exp(), (y1 + pad).exp()) } else { vec![] };
     if fig.y_log {
-        mesh.y_label_formatter(&exp);
+        mesh.y_labels(0).disable_y_mesh();
     }
     mesh.draw().map_err(err)?;
+    for v in &ticks {
+        let y = v.ln();
+        chart.draw_series(std::iter::once(PathElement::new(vec![(x0, y), (x1.max(x0 + 1e-9), y)], RGBColor(225, 225, 225).stroke_width(1)))).map_err(err)?;
+        let (px, py) = chart.backend_coord(&(x0, y));
+        area.draw(&Text::new(tick_label(*v), (px - 8, py), TextStyle::from(("sans-serif", 14).into_font()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Right,
+            plotters::style::text_anchor::VPos::Center,
+        ))))
+        .map_err(err)?;
+    }
     for s in fig.series {
         if s.band.len() > 1 {
             let mut poly: Vec<(f64, f64)> = s.band.iter().map(|b| (b.0, ty(b.2))).collect();
@@ -134,23 +193,22 @@ where
             chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(err)?;
         }
     }
-    // The legend column: a line sample in each series' style, then its name.
-    let n = fig.series.len().max(1) as i32;
-    let (_, h) = legend.dim_in_pixel();
-    let step = ((h as i32 - 40) / n).clamp(10, 22);
-    let size = (step - 4).clamp(9, 14);
-    let chars = (390 / (size as usize * 6 / 10).max(1)).max(12);
+    // The legend rows: a line sample in each series' style, then its name, in columns.
+    let column = (WIDTH as usize - 80) / LEGEND_COLUMNS;
+    let size = 13;
+    let chars = (column - 50) / 7;
     for (i, s) in fig.series.iter().enumerate() {
-        let y = 40 + i as i32 * step;
+        let (col, row) = (i % LEGEND_COLUMNS, i / LEGEND_COLUMNS);
+        let (x, y) = (80 + (col * column) as i32, 12 + row as i32 * LEGEND_ROW as i32);
         let c = color(s.color, s.shade);
-        let sample = vec![(4, y), (34, y)];
+        let sample = vec![(x, y), (x + 30, y)];
         match dash(s.dash) {
             None => legend.draw(&PathElement::new(sample, c.stroke_width(2))),
             Some((d, g)) => legend.draw(&plotters::element::DashedPathElement::new(sample, d.min(8), g.min(4), c.stroke_width(2))),
         }
         .map_err(err)?;
         let name: String = if s.name.chars().count() > chars { s.name.chars().take(chars - 1).chain(std::iter::once('…')).collect() } else { s.name.clone() };
-        legend.draw(&Text::new(name, (40, y - size / 2 - 1), ("sans-serif", size))).map_err(err)?;
+        legend.draw(&Text::new(name, (x + 36, y - size / 2 - 1), ("sans-serif", size))).map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -226,4 +284,20 @@ where
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_are_round_values() {
+        assert_eq!(log_ticks(1.9, 7.2), vec![2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(log_ticks(2.3, 3.1), vec![2.4, 2.6, 2.8, 3.0], "the finest ladder when none gives five");
+        assert_eq!(log_ticks(0.8, 30.0), vec![1.0, 2.0, 5.0, 10.0, 20.0]);
+        assert_eq!(log_ticks(0.4, 7.0), vec![0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(log_ticks(3.0, 3.0).is_empty());
+        assert_eq!(tick_label(2.5), "2.5");
+        assert_eq!(tick_label(3.0), "3");
+    }
 }

@@ -53,6 +53,23 @@ impl Table {
         Ok(())
     }
 
+    /// The table without its columns that hold no value in any row (all "—" or missing): what a
+    /// page shows, while the data files keep every column.
+    pub fn without_empty_columns(&self) -> Table {
+        let empty = |c: &Col| match c {
+            Col::Str(v) => v.iter().all(|x| x.is_empty() || x == "—"),
+            Col::Num(v) => v.iter().all(Option::is_none),
+            Col::Int(v) => v.iter().all(Option::is_none),
+        };
+        let mut t = Table::default();
+        for (n, c) in self.names.iter().zip(&self.cols) {
+            if !empty(c) {
+                t.push(n, c.clone());
+            }
+        }
+        t
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = format!("| {} |\n|{}\n", self.names.join(" | "), "---|".repeat(self.names.len()));
         for r in 0..self.height() {
