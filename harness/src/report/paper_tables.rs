@@ -123,6 +123,9 @@ struct Row {
     long: Vec<(usize, Option<(f64, f64, usize)>, Option<f64>, String)>,
 }
 
+/// The row name of the equal-time view.
+const EQUAL_TIME: &str = "@ equal time";
+
 /// The n_ctx of an entry's runs: entries of one n_ctx cost alike per step, so the equal-time
 /// view compares them with one another only.
 fn cost_class(g: &[&RunRecord]) -> Option<i64> {
@@ -171,7 +174,7 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
         views.push((Box::new(move |_| Some(View::Steps(s))), format!("@ step {s:.0}")));
     }
     if times.iter().any(Option::is_some) {
-        views.push((Box::new(|i| times[i].map(View::Seconds)), "@ equal time".into()));
+        views.push((Box::new(|i| times[i].map(View::Seconds)), EQUAL_TIME.into()));
     }
     for (view_of, name) in &views {
         for m in t.metrics() {
@@ -180,9 +183,17 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
                 continue;
             }
             let mut row = Row { metric: m.name.clone(), view: name.clone(), cells: vec![], long: vec![] };
-            for (i, g) in groups.iter().enumerate() {
+            let mut all: Vec<Vec<f64>> = groups.iter().enumerate().map(|(i, g)| view_of(i).map_or_else(Vec::new, |v| values(g, &m, v))).collect();
+            // At equal time an entry is shown only beside another of its cost class.
+            if name == EQUAL_TIME {
+                let with_value = |class: Option<i64>| (0..groups.len()).filter(|&j| cost_class(&groups[j]) == class && !all[j].is_empty()).count();
+                let lonely: Vec<usize> = (0..groups.len()).filter(|&i| with_value(cost_class(&groups[i])) < 2).collect();
+                for i in lonely {
+                    all[i].clear();
+                }
+            }
+            for (i, xs) in all.into_iter().enumerate() {
                 let view = view_of(i);
-                let xs = view.map_or_else(Vec::new, |v| values(g, &m, v));
                 let paper = is_final.then(|| t.paper(&t.entries[i], &m.name)).flatten();
                 let stat = (!xs.is_empty()).then(|| {
                     let (mean, sd) = mean_sd(&xs);
@@ -191,7 +202,8 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
                 let at = match view {
                     Some(View::Seconds(tm)) => format!("@ {tm:.1} s"),
                     Some(View::Steps(st)) => format!("@ step {st:.0}"),
-                    _ => "final".into(),
+                    Some(View::Final) => "final".into(),
+                    None => name.clone(),
                 };
                 let text = match (stat, paper) {
                     (Some((mean, _, _)), Some(p)) if !profiled => format!("{} (paper {}, Δ {:+.2})", ours(&xs), paper_num(p), mean - p),
