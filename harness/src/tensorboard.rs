@@ -247,6 +247,41 @@ fn wall_time() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// A training run's event file as its trainer uses it: opened at the start (a fresh start also
+/// writes the run's `config.json` as hparams), then scalars as they come. Writing is a view of
+/// the run, never a reason to fail it: an error is reported once and the file dropped.
+#[derive(Default)]
+pub struct RunEvents(Option<EventWriter>);
+
+impl RunEvents {
+    /// Opens an event file in `dir`; `resumed_at`: the step a resumed run continues after.
+    pub fn open(dir: &Path, resumed_at: Option<u64>) -> Self {
+        match EventWriter::create(dir, resumed_at) {
+            Ok(mut w) => {
+                let config = std::fs::read_to_string(dir.join("config.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                if let (None, Some(c)) = (resumed_at, config) {
+                    let group = c.get("kind").and_then(|k| k.as_str()).unwrap_or("run").to_string();
+                    let _ = w.hparams(&flatten(&c), &group);
+                }
+                Self(Some(w))
+            }
+            Err(e) => {
+                eprintln!("  TensorBoard events not written ({}): {e}", dir.display());
+                Self(None)
+            }
+        }
+    }
+
+    pub fn log(&mut self, step: u64, values: &[(&str, f64)]) {
+        if let Some(w) = self.0.as_mut() {
+            if let Err(e) = w.scalars(step, values) {
+                eprintln!("  TensorBoard events stopped ({}): {e}", w.path.display());
+                self.0 = None;
+            }
+        }
+    }
+}
+
 /// A run config as hparams: its scalar settings by dotted key (`train.lr`, `model.d_model`);
 /// lists and nulls are left out.
 pub fn flatten(config: &serde_json::Value) -> Vec<(String, HParam)> {

@@ -44,6 +44,34 @@ fn tensorboard_reads_every_runs_curves_and_hparams() {
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap()).unwrap();
         assert_eq!(h["model.kind"], config["model"]["kind"]);
     }
+
+    // The retrieval trainers write theirs too: InfoNCE per logged step and evaluation, the
+    // frozen-embedding retrieval model per epoch.
+    let suite = include_str!("fixtures/infonce-resume.toml").replace("epochs = 40", "epochs = 4")
+        + "[[experiment]]\nname = \"embed\"\nkind = \"embed\"\nfrom = \"clm\"\n[[experiment]]\nname = \"frozen\"\nkind = \"retrieval_frozen\"\nfrom = \"embed\"\n[experiment.retrieval_frozen]\nn = 4\ndepth = 1\nepochs = 3\nbatch_size = 16\nwarmup_steps = 1\n";
+    write_suite(dir.path(), "rt.toml", &suite);
+    let out = harness(dir.path(), &["run", "rt.toml", "-q", "--results", "rt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let o = std::process::Command::new(&python).arg(&script).arg(dir.path().join("rt")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = read["runs"].as_object().unwrap();
+    let tags = |kind: &str| -> Vec<(String, usize)> {
+        let m = manifest(&dir.path().join("rt"), "rt").into_iter().find(|m| {
+            let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir(&dir.path().join("rt"), "rt", m).join("config.json")).unwrap()).unwrap();
+            c["kind"] == kind
+        });
+        let id = m.unwrap_or_else(|| panic!("no {kind} run"))["run_id"].as_str().unwrap().to_string();
+        runs[&format!("rt/{id}")]["scalars"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_array().unwrap().len())).collect()
+    };
+    let infonce = tags("retrieval_infonce");
+    for t in ["train/loss", "train/lr", "eval/infonce_loss", "eval/top1_percent"] {
+        assert!(infonce.iter().any(|(k, n)| k == t && *n > 1), "{t}: {infonce:?}");
+    }
+    let frozen = tags("retrieval_frozen");
+    for t in ["train/ce", "eval/ce", "eval/top1_percent"] {
+        assert!(frozen.iter().any(|(k, n)| k == t && *n == 3), "{t}: one point per epoch: {frozen:?}");
+    }
 }
 
 /// `harness status` shows a running run's step, losses and ETA from its event files as it

@@ -70,7 +70,8 @@ fn evaluate(model: &RetrievalMixer, q: &Tensor, p: &Tensor, cand: &Tensor, targe
 }
 
 /// Trains a retrieval mixer on `emb`'s train split and scores its test split every epoch.
-pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: &indicatif::ProgressBar) -> Result<Outcome> {
+/// `events`: where the epochs' curves go for TensorBoard (the run folder; none in tests).
+pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: &indicatif::ProgressBar, events: Option<&std::path::Path>) -> Result<Outcome> {
     let (tq, tp) = emb.train.as_ref().context(
         "the embeddings have no train split (a file with only test pairs can be evaluated, not trained on)",
     )?;
@@ -115,6 +116,7 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
         batch: 0,
         rows: Vec::new(),
         bar,
+        events: events.map(|d| crate::tensorboard::RunEvents::open(d, None)).unwrap_or_default(),
     };
     // No dropout in the retrieval mixer (no per-step seed) and runs short enough to need no
     // resumable state.
@@ -146,6 +148,8 @@ struct FrozenSteps<'a> {
     batch: i64,
     rows: Vec<EpochRow>,
     bar: &'a indicatif::ProgressBar,
+    /// The run folder's TensorBoard event file: one point per epoch.
+    events: crate::tensorboard::RunEvents,
 }
 
 impl Hooks for FrozenSteps<'_> {
@@ -186,7 +190,9 @@ impl Hooks for FrozenSteps<'_> {
             let (eq, ep, cand, target) = self.test;
             let (test_ce, test_top1) = evaluate(self.model, eq, ep, cand, target, self.fc.batch_size, self.fc.double_softmax, self.fc.precision);
             let (sum, count, correct) = self.sums;
-            self.rows.push(EpochRow { epoch, train_ce: sum / count as f64, train_top1: 100.0 * correct as f64 / count as f64, test_ce, test_top1 });
+            let row = EpochRow { epoch, train_ce: sum / count as f64, train_top1: 100.0 * correct as f64 / count as f64, test_ce, test_top1 };
+            self.events.log(done, &[("train/ce", row.train_ce), ("train/top1_percent", row.train_top1), ("eval/ce", row.test_ce), ("eval/top1_percent", row.test_top1)]);
+            self.rows.push(row);
             self.bar.set_message(format!("train CE {:.3} test CE {test_ce:.3} top-1 {test_top1:.1}%", sum / count as f64));
             self.bar.inc(1);
         }
@@ -248,7 +254,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     let mut out = RunOutput::default();
     let emb = super::embed::from_producer(ctx, &mut out)?;
     let bar = super::embed::progress(ctx, fc.epochs, "epochs {msg}");
-    let o = fit(&emb, fc, cfg.seed, ctx.device, &bar)?;
+    let o = fit(&emb, fc, cfg.seed, ctx.device, &bar, Some(&ctx.dir.path))?;
     bar.finish_and_clear();
     ctx.dir.write_json("metrics_epochs.json", &o.epochs)?;
     let last = o.epochs.last().expect("epochs >= 1");
@@ -306,10 +312,10 @@ mod tests {
         };
         let bar = indicatif::ProgressBar::hidden();
         let chance = 7f64.ln(); // n = 8
-        let g = fit(&good, &cfg(8, 25), 0, Device::Cpu, &bar).unwrap();
+        let g = fit(&good, &cfg(8, 25), 0, Device::Cpu, &bar, None).unwrap();
         let last = g.epochs.last().unwrap();
         assert!(last.test_ce < 0.5 * chance && last.test_top1 > 60.0, "{:?}", last);
-        let r = fit(&noise, &cfg(8, 25), 0, Device::Cpu, &bar).unwrap();
+        let r = fit(&noise, &cfg(8, 25), 0, Device::Cpu, &bar, None).unwrap();
         let last = r.epochs.last().unwrap();
         assert!(last.test_ce > 0.9 * chance && last.test_top1 < 35.0, "noise cannot generalise: {:?}", last);
         // (Same seed, same curve is checked end to end in tests/retrieval.rs, one process per
@@ -323,7 +329,7 @@ mod tests {
             train: Some((Tensor::randn([10, 4], opts), Tensor::randn([10, 4], opts))),
             test: (Tensor::randn([10, 4], opts), Tensor::randn([10, 4], opts)),
         };
-        let err = fit(&e, &cfg(32, 1), 0, Device::Cpu, &indicatif::ProgressBar::hidden()).err().unwrap().to_string();
+        let err = fit(&e, &cfg(32, 1), 0, Device::Cpu, &indicatif::ProgressBar::hidden(), None).err().unwrap().to_string();
         assert!(err.contains("retrieval_frozen.n = 32") && err.contains("lower n"), "{err}");
     }
 }

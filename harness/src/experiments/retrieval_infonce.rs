@@ -99,9 +99,16 @@ struct InfonceSteps<'a, L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> Ev
     window: (f64, u64),
     started: std::time::Instant,
     bar: ProgressBar,
+    /// The run folder, and its TensorBoard event file.
+    dir: &'a std::path::Path,
+    events: crate::tensorboard::RunEvents,
 }
 
 impl<L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> InfonceSteps<'_, L, E> {
+    fn log_eval(&mut self, row: &EvalRow) {
+        self.events.log(row.step, &[("eval/infonce_loss", row.test_loss), ("eval/top1_percent", row.test_top1)]);
+    }
+
     /// Epoch `number`'s shuffle (from the RNG where it stands) and its candidate draws.
     fn shuffle(&mut self, number: u64) {
         let rng_pos = self.rng.get_word_pos();
@@ -123,8 +130,14 @@ impl<L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> Hooks for In
                 (self.steps, self.evals, self.window) = (s.steps, s.evals, s.window);
                 self.started = self.started.checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(self.started);
                 self.bar.set_position(step);
+                self.events = crate::tensorboard::RunEvents::open(self.dir, Some(step));
             }
-            None => self.evals = vec![(self.evaluate)(0)],
+            None => {
+                let first = (self.evaluate)(0);
+                self.events = crate::tensorboard::RunEvents::open(self.dir, None);
+                self.log_eval(&first);
+                self.evals = vec![first];
+            }
         }
         Ok(())
     }
@@ -144,14 +157,18 @@ impl<L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> Hooks for In
         Ok(loss.detach())
     }
 
-    fn after_step(&mut self, done: u64, loss: &Tensor, _norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
+    fn after_step(&mut self, done: u64, loss: &Tensor, norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
         let v = loss.double_value(&[]);
         self.window = (self.window.0 + v, self.window.1 + 1);
         if done % (self.total / 200).max(1) == 0 || done == self.total {
             self.steps.push(StepRow { step: done, loss: v, lr });
+            let grad_norm = norm.map_or(f64::NAN, |n| n.double_value(&[]));
+            self.events.log(done, &[("train/loss", v), ("train/lr", lr), ("train/grad_norm", grad_norm)]);
         }
         if done % self.eval_every == 0 && done != self.total {
-            self.evals.push((self.evaluate)(done));
+            let row = (self.evaluate)(done);
+            self.log_eval(&row);
+            self.evals.push(row);
         }
         self.bar.set_message(format!("loss {v:.3}"));
         self.bar.inc(1);
@@ -300,6 +317,8 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
         window: (0.0, 0),
         started: std::time::Instant::now(),
         bar: progress(ctx, total, "steps {msg}"),
+        dir: &ctx.dir.path,
+        events: Default::default(),
     };
     // A killed run continues where its last resumable state left it, bit for bit.
     let mut lp = TrainLoop {
@@ -310,9 +329,10 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     };
     let step = lp.run(&mut hooks, &vs, &mut stepper)?.steps;
     hooks.bar.finish_and_clear();
-    let InfonceSteps { mut evals, steps, window, started, .. } = hooks;
+    let InfonceSteps { mut evals, steps, window, started, mut events, .. } = hooks;
     let wall = started.elapsed().as_secs_f64();
     let last = evaluate(step);
+    events.log(last.step, &[("eval/infonce_loss", last.test_loss), ("eval/top1_percent", last.test_top1)]);
     evals.push(last.clone());
     save_checkpoint(&vs, &ctx.dir.file("model.safetensors"))?;
     lp.finish()?;

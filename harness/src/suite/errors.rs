@@ -137,8 +137,8 @@ fn experiment_block(lines: &[&str], name: &str) -> Option<Vec<usize>> {
     None
 }
 
-/// The lines (within `within`) of the sections whose header starts with `prefix` (a profile's
-/// `[profile.ci]` and `[profile.ci.train]`), and of inline `prefix` tables.
+/// The lines (within `within`) of the sections `prefix` names and their sub-tables (a profile's
+/// `[profile.ci]` and `[profile.ci.train]`); a prefix ending in `.` takes every section under it.
 fn sections_under(lines: &[&str], within: &[usize], prefix: &str) -> Vec<usize> {
     let exact = prefix.trim_end_matches('.');
     let mut out = Vec::new();

@@ -29,9 +29,8 @@ pub(super) struct ClmSteps<'a> {
     pub(super) started: Instant,
     pub(super) bar: ProgressBar,
     pub(super) out: TrainOutcome,
-    /// TensorBoard event file of the run folder (none when it cannot be written: curves are a
-    /// view, never a reason to fail a run).
-    events: Option<crate::tensorboard::EventWriter>,
+    /// The run folder's TensorBoard event file.
+    events: crate::tensorboard::RunEvents,
 }
 
 impl<'a> ClmSteps<'a> {
@@ -73,32 +72,7 @@ impl<'a> ClmSteps<'a> {
                 amp_final_scale: None,
                 wall_clock_stop: false,
             },
-            events: None,
-        }
-    }
-
-    /// Opens the event file and, on a fresh start, writes the run's config as hparams.
-    fn open_events(&mut self, resumed_at: Option<u64>) {
-        let dir = &self.trainer.run_dir.path;
-        match crate::tensorboard::EventWriter::create(dir, resumed_at) {
-            Ok(mut w) => {
-                let config = std::fs::read_to_string(dir.join("config.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-                if let (None, Some(c)) = (resumed_at, config) {
-                    let group = c.get("kind").and_then(|k| k.as_str()).unwrap_or("run").to_string();
-                    let _ = w.hparams(&crate::tensorboard::flatten(&c), &group);
-                }
-                self.events = Some(w);
-            }
-            Err(e) => eprintln!("  TensorBoard events not written ({}): {e}", dir.display()),
-        }
-    }
-
-    fn log_events(&mut self, step: u64, values: &[(&str, f64)]) {
-        if let Some(w) = self.events.as_mut() {
-            if let Err(e) = w.scalars(step, values) {
-                eprintln!("  TensorBoard events stopped ({}): {e}", w.path.display());
-                self.events = None;
-            }
+            events: Default::default(),
         }
     }
 
@@ -127,15 +101,15 @@ impl Hooks for ClmSteps<'_> {
                 self.started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(self.started);
                 self.bar.set_position(step);
                 eprintln!("  resuming at step {step} of {}", self.total);
-                self.open_events(Some(step));
+                self.events = crate::tensorboard::RunEvents::open(&self.trainer.run_dir.path, Some(step));
             }
             None => {
                 // Step 0: the untrained model, so every curve starts where training started.
                 let initial = self.evaluate();
                 self.out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
                 self.out.overhead_s += self.started.elapsed().as_secs_f64();
-                self.open_events(None);
-                self.log_events(0, &[("eval/loss", initial)]);
+                self.events = crate::tensorboard::RunEvents::open(&self.trainer.run_dir.path, None);
+                self.events.log(0, &[("eval/loss", initial)]);
             }
         }
         Ok(())
@@ -207,7 +181,7 @@ impl Hooks for ClmSteps<'_> {
                 elapsed_s: self.started.elapsed().as_secs_f64(),
             };
             let rate = self.tokens_seen as f64 / (m.elapsed_s - self.out.overhead_s).max(1e-9);
-            self.log_events(done, &[("train/loss", m.loss), ("train/lr", m.lr), ("train/grad_norm", m.grad_norm), ("train/tokens_per_s", rate)]);
+            self.events.log(done, &[("train/loss", m.loss), ("train/lr", m.lr), ("train/grad_norm", m.grad_norm), ("train/tokens_per_s", rate)]);
             self.out.steps_metrics.push(m);
         }
         let overhead = Instant::now();
@@ -216,7 +190,7 @@ impl Hooks for ClmSteps<'_> {
             let window_sum = self.window_sum.double_value(&[]);
             let mean = window_sum / self.window_n as f64;
             self.out.eval_metrics.push(EvalMetric { step: done, eval_loss: self.last_eval, train_loss: mean });
-            self.log_events(done, &[("eval/loss", self.last_eval), ("train/loss_since_last_eval", mean)]);
+            self.events.log(done, &[("eval/loss", self.last_eval), ("train/loss_since_last_eval", mean)]);
             self.out.train_loss = mean;
             self.window_sum = Tensor::zeros([], (Kind::Double, self.trainer.device));
             self.window_n = 0;
