@@ -5,7 +5,6 @@
 use super::{Experiment, RunContext, RunOutput};
 use crate::suite::kind::section_or_default;
 use crate::suite::{Attention, DeviceChoice, ExperimentKind, Invalid, KindRules, Precision, RunConfig, Sides};
-use crate::suite::Mode;
 use crate::throughput::{flops_per_step, median, peak_tflops, run_job, Job, Measured, Side};
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -74,23 +73,18 @@ impl Experiment for Throughput {
         Some(&crate::report::throughput::Throughput)
     }
 
-    /// The fp32 weights (with gradients and AdamW's moments when training, gradients alone for
-    /// `memory`), and the logits of one batch (and their gradient when training) at the
-    /// precision's element size.
+    /// What a job allocates before its timed steps: the fp32 weights and its four token batches.
+    /// An out-of-memory error inside a step is a result (an "OOM" cell, as T6/T7 print), so the
+    /// steps' own memory is not counted here; a model that cannot even be built is refused.
     fn memory_lower_bound(&self, c: &RunConfig) -> Option<(u64, String)> {
         let (model, t) = (c.model.as_ref()?, c.throughput.as_ref()?);
         let params = model.num_params(t.vocab_size, t.n_ctx);
-        let element: u64 = if t.precision == Precision::Fp32 { 4 } else { 2 };
-        let logits = (t.batch_size as u64).saturating_mul(t.n_ctx as u64).saturating_mul(t.vocab_size as u64).saturating_mul(element);
-        let (need, what) = match t.mode {
-            Mode::Train => (params.saturating_mul(16).saturating_add(logits.saturating_mul(2)), "with their gradients and AdamW moments, and the logits of a batch with their gradient"),
-            Mode::Infer => (params.saturating_mul(4).saturating_add(logits), "and the logits of a batch"),
-            Mode::Memory => (params.saturating_mul(8), "with their gradients"),
-        };
+        let batches = 4u64.saturating_mul(t.batch_size as u64).saturating_mul(t.n_ctx as u64).saturating_mul(8);
         Some((
-            need,
+            params.saturating_mul(4).saturating_add(batches),
             format!(
-                "{params} parameters in fp32 {what}; throughput.batch_size = {}, throughput.n_ctx = {}, throughput.vocab_size = {}",
+                "{params} parameters in fp32 and 4 token batches, before any step; throughput.batch_size = {}, throughput.n_ctx = {}, \
+                 throughput.vocab_size = {}",
                 t.batch_size, t.n_ctx, t.vocab_size
             ),
         ))
