@@ -17,7 +17,9 @@ const STORIES: &[&str] = &[
 fn trained(dir: &Path) -> Vec<PathBuf> {
     let text: String = (0..120).map(|i| format!("{}\n<|endoftext|>\n", STORIES[i % STORIES.len()])).collect();
     std::fs::write(dir.join("stories.txt"), text).unwrap();
-    let suite = TINY.replace("source = \"embedded\"\nn_stories = 150", "source = \"text\"\npath = \"stories.txt\"").replace("steps = 30", "steps = 60");
+    let suite = TINY
+        .replace("source = \"embedded\"\nn_stories = 150", "source = \"text\"\npath = \"stories.txt\"")
+        .replace("steps = 30", "steps = 60\ncheckpoint_every = 20");
     write_suite(dir, "gen.toml", &suite);
     let out = harness(dir, &["run", "gen.toml", "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -81,6 +83,11 @@ fn generation_is_deterministic_and_the_incremental_decoder_equals_the_full_recom
     let out = harness(dir.path(), &["generate", &id, "--prompt", "Once upon a time", "--max-new-tokens", "8"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success() && text.contains("llama d16 n1 h2") && text.contains("tokens/s") && text.contains("Once upon a time\u{2016}"), "{text}{}", stderr(&out));
+    // A checkpoint of the run mid-training, by its path: the run's config and tokenizer are used.
+    let ckpt = runs[1].join("checkpoints/step-00000020.safetensors");
+    assert!(ckpt.exists(), "{}", ckpt.display());
+    let early = generate(dir.path(), &[ckpt.to_str().unwrap(), "--prompt", "Tom had a", "--max-new-tokens", "8", "--ignore-eos"]);
+    assert_eq!(ids(&early[0]).len(), 8);
     // Bad requests are named.
     for (args, needle) in [
         (vec!["generate", &id], "no prompt"),

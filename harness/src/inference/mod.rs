@@ -49,7 +49,14 @@ pub fn resolve(target: &str, results: &Path, model_of: Option<&str>) -> Result<(
     } else if path.is_file() {
         let dir = match model_of {
             Some(m) => resolve(m, results, None).context("--model-of")?.0,
-            None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            // A run's own checkpoint: `<run>/model.safetensors` or `<run>/checkpoints/step-*.safetensors`.
+            None => {
+                let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                match parent.file_name() {
+                    Some(n) if n == "checkpoints" => parent.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    _ => parent,
+                }
+            }
         };
         (dir, path.to_path_buf())
     } else if target.len() >= 6 && target.chars().all(|c| c.is_ascii_hexdigit()) {
