@@ -240,15 +240,17 @@ def main():
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     oom = False
-    times = []
+    times, issue_times = [], []
     try:
         for i in range(job["warmup"] + job["steps"]):
             sync()
             t = time.perf_counter()
             step(data[i % n_batches])
+            issued = time.perf_counter() - t
             sync()
             if i >= job["warmup"]:
                 times.append(time.perf_counter() - t)
+                issue_times.append(issued)
     except torch.OutOfMemoryError:
         oom = True
     if cuda:
@@ -262,6 +264,9 @@ def main():
         tf = None
     print(json.dumps({
         "times": times,
+        # Until the step's last operation was issued, before the synchronise (see the harness's
+        # `Measured::issue_times`).
+        "issue_times": issue_times,
         "oom": oom,
         "peak_bytes": peak,
         "params": params,

@@ -175,8 +175,6 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// libtorch, CUDA, threading and CPU kernel-path facts (with a one-second bf16 probe);
-    /// non-zero exit with --require-cuda and no CUDA.
     /// Every table and figure of PAPER.md (docs/PAPER.md), the suites that reproduce it and the
     /// readings they take, or why none does (docs/coverage-notes.toml): docs/coverage.md.
     Coverage {
@@ -260,9 +258,13 @@ enum Command {
         #[arg(long, default_value = "results")]
         results: PathBuf,
     },
+    /// libtorch, CUDA, threading and CPU kernel-path facts (with a one-second bf16 probe);
+    /// non-zero exit with --require-cuda and no CUDA.
     Doctor {
+        /// Exit non-zero when libtorch sees no CUDA device.
         #[arg(long)]
         require_cuda: bool,
+        /// Print the facts as JSON.
         #[arg(long)]
         json: bool,
         /// Pin this kernel path first (as a suite's `cpu_kernels` does) and report what took effect.

@@ -228,7 +228,11 @@ fn explain_oom(error: &str, config: &crate::suite::RunConfig) -> Option<String> 
         ),
         _ => "lower data.n_ctx or the model's size".into(),
     };
-    Some(format!("CUDA out of memory: asked for {asked} with {free} free of {total}; {fix}. libtorch said: {}", error.lines().next().unwrap_or(error)))
+    // libtorch's first sentence, without the C++ frames after it (a panic's Debug text holds
+    // them on the same line, its newlines escaped as `\n`).
+    let said = oom.lines().next().unwrap_or(oom);
+    let said = said.split("\\n").next().unwrap_or(said).trim_end_matches(['"', ')']);
+    Some(format!("CUDA out of memory: asked for {asked} with {free} free of {total}; {fix}. libtorch said: {said}"))
 }
 
 /// Refuses, before any work, runs whose memory lower bound exceeds what their device has:
@@ -326,7 +330,9 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
         Err(panic) => {
             m.status = RunStatus::Failed;
             let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            m.error = Some(format!("panicked: {}", msg.unwrap_or_default()));
+            // tch's tensor ops panic on a libtorch error: an out-of-memory comes this way too.
+            let text = format!("panicked: {}", msg.unwrap_or_default());
+            m.error = Some(explain_oom(&text, &run.config).unwrap_or(text));
         }
     }
     m.files = dir.hash_files()?;
@@ -366,6 +372,12 @@ mod tests {
         let got = super::explain_oom(e, &cfg).unwrap();
         assert!(got.starts_with("CUDA out of memory: asked for 2.00 GiB with 1.06 GiB free of 79.19 GiB; lower train.batch_size to 16 (and set train.accumulate = 2 to keep the global batch of 32)"), "{got}");
         assert!(super::explain_oom("some other error", &cfg).is_none());
+        // The same error as a tch panic: `unwrap()` on a TchError, Debug-formatted, C++ frames after
+        // an escaped newline. The figures are read the same; the frames are left out.
+        let p = "panicked: called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 3.12 GiB is free. Of the allocated memory 130.1 GiB is allocated by PyTorch\\nException raised from malloc at /pytorch/c10/cuda/CUDACachingAllocator.cpp:1234 (most recent call first):\\nframe #0: c10::Error::Error\")";
+        let got = super::explain_oom(p, &cfg).unwrap();
+        assert!(got.starts_with("CUDA out of memory: asked for 8.00 GiB with 3.12 GiB free of 139.80 GiB; lower train.batch_size to 16"), "{got}");
+        assert!(got.ends_with("libtorch said: CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 3.12 GiB is free. Of the allocated memory 130.1 GiB is allocated by PyTorch"), "{got}");
     }
 }
 

@@ -60,6 +60,11 @@ fn sdpa() -> String {
 pub struct Measured {
     /// Seconds per step after warm-up, synchronised.
     pub times: Vec<f64>,
+    /// Seconds from a step's start until its last operation was issued, before the synchronise
+    /// (CUDA; on the CPU work is done as it is issued). Near `times`: the host bounds the step
+    /// (kernel launches, a sync inside it); far under: the device is the bound.
+    #[serde(default)]
+    pub issue_times: Vec<f64>,
     /// The device ran out of memory (then `times` holds what finished before).
     pub oom: bool,
     pub peak_bytes: Option<u64>,
@@ -78,6 +83,10 @@ pub struct Measured {
 impl Measured {
     pub fn median_s(&self) -> Option<f64> {
         median(self.times.clone())
+    }
+
+    pub fn median_issue_s(&self) -> Option<f64> {
+        median(self.issue_times.clone())
     }
 }
 
@@ -169,6 +178,7 @@ pub fn measure_here(job: &Job) -> Result<Measured> {
     let rss_before = peak_rss();
     let mut step = stepper_for(job, model.as_ref(), &vs)?;
     let mut times = Vec::with_capacity(job.steps);
+    let mut issue_times = Vec::with_capacity(job.steps);
     let mut oom = false;
     for i in 0..job.warmup + job.steps {
         sync(device);
@@ -187,9 +197,11 @@ pub fn measure_here(job: &Job) -> Result<Measured> {
                 std::panic::resume_unwind(payload);
             }
         }
+        let issued = t.elapsed().as_secs_f64();
         sync(device);
         if i >= job.warmup {
             times.push(t.elapsed().as_secs_f64());
+            issue_times.push(issued);
         }
     }
     let peak_bytes = match device {
@@ -198,6 +210,7 @@ pub fn measure_here(job: &Job) -> Result<Measured> {
     };
     Ok(Measured {
         times,
+        issue_times,
         oom,
         peak_bytes,
         params,
@@ -334,4 +347,32 @@ pub fn run_job(job: &Job, side: Side, scratch: &Path) -> Result<Measured> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("the job printed no result")?;
     serde_json::from_str(line).with_context(|| format!("reading the {side:?} side's result: {line}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every timed step has its issue time, which cannot exceed the step's synchronised time.
+    #[test]
+    fn each_timed_step_has_an_issue_time_within_it() {
+        let job = Job {
+            model: ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(16, 1)),
+            mode: Mode::Train,
+            batch: 2,
+            n_ctx: 8,
+            vocab: 32,
+            precision: Precision::Fp32,
+            warmup: 1,
+            steps: 3,
+            seed: 0,
+            device: "cpu".into(),
+            attention: "sdpa".into(),
+            peer_malloc: PeerMalloc::Glibc,
+        };
+        let m = measure_here(&job).unwrap();
+        assert_eq!((m.times.len(), m.issue_times.len()), (3, 3));
+        assert!(m.times.iter().zip(&m.issue_times).all(|(t, i)| *i > 0.0 && i <= t), "{:?} {:?}", m.times, m.issue_times);
+        assert!(m.median_issue_s().unwrap() <= m.median_s().unwrap());
+    }
 }

@@ -166,6 +166,8 @@ fn trains_on_real_tinystories_text() {
     let rep = std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().next().unwrap().unwrap().path();
     assert!(std::fs::read_to_string(rep.join("runs.csv")).unwrap().contains(",real,"));
     assert!(m["execution"]["tokens_train"].as_str().unwrap().starts_with("tokenized in"), "{m}");
+    // Where the training rows lived (on CUDA: the device, or pinned host memory past 1 GiB).
+    assert!(m["execution"]["training_rows"].as_str().unwrap().starts_with("on the host (0.0"), "{m}");
 
     // `harness data encode` streams a file into the shard a run would write: the same key.
     let run = run_dir(&dir.path().join("results"), "tiny", m);

@@ -88,6 +88,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
             format!("train.max_minutes ended the run at step {} of {}: not reproducible", outcome.steps, train_cfg.budget_steps(cfg.data().n_ctx)),
         );
     }
+    out.execution.insert("training_rows".into(), outcome.rows.clone());
     s.insert("tokens".into(), outcome.tokens.into());
     s.insert("train_loss".into(), outcome.train_loss.into());
     s.insert("eval_loss".into(), outcome.eval_loss.into());

@@ -159,6 +159,12 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
             if let (Some(f), Some(peak)) = (flops, peak_tflops(&first.device_name, t.precision)) {
                 out.summary.insert(format!("{prefix}mfu"), (f / step / (peak * 1e12)).into());
             }
+            // How long the host took to issue a step, on a device that runs it asynchronously.
+            if matches!(ctx.device, Device::Cuda(_)) {
+                if let Some(issue) = median(of_side.iter().filter_map(|m| m.median_issue_s()).collect()) {
+                    out.summary.insert(format!("{prefix}issue_s"), issue.into());
+                }
+            }
         }
         if let Some(peak) = of_side.iter().filter_map(|m| m.peak_bytes).max() {
             out.summary.insert(format!("{prefix}peak_mib"), (peak as f64 / (1u64 << 20) as f64).into());

@@ -33,6 +33,9 @@ pub struct Row {
     #[serde(default)]
     pub malloc: String,
     pub step_ms: Option<f64>,
+    /// Until the step's last operation was issued, before the synchronise (CUDA runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_ms: Option<f64>,
     pub tokens_per_s: Option<f64>,
     pub mfu: Option<f64>,
     pub peak_mib: Option<f64>,
@@ -69,6 +72,7 @@ pub fn rows_of(suite: &str, experiment: &str, run: &str, model: &str, cfg: &RunC
             driver: driver.into(),
             malloc: summary.get(&format!("{prefix}malloc")).and_then(Value::as_str).unwrap_or_default().into(),
             step_ms: num(&format!("{prefix}step_s")).map(|s| s * 1e3),
+            issue_ms: num(&format!("{prefix}issue_s")).map(|s| s * 1e3),
             tokens_per_s: num(&format!("{prefix}tokens_per_s")),
             mfu: num(&format!("{prefix}mfu")),
             peak_mib: num(&format!("{prefix}peak_mib")),
@@ -134,6 +138,8 @@ fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(S
              side is `bench/pytorch/peer.py`: the reference's LanguageMixer and Hugging Face's LlamaForCausalLM under \
              the Hugging Face Trainer's step. Speed-up = PyTorch step time / harness step time (median over rounds; the \
              smallest round's in brackets). MFU = model FLOPs / step time / the device's dense peak (none for a CPU). \
+             Host issue (CUDA only): the time until a step's last operation was issued, before the synchronise; \
+             near the step time, the host bounds the step (kernel launches, a sync inside it). \
              malloc: each side's host allocator, `glibc` (its defaults: large temporaries are fresh mmaps, zeroed on \
              every step) or `no-mmap` (freed memory kept, the harness's setting); on a CPU it alone can move a step by \
              10-30%, so `throughput.peer_malloc = \"harness\"` gives the peer the harness's setting.\n"
@@ -192,6 +198,12 @@ fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(S
             let (h, p) = by_run[k];
             format!("{} / {}", h.map_or("—".into(), |r| opt(r.peak_mib, 0)), p.map_or("—".into(), |r| opt(r.peak_mib, 0)))
         }).collect()));
+        if speed.iter().any(|(r, _)| r.issue_ms.is_some()) {
+            t.push("host issue ms (harness / PyTorch)", Col::Str(order.iter().map(|k| {
+                let (h, p) = by_run[k];
+                format!("{} / {}", h.map_or("—".into(), |r| opt(r.issue_ms, 2)), p.map_or("—".into(), |r| opt(r.issue_ms, 2)))
+            }).collect()));
+        }
         let _ = writeln!(md, "{}", t.markdown());
         t.write(dir, "throughput").context("writing throughput.parquet / throughput.csv")?;
         let categories: Vec<String> = order.iter().map(|k| {

@@ -37,13 +37,15 @@ impl<'a> ClmSteps<'a> {
     pub(super) fn new(trainer: &'a Trainer<'a>, model: &'a dyn CausalLm, vs: &'a nn::VarStore, train: &'a Encoded, eval: &'a Encoded, total: u64) -> Self {
         let cfg = trainer.cfg;
         let micro = cfg.batch_size.min(train.len()) as usize;
+        let data = Resident::new(train, trainer.device);
+        let rows = data.placement();
         ClmSteps {
             trainer,
             model,
             vs,
             train,
             eval,
-            data: Resident::new(train, trainer.device),
+            data,
             row_tokens: Vec::<i64>::try_from(train.labels.ne(IGNORE).sum_dim_intlist(1, false, Kind::Int64)).unwrap_or_default(),
             micro,
             global: micro * cfg.accumulate as usize,
@@ -71,6 +73,7 @@ impl<'a> ClmSteps<'a> {
                 amp_skipped_steps: 0,
                 amp_final_scale: None,
                 wall_clock_stop: false,
+                rows,
             },
             events: Default::default(),
         }

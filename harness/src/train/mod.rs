@@ -91,6 +91,8 @@ pub struct TrainOutcome {
     /// fp16-amp: optimizer steps skipped for inf/nan gradients, and the final loss scale.
     pub amp_skipped_steps: u64,
     pub amp_final_scale: Option<f64>,
+    /// Where the training rows lived (the device, pinned host memory or the host), with their size.
+    pub rows: String,
 }
 
 /// Dynamic loss scaling as `torch.cuda.amp.GradScaler` with its defaults.
@@ -289,6 +291,20 @@ impl Resident {
             _ => (train.tokens.shallow_clone(), train.labels.shallow_clone()),
         };
         Self { tokens, labels, device }
+    }
+
+    /// Where the rows live, with their size: "on the device (0.03 GiB)", "in pinned host memory
+    /// (1.10 GiB)" or "on the host (...)".
+    fn placement(&self) -> String {
+        let gib = 2.0 * self.tokens.numel() as f64 * 8.0 / (1u64 << 30) as f64;
+        let place = if self.tokens.device() != Device::Cpu {
+            "on the device"
+        } else if self.device != Device::Cpu && self.tokens.is_pinned(self.device) {
+            "in pinned host memory"
+        } else {
+            "on the host"
+        };
+        format!("{place} ({gib:.2} GiB)")
     }
 
     /// `[rows, n_ctx]` tokens and labels on the device.
