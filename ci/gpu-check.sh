@@ -18,12 +18,15 @@
 #   width       suites/paper/ts_clm_width.toml@gpu-smoke: every T2-T5/T8 shape, fp16 AMP      240
 #   retrieval   suites/ci/gpu-retrieval.toml@gpu-smoke: CLM, frozen, InfoNCE, top-1 vs n     200
 #   rerun       suites/ci/gpu.toml again, checked against the band's baseline (CUDA noise)   130
+#   smoke       every other paper suite's gpu-smoke profile (autoencoders, FineWeb/FineMath
+#               sweeps, heads, norms, bidirectional, representation, 4xV100, variants)       600
 #
 # Together they take longer than one 10-minute call. GPU_CHECK_BUDGET (seconds, default 540) is
-# this call's share: a phase whose guess does not fit what is left waits, a phase that runs past
-# the budget is stopped, and the summary lists both. Runs and reports stay in GPU_WORK (default
-# .gpu-work, ignored by git, so it stays on a warm machine): a second call continues where the
-# first stopped; finished phases and runs are not redone.
+# this call's share: a phase starts while the smaller of its guess and 90 s is left (runs are the unit
+# of work: a phase stopped at the end of the budget keeps its finished runs), and the summary
+# lists what waits. Runs and reports stay in GPU_WORK (default .gpu-work, ignored by git, so it
+# stays on a warm machine): a second call continues where the first stopped; finished phases and
+# runs are not redone.
 #
 # Outputs, in $OUT (default ./gpu-out): summary.md (also printed last), run.log, doctor.txt and
 # record.tar.gz, which holds <date>-<card>/ with all of these, each phase's report folder, the
@@ -37,9 +40,9 @@
 # they are installed into a scratch folder on PYTHONPATH, nothing else changes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ALL=(paths throughput precision band memory width retrieval rerun)
+ALL=(paths throughput precision band memory width retrieval rerun smoke)
 declare -A NEEDS=([band]=precision [rerun]=precision)
-declare -A GUESS=([paths]=60 [throughput]=300 [precision]=130 [band]=5 [memory]=120 [width]=240 [retrieval]=200 [rerun]=130)
+declare -A GUESS=([paths]=60 [throughput]=300 [precision]=130 [band]=5 [memory]=120 [width]=240 [retrieval]=200 [rerun]=130 [smoke]=600)
 plan=0
 phases=()
 for a in "$@"; do
@@ -129,6 +132,13 @@ phase_band() {
 phase_memory() { h memory suites/paper/memory.toml@gpu-smoke; }
 phase_width() { h width suites/paper/ts_clm_width.toml@gpu-smoke; }
 phase_retrieval() { h retrieval suites/ci/gpu-retrieval.toml@gpu-smoke; }
+SMOKE_LIST="autoencoders_ts finemath_ctx_sweep fineweb_bidirectional fineweb_ctx_sweep fineweb_heads
+  fineweb_norms_residuals representation_fineweb ts_clm_4xv100 ts_clm_variants"
+phase_smoke() {
+  local s rc=0
+  for s in $SMOKE_LIST; do h smoke "suites/paper/$s.toml@gpu-smoke" || rc=1; done
+  return $rc
+}
 phase_rerun() {
   [ "$plan" = 1 ] || [ -f "$WORK/record/ci-gpu.cuda.toml" ] || phase_band || return 1
   h rerun suites/ci/gpu.toml && check rerun rerun suites/ci/gpu.toml
@@ -167,7 +177,8 @@ fi
 
 # status.tsv: phase, state, seconds, this call's date (one line per phase per call).
 export BIN WORK LOG plan
-export -f h check verdict phase_paths phase_throughput phase_precision phase_band phase_memory phase_width phase_retrieval phase_rerun
+export SMOKE_LIST
+export -f h check verdict phase_paths phase_throughput phase_precision phase_band phase_memory phase_width phase_retrieval phase_rerun phase_smoke
 failed=0
 for p in "${phases[@]}"; do
   if [ -f "$WORK/done/$p" ]; then
@@ -181,7 +192,8 @@ for p in "${phases[@]}"; do
     continue
   fi
   left=$((BUDGET - (SECONDS - started)))
-  if [ "$left" -lt "${GUESS[$p]}" ]; then
+  floor=$(( GUESS[$p] < 90 ? GUESS[$p] : 90 ))
+  if [ "$left" -lt "$floor" ]; then
     echo "== $p: waits (about ${GUESS[$p]} s, ${left} s left of this call's budget)"
     printf '%s\twaits\t0\t%s\n' "$p" "$(date -u +%FT%TZ)" >> "$WORK/status.tsv"
     continue
@@ -209,11 +221,12 @@ stage="$(mktemp -d)"
 mkdir -p "$stage/$name"
 cp "$WORK"/record/* "$stage/$name/" 2>/dev/null
 cp "$WORK/status.tsv" "$stage/$name/" 2>/dev/null
-# Each phase's newest report folder (figures, tables, README), by phase and suite.
+# Each phase's newest report folder per suite (figures, tables, README): reports/<phase>/<suite>/.
 for d in "$WORK"/reports/*/*; do
   [ -d "$d" ] || continue
   newest="$(ls -d "$d"/*/ 2>/dev/null | sort | tail -1)"
-  [ -n "$newest" ] && mkdir -p "$stage/$name/reports" && cp -r "$newest" "$stage/$name/reports/$(basename "$(dirname "$d")")"
+  phase="$(basename "$(dirname "$d")")"
+  [ -n "$newest" ] && mkdir -p "$stage/$name/reports/$phase" && cp -r "$newest" "$stage/$name/reports/$phase/$(basename "$d")"
 done
 tar -C "$stage" -czf "$OUT/record.tar.gz" "$name"
 cp "$WORK/record/summary.md" "$LOG" "$WORK/record/doctor.txt" "$OUT/" 2>/dev/null

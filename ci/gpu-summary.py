@@ -19,13 +19,22 @@ from pathlib import Path
 SPEEDUP_GOAL = 1.1
 MFU_GOAL = 0.45
 # The phases in ci/gpu-check.sh's order, with the report each one writes (phase folder, suite).
-PHASES = ["paths", "throughput", "precision", "band", "memory", "width", "retrieval", "rerun"]
+PHASES = ["paths", "throughput", "precision", "band", "memory", "width", "retrieval", "rerun", "smoke"]
+
+
+def newest_reports(work, tag):
+    """The newest report folder a phase wrote for each suite: reports/<tag>/<suite>/<version>/."""
+    out = []
+    for suite in sorted(p for p in (work / "reports" / tag).glob("*") if p.is_dir()):
+        versions = sorted(r.parent for r in suite.glob("*/README.md"))
+        if versions:
+            out.append(versions[-1])
+    return out
 
 
 def newest_report(work, tag):
-    """The newest report folder a phase wrote: reports/<tag>/<suite>/<version>/."""
-    dirs = sorted((work / "reports" / tag).glob("*/*/README.md"), key=lambda p: p.parent.name)
-    return dirs[-1].parent if dirs else None
+    reports = newest_reports(work, tag)
+    return reports[-1] if reports else None
 
 
 def num(x):
@@ -106,13 +115,16 @@ def speed_goals(work):
     return "\n".join(lines)
 
 
-def runs_table(work, tag, losses=True):
-    """A phase's runs (its newest report's runs.csv) and how many training runs ended non-finite."""
-    rep = newest_report(work, tag)
-    if rep is None or not (rep / "runs.csv").exists():
+def runs_table(work, tag):
+    """A phase's runs (each suite's newest report's runs.csv) and the training runs that failed or
+    ended with a non-finite loss (None when the phase wrote no report)."""
+    reports = [r for r in newest_reports(work, tag) if (r / "runs.csv").exists()]
+    if not reports:
         return f"No report from phase `{tag}`.", None
-    with open(rep / "runs.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = []
+    for rep in reports:
+        with open(rep / "runs.csv", newline="") as f:
+            rows += [dict(r, suite=rep.parent.name) for r in csv.DictReader(f)]
     keys = [k for k in ["train_loss", "eval_loss", "hamming", "hamming_untrained", "test_top1", "infonce_top1", "tokens_per_s", "wall_s"]
             if any(r.get(k) for r in rows)]
     body, bad = [], []
@@ -124,15 +136,16 @@ def runs_table(work, tag, losses=True):
         status = r.get("status", "")
         if not status.startswith("finished"):
             bad.append(f"{r['experiment']} {r['model']} ({status})")
-        elif losses:
+        else:
             for k in ("train_loss", "eval_loss"):
                 v = num(r.get(k)) if r.get(k, "") != "" else 0.0
                 if v is None or not math.isfinite(v):
                     bad.append(f"{r['experiment']} {r['model']} ({k} {r.get(k)})")
                     break
-        body.append([r["experiment"], r["model"], r.get("setting", ""), status] + vals)
-    text = f"From `{tag}/{rep.parent.name}/{rep.name}`:\n\n" + table(["experiment", "model", "setting", "status"] + keys, body)
-    return text, bad
+        body.append(([r["suite"]] if len(reports) > 1 else []) + [r["experiment"], r["model"], r.get("setting", ""), status] + vals)
+    head = (["suite"] if len(reports) > 1 else []) + ["experiment", "model", "setting", "status"] + keys
+    where = ", ".join(f"`{tag}/{r.parent.name}/{r.name}`" for r in reports)
+    return f"From {where}:\n\n" + table(head, body), bad
 
 
 def check_tail(work, name):
@@ -161,7 +174,8 @@ def main():
     for tag, title in [("precision", "fp32, fp16-amp and bf16 training (suites/ci/gpu.toml)"),
                        ("width", "Every T2-T5/T8 shape at n_ctx 512 (ts_clm_width@gpu-smoke)"),
                        ("retrieval", "Retrieval (gpu-retrieval@gpu-smoke)"),
-                       ("rerun", "suites/ci/gpu.toml again (rerun)")]:
+                       ("rerun", "suites/ci/gpu.toml again (rerun)"),
+                       ("smoke", "Every other gpu-smoke profile")]:
         text, bad = runs_table(work, tag)
         out += [f"## {title}", "", text, ""]
         if bad is not None:

@@ -21,7 +21,7 @@ fn every_phase_of_the_gpu_check_expands() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    for phase in ["paths", "throughput", "precision", "band", "memory", "width", "retrieval", "rerun"] {
+    for phase in ["paths", "throughput", "precision", "band", "memory", "width", "retrieval", "rerun", "smoke"] {
         assert!(text.lines().any(|l| l.starts_with(&format!("ok   {phase}:"))), "{phase} missing:\n{text}");
     }
     // Every phase that runs a suite expanded at least one.
@@ -76,6 +76,11 @@ fn the_gpu_summary_judges_goals_and_losses() {
          clm-bf16,llama d256 n8 h4,n_ctx=512,failed: CUDA error,,,,\n\
          representation,masked_mixer d256 n8,n_ctx=512,finished,,,0.0,\n",
     );
+    for (suite, loss) in [("ts-clm-variants", "2.5"), ("fineweb-heads", "inf")] {
+        let rep = w.join(format!("reports/smoke/{suite}/20261205T020000Z-abc"));
+        write(&rep.join("README.md"), "# smoke\n");
+        write(&rep.join("runs.csv"), &format!("experiment,model,setting,status,train_loss,eval_loss\nclm,m,n_ctx=512,finished,{loss},2.6\n"));
+    }
     write(&w.join("record/band.txt"), "baseline /w/record/ci-gpu.cuda.toml\n| run | metric | expected | got | tolerance | verdict |\n|---|---|---|---|---|---|\n| clm · m | eval_loss | 0.64 | 0.70 | ±2% | REGRESSION |\n| clm · m | train_loss | 0.68 | 0.68 | ±2% | pass |\n\n2 checks: 1 pass, 1 regression(s), 0 missing\nexit 1\n");
     let out = Command::new("python3").arg(root().join("ci/gpu-summary.py")).arg(w).output().unwrap();
     let md = String::from_utf8_lossy(&out.stdout).to_string();
@@ -91,6 +96,8 @@ fn the_gpu_summary_judges_goals_and_losses() {
     assert!(md.contains("precision: clm-fp16-amp llama d256 n8 h4 (eval_loss NaN)"), "{md}");
     assert!(md.contains("precision: clm-bf16 llama d256 n8 h4 (failed: CUDA error)"), "{md}");
     assert!(!md.contains("representation masked_mixer"), "a run without losses is not judged on them:\n{md}");
+    assert!(md.contains("| suite | experiment |") && md.contains("| ts-clm-variants | clm | m |") && md.contains("| fineweb-heads | clm | m |"), "{md}");
+    assert!(md.contains("smoke: clm m (train_loss inf)") && !md.contains("smoke: clm m (train_loss 2.5)"), "{md}");
     assert!(md.contains("| clm · m | eval_loss | 0.64 | 0.70 | ±2% | REGRESSION |") && md.contains("2 checks: 1 pass, 1 regression(s), 0 missing"), "{md}");
     assert!(!md.contains("| train_loss | 0.68 | 0.68 | ±2% | pass |"), "passing rows stay in the file:\n{md}");
 }
