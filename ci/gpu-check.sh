@@ -15,7 +15,7 @@
 #   precision   suites/ci/gpu.toml: fp32, fp16-amp and bf16 CLM of both models, representation 130
 #   band        `harness check` of those runs against a CUDA baseline written from them here    5
 #   memory      suites/paper/memory.toml@gpu-smoke: the T6/T7 grid on the card               120
-#   width       suites/paper/ts_clm_width.toml@gpu-smoke: every T2-T5/T8 shape, fp16 AMP      240
+#   width       suites/paper/ts_clm_width.toml@gpu-smoke: every T2-T5/T8 shape, fp16 AMP      300
 #   retrieval   suites/ci/gpu-retrieval.toml@gpu-smoke: CLM, frozen, InfoNCE, top-1 vs n     200
 #   rerun       suites/ci/gpu.toml again, checked against the band's baseline (CUDA noise)   130
 #   smoke       every other paper suite's gpu-smoke profile (autoencoders, FineWeb/FineMath
@@ -42,7 +42,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ALL=(paths throughput precision band memory width retrieval rerun smoke)
 declare -A NEEDS=([band]=precision [rerun]=precision)
-declare -A GUESS=([paths]=60 [throughput]=300 [precision]=130 [band]=5 [memory]=120 [width]=240 [retrieval]=200 [rerun]=130 [smoke]=600)
+declare -A GUESS=([paths]=60 [throughput]=300 [precision]=130 [band]=5 [memory]=120 [width]=300 [retrieval]=200 [rerun]=130 [smoke]=600)
 plan=0
 phases=()
 for a in "$@"; do
