@@ -206,7 +206,15 @@ impl Ctx<'_> {
                     lineage.push(p.name.to_string());
                 }
                 self.validate(&mut config, &exp.name, cuda_available)?;
-                axes_desc.extend(point.iter().flat_map(|(k, v)| flatten_point(k, v)).map(|(k, v)| (k, describe(&v))));
+                // Each axis as the run has it: a profile's setting or `--set` that overrode the
+                // point's value (a smoke profile's `train.steps`) is what the label shows.
+                for (axis, value) in point {
+                    let layers = if own_axis(axis) { &overrides[from_profiles..] } else { &overrides[..] };
+                    for (k, v) in flatten_point(axis, value) {
+                        let v = layers.iter().filter(|(o, _)| settable(o)).filter_map(|o| override_at(&k, o)).last().unwrap_or(v);
+                        axes_desc.push((k, describe(&v)));
+                    }
+                }
                 let label = run_label(&config, up.map(|(_, r)| r));
                 let paper = paper_for(&exp.paper, &label, &config, &lineage);
                 runs.push(Run {
@@ -267,6 +275,21 @@ pub(super) fn flatten_point(key: &str, value: &Value) -> Vec<(String, Value)> {
         }
         _ => vec![(key.to_string(), value.clone())],
     }
+}
+
+/// The value an override `(key, value)` gives the dotted key `at`, when it sets it: both
+/// `("train.steps", 300)` and `("train", { steps = 300 })` set `train.steps`.
+pub(super) fn override_at(at: &str, (key, value): &(String, Value)) -> Option<Value> {
+    let rest = match at.strip_prefix(key.as_str()) {
+        Some("") => return Some(value.clone()),
+        Some(rest) => rest.strip_prefix('.')?,
+        None => return None,
+    };
+    let mut v = value;
+    for part in rest.split('.') {
+        v = v.as_table()?.get(part)?;
+    }
+    Some(v.clone())
 }
 
 /// A run's sweep point: its axes without the seed.

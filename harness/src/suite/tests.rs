@@ -318,3 +318,28 @@ fn every_section_an_experiment_sets_is_in_sections() {
     assert_eq!(names, SECTIONS, "ExperimentDef::settings and SECTIONS must list the same sections in the same order");
     assert!(default_keys().contains(&"seeds"));
 }
+
+/// A run's setting shows what it runs with: a profile's setting or `--set` that overrides a
+/// swept value (a smoke profile's step budget) replaces it in the label, and an axis the
+/// experiment's own profile section replaced keeps its values unless `--set` overrides them.
+#[test]
+fn settings_show_the_values_that_override_the_sweep() {
+    let src = GOOD.replace("[experiment.sweep]\nmodel = [", "[experiment.sweep]\n\"train.lr\" = [0.001]\npoint = [{ train = { steps = 10 } }, { train = { steps = 20 } }]\nmodel = [")
+        + "[profile.smoke]\ndescription = \"short\"\ntrain = { steps = 3 }\n\
+           [experiment.profile.smoke.sweep]\n\"train.lr\" = [0.002]\n";
+    let load = |profile: Option<&str>, set: &[(String, Value)]| Suite::parse_profile(Path::new("suites/t.toml"), src.clone(), profile, set, false).unwrap();
+    let settings = |s: &Suite| -> std::collections::BTreeSet<String> { s.runs.iter().map(crate::report::setting).collect() };
+    let base = load(None, &[]);
+    assert!(settings(&base).iter().any(|s| s.contains("train.steps=10") && s.contains("train.lr=0.001")), "{:?}", settings(&base));
+    assert!(settings(&base).iter().any(|s| s.contains("train.steps=20")), "{:?}", settings(&base));
+    assert!(base.runs.iter().any(|r| r.config.train.as_ref().unwrap().steps == Some(20)));
+    // The profile's steps = 3 beats both points: every label says 3, and the points collapse.
+    let smoke = load(Some("smoke"), &[]);
+    assert!(smoke.runs.iter().all(|r| r.config.train.as_ref().unwrap().steps == Some(3)));
+    assert!(settings(&smoke).iter().all(|s| s.contains("train.steps=3") && s.contains("train.lr=0.002")), "{:?}", settings(&smoke));
+    // `--set` beats the profile and the experiment's own axis.
+    let set = [parse_override("train.lr=0.005").unwrap(), parse_override("train.steps=4").unwrap()];
+    let cli = load(Some("smoke"), &set);
+    assert!(settings(&cli).iter().all(|s| s.contains("train.steps=4") && s.contains("train.lr=0.005")), "{:?}", settings(&cli));
+    assert!(cli.runs.iter().all(|r| r.config.train.as_ref().unwrap().lr == 0.005));
+}
