@@ -201,8 +201,17 @@ fn portable_runs_check_bit_for_bit_whatever_the_environment_and_other_paths_are_
     run("a", &portable, &foreign);
     let (code, text) = check_in("a", &[&portable[..], &["--update-baseline"]].concat());
     assert_eq!(code, 0, "{text}");
-    let baseline = std::fs::read_to_string(dir.path().join("ci/baselines/tiny.toml")).unwrap();
+    let base_file = dir.path().join("ci/baselines/tiny.toml");
+    let baseline = std::fs::read_to_string(&base_file).unwrap();
     assert!(baseline.contains("kernel_path = \"mkl COMPATIBLE · aten AVX2 · 2 threads\""), "{baseline}");
+    // This test is about bits. Its runs share the 2 cores with the other tests of this file, so
+    // run a's tokens/s is no floor for run b (CI once saw the mixer's drop 5.7x): the speed
+    // floors come out of its baseline. `tokens_per_s` floors are tested in check/tests.rs.
+    let mut parsed: harness::check::Baseline = toml::from_str(&baseline).unwrap();
+    for r in &mut parsed.runs {
+        assert!(r.metrics.remove("tokens_per_s").is_some(), "the baseline had a speed floor for {}", r.key);
+    }
+    std::fs::write(&base_file, parsed.to_toml()).unwrap();
 
     // The same suite without the foreign environment: the same bits.
     run("b", &portable, &[]);
