@@ -182,6 +182,7 @@ impl Ctx<'_> {
                 for (k, v) in overrides[from_profiles..].iter().filter(|(k, _)| settable(k)) {
                     set_dotted(&mut t, k, v.clone());
                 }
+                self.check_point_kept(&t, point, (overrides, from_profiles, profiled.name), &settable, &exp.name)?;
                 let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
                     let key = e.path().to_string();
                     let msg = e.inner().message().trim().to_string();
@@ -233,6 +234,65 @@ impl Ctx<'_> {
         }
         Ok(runs)
     }
+}
+
+impl Ctx<'_> {
+    /// Every setting of a sweep point is in the resolved table. A later layer (a profile's or
+    /// `--set`'s table of another `source` or `kind`) replaces the whole table and drops what
+    /// the point set there: the run would take the default while its label shows the point's
+    /// value, so that is an error naming the layer and the key.
+    fn check_point_kept(
+        &self,
+        resolved: &Table,
+        point: &[(String, Value)],
+        (layers, from_profiles, profile): (&[(String, Value)], usize, Option<&str>),
+        settable: &dyn Fn(&str) -> bool,
+        experiment: &str,
+    ) -> Result<(), SuiteError> {
+        for (key, value) in point.iter().flat_map(|(k, v)| flatten_point(k, v)) {
+            if get_dotted(resolved, &key).is_some() {
+                continue;
+            }
+            // The last layer that replaced a table above the key without setting the key.
+            let replaces = |v: &Value| v.as_table().is_none_or(|t| t.contains_key("source") || t.contains_key("kind"));
+            let by = layers
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, (o, v))| settable(o) && replaces(v))
+                .find(|(_, o)| key.starts_with(&format!("{}.", o.0)) && override_at(&key, o).is_none());
+            let leaf = key.rsplit('.').next().unwrap_or(&key);
+            let fix = match (by, profile) {
+                (Some((i, _)), Some(p)) if i < from_profiles => format!(
+                    "repeat the points under [experiment.profile.{p}.sweep], which apply after the profile's tables (or give `{leaf}` \
+                     in this table, if every run should have one value)"
+                ),
+                _ => format!("give `{leaf}` in this table too"),
+            };
+            let (at, what) = match by {
+                Some((_, (o, _))) => (o.as_str(), format!("this `{o}` table")),
+                None => (key.as_str(), "a later setting".to_string()),
+            };
+            return Err(self.invalid(
+                at,
+                format!(
+                    "{what} has another `source` or `kind` than the suite's, so it replaces the whole table and drops `{key} = {value}`, \
+                     which a sweep point of experiment `{experiment}` sets: the run would take the default while its label shows \
+                     `{value}`. To keep it, {fix}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The value at a dotted key of a table, if every table on the way has it.
+fn get_dotted<'a>(t: &'a Table, key: &str) -> Option<&'a Value> {
+    let (head, rest) = match key.split_once('.') {
+        None => return t.get(key),
+        Some(split) => split,
+    };
+    get_dotted(t.get(head)?.as_table()?, rest)
 }
 
 /// The paper value for a run, most specific key first: "<label> @ <experiment>" and

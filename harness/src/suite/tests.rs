@@ -343,3 +343,30 @@ fn settings_show_the_values_that_override_the_sweep() {
     assert!(settings(&cli).iter().all(|s| s.contains("train.steps=4") && s.contains("train.lr=0.005")), "{:?}", settings(&cli));
     assert!(cli.runs.iter().all(|r| r.config.train.as_ref().unwrap().lr == 0.005));
 }
+
+/// A profile's or `--set`'s table of another `source` replaces the suite's whole table: a
+/// setting a sweep point put there would be dropped while the label still shows it, so that is
+/// an error naming the table's line and the key; repeating the points in the experiment's own
+/// profile sweep (applied after the profile's tables) keeps them.
+#[test]
+fn a_point_setting_dropped_by_a_replacing_table_is_an_error() {
+    let src = GOOD.replace("\"data.n_ctx\" = [16, 32]", "point = [{ data = { padding = \"left\" } }, { data = { padding = \"right\" } }]")
+        + "[profile.text]\ndescription = \"another source\"\n\
+           data = { source = \"text\", path = \"stories.txt\", n_ctx = 16, vocab_size = 300 }\n";
+    let load = |text: &str, profile: Option<&str>, set: &[(String, Value)]| Suite::parse_profile(Path::new("suites/t.toml"), text.into(), profile, set, false);
+    let e = load(&src, Some("text"), &[]).unwrap_err().to_string();
+    let line = src.lines().position(|l| l.starts_with("data = { source = \"text\"")).unwrap() + 1;
+    assert!(e.starts_with(&format!("suites/t.toml:{line}: key `data`: this `data` table has another `source`")), "{e}");
+    assert!(e.contains("drops `data.padding = \"left\"`") && e.contains("experiment `clm`") && e.contains("(set by profile `text`)"), "{e}");
+    assert!(e.contains("repeat the points under [experiment.profile.text.sweep]"), "{e}");
+    // The points repeated under the experiment's own profile sweep apply after the table.
+    let kept = src.clone() + "[experiment.profile.text.sweep]\npoint = [{ data = { padding = \"left\" } }, { data = { padding = \"right\" } }]\n";
+    let suite = load(&kept, Some("text"), &[]).unwrap();
+    let padding = |r: &Run| serde_json::to_value(&r.config.data).unwrap()["padding"].clone();
+    assert_eq!(suite.runs.iter().filter(|r| padding(r) == "left").count(), suite.runs.len() / 2);
+    // `--set` of another source is named as the `--set`; one of the same source merges.
+    let other = parse_override("data={ source = \"text\", path = \"y.txt\", n_ctx = 16, vocab_size = 300 }").unwrap();
+    let e = load(&src, None, &[other]).unwrap_err().to_string();
+    assert!(e.starts_with("--set data=") && e.contains("drops `data.padding = \"left\"`") && e.contains("give `padding` in this table too"), "{e}");
+    assert!(load(&src, None, &[parse_override("data={ n_ctx = 32 }").unwrap()]).is_ok());
+}
