@@ -4,8 +4,13 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 
+/// TINY with two seeds, a table and a claim. It evaluates every step: the equal-time view reads
+/// each run at the step it had reached after the cheaper entry's mean time, and on a loaded machine
+/// a run may be several times slower than its peer; with an eval every 10 steps it would then have
+/// no evaluation after step 0 by that time, and the view (which this file checks) would be empty.
 fn suite() -> String {
-    TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("name = \"clm\"\nkind = \"clm\"", "name = \"clm\"\nkind = \"clm\"\ncells = { T = [\"mixer\", \"llama\"] }")
+    assert!(TINY.contains("eval_every = 10\n"), "the fixture's eval interval moved: update suite()");
+    TINY.replace("seeds = [0]", "seeds = [0, 1]").replace("eval_every = 10", "eval_every = 1").replace("name = \"clm\"\nkind = \"clm\"", "name = \"clm\"\nkind = \"clm\"\ncells = { T = [\"mixer\", \"llama\"] }")
         + r#"
 [[table]]
 id = "T"
