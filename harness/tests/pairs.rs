@@ -25,6 +25,8 @@ enum Mode {
 struct Server {
     url: String,
     answered: Arc<AtomicUsize>,
+    /// Requests the server took (before its delay); in `Mode::Clean` each is answered.
+    seen: Arc<AtomicUsize>,
     injected: Arc<Mutex<BTreeMap<&'static str, usize>>>,
 }
 
@@ -36,6 +38,7 @@ fn serve(mode: Mode, delay: Duration) -> Server {
     let (answered, injected) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(BTreeMap::new())));
     let (a, inj) = (answered.clone(), injected.clone());
     let seen = Arc::new(AtomicUsize::new(0));
+    let taken = seen.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -85,7 +88,7 @@ fn serve(mode: Mode, delay: Duration) -> Server {
             });
         }
     });
-    Server { url, answered, injected }
+    Server { url, answered, seen: taken, injected }
 }
 
 fn run(dir: &Path, args: &[&str]) -> String {
@@ -162,8 +165,13 @@ fn pairs_are_exported_summarised_resumed_and_joined() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    // Answers already on their way when the client died are counted before the rerun starts.
+    // Answers already on their way when the client died are counted before the rerun starts: a
+    // pause for requests still in the socket's queue, then until every request taken is answered.
     std::thread::sleep(Duration::from_millis(300));
+    let settling = std::time::Instant::now();
+    while slower.answered.load(Ordering::SeqCst) < slower.seen.load(Ordering::SeqCst) && settling.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let before = std::fs::read_to_string(dir.join("killed.jsonl")).unwrap().lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).count();
     assert!(before < n, "killed after {before} of {n}");
     let answered = slower.answered.load(Ordering::SeqCst);
