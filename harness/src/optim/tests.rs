@@ -108,6 +108,7 @@ fn the_fused_cpu_step_is_calibrated_and_in_use_where_the_cpu_has_fma() {
         if fused::vml_available() {
             assert!(fused_cpu_step_sweeps(), "MKL's vmsSqrt is there, but the one-pass sweep did not reproduce libtorch");
         }
+        assert!(fused::two_passes_reproduce(), "the two-pass fused step (libtorch's square root) did not reproduce libtorch");
     }
 }
 
