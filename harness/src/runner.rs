@@ -360,27 +360,6 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
     Ok((m, None))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn cuda_oom_is_said_with_its_figures_and_a_batch() {
-        let cfg: crate::suite::RunConfig = toml::from_str(
-            "kind = \"clm\"\n[train]\nsteps = 10\nbatch_size = 32\n",
-        )
-        .unwrap();
-        let e = "training: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.06 GiB is free. Including non-PyTorch memory, this process has 78.1 GiB memory in use.";
-        let got = super::explain_oom(e, &cfg).unwrap();
-        assert!(got.starts_with("CUDA out of memory: asked for 2.00 GiB with 1.06 GiB free of 79.19 GiB; lower train.batch_size to 16 (and set train.accumulate = 2 to keep the global batch of 32)"), "{got}");
-        assert!(super::explain_oom("some other error", &cfg).is_none());
-        // The same error as a tch panic: `unwrap()` on a TchError, Debug-formatted, C++ frames after
-        // an escaped newline. The figures are read the same; the frames are left out.
-        let p = "panicked: called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 3.12 GiB is free. Of the allocated memory 130.1 GiB is allocated by PyTorch\\nException raised from malloc at /pytorch/c10/cuda/CUDACachingAllocator.cpp:1234 (most recent call first):\\nframe #0: c10::Error::Error\")";
-        let got = super::explain_oom(p, &cfg).unwrap();
-        assert!(got.starts_with("CUDA out of memory: asked for 8.00 GiB with 3.12 GiB free of 139.80 GiB; lower train.batch_size to 16"), "{got}");
-        assert!(got.ends_with("libtorch said: CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 3.12 GiB is free. Of the allocated memory 130.1 GiB is allocated by PyTorch"), "{got}");
-    }
-}
-
 impl Manifest {
     /// The manifest of a run before (or without) running it: its ids and seed, status failed
     /// until a run sets it.
@@ -498,5 +477,26 @@ fn record(run: &Run, dir: &RunDir, m: &Manifest, reused: bool) -> RunRecord {
         train_curve: curve(dir, "metrics_steps.json", "loss"),
         reused,
         folder: dir.path.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cuda_oom_is_said_with_its_figures_and_a_batch() {
+        let cfg: crate::suite::RunConfig = toml::from_str(
+            "kind = \"clm\"\n[train]\nsteps = 10\nbatch_size = 32\n",
+        )
+        .unwrap();
+        let e = "training: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.06 GiB is free. Including non-PyTorch memory, this process has 78.1 GiB memory in use.";
+        let got = super::explain_oom(e, &cfg).unwrap();
+        assert!(got.starts_with("CUDA out of memory: asked for 2.00 GiB with 1.06 GiB free of 79.19 GiB; lower train.batch_size to 16 (and set train.accumulate = 2 to keep the global batch of 32)"), "{got}");
+        assert!(super::explain_oom("some other error", &cfg).is_none());
+        // The same error as a tch panic: `unwrap()` on a TchError, Debug-formatted, C++ frames after
+        // an escaped newline. The figures are read the same; the frames are left out.
+        let p = "panicked: called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 3.12 GiB is free. Of the allocated memory 130.1 GiB is allocated by PyTorch\\nException raised from malloc at /pytorch/c10/cuda/CUDACachingAllocator.cpp:1234 (most recent call first):\\nframe #0: c10::Error::Error\")";
+        let got = super::explain_oom(p, &cfg).unwrap();
+        assert!(got.starts_with("CUDA out of memory: asked for 8.00 GiB with 3.12 GiB free of 139.80 GiB; lower train.batch_size to 16"), "{got}");
+        assert!(got.ends_with("libtorch said: CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 3.12 GiB is free. Of the allocated memory 130.1 GiB is allocated by PyTorch"), "{got}");
     }
 }

@@ -30,7 +30,7 @@ pub fn read_columns(path: &Path, columns: &[&str]) -> Result<Vec<Vec<Option<Stri
     let mut reader = ParquetReader::new(file);
     let schema = reader.schema().map_err(bad)?;
     for c in columns {
-        let Some(field) = schema.get(*c) else {
+        let Some(field) = schema.get(c) else {
             return Err(DataError::MissingColumn { path: path.into(), column: c.to_string(), available: schema.iter_names().map(|n| n.to_string()).collect() });
         };
         let dtype = DataType::from_arrow_field(field);

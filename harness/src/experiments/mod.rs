@@ -138,7 +138,7 @@ impl RunContext<'_> {
     pub fn producer_summary(&self) -> Result<serde_json::Map<String, Value>> {
         let (dir, _) = self.producer()?;
         let text = std::fs::read_to_string(dir.file("summary.json")).with_context(|| format!("reading {}/summary.json", dir.path.display()))?;
-        Ok(serde_json::from_str(&text).with_context(|| format!("{}/summary.json is not JSON", dir.path.display()))?)
+        serde_json::from_str(&text).with_context(|| format!("{}/summary.json is not JSON", dir.path.display()))
     }
 
     /// A file of the producer run, recorded with its sha256 among this run's inputs.

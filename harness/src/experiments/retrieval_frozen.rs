@@ -185,7 +185,7 @@ impl Hooks for FrozenSteps<'_> {
 
     fn after_step(&mut self, done: u64, loss: &Tensor, _norm: Option<&Tensor>, _lr: f64) -> Result<Flow, ModelError> {
         self.sums.0 += loss.double_value(&[]) * self.batch as f64;
-        if done % self.steps_per_epoch == 0 {
+        if done.is_multiple_of(self.steps_per_epoch) {
             let epoch = done / self.steps_per_epoch;
             let (eq, ep, cand, target) = self.test;
             let (test_ce, test_top1) = evaluate(self.model, eq, ep, cand, target, self.fc.batch_size, self.fc.double_softmax, self.fc.precision);

@@ -160,12 +160,12 @@ impl<L: Fn(&Tensor, &[i64], bool) -> Tensor, E: Fn(u64) -> EvalRow> Hooks for In
     fn after_step(&mut self, done: u64, loss: &Tensor, norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
         let v = loss.double_value(&[]);
         self.window = (self.window.0 + v, self.window.1 + 1);
-        if done % (self.total / 200).max(1) == 0 || done == self.total {
+        if done.is_multiple_of((self.total / 200).max(1)) || done == self.total {
             self.steps.push(StepRow { step: done, loss: v, lr });
             let grad_norm = norm.map_or(f64::NAN, |n| n.double_value(&[]));
             self.events.log(done, &[("train/loss", v), ("train/lr", lr), ("train/grad_norm", grad_norm)]);
         }
-        if done % self.eval_every == 0 && done != self.total {
+        if done.is_multiple_of(self.eval_every) && done != self.total {
             let row = (self.evaluate)(done);
             self.log_eval(&row);
             self.evals.push(row);

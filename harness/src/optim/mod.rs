@@ -93,7 +93,7 @@ struct Coefs {
 impl Coefs {
     fn new(cfg: AdamW, lr: f64, t: f64) -> Self {
         Self {
-            decay: (cfg.weight_decay != 0.0).then(|| 1.0 - lr * cfg.weight_decay),
+            decay: (cfg.weight_decay != 0.0).then_some(1.0 - lr * cfg.weight_decay),
             one_minus_beta1: 1.0 - cfg.beta1,
             beta2: cfg.beta2,
             one_minus_beta2: 1.0 - cfg.beta2,

@@ -135,7 +135,7 @@ fn a_clipped_step_is_the_clip_then_the_kernels_to_the_bit() {
         tch::no_grad(|| {
             let coef = (norm.to_kind(Kind::Double) + 1e-6).reciprocal().g_mul_scalar(0.05).clamp_max(1.0);
             assert!(coef.double_value(&[]) < 1.0);
-            let _ = want.g.shallow_clone().copy_(&flat(step));
+            want.g.shallow_clone().copy_(&flat(step));
             let _ = want.g.shallow_clone().g_mul_(&coef);
             tensor_step(&want, &Coefs::new(cfg, 1e-2, (t + 1) as f64));
         });

@@ -21,7 +21,7 @@ fn runs_of<'a>(records: &'a [RunRecord], cell: &str) -> Vec<&'a RunRecord> {
 /// Eval CE of a run at the last evaluation at or before `step`; none when that would be the
 /// untrained model's (step 0) for a later step: a run not yet evaluated is not compared.
 fn eval_at(r: &RunRecord, step: f64) -> Option<f64> {
-    r.eval_curve.iter().filter(|(s, _)| *s <= step + 1e-9).next_back().filter(|(s, _)| *s > 0.0 || step < 1e-9).map(|(_, v)| *v)
+    r.eval_curve.iter().rfind(|(s, _)| *s <= step + 1e-9).filter(|(s, _)| *s > 0.0 || step < 1e-9).map(|(_, v)| *v)
 }
 
 /// How far a run had trained after `seconds` of its training time (its mean rate).
@@ -56,7 +56,7 @@ fn value(r: &RunRecord, metric: &Metric, view: View) -> Option<f64> {
             "train_loss" => &r.train_curve,
             _ => return None,
         };
-        return (view == View::Final).then(|| curve.iter().filter(|(s, _)| *s <= step + 1e-9).next_back().map(|(_, v)| *v)).flatten();
+        return (view == View::Final).then(|| curve.iter().rfind(|(s, _)| *s <= step + 1e-9).map(|(_, v)| *v)).flatten();
     }
     match view {
         View::Final => r.num(&metric.key),

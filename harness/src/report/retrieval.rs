@@ -189,7 +189,7 @@ impl super::Section for FrozenRetrieval {
     fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, _: &mut Vec<(String, String)>, _: &mut Vec<claims::Verdict>) -> Result<()> {
         let mut groups: BTreeMap<(String, String, i64), Vec<&RunRecord>> = BTreeMap::new();
         for r in records.iter().filter(|r| r.run.config.kind == ExperimentKind::RetrievalFrozen && r.status == RunStatus::Finished) {
-            let n = r.run.config.retrieval_frozen.as_ref().map_or(0, |f| f.n as i64);
+            let n = r.run.config.retrieval_frozen.as_ref().map_or(0, |f| f.n);
             groups.entry((pipeline(r), model_label(&r.run), n)).or_default().push(r);
         }
         if groups.is_empty() {

@@ -212,7 +212,7 @@ impl Ctx<'_> {
                 for (axis, value) in point {
                     let layers = if own_axis(axis) { &overrides[from_profiles..] } else { &overrides[..] };
                     for (k, v) in flatten_point(axis, value) {
-                        let v = layers.iter().filter(|(o, _)| settable(o)).filter_map(|o| override_at(&k, o)).last().unwrap_or(v);
+                        let v = layers.iter().filter(|(o, _)| settable(o)).filter_map(|o| override_at(&k, o)).next_back().unwrap_or(v);
                         axes_desc.push((k, describe(&v)));
                     }
                 }

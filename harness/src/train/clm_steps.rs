@@ -150,8 +150,8 @@ impl Hooks for ClmSteps<'_> {
         // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
         let out_of_time = cfg.max_minutes.is_some_and(|m| self.started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
         let last = done == total || out_of_time;
-        let logged = (done - 1) % self.log_every == 0 || last;
-        let eval_due = done % cfg.eval_every == 0 || last;
+        let logged = (done - 1).is_multiple_of(self.log_every) || last;
+        let eval_due = done.is_multiple_of(cfg.eval_every) || last;
         let mut loss_v = f64::NAN;
         if logged || eval_due {
             loss_v = loss.double_value(&[]);
@@ -198,7 +198,7 @@ impl Hooks for ClmSteps<'_> {
             self.window_sum = Tensor::zeros([], (Kind::Double, self.trainer.device));
             self.window_n = 0;
         }
-        if cfg.checkpoint_every.is_some_and(|k| done % k == 0 && !last) {
+        if cfg.checkpoint_every.is_some_and(|k| done.is_multiple_of(k) && !last) {
             let name = format!("checkpoints/step-{done:08}.safetensors");
             self.model.remask();
             save_checkpoint(self.vs, &self.trainer.run_dir.file(&name))?;

@@ -50,7 +50,7 @@ impl Resume {
 
     /// Whether the state is due after step `done` (never after the last step).
     pub fn due(&self, done: u64, last: bool) -> bool {
-        !last && self.every.is_some_and(|r| r.steps.is_some_and(|k| done % k == 0) || self.last.elapsed().as_secs_f64() >= r.secs)
+        !last && self.every.is_some_and(|r| r.steps.is_some_and(|k| done.is_multiple_of(k)) || self.last.elapsed().as_secs_f64() >= r.secs)
     }
 
     pub fn save<T: Serialize>(&mut self, step: u64, state: T, vs: &nn::VarStore, stepper: &Stepper) -> Result<(), ModelError> {
