@@ -119,8 +119,19 @@ struct Row {
     metric: String,
     view: String,
     cells: Vec<String>,
-    /// (entry, stat, paper, the view's name for this entry in the long form).
-    long: Vec<(usize, Option<(f64, f64, usize)>, Option<f64>, String)>,
+    long: Vec<Reading>,
+}
+
+/// One entry's reading of a row's metric in the row's view: a line of the long-form table file.
+struct Reading {
+    /// The entry's index in the table.
+    entry: usize,
+    /// Mean, sd and count over the seeds that have a value; none when none has.
+    stat: Option<(f64, f64, usize)>,
+    /// The paper's value (final view only).
+    paper: Option<f64>,
+    /// The view as this entry was read: "final", "@ step S" or "@ T s".
+    at: String,
 }
 
 /// The row name of the equal-time view.
@@ -212,7 +223,7 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
                     _ => ours(&xs),
                 };
                 row.cells.push(text);
-                row.long.push((i, stat, paper, at));
+                row.long.push(Reading { entry: i, stat, paper, at });
             }
             rows.push(row);
         }
@@ -257,17 +268,17 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
 
     // Long form: one row per (entry, metric, view).
     let mut lt = Table::default();
-    let flat: Vec<(&Row, &(usize, Option<(f64, f64, usize)>, Option<f64>, String))> = rows.iter().flat_map(|r| r.long.iter().map(move |l| (r, l))).collect();
+    let flat: Vec<(&Row, &Reading)> = rows.iter().flat_map(|r| r.long.iter().map(move |l| (r, l))).collect();
     lt.push("table", Col::Str(flat.iter().map(|_| t.id.clone()).collect()));
-    lt.push("entry", Col::Str(flat.iter().map(|(_, l)| t.entries[l.0].clone()).collect()));
-    lt.push("model", Col::Str(flat.iter().map(|(_, l)| label(&groups[l.0])).collect()));
+    lt.push("entry", Col::Str(flat.iter().map(|(_, l)| t.entries[l.entry].clone()).collect()));
+    lt.push("model", Col::Str(flat.iter().map(|(_, l)| label(&groups[l.entry])).collect()));
     lt.push("metric", Col::Str(flat.iter().map(|(r, _)| r.metric.clone()).collect()));
-    lt.push("view", Col::Str(flat.iter().map(|(_, l)| l.3.clone()).collect()));
-    lt.push("seeds", Col::Int(flat.iter().map(|(_, l)| l.1.map(|s| s.2 as i64)).collect()));
-    lt.push("mean", Col::Num(flat.iter().map(|(_, l)| l.1.map(|s| s.0)).collect()));
-    lt.push("sd", Col::Num(flat.iter().map(|(_, l)| l.1.map(|s| s.1)).collect()));
-    lt.push("paper", Col::Num(flat.iter().map(|(_, l)| l.2).collect()));
-    lt.push("diff", Col::Num(flat.iter().map(|(_, l)| match (l.1, l.2) {
+    lt.push("view", Col::Str(flat.iter().map(|(_, l)| l.at.clone()).collect()));
+    lt.push("seeds", Col::Int(flat.iter().map(|(_, l)| l.stat.map(|s| s.2 as i64)).collect()));
+    lt.push("mean", Col::Num(flat.iter().map(|(_, l)| l.stat.map(|s| s.0)).collect()));
+    lt.push("sd", Col::Num(flat.iter().map(|(_, l)| l.stat.map(|s| s.1)).collect()));
+    lt.push("paper", Col::Num(flat.iter().map(|(_, l)| l.paper).collect()));
+    lt.push("diff", Col::Num(flat.iter().map(|(_, l)| match (l.stat, l.paper) {
         (Some(s), Some(p)) if !profiled => Some(s.0 - p),
         _ => None,
     }).collect()));
