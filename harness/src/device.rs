@@ -115,10 +115,15 @@ pub fn keep_freed_memory() -> bool {
 
 static KEPT_FREED_MEMORY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether [`keep_freed_memory`] took effect in this process.
+pub fn freed_memory_kept() -> bool {
+    KEPT_FREED_MEMORY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// This process's host allocator, as throughput runs record it: "no-mmap" once
 /// [`keep_freed_memory`] took effect, else "glibc" (its defaults).
 pub fn malloc_setting() -> &'static str {
-    if KEPT_FREED_MEMORY.load(std::sync::atomic::Ordering::Relaxed) {
+    if freed_memory_kept() {
         "no-mmap"
     } else {
         "glibc"

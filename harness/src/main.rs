@@ -310,9 +310,10 @@ enum DataCommand {
         #[arg(long)]
         base_only: bool,
     },
-    /// Tokenizes a file of any size into a token shard (the format and key a run's cache uses)
-    /// in bounded memory: documents stream in, 4,096 at a time, and the ids stream out. Prints
-    /// documents, rows, tokens, time and the process's peak RSS.
+    /// Tokenizes a file of any size into a token shard (the format and key a run's cache uses:
+    /// whole documents, so one shard serves every n_ctx, padding and packing) in bounded memory:
+    /// documents stream in, 4,096 at a time, and the ids stream out. Prints documents, tokens,
+    /// time and the process's peak RSS.
     Encode {
         /// Documents: marker-separated text, or .jsonl / .parquet (the column --text-column).
         #[arg(long)]
@@ -320,12 +321,6 @@ enum DataCommand {
         /// The tokenizer.json to encode with (a run folder's, or `harness data tokenizer`'s).
         #[arg(long)]
         tokenizer: PathBuf,
-        #[arg(long, default_value_t = 512)]
-        n_ctx: i64,
-        #[arg(long, value_enum, default_value = "truncate")]
-        packing: PackingArg,
-        #[arg(long, value_enum, default_value = "right")]
-        padding: PaddingArg,
         #[arg(long, default_value = "<|endoftext|>")]
         marker: String,
         #[arg(long, default_value = "text")]
@@ -441,18 +436,6 @@ enum PairsCommand {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum PackingArg {
-    Truncate,
-    Windows,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum PaddingArg {
-    Left,
-    Right,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
 enum TokenizerArg {
     Bpe,
     Llama,
@@ -479,6 +462,27 @@ enum BenchCommand {
         #[arg(long)]
         python: Option<PathBuf>,
         /// Output folder (default: reports/bench-data/<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The loader's rate from a token shard in shuffled order (tokens/s, CPU per second), cold
+    /// (the shard's pages evicted) and on a second pass; the shard is synthetic, made once in
+    /// --dir. Give --gib over the machine's memory to measure a shard larger than memory.
+    Gather {
+        /// Size of the synthetic shard (u16 ids).
+        #[arg(long, default_value_t = 2.0)]
+        gib: f64,
+        /// Global batches of 65,536 tokens per pass.
+        #[arg(long, default_value_t = 200)]
+        batches: u64,
+        /// Context lengths; each is read one row a document (truncate) at n_ctx >= 512, and in
+        /// windows below (the paper's packing, B.2).
+        #[arg(long, value_delimiter = ',', default_value = "512,32")]
+        n_ctx: Vec<i64>,
+        /// Where the synthetic shard is made (and found again).
+        #[arg(long, default_value = "results/.cache/bench-gather")]
+        dir: PathBuf,
+        /// Output folder (default: reports/bench-gather/<UTC time>).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -700,30 +704,19 @@ fn main() -> Result<()> {
         Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only } } => {
             data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only)?;
         }
-        Command::Data { what: DataCommand::Encode { input, tokenizer, n_ctx, packing, padding, marker, text_column, keep_unterminated, limit, out } } => {
-            use harness::suite::{Packing, PaddingSide};
-            anyhow::ensure!(n_ctx > 0, "--n-ctx must be at least 1");
+        Command::Data { what: DataCommand::Encode { input, tokenizer, marker, text_column, keep_unterminated, limit, out } } => {
             let json = harness::artifacts::read_regular_string(&tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
             let tok = harness::data::Tok::from_json(json, &tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
-            let packing = match packing {
-                PackingArg::Truncate => Packing::Truncate,
-                PackingArg::Windows => Packing::Windows,
-            };
-            let side = match padding {
-                PaddingArg::Left => PaddingSide::Left,
-                PaddingArg::Right => PaddingSide::Right,
-            };
             let started = std::time::Instant::now();
             let docs = harness::data::stream_file(&input, &text_column, &marker, !keep_unterminated)?.take(limit.unwrap_or(usize::MAX));
-            let w = harness::data::shards::write_stream(&tok, docs, n_ctx, side, packing, &out)?;
+            let w = harness::data::shards::write_stream(&tok, docs, &out)?;
             let secs = started.elapsed().as_secs_f64();
             let input_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
             let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
             println!(
-                "{}: {} documents -> {} rows of {n_ctx} ({} tokens) in {secs:.1} s ({:.1} MiB/s of text)\nshard {} ({:.1} MiB), header {}\nkey {}, text sha256 {}, tokenizer sha256 {}\npeak RSS {} (input file {:.1} MiB)",
+                "{}: {} documents -> {} tokens in {secs:.1} s ({:.1} MiB/s of text)\nshard {} ({:.1} MiB), header {}\nkey {}, text sha256 {}, tokenizer sha256 {}\npeak RSS {} (input file {:.1} MiB)",
                 input.display(),
                 w.docs,
-                w.rows,
                 w.tokens,
                 mib(w.text_bytes) / secs.max(1e-9),
                 w.shard.display(),
@@ -746,7 +739,21 @@ fn main() -> Result<()> {
             let bench = harness::bench::DataBench { file, marker, vocab_size, repeats: repeats.max(1), python, cache: PathBuf::from("results/.cache") };
             let (table, notes) = bench.run().context("bench data --file")?;
             let out = out.unwrap_or_else(|| PathBuf::from("reports/bench-data").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()));
-            harness::bench::write(&out, &table, &notes)?;
+            harness::bench::write(&out, "Tokenization throughput", "tokenize", &table, &notes)?;
+            for n in &notes {
+                println!("{n}");
+            }
+            println!("{}", table.markdown());
+            println!("written to {}", out.display());
+        }
+        Command::Bench { what: BenchCommand::Gather { gib, batches, n_ctx, dir, out } } => {
+            anyhow::ensure!(gib > 0.0 && batches > 0, "--gib and --batches must be positive");
+            anyhow::ensure!(n_ctx.iter().all(|&n| n >= 2), "--n-ctx: each context length must be at least 2");
+            let shapes = n_ctx.iter().map(|&n| (n, if n >= 512 { harness::suite::Packing::Truncate } else { harness::suite::Packing::Windows })).collect();
+            let bench = harness::bench::GatherBench { dir, gib, shapes, batches };
+            let (table, notes) = bench.run().context("bench gather")?;
+            let out = out.unwrap_or_else(|| PathBuf::from("reports/bench-gather").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()));
+            harness::bench::write(&out, "Loader throughput from a token shard", "gather", &table, &notes)?;
             for n in &notes {
                 println!("{n}");
             }
@@ -834,7 +841,9 @@ fn data_pairs(what: PairsCommand) -> Result<()> {
             let meta: serde_json::Value = std::fs::read_to_string(summarize::sidecar(&passages))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
-                .with_context(|| format!("{}: not found or unreadable; `harness data pairs export` writes it beside the passages", summarize::sidecar(&passages).display()))?;
+                .with_context(|| {
+                    format!("{}: not found or unreadable; `harness data pairs export` writes it beside the passages", summarize::sidecar(&passages).display())
+                })?;
             let prompts: summarize::PromptSet = serde_json::from_value(meta["prompt_set"].clone())
                 .with_context(|| format!("{}: no prompt_set", summarize::sidecar(&passages).display()))?;
             let (i, k) = shard
@@ -909,7 +918,7 @@ fn data_tokenizer(
     base_only: bool,
 ) -> Result<()> {
     use harness::data::tokenizer;
-    use harness::suite::{DataConfig, DataSource, TokenizerKind};
+    use harness::suite::{DataConfig, TokenizerKind};
     let kind = match kind {
         TokenizerArg::Bpe => TokenizerKind::Bpe,
         TokenizerArg::Llama => TokenizerKind::Llama,
@@ -926,40 +935,38 @@ fn data_tokenizer(
         return Ok(());
     }
     let input = input.context("--input is required to train")?;
-    let name = input.to_string_lossy().to_lowercase();
-    let source = if name.ends_with(".parquet") {
-        DataSource::Parquet
-    } else if name.ends_with(".jsonl") || name.ends_with(".json") {
-        DataSource::Jsonl
-    } else {
-        DataSource::Text
-    };
-    let mut cfg: DataConfig = toml::from_str(&format!("source = \"embedded\"\nn_ctx = 512\nvocab_size = {vocab}"))?;
-    cfg.source = source;
-    cfg.path = Some(input.to_path_buf());
-    cfg.marker = marker.to_string();
-    cfg.text_column = text_column.filter(|_| source != DataSource::Text);
+    let mut cfg = DataConfig::for_file(&input, text_column.as_deref(), marker, true);
+    cfg.vocab_size = vocab;
     cfg.n_stories = limit;
-    cfg.eval_fraction = 0.0;
     cfg.tokenizer = kind;
     cfg.tokenizer_base = base;
     cfg.normalize().map_err(|e| anyhow::anyhow!("{} ({}): check the matching option (--vocab, --input, --text-column)", e.message, e.key))?;
-    let corpus = harness::data::Corpus::load(&cfg).with_context(|| format!("reading {}", input.display()))?;
+    let corpus = harness::data::Corpus::open(&cfg).with_context(|| format!("reading {}", input.display()))?;
     let started = std::time::Instant::now();
     let base_json = match &cfg.tokenizer_base {
         Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("--base {}", p.display()))?).with_context(|| format!("--base {}: not JSON", p.display()))?),
         None => None,
     };
-    let json = harness::data::train(&cfg, base_json, &corpus.train).map_err(|m| anyhow::anyhow!("training the {} tokenizer: {m}", kind.name()))?;
+    let failed = std::sync::Mutex::new(None);
+    let trained = harness::data::train(&cfg, base_json, harness::data::until_error(corpus.train_docs(), &failed));
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(anyhow::Error::new(e).context(format!("reading {}", input.display())));
+    }
+    let json = trained.map_err(|m| anyhow::anyhow!("training the {} tokenizer: {m}", kind.name()))?;
     let seconds = started.elapsed().as_secs_f64();
     harness::artifacts::write_atomic(out, json.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
     let tok = harness::data::Tok::from_json(json, out)?;
-    let s = tokenizer::stats(&tok.tokenizer, &corpus.train).map_err(|m| anyhow::anyhow!("encoding {}: {m}", input.display()))?;
+    let failed = std::sync::Mutex::new(None);
+    let stats = tokenizer::stats(&tok.tokenizer, harness::data::until_error(corpus.train_docs(), &failed));
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(anyhow::Error::new(e).context(format!("reading {}", input.display())));
+    }
+    let s = stats.map_err(|m| anyhow::anyhow!("encoding {}: {m}", input.display()))?;
     println!(
         "{}: {} stories, {} characters -> {} tokens ({:.4} tokens per character, {:.2} characters per token), <unk> {:.3}% of tokens; \
          vocab {}, trained in {seconds:.1} s, sha256 {} in {}",
         kind.name(),
-        corpus.train.len(),
+        corpus.train.docs,
         s.chars,
         s.tokens,
         s.tokens as f64 / s.chars.max(1) as f64,

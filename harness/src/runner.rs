@@ -79,7 +79,7 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
         }
         selected
     };
-    refuse_oversized(&runs)?;
+    let refused = refuse_oversized(&runs)?;
     let mut records: Vec<(usize, RunRecord)> = Vec::new();
     let mut rerun_failed = 0;
     let n = runs.len();
@@ -92,6 +92,13 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
             let head = format!("[{}/{n}] {} {} {} seed {}", i + 1, run.experiment, run.short_id(), report::model_label(run), run.config.seed);
             if !wait && run.upstream().is_some_and(|up| deferred.iter().any(|d| runs[*d].id == up)) {
                 deferred.push(i); // its producer is being built elsewhere
+                continue;
+            }
+            if let Some(why) = refused.get(&run.id) {
+                eprintln!("{head}: REFUSED: {why}");
+                let dir = RunDir::new(&opts.results, &run.suite, &run.id);
+                let why = format!("refused before any work: {why}");
+                records.push((i, RunRecord { status: RunStatus::Failed, error: Some(why), ..record(run, &dir, &Manifest::not_run(run), false) }));
                 continue;
             }
             match process(run, &head, opts, &prov, &cache, &records, wait)? {
@@ -235,12 +242,29 @@ fn explain_oom(error: &str, config: &crate::suite::RunConfig) -> Option<String> 
     Some(format!("CUDA out of memory: asked for {asked} with {free} free of {total}; {fix}. libtorch said: {said}"))
 }
 
-/// Refuses, before any work, runs whose memory lower bound exceeds what their device has:
-/// better than an allocation of terabytes failing deep inside libtorch.
-fn refuse_oversized(runs: &[Run]) -> Result<()> {
-    let mut have: Vec<(DeviceChoice, Option<u64>)> = Vec::new();
-    for run in runs {
-        let Some((need, what)) = experiments::of(run.config.kind).memory_lower_bound(&run.config) else { continue };
+/// What a harness process holds before a run allocates anything (libtorch, its kernels, the
+/// tokenizer), counted on the CPU on top of a run's estimate.
+const CPU_PROCESS_BYTES: u64 = 512 << 20;
+
+/// The memory a run needs as the refusal reads it, with what it counts: on the CPU the kind's
+/// estimate (activations included) and the process's own; on a GPU the lower bound.
+fn memory_need(run: &Run) -> Option<(u64, String)> {
+    let kind = experiments::of(run.config.kind);
+    match run.config.device == DeviceChoice::Cpu {
+        true => kind
+            .memory_estimate(&run.config)
+            .map(|(b, what)| (b + CPU_PROCESS_BYTES, format!("{what}, and {} for the process", crate::device::gib(CPU_PROCESS_BYTES)))),
+        false => kind.memory_lower_bound(&run.config),
+    }
+}
+
+/// Why `run` cannot fit its device, if it cannot: on a GPU, a memory lower bound over the card
+/// (better than an allocation of terabytes failing deep inside libtorch; an allocation that fails
+/// later is an error the run reports); on the CPU, an estimate, activations included, over the
+/// host's memory (there, running out is the kernel killing the process). `have` caches each
+/// device's memory.
+fn oversized(run: &Run, have: &mut Vec<(DeviceChoice, Option<u64>)>) -> Option<String> {
+    let (need, what) = memory_need(run)?;
         let d = run.config.device;
         let total = match have.iter().find(|(k, _)| *k == d) {
             Some((_, t)) => *t,
@@ -249,26 +273,41 @@ fn refuse_oversized(runs: &[Run]) -> Result<()> {
                 have.push((d, t));
                 t
             }
-        };
-        let Some(total) = total else { continue };
-        if need > total {
-            anyhow::bail!(
-                "run {} (experiment `{}`, {}) needs at least {} of memory ({what}) but the {} has {}; lower {}",
+        }?;
+    (need > total).then(|| {
+        format!(
+            "run {} (experiment `{}`, {}) needs {} {} of memory ({what}) but the {} has {}; lower {}",
                 run.short_id(),
                 run.experiment,
                 report::model_label(run),
-                crate::device::gib(need),
-                format!("{:?}", run.config.device).to_lowercase(),
+            if d == DeviceChoice::Cpu { "an estimated" } else { "at least" },
+            crate::device::gib(need),
+                format!("{d:?}").to_lowercase(),
                 crate::device::gib(total),
                 if run.config.throughput.is_some() {
                     "throughput.n_ctx, throughput.vocab_size, throughput.batch_size or the model's size"
                 } else {
                     "data.n_ctx, the model's size or the batch size"
                 }
-            );
+            )
+    })
+}
+
+/// Refuses, before any work, a suite with a run that cannot fit its device ([`oversized`]). At
+/// the built-in `shapes` profile, whose point is to find which paper runs fit, the refused runs
+/// are returned instead (they fail without work, and the others run).
+fn refuse_oversized(runs: &[Run]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut have = Vec::new();
+    let mut refused = std::collections::BTreeMap::new();
+    for run in runs {
+        if let Some(why) = oversized(run, &mut have) {
+            if run.config.profile.as_deref() != Some(crate::suite::shapes::SHAPES) {
+                anyhow::bail!("{why}");
+            }
+            refused.insert(run.id.clone(), why);
         }
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// Runs one run in a folder beside its final one (`<id>.building`) and moves it into place when
@@ -300,7 +339,12 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
     };
     dir.write_manifest(&m)?;
     let started = Instant::now();
-    let ctx = RunContext { run, dir, device, results: &opts.results, cache, progress: opts.progress, resume: opts.resume };
+    // At the built-in `shapes` profile a training run also writes its resume point after step 1.
+    let resume = match run.config.profile.as_deref() == Some(crate::suite::shapes::SHAPES) {
+        true => crate::train::ResumeEvery { steps: Some(1), ..opts.resume },
+        false => opts.resume,
+    };
+    let ctx = RunContext { run, dir, device, results: &opts.results, cache, progress: opts.progress, resume };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<RunOutput> {
         experiments::of(run.config.kind).run(&ctx)
     }));
@@ -313,6 +357,24 @@ fn run_one(run: &Run, final_dir: &RunDir, prov: &Provenance, opts: &Options, cac
             m.input_files = out.inputs.files_here();
             m.inputs = out.inputs.all();
             m.execution = out.execution;
+            if let Some((need, what)) = memory_need(run) {
+                m.execution.insert("memory_estimate".into(), format!("{} ({what})", crate::device::gib(need)));
+            }
+            if let Some(peak) = crate::throughput::peak_rss() {
+                m.execution.insert(
+                    "peak_rss".into(),
+                    format!(
+                        "{:.1} MiB (the process's VmHWM when the run finished; earlier runs of the same process included)",
+                        peak as f64 / (1u64 << 20) as f64
+                    ),
+                );
+            }
+            if let Some(peak) = crate::throughput::peak_rss_children() {
+                m.execution.insert(
+                    "peak_rss_children".into(),
+                    format!("{:.1} MiB (the largest child process so far: a throughput job runs in its own)", peak as f64 / (1u64 << 20) as f64),
+                );
+            }
             if run.config.device == DeviceChoice::Cpu {
                 // The kernel path that computed it: what `harness check` compares bits within.
                 m.execution.extend(crate::kernels::KernelPath::current().facts());

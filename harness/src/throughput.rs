@@ -156,6 +156,28 @@ pub fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Peak resident set of the largest child process this process waited for (the throughput
+/// jobs, each run in its own process), bytes; None when there was none.
+pub fn peak_rss_children() -> Option<u64> {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    (rc == 0 && usage.ru_maxrss > 0).then(|| usage.ru_maxrss as u64 * 1024)
+}
+
+/// Why a child process ended without an exit status: the signal, and what sends it most often.
+fn killed_by(status: &std::process::ExitStatus) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.signal()?;
+    let why = match signal {
+        libc::SIGKILL => " (SIGKILL: most often the kernel's out-of-memory killer; `dmesg` or the journal says)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        _ => "",
+    };
+    Some(format!("the process was killed by signal {signal}{why}"))
+}
+
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
@@ -336,7 +358,8 @@ pub fn run_job(job: &Job, side: Side, scratch: &Path) -> Result<Measured> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let mut tail: Vec<String> = tail.into_iter().rev().map(str::to_string).collect();
+        tail.extend(killed_by(&out.status));
         let hint = if stderr.contains("No module named 'transformers'") {
             "\nthe Llama peer needs Hugging Face transformers beside torch: `source ci/env.sh && \"$HARNESS_TORCH_DIR/bin/python\" -m pip install -r bench/pytorch/requirements.txt`"
         } else {
@@ -352,6 +375,15 @@ pub fn run_job(job: &Job, side: Side, scratch: &Path) -> Result<Measured> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job the kernel kills leaves no output: its error says which signal and what sends it.
+    #[test]
+    fn a_killed_child_is_named_by_its_signal() {
+        let status = std::process::Command::new("sh").args(["-c", "kill -9 $$"]).status().unwrap();
+        let why = killed_by(&status).unwrap();
+        assert!(why.contains("signal 9") && why.contains("out-of-memory killer"), "{why}");
+        assert_eq!(killed_by(&std::process::Command::new("true").status().unwrap()), None);
+    }
 
     /// Every timed step has its issue time, which cannot exceed the step's synchronised time.
     #[test]

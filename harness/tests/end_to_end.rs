@@ -166,19 +166,21 @@ fn trains_on_real_tinystories_text() {
     let rep = std::fs::read_dir(dir.path().join("reports/tiny")).unwrap().next().unwrap().unwrap().path();
     assert!(std::fs::read_to_string(rep.join("runs.csv")).unwrap().contains(",real,"));
     assert!(m["execution"]["tokens_train"].as_str().unwrap().starts_with("tokenized in"), "{m}");
-    // Where the training rows lived (on CUDA: the device, or pinned host memory past 1 GiB).
-    assert!(m["execution"]["training_rows"].as_str().unwrap().starts_with("on the host (0.0"), "{m}");
+    // Where the training rows are read from: the shard, a batch at a time, by the loader thread.
+    let rows = m["execution"]["training_rows"].as_str().unwrap();
+    assert!(rows.starts_with("300 rows of 24 (one row a document) read from the token shard") && rows.contains("loader thread"), "{m}");
+    assert!(m["execution"]["peak_rss"].as_str().unwrap().ends_with("earlier runs of the same process included)"), "{m}");
 
     // `harness data encode` streams a file into the shard a run would write: the same key.
     let run = run_dir(&dir.path().join("results"), "tiny", m);
     let valid = data.join("tinystories/validation-first1000.txt");
     let tok = run.join("tokenizer.json");
-    let args = ["data", "encode", "--input", valid.to_str().unwrap(), "--tokenizer", tok.to_str().unwrap(), "--n-ctx", "24", "--limit", "40", "--out", "pre"];
+    let args = ["data", "encode", "--input", valid.to_str().unwrap(), "--tokenizer", tok.to_str().unwrap(), "--limit", "40", "--out", "pre"];
     let enc = harness(dir.path(), &args);
     assert!(enc.status.success(), "{}", stderr(&enc));
     let printed = String::from_utf8_lossy(&enc.stdout).to_string();
     let eval_key = m["execution"]["tokens_eval"].as_str().unwrap().rsplit("key ").next().unwrap().to_string();
-    assert!(printed.contains("40 documents -> 40 rows of 24") && printed.contains(&format!("key {eval_key}")) && printed.contains("peak RSS"), "{printed}\n{m}");
+    assert!(printed.contains("40 documents -> 11372 tokens") && printed.contains(&format!("key {eval_key}")) && printed.contains("peak RSS"), "{printed}\n{m}");
     let missing = harness(dir.path(), &["data", "encode", "--input", valid.to_str().unwrap(), "--tokenizer", "nope.json", "--out", "pre"]);
     assert!(!missing.status.success() && stderr(&missing).contains("--tokenizer nope.json"), "{}", stderr(&missing));
 

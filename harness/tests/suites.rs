@@ -43,6 +43,60 @@ fn every_committed_suite_parses() {
     }
 }
 
+/// The built-in `shapes` profile: every paper run keeps its model, context, vocabulary, tokenizer
+/// pipeline, padding and packing, and runs on the CPU for two steps at micro-batch 1 on local
+/// data; nothing else changes, and files made elsewhere are left out.
+#[test]
+fn every_paper_suite_runs_at_its_shapes_on_local_data() {
+    use harness::suite::{shapes, DataSource, DeviceChoice, Precision};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
+    let mut files: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 18, "{files:?}");
+    for path in files {
+        let paper = Suite::load(&path, &[], true).unwrap();
+        let at = Suite::load_profile(&path, Some(shapes::SHAPES), &[], true).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.display();
+        assert!(!at.runs.is_empty(), "{name}");
+        for r in &at.runs {
+            let c = &r.config;
+            assert_eq!(c.profile.as_deref(), Some("shapes"), "{name}");
+            assert_eq!(c.device, DeviceChoice::Cpu, "{name}");
+            // The paper's run of the same experiment and point: the same shapes.
+            let p = paper
+                .runs
+                .iter()
+                .find(|p| p.experiment == r.experiment && p.point == r.point && p.config.seed == c.seed)
+                .unwrap_or_else(|| panic!("{name}: {}", r.experiment));
+            assert_eq!(c.model, p.config.model, "{name} {}: the model is the paper's", r.experiment);
+            if let (Some(d), Some(pd)) = (&c.data, &p.config.data) {
+                assert_eq!(
+                    (d.n_ctx, d.vocab_size, d.tokenizer, d.padding, d.packing),
+                    (pd.n_ctx, pd.vocab_size, pd.tokenizer, pd.padding, pd.packing),
+                    "{name}"
+                );
+                assert!(matches!(d.source, DataSource::Text | DataSource::Embedded), "{name}: local data, not {:?}", d.source);
+                assert!(d.preset.is_none() && d.files.is_empty(), "{name}");
+            }
+            if let Some(t) = &c.train {
+                assert_eq!((t.steps, t.batch_size, t.accumulate, t.precision), (Some(shapes::STEPS), 1, 1, Precision::Fp32), "{name}");
+                assert_eq!((t.eval_every, t.eval_batches, t.checkpoint_every), (1, Some(shapes::EVAL_BATCHES), Some(1)), "{name}");
+            }
+            if let Some(i) = &c.retrieval_infonce {
+                assert_eq!(
+                    (i.group, i.groups_per_step, i.epochs, i.precision),
+                    (p.config.retrieval_infonce.as_ref().unwrap().group, 1, 1, Precision::Fp32),
+                    "{name}"
+                );
+            }
+            if let Some(e) = &c.retrieval_eval {
+                assert!(!e.n.is_empty() && e.n.iter().all(|&n| n <= shapes::TEST_PAIRS as i64), "{name}: {:?}", e.n);
+            }
+            assert!(c.embed.as_ref().is_none_or(|e| e.source != harness::suite::WeightsSource::File), "{name}: embeddings from a file are left out");
+        }
+    }
+}
+
 #[test]
 fn retrieval_paper_suites_have_the_paper_models() {
     // PAPER.md A.7 (V 8000 rows at L 512).

@@ -23,6 +23,9 @@ pub enum ModelError {
     Diverged(String),
     #[error("checkpoint file: {0}")]
     Io(#[from] std::io::Error),
+    /// The rows a trainer reads could not be read (an I/O error on the token shard, say).
+    #[error("training data: {0}")]
+    Data(String),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
 }

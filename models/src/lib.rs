@@ -15,15 +15,15 @@ pub mod error;
 pub mod gpt;
 pub mod init;
 pub mod mask;
-pub mod precision;
 pub mod masked_mixer;
+pub mod precision;
 pub mod retrieval;
 pub mod spec;
 pub mod transformer;
 
 pub use decode::Decoder;
 pub use error::ModelError;
-pub use spec::{AutoencoderSpec, GptSpec, LlamaSpec, MixerSpec, ModelSpec};
+pub use spec::{AutoencoderSpec, GptSpec, LlamaSpec, MixerSpec, ModelSpec, StepMemory, StepShape};
 
 use tch::Tensor;
 

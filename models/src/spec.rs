@@ -3,14 +3,54 @@
 //!
 //! The vocabulary size and the context length come from the run's data (tokenizer and n_ctx), so
 //! a spec holds only what is architectural.
-use crate::mask::MaskGrad;
-use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing, PositionChannel};
 use crate::autoencoder::{Autoencoder, AutoencoderConfig, Backbone};
 use crate::gpt::{Gpt, GptConfig};
+use crate::mask::MaskGrad;
+use crate::masked_mixer::{MaskedMixer, MixerConfig, Mixing, PositionChannel};
 use crate::transformer::{BidirectionalLlama, Llama, LlamaConfig};
 use crate::{CausalLm, ModelError};
 use serde::{Deserialize, Serialize};
 use tch::nn;
+
+/// What a training step computes, for [`ModelSpec::training_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepShape {
+    pub batch: i64,
+    pub n_ctx: i64,
+    /// The LM head's logits are computed (a CLM step; not an embedding's or T6/T7's step).
+    pub head: bool,
+    /// Attention keeps its L x L probabilities (eager or math attention).
+    pub scores: bool,
+    /// AdamW steps the weights (its state is held).
+    pub optimizer: bool,
+}
+
+impl StepShape {
+    /// A CLM training step with AdamW and fused attention.
+    pub fn clm(batch: i64, n_ctx: i64) -> Self {
+        Self { batch, n_ctx, head: true, scores: false, optimizer: true }
+    }
+}
+
+/// The memory of one fp32 training step, by part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepMemory {
+    /// Weights and gradients (8 bytes a parameter); with the harness's AdamW also its two
+    /// moments, the flat buffer its step gathers the gradients into and that buffer's scratch (24).
+    pub state: u64,
+    /// The activations the forward keeps for the backward ([`ModelSpec::training_floats_per_token`])
+    /// and the masked copies of the token-mixing weights ([`ModelSpec::masked_mixing_floats`]).
+    pub activations: u64,
+    /// With the LM head: the logits, their log-softmax and gradient (12 bytes per token and
+    /// vocabulary entry).
+    pub logits: u64,
+}
+
+impl StepMemory {
+    pub fn total(&self) -> u64 {
+        self.state + self.activations + self.logits
+    }
+}
 
 /// `model.kind` and its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,10 +118,12 @@ impl AutoencoderSpec {
         }
         match (llama, self.n_heads) {
             (true, None) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "llama_autoencoder needs n_heads".into() }),
-            (true, Some(h)) if h < 1 || self.d_model % h != 0 || (self.d_model / h) % 2 != 0 => Err(ModelError::InvalidConfig {
+            (true, Some(h)) if h < 1 || self.d_model % h != 0 || (self.d_model / h) % 2 != 0 => {
+                Err(ModelError::InvalidConfig {
                 field: "n_heads",
                 reason: format!("d_model {} must split into {h} heads of an even size", self.d_model),
-            }),
+            })
+            }
             (false, Some(_)) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "a mixer_autoencoder has no attention heads".into() }),
             _ => Ok(()),
         }
@@ -409,14 +451,16 @@ impl ModelSpec {
                 if s.residual { "" } else { " no-residual" }
             ),
             Self::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
-            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => format!(
+            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => {
+                format!(
                 "{}{} d{} {}+{}",
                 self.kind(),
                 if s.completion { " (completion)" } else { "" },
                 s.d_model,
                 s.encoder_layers,
                 s.decoder_layers
-            ),
+            )
+            }
         }
     }
 
@@ -504,6 +548,98 @@ impl ModelSpec {
             Self::MixerAutoencoder(s) => s.config(vocab_size, n_ctx, false).num_params(),
             Self::LlamaAutoencoder(s) => s.config(vocab_size, n_ctx, true).num_params(),
         }
+    }
+
+    /// Floats a training step keeps per token of its batch for the backward pass, every layer
+    /// counted, the LM head's logits excluded (see [`Self::training_bytes`]): the tensors the
+    /// forward saves, read off each block's forward. Attention is taken as a fused kernel that
+    /// keeps O(L) per token (SDPA's flash and efficient paths, which libtorch picks on the CPU in
+    /// fp32 and on a GPU in fp16); `scores` adds the L x L probabilities of each head that an
+    /// eager (math) attention keeps.
+    pub fn training_floats_per_token(&self, n_ctx: i64, scores: bool) -> u64 {
+        let l = n_ctx as u64;
+        let attn = |heads: i64| {
+            if scores {
+                2 * heads.max(1) as u64 * l
+            } else {
+                2 * heads.max(1) as u64
+            }
+        };
+        // A mixer block: its input, both norms' outputs, the mixing's output, the residual sum,
+        // the FF's two wide tensors (and a dropout mask), the FF's output, the block's output.
+        let mixer_block = |d: u64, ff: u64, mixing: u64, dropout: bool| 6 * d + mixing + (2 + dropout as u64) * ff * d;
+        // A Llama block: input, two RMS norms (input, statistics, output), q k v and their
+        // rotations, attention output, projection, residual; SwiGLU's gate, up, activation and
+        // product; down projection and output.
+        let llama_block = |d: u64, i: u64, heads: i64| 15 * d + 4 * i + attn(heads);
+        match self {
+            Self::MaskedMixer(s) => {
+                let d = (s.d_model + (s.position_channel != Default::default()) as i64) as u64;
+                let mixing = match (s.expansion, s.kernel, s.parallel, s.heads) {
+                    (Some(e), ..) => 2 * e.max(1) as u64 * d,
+                    (None, k, _, _) if k > 1 => 2 * d + k as u64,
+                    (None, _, p, _) if p > 1 => p as u64 * d,
+                    (None, _, _, h) if h > 1 => 3 * h as u64 * s.head_dim.unwrap_or(s.d_model / h) as u64 + d,
+                    _ => 0,
+                };
+                let streams = 1 + s.bidirectional as u64;
+                streams * s.n_layers as u64 * mixer_block(d, s.ff_mult as u64, mixing, false) + 2 * d
+            }
+            Self::Llama(s) | Self::Transfixer(s) => {
+                let d = s.d_model as u64;
+                let i = s.intermediate_size.unwrap_or(4 * s.d_model) as u64;
+                let hybrid = if matches!(self, Self::Transfixer(_)) { 2 * d } else { 0 };
+                let streams = 1 + s.bidirectional as u64;
+                streams * s.n_layers as u64 * (llama_block(d, i, s.n_heads) + hybrid) + 2 * d
+            }
+            Self::Gpt(s) => {
+                // LayerNorms, q k v, attention, projection with dropout masks, the 4d FF.
+                let d = s.d_model as u64;
+                s.n_layers as u64 * (14 * d + 3 * 4 * d + attn(s.n_heads)) + 3 * d
+            }
+            Self::MixerAutoencoder(s) => {
+                let d = s.d_model as u64;
+                (s.encoder_layers + s.decoder_layers) as u64 * mixer_block(d, 4, 0, s.dropout > 0.0) + 4 * d
+            }
+            Self::LlamaAutoencoder(s) => {
+                let d = s.d_model as u64;
+                (s.encoder_layers + s.decoder_layers) as u64 * llama_block(d, 4 * d, s.n_heads.unwrap_or(1)) + 4 * d
+            }
+        }
+    }
+
+    /// Floats of the masked token-mixing weights a forward builds and keeps for its backward: each
+    /// block applies its mask functionally (`W ⊙ M`, crate `mask`), a new tensor the size of the
+    /// block's mixing weights, and the matmul saves it. Not per token: at a long context (8192:
+    /// 64 M floats a block) it is a large part of a small batch's step.
+    pub fn masked_mixing_floats(&self, n_ctx: i64) -> u64 {
+        match self {
+            Self::MaskedMixer(s) => {
+                let blocks = s.n_layers as u64 * (1 + s.bidirectional as u64);
+                blocks * s.config(2, n_ctx).mixing_params().max(0) as u64
+            }
+            // One mixing of the attention output a layer: L x L and its bias.
+            Self::Transfixer(s) => s.n_layers as u64 * (n_ctx * n_ctx + n_ctx) as u64,
+            Self::MixerAutoencoder(s) => (s.encoder_layers + s.decoder_layers) as u64 * (n_ctx * n_ctx + n_ctx) as u64,
+            Self::Llama(_) | Self::Gpt(_) | Self::LlamaAutoencoder(_) => 0,
+        }
+    }
+
+    /// An estimate of the memory one fp32 training step of `step` needs, by part (see
+    /// [`StepMemory`]).
+    pub fn training_memory(&self, vocab_size: i64, step: StepShape) -> StepMemory {
+        let tokens = (step.batch.max(1) * step.n_ctx) as u64;
+        let per_param = if step.optimizer { 24 } else { 8 };
+        StepMemory {
+            state: per_param * self.num_params(vocab_size, step.n_ctx),
+            activations: 4 * (tokens * self.training_floats_per_token(step.n_ctx, step.scores) + self.masked_mixing_floats(step.n_ctx)),
+            logits: if step.head { 12 * tokens * vocab_size as u64 } else { 0 },
+        }
+    }
+
+    /// [`Self::training_memory`] in all.
+    pub fn training_bytes(&self, vocab_size: i64, step: StepShape) -> u64 {
+        self.training_memory(vocab_size, step).total()
     }
 
     /// Builds the model under `p` with the reference's variable names.

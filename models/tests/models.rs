@@ -158,9 +158,7 @@ fn bf16_compute_tracks_fp32_and_keeps_fp32_masters() {
         assert_eq!(mm_models::precision::compute(), None, "the switch is restored");
         let rel = ((half.to_kind(Kind::Float) - &full).norm().double_value(&[])) / full.norm().double_value(&[]);
         assert!(rel < 3e-2 && rel > 0.0, "{spec:?}: bf16 vs fp32 rel. error {rel}");
-        let loss = mm_models::precision::with_compute(Some(Kind::BFloat16), || {
-            mm_models::lm_loss(&m.forward_t(&tokens, true), &tokens, m.objective())
-        });
+        let loss = mm_models::precision::with_compute(Some(Kind::BFloat16), || mm_models::lm_loss(&m.forward_t(&tokens, true), &tokens, m.objective()));
         loss.backward();
         for (name, v) in vs.variables() {
             assert_eq!(v.kind(), Kind::Float, "{name}");
@@ -273,4 +271,33 @@ fn mixer_autoencoder_dropout_is_v1_shaped_and_off_in_eval() {
     assert!(!eval.allclose(&m.forward_t(&tokens, true), 1e-6, 1e-6, false), "dropout in training");
     let llama = ModelSpec::LlamaAutoencoder(AutoencoderSpec { n_heads: Some(2), dropout: 0.05, ..plain });
     assert!(llama.validate().unwrap_err().to_string().contains("the Llama autoencoder has none"));
+}
+
+#[test]
+fn the_training_memory_estimate_adds_up() {
+    use mm_models::StepShape;
+    for spec in specs() {
+        let per_token = spec.training_floats_per_token(L, false);
+        assert!(per_token > 0, "{}", spec.label());
+        let at = |batch: i64| spec.training_bytes(V, StepShape::clm(batch, L));
+        // Linear in the batch: each row adds its activations and its logits (with their
+        // log-softmax and gradient).
+        assert_eq!(at(2) - at(1), 4 * L as u64 * per_token + 12 * (L * V) as u64, "{}", spec.label());
+        assert_eq!(at(3) - at(2), at(2) - at(1));
+        // Without AdamW, 16 bytes a parameter less; without the head, no logits.
+        let params = spec.num_params(V, L);
+        let bare = spec.training_bytes(V, StepShape { optimizer: false, head: false, ..StepShape::clm(1, L) });
+        assert_eq!(at(1) - bare, 16 * params + 12 * (L * V) as u64, "{}", spec.label());
+    }
+    // Eager attention keeps each head's L x L probabilities (and scores): per token, 2 h L floats
+    // per layer more.
+    let llama = ModelSpec::Llama(LlamaSpec { n_heads: 4, ..LlamaSpec::tinystories_d512() });
+    let n_layers = llama.n_layers() as u64;
+    assert_eq!(llama.training_floats_per_token(512, true) - llama.training_floats_per_token(512, false), n_layers * 2 * 4 * (512 - 1));
+    // Whatever the batch, a masked mixer keeps each block's masked L x L weight (and bias) for
+    // the backward; attention keeps none.
+    let mixer = ModelSpec::MaskedMixer(MixerSpec::flat(64, 3));
+    let step = mixer.training_memory(V, StepShape::clm(1, L));
+    assert_eq!(step.activations - 4 * L as u64 * mixer.training_floats_per_token(L, false), 4 * 3 * (L * L + L) as u64);
+    assert_eq!(llama.masked_mixing_floats(L), 0);
 }

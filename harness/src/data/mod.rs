@@ -2,17 +2,20 @@
 //! tensors a model reads (PAPER.md B.1: one story = one sample, truncated then padded to n_ctx,
 //! pad = EOS, pads excluded from the loss).
 pub mod columnar;
+pub mod corpus;
 pub mod embedded;
 pub mod hub;
 pub mod pairs;
 pub mod pairset;
+pub mod rows;
 pub mod shards;
 pub mod summarize;
 pub mod text;
 pub mod tokenizer;
 
-use crate::artifacts::{sha256_bytes, sha256_file, write_atomic};
-use crate::suite::{DataConfig, DataSource, Packing, PaddingSide, TokenizerKind};
+use crate::artifacts::{sha256_bytes, write_atomic};
+use crate::suite::{DataConfig, Packing, PaddingSide, TokenizerKind};
+pub use corpus::{Corpus, Docs, SplitInfo};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
@@ -29,7 +32,6 @@ pub use crate::suite::MIN_BPE_VOCAB;
 const _: () = assert!(MIN_BPE_VOCAB == 256 + SPECIALS.len(), "suite::MIN_BPE_VOCAB must count every special token");
 /// Ignored by the loss (PyTorch's and Hugging Face's convention).
 pub const IGNORE: i64 = -100;
-const EMBEDDED_DEFAULT_STORIES: usize = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -52,6 +54,10 @@ pub enum DataError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Columnar { path: PathBuf, message: String },
+    #[error("token shard {path}: {message}")]
+    Shard { path: PathBuf, message: String },
+    #[error("data order: {0}")]
+    Order(String),
     #[error("hub dataset {repo}, file {file}: {message}; check data.repo / data.files / data.revision, HF_ENDPOINT and the network, or run with HF_HUB_OFFLINE=1 on a filled cache")]
     Hub { repo: String, file: String, message: String },
     #[error("offline (HF_HUB_OFFLINE): {file} of {repo} at revision {revision} is not in the cache ({cache}); run once online, or copy the file into the cache", cache = hf_hub::Cache::from_env().path().display())]
@@ -62,94 +68,6 @@ pub enum DataError {
     HashMismatch { path: PathBuf, expected: String, got: String },
     #[error("{path}: no column `{column}` (columns: {available:?}); set data.text_column")]
     MissingColumn { path: PathBuf, column: String, available: Vec<String> },
-}
-
-/// Stories of a run, split, with where they came from.
-#[derive(Debug, Clone)]
-pub struct Corpus {
-    pub train: Vec<String>,
-    pub eval: Vec<String>,
-    /// "synthetic" (embedded) or "real" (files).
-    pub label: &'static str,
-    /// Input name -> sha256 (files read, or the generator's parameters).
-    pub inputs: crate::artifacts::Inputs,
-}
-
-impl Corpus {
-    pub fn load(cfg: &DataConfig) -> Result<Self, DataError> {
-        let mut inputs = crate::artifacts::Inputs::default();
-        let (mut train, mut eval, label) = match cfg.source {
-            DataSource::Embedded => {
-                let n = cfg.n_stories.unwrap_or(EMBEDDED_DEFAULT_STORIES);
-                let stories: Vec<String> = embedded::generate(n, cfg.corpus_seed).into_iter().map(|r| r.story).collect();
-                inputs.named(
-                    format!("embedded(n={n}, seed={})", cfg.corpus_seed),
-                    sha256_bytes(stories.join("\n").as_bytes()),
-                );
-                let (train, eval) = hold_out(stories, cfg.eval_fraction);
-                (train, eval, "synthetic")
-            }
-            DataSource::Hf => {
-                let repo = cfg.repo.as_deref().expect("validated: hf has a repo");
-                let revision = cfg.revision.as_deref().unwrap_or("main");
-                // Files are fetched in order and only as far as the run needs them.
-                let mut load = |patterns: &[String], need: Option<usize>| -> Result<Vec<String>, DataError> {
-                    let mut all = Vec::new();
-                    for f in hub::resolve(repo, revision, patterns)? {
-                        if need.is_some_and(|n| all.len() >= n) {
-                            break;
-                        }
-                        let (path, hash) = hub::fetch(repo, revision, &f, &cfg.sha256)?;
-                        inputs.named(format!("hf://datasets/{repo}@{revision}/{f}"), hash);
-                        all.extend(read_by_extension(cfg, &path)?);
-                    }
-                    Ok(all)
-                };
-                if cfg.eval_files.is_empty() {
-                    let need = cfg.n_stories.map(|n| n + cfg.eval_rows.unwrap_or(0));
-                    let (train, eval) = split(load(&cfg.files, need)?, cfg);
-                    (train, eval, "real")
-                } else {
-                    (load(&cfg.files, cfg.n_stories)?, load(&cfg.eval_files, cfg.eval_stories)?, "real")
-                }
-            }
-            DataSource::Text | DataSource::Jsonl | DataSource::Parquet => {
-                let column = cfg.text_column.as_deref().unwrap_or("text");
-                let read = |p: &Path| match cfg.source {
-                    DataSource::Jsonl => columnar::read_column(p, columnar::Format::Jsonl, column),
-                    DataSource::Parquet => columnar::read_column(p, columnar::Format::Parquet, column),
-                    _ => text::read_stories(p, &cfg.marker, cfg.drop_unterminated),
-                };
-                let path = cfg.path.as_deref().expect("validated: file sources have a path");
-                let setting = |key: &'static str| move |e| DataError::Setting { key, error: Box::new(e) };
-                let all = read(path).map_err(setting("data.path"))?;
-                inputs.file(path, file_hash(path).map_err(setting("data.path"))?);
-                let (train, eval) = match &cfg.eval_path {
-                    Some(ep) => {
-                        inputs.file(ep, file_hash(ep).map_err(setting("data.eval_path"))?);
-                        (all, read(ep).map_err(setting("data.eval_path"))?)
-                    }
-                    None => split(all, cfg),
-                };
-                (train, eval, "real")
-            }
-        };
-        if let Some(n) = cfg.n_stories.filter(|_| cfg.source != DataSource::Embedded) {
-            train.truncate(n);
-        }
-        if let Some(n) = cfg.eval_stories {
-            eval.truncate(n);
-        }
-        if train.is_empty() {
-            return Err(DataError::TooFew { what: "training split".into(), n: 0, need: 1 });
-        }
-        Ok(Self { train, eval, label, inputs })
-    }
-}
-
-/// A downloaded file, read by its extension: parquet, JSON lines, else marker-separated text.
-fn read_by_extension(cfg: &DataConfig, path: &Path) -> Result<Vec<String>, DataError> {
-    stream_file(path, cfg.text_column.as_deref().unwrap_or("text"), &cfg.marker, cfg.drop_unterminated)?.collect()
 }
 
 /// The documents of a file, by its extension (`.parquet`; `.jsonl` / `.json`; else text split on
@@ -189,30 +107,6 @@ fn pull(r: &mut impl Refill) -> Option<Result<String, DataError>> {
             return Some(Err(e));
         }
     }
-}
-
-fn file_hash(path: &Path) -> Result<String, DataError> {
-    sha256_file(path).map_err(|e| DataError::Read { path: path.into(), error: e })
-}
-
-/// The split rule without an evaluation file: the first `eval_rows` documents (PAPER.md B.2,
-/// B.3), else the last `eval_fraction`.
-fn split(stories: Vec<String>, cfg: &DataConfig) -> (Vec<String>, Vec<String>) {
-    match cfg.eval_rows {
-        Some(k) => {
-            let mut eval = stories;
-            let train = eval.split_off(k.min(eval.len()));
-            (train, eval)
-        }
-        None => hold_out(stories, cfg.eval_fraction),
-    }
-}
-
-/// The last `fraction` of the stories become the evaluation split.
-fn hold_out(mut stories: Vec<String>, fraction: f64) -> (Vec<String>, Vec<String>) {
-    let n_eval = ((stories.len() as f64) * fraction).round() as usize;
-    let eval = stories.split_off(stories.len() - n_eval.min(stories.len()));
-    (stories, eval)
 }
 
 /// A tokenizer and the sha256 of its `tokenizer.json`.
@@ -269,7 +163,7 @@ impl Tok {
             }
             None => None,
         };
-        let text_hash = shards::TextHash::of(&corpus.train);
+        let text_hash = &corpus.train.text_sha256;
         // The byte-level BPE keeps its original key, so caches written before other kinds existed stay valid.
         let what = match cfg.tokenizer {
             TokenizerKind::Bpe => "bpe-bytelevel-v1".to_string(),
@@ -286,7 +180,12 @@ impl Tok {
             }
             eprintln!("  the cached tokenizer {} does not match its recorded sha256 ({}); training it again", path.display(), sidecar.display());
         }
-        let json = train(cfg, base.map(|b| b.0), &corpus.train).map_err(|m| match &cfg.tokenizer_base {
+        let failed = std::sync::Mutex::new(None);
+        let trained = train(cfg, base.map(|b| b.0), until_error(corpus.train_docs(), &failed));
+        if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let json = trained.map_err(|m| match &cfg.tokenizer_base {
             Some(p) => DataError::Setting { key: "data.tokenizer_base", error: Box::new(DataError::Tokenizer { path: p.clone(), message: m }) },
             None => DataError::Tokenizer { path: path.clone(), message: m },
         })?;
@@ -297,14 +196,29 @@ impl Tok {
     }
 
     /// Truncates each story to n_ctx tokens and pads it to exactly n_ctx (no special tokens
-    /// added, as the reference's `add_special_tokens=False`). Not cached: for prompts.
+    /// added, as the reference's `add_special_tokens=False`), as a training row is cut. Not
+    /// cached: for prompts.
     pub fn encode(&self, stories: &[String], n_ctx: i64, side: PaddingSide) -> Result<Encoded, DataError> {
-        shards::encode(self, stories, n_ctx, side, Packing::Truncate)
+        let shard = std::sync::Arc::new(shards::encode_in_memory(self, stories)?);
+        rows::all(&rows::TokenRows::new(shard, n_ctx, Packing::Truncate, side, self.pad_id))
     }
 }
 
-/// Trains the tokenizer `data.tokenizer` names on the training stories.
-pub fn train(cfg: &DataConfig, base: Option<serde_json::Value>, stories: &[String]) -> Result<String, String> {
+/// The documents of a stream up to its first error, which is left in `failed` (for consumers
+/// such as the tokenizer trainer that take plain strings).
+pub fn until_error<'a>(docs: Docs<'a>, failed: &'a std::sync::Mutex<Option<DataError>>) -> impl Iterator<Item = String> + Send + 'a {
+    docs.map_while(move |d| match d {
+        Ok(d) => Some(d),
+        Err(e) => {
+            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            None
+        }
+    })
+}
+
+/// Trains the tokenizer `data.tokenizer` names on the training stories, streamed (the trainer
+/// keeps its word counts, not the text).
+pub fn train(cfg: &DataConfig, base: Option<serde_json::Value>, stories: impl Iterator<Item = String> + Send) -> Result<String, String> {
     match cfg.tokenizer {
         TokenizerKind::Bpe => train_bpe(stories, cfg.vocab_size),
         TokenizerKind::Llama => {
@@ -312,12 +226,12 @@ pub fn train(cfg: &DataConfig, base: Option<serde_json::Value>, stories: &[Strin
             tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama_base), tokenizer::reference_lines(stories, marker), cfg.vocab_size, tokenizer::Alphabet::PaperEra)
         }
         TokenizerKind::Llama3 => {
-            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama3_base), stories.iter(), cfg.vocab_size, tokenizer::Alphabet::PaperEra)
+            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama3_base), stories, cfg.vocab_size, tokenizer::Alphabet::PaperEra)
         }
     }
 }
 
-fn train_bpe(stories: &[String], vocab_size: usize) -> Result<String, String> {
+fn train_bpe(stories: impl Iterator<Item = String> + Send, vocab_size: usize) -> Result<String, String> {
     let mut trainer = BpeTrainerBuilder::new()
         .vocab_size(vocab_size)
         .min_frequency(2)
@@ -329,7 +243,7 @@ fn train_bpe(stories: &[String], vocab_size: usize) -> Result<String, String> {
     tok.with_pre_tokenizer(Some(ByteLevel::default()));
     tok.with_decoder(Some(ByteLevel::default()));
     let mut wrapped: tokenizers::models::TrainerWrapper = std::mem::take(&mut trainer).into();
-    tok.train(&mut wrapped, stories.iter()).map_err(|e| e.to_string())?;
+    tok.train(&mut wrapped, stories).map_err(|e| e.to_string())?;
     tok.to_string(false).map_err(|e| e.to_string())
 }
 
@@ -367,11 +281,11 @@ mod tests {
     #[test]
     fn padding_and_labels() {
         let dir = tempfile::tempdir().unwrap();
-        let corpus = Corpus::load(&cfg()).unwrap();
-        assert_eq!((corpus.train.len(), corpus.eval.len()), (54, 6));
+        let corpus = Corpus::open(&cfg()).unwrap();
+        assert_eq!((corpus.train.docs, corpus.eval.docs), (54, 6));
         let tok = Tok::for_run(&cfg(), &corpus, dir.path()).unwrap();
         assert_eq!(tok.pad_id, 2);
-        let stories = vec!["Tom".to_string(), corpus.train[0].clone()];
+        let stories = vec!["Tom".to_string(), corpus.train_in_memory().unwrap()[0].clone()];
         let right = tok.encode(&stories, 16, PaddingSide::Right).unwrap();
         let left = tok.encode(&stories, 16, PaddingSide::Left).unwrap();
         let n_tom = tok.tokenizer.encode("Tom", false).unwrap().get_ids().len() as i64;
@@ -389,7 +303,7 @@ mod tests {
     #[test]
     fn tokenizer_is_cached_and_training_repeats() {
         let dir = tempfile::tempdir().unwrap();
-        let corpus = Corpus::load(&cfg()).unwrap();
+        let corpus = Corpus::open(&cfg()).unwrap();
         let a = Tok::for_run(&cfg(), &corpus, dir.path()).unwrap();
         let b = Tok::for_run(&cfg(), &corpus, dir.path()).unwrap();
         assert_eq!(a.sha256, b.sha256);
@@ -400,7 +314,7 @@ mod tests {
         assert_eq!(Tok::for_run(&cfg(), &corpus, dir.path()).unwrap().sha256, a.sha256);
         assert_eq!(std::fs::read_to_string(&cached).unwrap(), original, "retrained and rewritten");
         // Upstream does not promise deterministic BPE training; check it on this text.
-        let again = train_bpe(&corpus.train, 300).unwrap();
+        let again = train_bpe(corpus.train_in_memory().unwrap().into_iter(), 300).unwrap();
         assert_eq!(sha256_bytes(again.as_bytes()), a.sha256, "BPE training was not repeatable here");
     }
 }

@@ -22,9 +22,7 @@ pub const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?
 /// `open_llama_3b`'s tokenizer as `LlamaTokenizerFast` builds it from the SentencePiece model
 /// (transformers 4.42 `LlamaConverter`, legacy mode, the vocabulary emptied for retraining).
 pub fn llama_base() -> Value {
-    let special = |id: u32, content: &str| {
-        json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
-    };
+    let special = |id: u32, content: &str| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
     json!({
         "version": "1.0",
         "truncation": null,
@@ -201,8 +199,8 @@ pub fn retrain<S: AsRef<str> + Send>(
 /// The reference's TinyStories tokenizer text: the file's lines, each stripped of surrounding
 /// whitespace as Python's `str.strip` does (`pc/tinystories_tokenizer_trainer.py`), with the
 /// story marker between stories as `TinyStories-train.txt` has it.
-pub fn reference_lines<'a>(stories: &'a [String], marker: Option<&'a str>) -> impl Iterator<Item = &'a str> + Send + 'a {
-    stories.iter().flat_map(move |s| s.split('\n').map(str::trim).chain(marker))
+pub fn reference_lines<'a>(stories: impl Iterator<Item = String> + Send + 'a, marker: Option<&'a str>) -> impl Iterator<Item = String> + Send + 'a {
+    stories.flat_map(move |s| s.split('\n').map(|l| l.trim().to_string()).chain(marker.map(String::from)).collect::<Vec<_>>())
 }
 
 /// Tokens and characters of `texts` under `tok` (no special tokens added), and how many of
@@ -213,11 +211,13 @@ pub struct Stats {
     pub unk: u64,
 }
 
-pub fn stats(tok: &Tokenizer, texts: &[String]) -> Result<Stats, String> {
+pub fn stats(tok: &Tokenizer, texts: impl Iterator<Item = String>) -> Result<Stats, String> {
     let unk = tok.token_to_id("<unk>");
     let mut s = Stats { chars: 0, tokens: 0, unk: 0 };
-    for chunk in texts.chunks(256) {
-        let encs = tok.encode_batch(chunk.to_vec(), false).map_err(|e| e.to_string())?;
+    let mut texts = texts.peekable();
+    while texts.peek().is_some() {
+        let chunk: Vec<String> = texts.by_ref().take(256).collect();
+        let encs = tok.encode_batch(chunk.clone(), false).map_err(|e| e.to_string())?;
         for (t, e) in chunk.iter().zip(&encs) {
             s.chars += t.chars().count() as u64;
             s.tokens += e.get_ids().len() as u64;
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn llama_keeps_the_paper_quirks() {
         let s = stories();
-        let json = retrain(&llama_base(), reference_lines(&s, Some("<|endoftext|>")), 600, Alphabet::PaperEra).unwrap();
+        let json = retrain(&llama_base(), reference_lines(s.iter().cloned(), Some("<|endoftext|>")), 600, Alphabet::PaperEra).unwrap();
         let tok: Tokenizer = json.parse().unwrap();
         assert_eq!(tok.get_vocab_size(true), 600);
         for (id, name) in ["<unk>", "<s>", "</s>"].iter().enumerate() {
@@ -283,8 +283,8 @@ mod tests {
     #[test]
     fn retraining_is_repeatable() {
         let s = stories();
-        let a = retrain(&llama_base(), reference_lines(&s, None), 500, Alphabet::PaperEra).unwrap();
-        let b = retrain(&llama_base(), reference_lines(&s, None), 500, Alphabet::PaperEra).unwrap();
+        let a = retrain(&llama_base(), reference_lines(s.iter().cloned(), None), 500, Alphabet::PaperEra).unwrap();
+        let b = retrain(&llama_base(), reference_lines(s.iter().cloned(), None), 500, Alphabet::PaperEra).unwrap();
         assert_eq!(a, b);
     }
 

@@ -1,6 +1,7 @@
 //! Causal language modelling (PAPER.md C, E): train one model on one data configuration and
 //! record its train and eval loss curves and a checkpoint.
 use super::{build_model, execution_facts, prepare, Experiment, RunContext, RunOutput};
+use crate::data::rows::Rows;
 use crate::suite::kind::need_model_data;
 use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 use crate::train::Trainer;
@@ -24,6 +25,13 @@ impl KindRules for Clm {
         };
         t.check(c.data().n_ctx, c.device)
     }
+
+    /// Two steps at micro-batch 1, evaluated after each, a checkpoint after the first.
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(t) = c.train.as_mut() {
+            crate::suite::shapes::train_at_shapes(t);
+        }
+    }
 }
 
 impl Experiment for Clm {
@@ -39,6 +47,10 @@ impl Experiment for Clm {
     /// their gradient.
     fn memory_lower_bound(&self, c: &RunConfig) -> Option<(u64, String)> {
         super::training_memory(c, c.train.as_ref()?.batch_size as u64)
+    }
+
+    fn memory_estimate(&self, c: &RunConfig) -> Option<(u64, String)> {
+        super::training_estimate(c, mm_models::StepShape::clm(c.train.as_ref()?.batch_size, c.data.as_ref()?.n_ctx))
     }
 
     /// What the models write (greedy and sampled continuations of fixed openings).
@@ -63,16 +75,16 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     out.execution.extend(execution_facts(cfg, ctx.device));
     if data.eval.is_empty() {
         let d = cfg.data();
-        let total = data.corpus.train.len() + data.corpus.eval.len();
+        let total = data.corpus.train.docs + data.corpus.eval.docs;
         anyhow::bail!(
             "the evaluation split is empty: {} of {total} stories held out (data.eval_fraction = {}); raise data.eval_fraction or \
              data.n_stories, or give data.eval_path",
-            data.corpus.eval.len(),
+            data.corpus.eval.docs,
             d.eval_fraction
         );
     }
     let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: ctx.dir, progress: ctx.progress, resume: Some(ctx.resume), shuffle: cfg.data().shuffle };
-    let outcome = trainer.fit(model.as_ref(), &vs, &data.train, &data.eval).context("training")?;
+    let outcome = trainer.fit(model.as_ref(), &vs, data.train.clone(), data.eval.as_ref()).context("training")?;
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
     ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;
     let s = &mut out.summary;
@@ -95,6 +107,13 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     s.insert("tokens_per_s".into(), outcome.tokens_per_s.into());
     s.insert("train_wall_s".into(), outcome.wall_s.into());
     s.insert("eval_and_checkpoint_s".into(), outcome.overhead_s.into());
+    if outcome.empty_batches > 0 {
+        s.insert("empty_batches".into(), outcome.empty_batches.into());
+        out.execution.insert(
+            "empty_batches".into(),
+            format!("{} step(s) whose global batch held no target were skipped (no optimizer step; the schedule did not advance)", outcome.empty_batches),
+        );
+    }
     if let Some(scale) = outcome.amp_final_scale {
         s.insert("amp_skipped_steps".into(), outcome.amp_skipped_steps.into());
         s.insert("amp_final_scale".into(), scale.into());

@@ -170,7 +170,7 @@ pub fn load_model(
         let json = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         Tok::from_json(json, &path)?
     } else {
-        let corpus = Corpus::load(cfg.data()).context("loading the data the tokenizer is trained on")?;
+        let corpus = Corpus::open(cfg.data()).context("loading the data the tokenizer is trained on")?;
         out.inputs.extend(&corpus.inputs);
         Tok::for_run(cfg.data(), &corpus, ctx.cache).context("preparing the tokenizer")?
     };
@@ -270,6 +270,13 @@ impl KindRules for Embed {
             check_pairs(c)?;
         }
         Ok(())
+    }
+
+    /// One text at a time.
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(e) = c.embed.as_mut() {
+            e.batch_size = 1;
+        }
     }
 }
 

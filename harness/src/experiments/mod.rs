@@ -17,13 +17,15 @@ pub mod sampling;
 pub mod throughput;
 
 use crate::artifacts::RunDir;
-use crate::data::{Corpus, Encoded, Tok};
+use crate::data::rows::{Rows, TokenRows};
+use crate::data::{Corpus, Tok};
 use crate::suite::{ExperimentKind, KindRules, Run, RunConfig, Suite, SuiteError};
 use anyhow::{Context, Result};
 use mm_models::CausalLm;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use tch::{nn, Device};
 
 /// An experiment kind: its suite-facing rules ([`KindRules`]) and how it runs.
@@ -44,6 +46,14 @@ pub trait Experiment: KindRules {
         let (model, data) = (config.model.as_ref()?, config.data.as_ref()?);
         let params = model.num_params(data.vocab_size as i64, data.n_ctx);
         Some((4 * params, format!("{params} parameters in fp32")))
+    }
+
+    /// An estimate of the memory a run needs at its peak, activations included, with what it
+    /// counts. A CPU run whose estimate exceeds the host's memory is refused before it starts:
+    /// on a CPU, running out of memory is the kernel killing the process (and maybe others), not
+    /// an error a run can report. By default: the lower bound.
+    fn memory_estimate(&self, config: &RunConfig) -> Option<(u64, String)> {
+        self.memory_lower_bound(config)
     }
 
     /// This kind's section of the report, when it has one of its own.
@@ -158,40 +168,22 @@ pub struct RunOutput {
     pub execution: BTreeMap<String, String>,
 }
 
-/// Tokenized data of a run; the tokenizer is saved into the run folder.
+/// Tokenized data of a run; the tokenizer is saved into the run folder. The splits are rows
+/// read from their token shards, never held whole.
 pub struct Prepared {
     pub corpus: Corpus,
     pub tok: Tok,
-    pub train: Encoded,
-    pub eval: Encoded,
+    pub train: Arc<TokenRows>,
+    pub eval: Arc<TokenRows>,
 }
 
-pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
+/// A run's corpus (scanned, not held) and tokenizer, saved into the run folder and recorded:
+/// what a kind that reads a few documents needs (the representation test's prompts).
+pub fn prepare_text(ctx: &RunContext, out: &mut RunOutput) -> Result<(Corpus, Tok)> {
     let cfg = ctx.run.config.data();
-    let corpus = Corpus::load(cfg).context("loading data")?;
+    let corpus = Corpus::open(cfg).context("loading data")?;
     let tok = Tok::for_run(cfg, &corpus, ctx.cache).context("preparing the tokenizer")?;
     crate::artifacts::write_atomic(&ctx.dir.file("tokenizer.json"), tok.json.as_bytes())?;
-    let shards = ctx.cache.join("tokens");
-    let mut encode = |name: &str, stories: &[String]| -> Result<Encoded> {
-        let (enc, how) = crate::data::shards::encode_cached(&tok, stories, cfg.n_ctx, cfg.padding, cfg.packing, &shards)?;
-        let what = match (&how.rebuilt, how.hit) {
-            (_, true) => "cache hit".to_string(),
-            (Some(why), false) => format!("tokenized (cached shard rejected: {why})"),
-            (None, false) => "tokenized".to_string(),
-        };
-        out.execution.insert(
-            format!("tokens_{name}"),
-            format!("{what} in {:.3} s: {} rows, {} bytes, key {}", how.seconds, enc.len(), how.bytes, &how.key[..12]),
-        );
-        anyhow::ensure!(
-            name != "train" || !enc.is_empty(),
-            "the training split has no rows of {} tokens; lower data.n_ctx or add data",
-            cfg.n_ctx
-        );
-        Ok(enc)
-    };
-    let train = encode("train", &corpus.train)?;
-    let eval = encode("eval", &corpus.eval)?;
     out.inputs.extend(&corpus.inputs);
     out.inputs.named("tokenizer.json", tok.sha256.clone());
     if let Some(p) = &cfg.tokenizer_path {
@@ -200,11 +192,57 @@ pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
     out.summary.insert("data".into(), corpus.label.into());
     out.summary.insert("vocab_size".into(), tok.vocab_size().into());
     out.summary.insert("tokenizer".into(), tok.label(cfg).into());
-    out.summary.insert("train_stories".into(), corpus.train.len().into());
+    out.summary.insert("train_stories".into(), corpus.train.docs.into());
+    out.summary.insert("eval_stories".into(), corpus.eval.docs.into());
+    Ok((corpus, tok))
+}
+
+/// [`prepare_text`] and both splits encoded (or found in the token cache), as rows of the run's
+/// n_ctx, packing and padding.
+pub fn prepare(ctx: &RunContext, out: &mut RunOutput) -> Result<Prepared> {
+    let cfg = ctx.run.config.data();
+    let (corpus, tok) = prepare_text(ctx, out)?;
+    let shards = ctx.cache.join("tokens");
+    let train = encode_split(&tok, cfg, &shards, "train", &corpus.train, || corpus.train_docs(), out)?;
+    let eval = encode_split(&tok, cfg, &shards, "eval", &corpus.eval, || corpus.eval_docs(), out)?;
     // Rows of n_ctx tokens: what an epoch passes over (windows can make several per story).
     out.summary.insert("train_rows".into(), train.len().into());
-    out.summary.insert("eval_stories".into(), corpus.eval.len().into());
     Ok(Prepared { corpus, tok, train, eval })
+}
+
+/// One split's rows: its shard from the cache (or encoded into it from `docs`), seen at the
+/// run's n_ctx, packing and padding; what the cache did goes into the manifest.
+fn encode_split<'a>(
+    tok: &Tok,
+    cfg: &crate::suite::DataConfig,
+    shards: &Path,
+    name: &str,
+    split: &crate::data::SplitInfo,
+    docs: impl FnOnce() -> crate::data::Docs<'a>,
+    out: &mut RunOutput,
+) -> Result<Arc<TokenRows>> {
+    let (shard, how) = crate::data::shards::encode_cached(tok, &split.text_sha256, docs, shards)?;
+    let what = match (&how.rebuilt, how.hit) {
+        (_, true) => "cache hit".to_string(),
+        (Some(why), false) => format!("tokenized (cached shard rejected: {why})"),
+        (None, false) => "tokenized".to_string(),
+    };
+    let rows = TokenRows::new(Arc::new(shard), cfg.n_ctx, cfg.packing, cfg.padding, tok.pad_id);
+    out.execution.insert(
+        format!("tokens_{name}"),
+        format!(
+            "{what} in {:.3} s: {} documents, {} tokens, {} rows of {}, {} bytes, key {}",
+            how.seconds,
+            rows.shard().docs(),
+            rows.shard().tokens(),
+            rows.len(),
+            cfg.n_ctx,
+            how.bytes,
+            &how.key[..12]
+        ),
+    );
+    anyhow::ensure!(name != "train" || !rows.is_empty(), "the training split has no rows of {} tokens; lower data.n_ctx or add data", cfg.n_ctx);
+    Ok(Arc::new(rows))
 }
 
 /// The model's vocabulary is `data.vocab_size` (the paper fixes vocab_size in its configs), so
@@ -278,6 +316,39 @@ pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, S
         }
     }
     m
+}
+
+/// The memory estimate of a kind that trains with batches of `batch` rows
+/// ([`mm_models::ModelSpec::training_bytes`]): weights, gradients, AdamW's moments and its flat
+/// gradient buffer and scratch, the activations a step saves, and the logits with their
+/// log-softmax and gradient.
+pub fn training_estimate(config: &RunConfig, step: mm_models::StepShape) -> Option<(u64, String)> {
+    let (model, data) = (config.model.as_ref()?, config.data.as_ref()?);
+    Some(step_estimate(config, model.training_memory(data.vocab_size as i64, step), "a training step", step))
+}
+
+/// `m`, a step of `what` at `step`'s shape, in bytes and words. On the CPU, where the harness's
+/// allocator keeps what a step frees for the next one (`device::keep_freed_memory`), the heap
+/// also holds freed temporaries that no later block of a different size reuses: counted as the
+/// activations once more and the logits twice more. Measured (docs/data.md, "Memory"): a
+/// logits-heavy step (32 x 512 tokens, vocabulary 8000, d64; estimate 5.2 GiB) peaked at 3.5-4.5
+/// GiB with freed blocks kept and at 2.1 GiB, its live memory, without; a d1024 n4 mixer's
+/// memory step at 8192 tokens (estimate 8.2 GiB) at 7.3 GiB.
+pub fn step_estimate(config: &RunConfig, m: mm_models::StepMemory, what: &str, step: mm_models::StepShape) -> (u64, String) {
+    let gib = crate::device::gib;
+    let kept = if config.device == crate::suite::DeviceChoice::Cpu && crate::device::freed_memory_kept() { m.activations + 2 * m.logits } else { 0 };
+    let kept_words = if kept > 0 { format!(", {} of freed temporaries the allocator keeps", gib(kept)) } else { String::new() };
+    (
+        m.total() + kept,
+        format!(
+            "{what} of {} x {} tokens: {} of weights, gradients and optimizer state, {} of activations, {} of logits{kept_words}",
+            step.batch,
+            step.n_ctx,
+            gib(m.state),
+            gib(m.activations),
+            gib(m.logits)
+        ),
+    )
 }
 
 /// The memory lower bound of a kind that trains with batches of `batch` rows: fp32 weights,

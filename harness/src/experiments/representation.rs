@@ -7,10 +7,10 @@
 //!    gradient is the one it would get alone).
 //! 3. Decode `a · pinv(W_wte)`, top-k ids per position.
 //! 4. Modified Hamming metric: share of non-pad positions whose true token is not in the top-k.
-use super::{build_model, prepare, Experiment, RunContext, RunOutput};
+use super::{build_model, Experiment, RunContext, RunOutput};
+use crate::data::IGNORE;
 use crate::suite::kind::{need_model_data, section_or_default};
 use crate::suite::{ExperimentKind, Invalid, KindRules, ModelSource, RepresentationConfig, RepresentationLoss, RunConfig};
-use crate::data::IGNORE;
 use anyhow::{bail, Context, Result};
 use mm_models::CausalLm;
 use serde::Serialize;
@@ -155,6 +155,16 @@ impl KindRules for Representation {
         }
         Ok(())
     }
+
+    /// Two prompts, two gradient-descent steps each (the trained source's checkpoints are its
+    /// producer's, at shapes two of them).
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(r) = c.representation.as_mut() {
+            r.steps = 2;
+            r.n_prompts = r.n_prompts.min(2);
+            r.prompts.truncate(2);
+        }
+    }
 }
 
 impl Experiment for Representation {
@@ -168,19 +178,18 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let rcfg = cfg.representation.as_ref().expect("validated: representation has its section");
     let mut out = RunOutput::default();
-    let data = prepare(ctx, &mut out)?;
-    let prompts: Vec<String> = if rcfg.prompts.is_empty() {
-        data.corpus.eval.iter().take(rcfg.n_prompts).cloned().collect()
-    } else {
+    // The prompts are a few evaluation documents: the splits are scanned, not encoded.
+    let (corpus, tok) = super::prepare_text(ctx, &mut out)?;
+    let prompts: Vec<String> = if rcfg.prompts.is_empty() { corpus.eval_head(rcfg.n_prompts)? } else {
         rcfg.prompts.clone()
     };
     if prompts.is_empty() {
         bail!("no prompts: the evaluation split is empty; give representation.prompts or more data");
     }
-    let enc = data.tok.encode(&prompts, cfg.data().n_ctx, cfg.data().padding)?;
+    let enc = tok.encode(&prompts, cfg.data().n_ctx, cfg.data().padding)?;
     let tokens = enc.tokens.to_device(ctx.device);
     let mask = enc.labels.ne(IGNORE).to_device(ctx.device);
-    let vocab = super::model_vocab(cfg, &data.tok)?;
+    let vocab = super::model_vocab(cfg, &tok)?;
     let (mut vs, model) = build_model(cfg, vocab, cfg.seed, ctx.device)?;
     vs.freeze(); // gradients flow to the input only
     out.execution.extend(super::execution_facts(cfg, ctx.device));

@@ -7,11 +7,11 @@
 //! gather of each query's candidates: 20,000 queries at n = 8192 is 20,000 x 20,000 dot products.
 use super::sampling::draw_many;
 use super::{Experiment, RunContext, RunOutput};
+use crate::suite::kind::{need_upstream, section_or_default};
+use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 use anyhow::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
-use crate::suite::kind::{need_upstream, section_or_default};
-use crate::suite::{ExperimentKind, Invalid, KindRules, RunConfig};
 
 /// One n of the evaluation.
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +86,18 @@ impl KindRules for RetrievalEval {
             return Err(Invalid::new("retrieval_eval.chunk", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// The sample sizes the test split holds (the smallest of the paper's when none does).
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(e) = c.retrieval_eval.as_mut() {
+            let held = crate::suite::shapes::TEST_PAIRS as i64;
+            let first = e.n.iter().copied().min().unwrap_or(held).min(held);
+            e.n.retain(|&n| n <= held);
+            if e.n.is_empty() {
+                e.n.push(first);
+            }
+        }
     }
 }
 

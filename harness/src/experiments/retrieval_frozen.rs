@@ -9,9 +9,9 @@ use super::{Experiment, RunContext, RunOutput};
 use crate::suite::kind::{need_upstream, section_or_default};
 use crate::suite::{DeviceChoice, ExperimentKind, FrozenConfig, Invalid, KindRules, Precision, RunConfig};
 use crate::train::{with_precision, AdamW, Flow, Hooks, Schedule, Stepper, TrainLoop};
-use mm_models::ModelError;
 use anyhow::{ensure, Context, Result};
 use mm_models::retrieval::{retrieval_loss, RetrievalConfig, RetrievalMixer};
+use mm_models::ModelError;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -230,6 +230,16 @@ impl KindRules for RetrievalFrozen {
             return Err(Invalid::new("retrieval_frozen.precision", "\"fp16-amp\" needs device = \"cuda\""));
         }
         Ok(())
+    }
+
+    /// One epoch of two batches, at the paper's slot count and depth.
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(f) = c.retrieval_frozen.as_mut() {
+            f.epochs = 1;
+            f.batch_size = (crate::suite::shapes::TRAIN_PAIRS / 2) as i64;
+            f.warmup_steps = 0;
+            f.precision = crate::suite::Precision::Fp32;
+        }
     }
 }
 

@@ -12,10 +12,10 @@ use crate::data::pairs;
 use crate::suite::kind::{check_pairs, need_model_data, section_or_default};
 use crate::suite::{DeviceChoice, ExperimentKind, InfonceConfig, Invalid, KindRules, Precision, RunConfig};
 use crate::train::{save_checkpoint, with_precision, AdamW, Flow, Hooks, Schedule, Stepper, TrainLoop};
-use indicatif::ProgressBar;
-use mm_models::ModelError;
 use anyhow::{ensure, Context, Result};
+use indicatif::ProgressBar;
 use mm_models::retrieval::info_nce_loss;
+use mm_models::ModelError;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -224,6 +224,18 @@ impl KindRules for RetrievalInfonce {
         }
         Ok(())
     }
+
+    /// One epoch of the two training groups (of the paper's size), one group a step, evaluated
+    /// once, at the end.
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(r) = c.retrieval_infonce.as_mut() {
+            r.epochs = 1;
+            r.groups_per_step = 1;
+            r.warmup_steps = 0;
+            r.eval_every = crate::suite::shapes::STEPS;
+            r.precision = crate::suite::Precision::Fp32;
+        }
+    }
 }
 
 impl Experiment for RetrievalInfonce {
@@ -238,6 +250,12 @@ impl Experiment for RetrievalInfonce {
     /// fp32 weights, gradients and AdamW moments, and the logits of one group.
     fn memory_lower_bound(&self, c: &RunConfig) -> Option<(u64, String)> {
         super::training_memory(c, c.retrieval_infonce.as_ref()?.group as u64)
+    }
+
+    /// A training step over one group (its sequences are one batch, no LM head).
+    fn memory_estimate(&self, c: &RunConfig) -> Option<(u64, String)> {
+        let step = mm_models::StepShape { head: false, ..mm_models::StepShape::clm(c.retrieval_infonce.as_ref()?.group, c.data.as_ref()?.n_ctx) };
+        super::training_estimate(c, step)
     }
 }
 

@@ -4,7 +4,7 @@
 //! ([`crate::throughput::run_job`]); `rounds.json` keeps every timed step.
 use super::{Experiment, RunContext, RunOutput};
 use crate::suite::kind::section_or_default;
-use crate::suite::{Attention, DeviceChoice, ExperimentKind, Invalid, KindRules, Precision, RunConfig, Sides};
+use crate::suite::{Attention, DeviceChoice, ExperimentKind, Invalid, KindRules, Mode, Precision, RunConfig, Sides};
 use crate::throughput::{flops_per_step, median, peak_tflops, run_job, Job, Measured, Side};
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -62,9 +62,41 @@ impl KindRules for Throughput {
         }
         Ok(())
     }
+
+    /// This harness's side only, one round of one timed step after one warm-up step, fp32, at
+    /// the paper's batch, context and vocabulary.
+    fn at_shapes(&self, c: &mut RunConfig) {
+        if let Some(t) = c.throughput.as_mut() {
+            t.sides = crate::suite::config::Sides::Harness;
+            t.attention = Default::default();
+            t.rounds = 1;
+            t.steps = 1;
+            t.warmup = 1;
+            t.precision = crate::suite::Precision::Fp32;
+        }
+    }
 }
 
 impl Experiment for Throughput {
+    /// One job's step at its batch and context: training (memory mode: without the head) or a
+    /// forward (activations not kept).
+    fn memory_estimate(&self, c: &RunConfig) -> Option<(u64, String)> {
+        let (model, t) = (c.model.as_ref()?, c.throughput.as_ref()?);
+        match t.mode {
+            Mode::Infer => {
+                let bytes = self.memory_lower_bound(c)?.0;
+                Some((bytes, format!("an infer step of {} x {} tokens, activations included", t.batch_size, t.n_ctx)))
+            }
+            // Memory mode: forward and backward without the head and without an optimizer (T6/T7).
+            mode => {
+                let memory = mode == Mode::Memory;
+                let step = mm_models::StepShape { batch: t.batch_size, n_ctx: t.n_ctx, head: !memory, scores: false, optimizer: !memory };
+                let m = model.training_memory(t.vocab_size, step);
+                Some(super::step_estimate(c, m, &format!("a {} step", t.mode.name()), step))
+            }
+        }
+    }
+
     fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
         run(ctx)
     }

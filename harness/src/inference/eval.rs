@@ -2,10 +2,11 @@
 //! own tokenizer, n_ctx, padding and packing (as its eval split was scored), over every non-pad
 //! target its objective predicts.
 use super::Loaded;
-use crate::data::{columnar, shards, text};
+use crate::data::rows::{Rows, TokenRows};
+use crate::data::{shards, Corpus};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use tch::Kind;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Scored {
@@ -25,31 +26,26 @@ pub struct Scored {
     pub device: String,
 }
 
-/// The texts of a file: JSON lines or parquet by extension (`field` of each row), else plain
-/// text split at the run's story marker.
-pub fn read_texts(path: &Path, field: &str, marker: &str) -> Result<Vec<String>> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    let texts = match ext.as_str() {
-        "jsonl" | "json" => columnar::read_column(path, columnar::Format::Jsonl, field)?,
-        "parquet" => columnar::read_column(path, columnar::Format::Parquet, field)?,
-        _ => text::read_stories(path, marker, false)?,
-    };
-    let texts: Vec<String> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
-    anyhow::ensure!(!texts.is_empty(), "{}: no non-empty text to score", path.display());
-    Ok(texts)
-}
-
 pub fn eval(m: &Loaded, data: &Path, field: &str, batch: i64, cache: &Path) -> Result<Scored> {
     anyhow::ensure!(batch >= 1, "--batch-size must be at least 1");
     let d = m.config.data();
-    let texts = read_texts(data, field, &d.marker).with_context(|| format!("--data {}", data.display()))?;
-    let data_sha256 = crate::artifacts::sha256_file(data)?;
+    // The file is streamed: hashed and scanned, then encoded into a cached shard (or found in
+    // it), and scored a batch at a time.
+    let file = crate::suite::DataConfig::for_file(data, Some(field), &d.marker, false);
+    let corpus = Corpus::open(&file)
+        .map_err(|e| match e {
+            crate::data::DataError::TooFew { .. } => {
+                anyhow::anyhow!("{}: no non-empty text to score", data.display())
+            }
+            e => anyhow::Error::new(e),
+        }).with_context(|| format!("--data {}", data.display()))?;
+    let data_sha256 = corpus.inputs.all().into_values().next().unwrap_or_default();
     let start = std::time::Instant::now();
-    let (enc, _) = shards::encode_cached(&m.tok, &texts, d.n_ctx, d.padding, d.packing, &cache.join("tokens"))?;
-    anyhow::ensure!(!enc.is_empty(), "{}: no row of {} tokens to score", data.display(), d.n_ctx);
+    let (shard, _) = shards::encode_cached(&m.tok, &corpus.train.text_sha256, || corpus.train_docs(), &cache.join("tokens"))?;
+    let rows = TokenRows::new(Arc::new(shard), d.n_ctx, d.packing, d.padding, m.tok.pad_id);
+    anyhow::ensure!(!rows.is_empty(), "{}: no row of {} tokens to score", data.display(), d.n_ctx);
     let precision = crate::suite::Precision::Fp32;
-    let mean_ce = crate::train::evaluate(m.model.as_ref(), &enc, batch, None, m.device, precision);
-    let tokens = mm_models::objective_targets(&enc.labels, m.model.objective()).ne(-100).sum(Kind::Int64).int64_value(&[]);
+    let scored = crate::train::evaluate(m.model.as_ref(), &rows, batch, None, m.device, precision)?;
     Ok(Scored {
         run: m.short_id(),
         model: m.config.model().label(),
@@ -57,12 +53,12 @@ pub fn eval(m: &Loaded, data: &Path, field: &str, batch: i64, cache: &Path) -> R
         checkpoint_sha256: m.checkpoint_sha256.clone(),
         data: data.to_path_buf(),
         data_sha256,
-        texts: texts.len(),
-        rows: enc.len(),
-        tokens,
+        texts: corpus.train.docs,
+        rows: rows.len() as i64,
+        tokens: scored.targets as i64,
         n_ctx: d.n_ctx,
-        mean_ce,
-        perplexity: mean_ce.exp(),
+        mean_ce: scored.mean,
+        perplexity: scored.mean.exp(),
         seconds: start.elapsed().as_secs_f64(),
         device: crate::device::describe(m.device),
     })

@@ -21,6 +21,11 @@ pub trait KindRules: Sync {
     /// config. Runs after the sections the kind does not read are dropped and the model and data
     /// settings are checked.
     fn validate(&self, c: &mut RunConfig) -> Result<(), Invalid>;
+
+    /// Rewrites a validated config of this kind for the built-in `shapes` profile
+    /// ([`super::shapes`]): the paper's shapes kept, the iterations cut to the fewest that run
+    /// every path (device, data and pairs are rewritten before this).
+    fn at_shapes(&self, _c: &mut RunConfig) {}
 }
 
 /// The registry: the rules of each kind (`experiments::rules`).

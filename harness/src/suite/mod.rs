@@ -23,23 +23,24 @@
 //! run id (`upstream`), so a changed producer changes every consumer's id. `harness plan` shows
 //! the edges; the runner builds a missing producer before its consumers.
 pub mod config;
-pub mod kind;
-pub mod tables;
 mod errors;
 mod expand;
 mod graph;
+pub mod kind;
 mod profile;
 mod schema;
+pub mod shapes;
+pub mod tables;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use config::*;
-pub use tables::{Claim, Layout, Metric, PaperTable};
 pub use errors::{locate, SuiteError};
-pub use kind::{KindRules, Kinds};
 pub use expand::run_id;
+pub use kind::{KindRules, Kinds};
 pub use schema::{ExperimentDef, OneOrMany, PaperValue, SlurmConfig, SuiteFile};
+pub use tables::{Claim, Layout, Metric, PaperTable};
 
 use errors::*;
 use expand::*;
@@ -128,13 +129,16 @@ impl Suite {
         })?;
         let ctx = Ctx { path, source: &source, cli: overrides, kinds, focus: Default::default() };
         ctx.check_header(&file)?;
-        // A profile's settings apply first, then the command line's.
+        // A profile's settings apply first, then the command line's. `shapes` is built in, unless
+        // the suite declares a profile of that name.
+        let at_shapes = profile == Some(shapes::SHAPES) && !file.profile.contains_key(shapes::SHAPES);
         let (from_profile, axes, mut skipped) = match profile {
+            Some(_) if at_shapes => (Vec::new(), BTreeMap::new(), shapes::skipped(&file)),
             Some(name) => ctx.profile(&file, name)?,
             None => (Vec::new(), BTreeMap::new(), std::collections::BTreeSet::new()),
         };
         ctx.check_experiment_profiles(&file)?;
-        let profiled = Profiled { name: profile, axes: &axes, overrides: &from_profile };
+        let profiled = Profiled { name: profile, axes: &axes, overrides: &from_profile, at_shapes };
         for (key, _) in from_profile.iter().chain(overrides) {
             let head = key.split('.').next().unwrap_or_default();
             if !default_keys().contains(&head) && head != "seed" {
@@ -247,6 +251,8 @@ struct Profiled<'a> {
     axes: &'a BTreeMap<String, Vec<Value>>,
     /// The profile's settings, applied before the experiment's own profile section and `--set`.
     overrides: &'a [(String, Value)],
+    /// The built-in `shapes` profile: each run's config is rewritten after it is resolved.
+    at_shapes: bool,
 }
 
 /// A producer experiment as a consumer sees it.

@@ -1,6 +1,8 @@
 //! CLM and autoencoder training (`Trainer::fit`) as hooks of the one training loop.
+use super::loader::{Loader, Order, OrderState};
 use super::train_loop::{Flow, Hooks};
 use super::*;
+use std::sync::Arc;
 
 /// CLM and autoencoder training as hooks of the one loop: the data order (epochs of shuffled
 /// rows, drawn a global batch at a time), gradient accumulation, the loss window, divergence,
@@ -9,17 +11,18 @@ pub(super) struct ClmSteps<'a> {
     trainer: &'a Trainer<'a>,
     model: &'a dyn CausalLm,
     vs: &'a nn::VarStore,
-    train: &'a Encoded,
-    eval: &'a Encoded,
-    data: Resident,
-    /// Non-pad tokens per row, counted once on the host: the bookkeeping needs no device.
-    row_tokens: Vec<i64>,
+    train: Arc<dyn Rows>,
+    eval: &'a dyn Rows,
+    /// Started with the first step (a resumed run's order is known then).
+    loader: Option<Loader>,
+    /// The data order after the steps done.
+    order: OrderState,
     micro: usize,
     global: usize,
     total: u64,
     log_every: u64,
-    rng: ChaCha8Rng,
-    order: Vec<i64>,
+    /// This step's batch had no target: its step is skipped and its loss counts nowhere.
+    empty_step: bool,
     pub(super) tokens_seen: u64,
     /// The window's losses add up on the device (in f64, as a host sum would); the host reads
     /// a loss only where it logs one, and the window at evaluations.
@@ -34,25 +37,28 @@ pub(super) struct ClmSteps<'a> {
 }
 
 impl<'a> ClmSteps<'a> {
-    pub(super) fn new(trainer: &'a Trainer<'a>, model: &'a dyn CausalLm, vs: &'a nn::VarStore, train: &'a Encoded, eval: &'a Encoded, total: u64) -> Self {
+    pub(super) fn new(trainer: &'a Trainer<'a>, model: &'a dyn CausalLm, vs: &'a nn::VarStore, train: Arc<dyn Rows>, eval: &'a dyn Rows, total: u64) -> Self {
         let cfg = trainer.cfg;
-        let micro = cfg.batch_size.min(train.len()) as usize;
-        let data = Resident::new(train, trainer.device);
-        let rows = data.placement();
+        let micro = (cfg.batch_size as u64).min(train.len()) as usize;
+        let how = match trainer.device {
+            Device::Cuda(_) => "gathered a global batch at a time by a loader thread, staged in pinned host memory and copied to the device without blocking",
+            _ => "gathered a global batch at a time by a loader thread",
+        };
+        let rows = format!("{}; {how}", train.describe());
+        let global = micro * cfg.accumulate as usize;
         ClmSteps {
             trainer,
             model,
             vs,
             train,
             eval,
-            data,
-            row_tokens: Vec::<i64>::try_from(train.labels.ne(IGNORE).sum_dim_intlist(1, false, Kind::Int64)).unwrap_or_default(),
+            loader: None,
+            order: OrderState::default(),
             micro,
-            global: micro * cfg.accumulate as usize,
+            global,
             total,
             log_every: (total / 500).max(1),
-            rng: order_rng(trainer.seed),
-            order: Vec::new(),
+            empty_step: false,
             tokens_seen: 0,
             window_sum: Tensor::from(0f64).to_device(trainer.device),
             window_n: 0,
@@ -71,6 +77,7 @@ impl<'a> ClmSteps<'a> {
                 eval_metrics: vec![],
                 checkpoints: vec![],
                 amp_skipped_steps: 0,
+                empty_batches: 0,
                 amp_final_scale: None,
                 wall_clock_stop: false,
                 rows,
@@ -83,9 +90,18 @@ impl<'a> ClmSteps<'a> {
         self.global
     }
 
-    fn evaluate(&self) -> f64 {
+    fn evaluate(&self) -> Result<f64, ModelError> {
         let cfg = self.trainer.cfg;
-        evaluate(self.model, self.eval, cfg.batch_size, cfg.eval_batches, self.trainer.device, cfg.precision)
+        Ok(evaluate(self.model, self.eval, cfg.batch_size, cfg.eval_batches, self.trainer.device, cfg.precision)?.mean)
+    }
+
+    /// A host batch on the device: on a GPU staged in pinned memory (libtorch's caching host
+    /// allocator, which keeps a block until its copy is done) and copied without blocking.
+    fn on_device(&self, t: &Tensor) -> Tensor {
+        match self.trainer.device {
+            Device::Cuda(_) => t.pin_memory(self.trainer.device).to_device_(self.trainer.device, Kind::Int64, true, false),
+            _ => t.shallow_clone(),
+        }
     }
 }
 
@@ -93,14 +109,16 @@ impl Hooks for ClmSteps<'_> {
     type State = ResumeState;
 
     fn start(&mut self, resumed: Option<(u64, ResumeState)>) -> Result<(), ModelError> {
+        let first = resumed.as_ref().map_or(0, |(step, _)| *step);
+        let resumed_order = resumed.as_ref().map(|(_, s)| s.order);
         match resumed {
             Some((step, s)) => {
-                self.rng.set_word_pos(s.rng_word_pos);
                 self.order = s.order;
                 (self.tokens_seen, self.window_n, self.last_eval) = (s.tokens_seen, s.window_n, s.last_eval);
                 self.window_sum = Tensor::from(s.window_sum).to_device(self.trainer.device);
                 (self.out.steps_metrics, self.out.eval_metrics, self.out.checkpoints, self.out.overhead_s) =
                     (s.steps_metrics, s.eval_metrics, s.checkpoints, s.overhead_s);
+                self.out.empty_batches = s.empty_batches;
                 self.started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(s.elapsed_s)).unwrap_or(self.started);
                 self.bar.set_position(step);
                 eprintln!("  resuming at step {step} of {}", self.total);
@@ -108,32 +126,50 @@ impl Hooks for ClmSteps<'_> {
             }
             None => {
                 // Step 0: the untrained model, so every curve starts where training started.
-                let initial = self.evaluate();
+                let initial = self.evaluate()?;
                 self.out.eval_metrics.push(EvalMetric { step: 0, eval_loss: initial, train_loss: f64::NAN });
                 self.out.overhead_s += self.started.elapsed().as_secs_f64();
                 self.events = crate::tensorboard::RunEvents::open(&self.trainer.run_dir.path, None);
                 self.events.log(0, &[("eval/loss", initial)]);
             }
         }
+        let (n, seed, shuffle) = (self.train.len(), self.trainer.seed, self.trainer.shuffle);
+        let order = match resumed_order {
+            Some(state) => Order::resume(n, self.global, seed, shuffle, state),
+            None => Order::new(n, self.global, seed, shuffle),
+        }
+        .map_err(|e| ModelError::Data(e.to_string()))?;
+        self.order = order.state();
+        self.loader = Some(Loader::start(self.train.clone(), order, self.total.saturating_sub(first)));
         Ok(())
     }
 
     fn forward_backward(&mut self, _step: u64, stepper: &mut Stepper) -> Result<Tensor, ModelError> {
         let (cfg, model) = (self.trainer.cfg, self.model);
-        let idx = next_rows(&mut self.order, &mut self.rng, self.train.len(), self.global, self.trainer.shuffle);
-        self.tokens_seen += idx.iter().map(|&i| self.row_tokens.get(i as usize).copied().unwrap_or(0)).sum::<i64>() as u64;
+        let batch = self.loader.as_mut().expect("started").next_batch().map_err(|e| ModelError::Data(e.to_string()))?;
+        self.tokens_seen += batch.real_tokens;
+        self.order = batch.state;
+        // The targets of the global batch, counted on the host: none (short documents under an
+        // objective that scores their second half, say) and the step is skipped, not NaN.
+        let count = mm_models::objective_targets(&batch.labels, model.objective()).ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
+        if count == 0 {
+            self.empty_step = true;
+            self.out.empty_batches += 1;
+            stepper.skip_next();
+            return Ok(Tensor::from(f64::NAN));
+        }
         if cfg.accumulate == 1 {
-            let (tokens, labels) = self.data.rows(&idx);
+            let (tokens, labels) = (self.on_device(&batch.tokens), self.on_device(&batch.labels));
             let loss = lm_loss(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
             stepper.backward(&loss);
             return Ok(loss.detach());
         }
         // The global batch's mean: each micro-batch's summed CE over the global count.
-        let labels_cpu = self.train.labels.index_select(0, &Tensor::from_slice(&idx));
-        let count = mm_models::objective_targets(&labels_cpu, model.objective()).ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
         let mut total_loss = Tensor::zeros([], (Kind::Float, self.trainer.device));
-        for part in idx.chunks(self.micro) {
-            let (tokens, labels) = self.data.rows(part);
+        for start in (0..batch.idx.len()).step_by(self.micro) {
+            let len = self.micro.min(batch.idx.len() - start) as i64;
+            let part = |t: &Tensor| self.on_device(&t.narrow(0, start as i64, len));
+            let (tokens, labels) = (part(&batch.tokens), part(&batch.labels));
             let (l, y) = objective_pairs(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
             let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / count.max(1) as f64;
             stepper.backward(&sum);
@@ -144,8 +180,11 @@ impl Hooks for ClmSteps<'_> {
 
     fn after_step(&mut self, done: u64, loss: &Tensor, norm: Option<&Tensor>, lr: f64) -> Result<Flow, ModelError> {
         let cfg = self.trainer.cfg;
-        self.window_sum += loss.to_kind(Kind::Double);
-        self.window_n += 1;
+        let empty = std::mem::take(&mut self.empty_step);
+        if !empty {
+            self.window_sum += loss.to_kind(Kind::Double);
+            self.window_n += 1;
+        }
         let total = self.total;
         // The paper's framing: a wall-clock budget (all of the run's time) on top of the steps.
         let out_of_time = cfg.max_minutes.is_some_and(|m| self.started.elapsed().as_secs_f64() >= m * 60.0) && done < total;
@@ -153,7 +192,7 @@ impl Hooks for ClmSteps<'_> {
         let logged = (done - 1).is_multiple_of(self.log_every) || last;
         let eval_due = done.is_multiple_of(cfg.eval_every) || last;
         let mut loss_v = f64::NAN;
-        if logged || eval_due {
+        if (logged || eval_due) && !empty {
             loss_v = loss.double_value(&[]);
             // A NaN or infinite loss fails the run (under fp16-amp, overflowing gradients skip a
             // step instead, as GradScaler does; that is no failure). Losses between logged steps
@@ -189,7 +228,7 @@ impl Hooks for ClmSteps<'_> {
         }
         let overhead = Instant::now();
         if eval_due {
-            self.last_eval = self.evaluate();
+            self.last_eval = self.evaluate()?;
             let window_sum = self.window_sum.double_value(&[]);
             let mean = window_sum / self.window_n as f64;
             self.out.eval_metrics.push(EvalMetric { step: done, eval_loss: self.last_eval, train_loss: mean });
@@ -219,8 +258,7 @@ impl Hooks for ClmSteps<'_> {
 
     fn state(&self, _done: u64) -> ResumeState {
         ResumeState {
-            rng_word_pos: self.rng.get_word_pos(),
-            order: self.order.clone(),
+            order: self.order,
             tokens_seen: self.tokens_seen,
             window_sum: self.window_sum.double_value(&[]),
             window_n: self.window_n,
@@ -230,6 +268,7 @@ impl Hooks for ClmSteps<'_> {
             checkpoints: self.out.checkpoints.clone(),
             elapsed_s: self.started.elapsed().as_secs_f64(),
             overhead_s: self.out.overhead_s,
+            empty_batches: self.out.empty_batches,
         }
     }
 
@@ -238,37 +277,18 @@ impl Hooks for ClmSteps<'_> {
     }
 }
 
-/// The data order's generator: ChaCha8 (rand_chacha 0.9) from the run's seed.
-pub(super) fn order_rng(seed: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed ^ ORDER_SEED_XOR)
-}
-
-/// Mixed into the run's seed for the data order, so it differs from the init's stream.
-pub(super) const ORDER_SEED_XOR: u64 = 0x5eed_da7a;
-
-/// The rows of the next global batch: epochs of all `n` rows (shuffled with `rng`'s
-/// `SliceRandom::shuffle` when `shuffle`, else in order) drawn `global` at a time; a batch may
-/// span two epochs.
-pub(super) fn next_rows(order: &mut Vec<i64>, rng: &mut ChaCha8Rng, n: i64, global: usize, shuffle: bool) -> Vec<i64> {
-    while order.len() < global {
-        let mut epoch: Vec<i64> = (0..n).collect();
-        if shuffle {
-            epoch.shuffle(rng);
-        }
-        order.extend(epoch);
-    }
-    order.drain(..global).collect()
-}
-
 /// What `data_order.json` records of a run: the rule, the generator's seed, and the row ids of
 /// every step when they number at most [`ORDER_IDS_MAX`] (else the rule and seed say them).
-pub(super) fn data_order(n: i64, global: usize, steps: u64, seed: u64, shuffle: bool) -> serde_json::Value {
+pub(super) fn data_order(n: u64, global: usize, steps: u64, seed: u64, shuffle: bool) -> Result<serde_json::Value, crate::data::DataError> {
     let ids = steps.saturating_mul(global as u64) <= ORDER_IDS_MAX;
-    let rows: Option<Vec<Vec<i64>>> = ids.then(|| {
-        let (mut order, mut rng) = (Vec::new(), order_rng(seed));
-        (0..steps).map(|_| next_rows(&mut order, &mut rng, n, global, shuffle)).collect()
-    });
-    serde_json::json!({
+    let rows: Option<Vec<Vec<i64>>> = match ids {
+        true => {
+            let mut order = Order::new(n, global, seed, shuffle)?;
+            Some((0..steps).map(|_| order.next_batch()).collect())
+        }
+        false => None,
+    };
+    Ok(serde_json::json!({
         "rule": if shuffle {
             "epochs of all training rows, each shuffled by rand 0.9's SliceRandom::shuffle (Fisher-Yates) with a ChaCha8Rng \
              (rand_chacha 0.9) from seed_from_u64(generator_seed), drawn one global batch at a time; a batch may span two epochs"
@@ -277,12 +297,12 @@ pub(super) fn data_order(n: i64, global: usize, steps: u64, seed: u64, shuffle: 
              epoch, one global batch at a time; a batch may span two epochs"
         },
         "shuffle": shuffle,
-        "generator_seed": seed ^ ORDER_SEED_XOR,
+        "generator_seed": seed ^ super::loader::ORDER_SEED_XOR,
         "rows": n,
         "global_batch": global,
         "steps": steps,
         "row_ids_per_step": rows,
-    })
+    }))
 }
 
 /// Row ids are written per step up to this many (2 MB of JSON or so).

@@ -4,15 +4,13 @@
 //! own objective: next token for language models, same position for autoencoders. Seeded: on CPU the same
 //! seed gives the same weights, bit for bit.
 use crate::artifacts::write_atomic_with;
-use crate::data::{Encoded, IGNORE};
-use crate::optim::AdamWState;
+use crate::data::rows::Rows;
+use crate::data::IGNORE;
 pub use crate::optim::AdamW;
+use crate::optim::AdamWState;
 use crate::suite::{Precision, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -46,6 +44,7 @@ pub struct EvalMetric {
 }
 
 mod clm_steps;
+pub mod loader;
 pub mod resume;
 pub mod train_loop;
 use clm_steps::ClmSteps;
@@ -56,8 +55,9 @@ pub use train_loop::{Flow, Hooks, Schedule, TrainLoop};
 /// loop's step and applied-step counts).
 #[derive(Debug, Serialize, Deserialize)]
 struct ResumeState {
-    rng_word_pos: u128,
-    order: Vec<i64>,
+    /// Where the data order stands (its generator before the current epoch's shuffle, and the
+    /// position in that epoch).
+    order: loader::OrderState,
     tokens_seen: u64,
     #[serde(deserialize_with = "null_as_nan")]
     window_sum: f64,
@@ -69,6 +69,8 @@ struct ResumeState {
     checkpoints: Vec<(u64, String)>,
     elapsed_s: f64,
     overhead_s: f64,
+    #[serde(default)]
+    empty_batches: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,8 +92,12 @@ pub struct TrainOutcome {
     pub wall_clock_stop: bool,
     /// fp16-amp: optimizer steps skipped for inf/nan gradients, and the final loss scale.
     pub amp_skipped_steps: u64,
+    /// Steps whose global batch held no target (every position the objective scores a pad):
+    /// no optimizer step was taken (a mean over nothing is 0/0; under fp16-amp the paper's
+    /// GradScaler skipped such a step for its NaN).
+    pub empty_batches: u64,
     pub amp_final_scale: Option<f64>,
-    /// Where the training rows lived (the device, pinned host memory or the host), with their size.
+    /// Where the training rows are read from and how batches reach the device.
     pub rows: String,
 }
 
@@ -168,6 +174,8 @@ pub struct Stepper {
     clip: f64,
     /// Steps skipped for inf/nan gradients (fp16-amp).
     pub skipped: u64,
+    /// The next `apply` skips its step: its batch had nothing to learn from ([`Self::skip_next`]).
+    skip_next: bool,
 }
 
 impl Stepper {
@@ -175,7 +183,7 @@ impl Stepper {
         // Weight decay (when set) spares biases and norm weights, as the reference's Trainer.
         let opt = AdamWState::grouped(vs, adam, crate::optim::hf_no_decay);
         let scaler = (precision == Precision::Fp16Amp).then(GradScaler::new);
-        Ok(Self { opt, scaler, clip, skipped: 0 })
+        Ok(Self { opt, scaler, clip, skipped: 0, skip_next: false })
     }
 
     /// Backward of `loss`, clip, step at `lr`. The gradient norm before clipping as a device
@@ -194,9 +202,19 @@ impl Stepper {
         }
     }
 
+    /// The next [`Self::apply`] takes no optimizer step (and returns `None`, so the schedule does
+    /// not advance either): for a batch without a single target, whose mean loss is 0/0.
+    pub fn skip_next(&mut self) {
+        self.skip_next = true;
+    }
+
     /// One optimizer step on the accumulated gradients, which it then frees. Nothing is read
     /// back to the host (except under fp16-amp, whose skip decision needs it, as GradScaler's).
     pub fn apply(&mut self, lr: f64) -> Option<Tensor> {
+        if std::mem::take(&mut self.skip_next) {
+            self.opt.zero_grad();
+            return None;
+        }
         let finite = self.scaler.as_mut().is_none_or(|s| s.unscale(&self.opt.params));
         let out = if finite {
             let norm = self.opt.clip(self.clip);
@@ -238,17 +256,20 @@ pub fn lr_factor(step: u64, warmup: u64, total: u64) -> f64 {
     }
 }
 
-/// Mean token CE over all non-pad targets of `data` (or its first `batches` batches).
-pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Option<u64>, device: Device, precision: Precision) -> f64 {
+/// Mean token CE over all non-pad targets of `data` (or its first `batches` batches), read in
+/// order a batch at a time (the reads of the next batch announced while this one runs).
+pub fn evaluate(model: &dyn CausalLm, data: &dyn Rows, batch: i64, batches: Option<u64>, device: Device, precision: Precision) -> Result<Evaluated, ModelError> {
     tch::no_grad(|| {
         let (mut sum, mut count) = (0f64, 0i64);
-        let n = data.len();
+        let n = data.len() as i64;
         let limit = batches.map_or(n, |b| (b as i64 * batch).min(n));
+        let span = |start: i64| (start..(start + batch).min(limit)).collect::<Vec<i64>>();
         let mut start = 0;
         while start < limit {
-            let len = batch.min(limit - start);
-            let tokens = data.tokens.narrow(0, start, len).to_device(device);
-            let labels = data.labels.narrow(0, start, len).to_device(device);
+            let idx = span(start);
+            data.will_need(&span(start + batch));
+            let (tokens, labels) = data.gather(&idx).map_err(|e| ModelError::Data(e.to_string()))?;
+            let (tokens, labels) = (tokens.to_device(device), labels.to_device(device));
             let logits = forward(model, &tokens, false, precision);
             let (pairs, targets) = objective_pairs(&logits, &labels, model.objective());
             let loss = pairs.cross_entropy_loss::<Tensor>(
@@ -260,63 +281,24 @@ pub fn evaluate(model: &dyn CausalLm, data: &Encoded, batch: i64, batches: Optio
             );
             sum += loss.double_value(&[]);
             count += targets.ne(IGNORE).sum(Kind::Int64).int64_value(&[]);
-            start += len;
+            start += idx.len() as i64;
         }
-        if count == 0 {
+        let mean = if count == 0 {
             f64::NAN
         } else {
             sum / count as f64
-        }
+        };
+        Ok(Evaluated { mean, targets: count as u64 })
     })
 }
 
-/// The training rows where the step reads them: on the device when they fit in a small share
-/// of it (one gather per step, no host copy), else in pinned host memory, gathered on the host and
-/// copied without blocking (CUDA); on the CPU, where they are.
-struct Resident {
-    tokens: Tensor,
-    labels: Tensor,
-    device: Device,
-}
-
-impl Resident {
-    /// Rows up to this many bytes (tokens and labels) live on the device.
-    const DEVICE_BYTES: i64 = 1 << 30;
-
-    fn new(train: &Encoded, device: Device) -> Self {
-        let bytes = 2 * train.tokens.numel() as i64 * 8;
-        let (tokens, labels) = match device {
-            Device::Cuda(_) if bytes <= Self::DEVICE_BYTES => (train.tokens.to_device(device), train.labels.to_device(device)),
-            Device::Cuda(_) => (train.tokens.pin_memory(device), train.labels.pin_memory(device)),
-            _ => (train.tokens.shallow_clone(), train.labels.shallow_clone()),
-        };
-        Self { tokens, labels, device }
-    }
-
-    /// Where the rows live, with their size: "on the device (0.03 GiB)", "in pinned host memory
-    /// (1.10 GiB)" or "on the host (...)".
-    fn placement(&self) -> String {
-        let gib = 2.0 * self.tokens.numel() as f64 * 8.0 / (1u64 << 30) as f64;
-        let place = if self.tokens.device() != Device::Cpu {
-            "on the device"
-        } else if self.device != Device::Cpu && self.tokens.is_pinned(self.device) {
-            "in pinned host memory"
-        } else {
-            "on the host"
-        };
-        format!("{place} ({gib:.2} GiB)")
-    }
-
-    /// `[rows, n_ctx]` tokens and labels on the device.
-    fn rows(&self, idx: &[i64]) -> (Tensor, Tensor) {
-        let idx = Tensor::from_slice(idx).to_device(self.tokens.device());
-        let (t, l) = (self.tokens.index_select(0, &idx), self.labels.index_select(0, &idx));
-        if t.device() == self.device {
-            (t, l)
-        } else {
-            (t.pin_memory(self.device).to_device_(self.device, Kind::Int64, true, false), l.pin_memory(self.device).to_device_(self.device, Kind::Int64, true, false))
-        }
-    }
+/// What [`evaluate`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluated {
+    /// Mean token CE (NaN with no target).
+    pub mean: f64,
+    /// Targets scored (non-pad positions the objective predicts).
+    pub targets: u64,
 }
 
 pub struct Trainer<'a> {
@@ -332,15 +314,16 @@ pub struct Trainer<'a> {
 }
 
 impl Trainer<'_> {
+    /// Trains on `train`'s rows (shared with the loader's thread), evaluating on `eval`'s.
     pub fn fit(
         &self,
         model: &dyn CausalLm,
         vs: &nn::VarStore,
-        train: &Encoded,
-        eval: &Encoded,
+        train: std::sync::Arc<dyn Rows>,
+        eval: &dyn Rows,
     ) -> Result<TrainOutcome, ModelError> {
         let cfg = self.cfg;
-        let n_ctx = train.tokens.size()[1];
+        let n_ctx = train.n_ctx();
         let total = cfg.budget_steps(n_ctx);
         let adam = AdamW { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay };
         let mut stepper = Stepper::new(vs, adam, cfg.grad_clip, cfg.precision)?;
@@ -350,10 +333,11 @@ impl Trainer<'_> {
             seed: Some(self.seed),
             resume: Some(resume::Resume::new(self.run_dir, self.resume)),
         };
+        let rows = train.len();
         let mut hooks = ClmSteps::new(self, model, vs, train, eval, total);
         // The data order, written with the run so a check outside the harness can take the
         // same batches (a rerun rewrites the same bytes).
-        let order = clm_steps::data_order(train.len(), hooks.global_batch(), total, self.seed, self.shuffle);
+        let order = clm_steps::data_order(rows, hooks.global_batch(), total, self.seed, self.shuffle).map_err(|e| ModelError::Data(e.to_string()))?;
         crate::artifacts::write_atomic(&self.run_dir.file("data_order.json"), serde_json::to_string(&order).expect("serializes").as_bytes())?;
         let done = lp.run(&mut hooks, vs, &mut stepper)?;
         hooks.bar.finish_and_clear();

@@ -1,4 +1,6 @@
 use super::*;
+use crate::data::rows::MemoryRows;
+use crate::data::Encoded;
 use tch::Device;
 
 #[test]
@@ -47,7 +49,7 @@ fn accumulation_equals_a_larger_batch() {
     let lens = Tensor::randint_low(3, t + 1, [n, 1], (Kind::Int64, Device::Cpu));
     let pad = Tensor::arange(t, (Kind::Int64, Device::Cpu)).unsqueeze(0).ge_tensor(&lens);
     let tokens = tokens.masked_fill(&pad, 2);
-    let data = Encoded { labels: tokens.masked_fill(&pad, IGNORE), tokens };
+    let data: std::sync::Arc<dyn Rows> = std::sync::Arc::new(MemoryRows::from(&Encoded { labels: tokens.masked_fill(&pad, IGNORE), tokens }));
     let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
     // One initial state, copied into every run: tests share libtorch's global RNG across
     // threads, so reseeding would not promise the same init here.
@@ -61,7 +63,7 @@ fn accumulation_equals_a_larger_batch() {
         let cfg: TrainConfig =
             toml::from_str(&format!("steps = 4\nbatch_size = {batch}\naccumulate = {accumulate}\nlr = 1e-2\nwarmup_steps = 1")).unwrap();
         let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true };
-        let out = trainer.fit(model.as_ref(), &vs, &data, &data).unwrap();
+        let out = trainer.fit(model.as_ref(), &vs, data.clone(), data.as_ref()).unwrap();
         let w = vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect::<std::collections::BTreeMap<_, _>>();
         (out, w)
     };
@@ -84,7 +86,7 @@ fn accumulation_equals_a_larger_batch() {
 fn stop_at_cuts_the_run_but_keeps_the_schedule() {
     let (n, t, v) = (16i64, 8i64, 40i64);
     let tokens = Tensor::arange(n * t, (Kind::Int64, Device::Cpu)).remainder(v - 3).view([n, t]) + 3;
-    let data = Encoded { labels: tokens.copy(), tokens };
+    let data: std::sync::Arc<dyn Rows> = std::sync::Arc::new(MemoryRows::from(&Encoded { labels: tokens.copy(), tokens }));
     let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
     let init = nn::VarStore::new(Device::Cpu);
     let _ = spec.build(&init.root(), v, t).unwrap();
@@ -94,7 +96,7 @@ fn stop_at_cuts_the_run_but_keeps_the_schedule() {
         let model = spec.build(&vs.root(), v, t).unwrap();
         vs.copy(&init).unwrap();
         let cfg: TrainConfig = toml::from_str(&format!("steps = 12\nbatch_size = 4\nlr = 1e-2\nwarmup_steps = 2\neval_every = 100\n{extra}")).unwrap();
-        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }.fit(model.as_ref(), &vs, &data, &data).unwrap()
+        Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }.fit(model.as_ref(), &vs, data.clone(), data.as_ref()).unwrap()
     };
     let (full, cut) = (train(""), train("stop_at = 5"));
     assert_eq!((full.steps, cut.steps), (12, 5));
@@ -112,14 +114,14 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
     tch::manual_seed(0);
     let (n, t, v) = (16i64, 8i64, 40i64);
     let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
-    let data = Encoded { labels: tokens.copy(), tokens };
+    let data: std::sync::Arc<dyn Rows> = std::sync::Arc::new(MemoryRows::from(&Encoded { labels: tokens.copy(), tokens }));
     let vs = nn::VarStore::new(Device::Cpu);
     let model = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1)).build(&vs.root(), v, t).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // A budget of 0.06 ms: over after the first step.
     let cfg: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\nmax_minutes = 1e-6\neval_every = 1000").unwrap();
     let out = Trainer { cfg: &cfg, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }
-        .fit(model.as_ref(), &vs, &data, &data)
+        .fit(model.as_ref(), &vs, data.clone(), data.as_ref())
         .unwrap();
     assert!(out.wall_clock_stop);
     assert_eq!(out.steps, 1);
@@ -129,7 +131,7 @@ fn a_wall_clock_budget_stops_early_and_says_so() {
     // Without the budget the same run trains its 50 steps.
     let full: TrainConfig = toml::from_str("steps = 50\nbatch_size = 4\neval_every = 1000").unwrap();
     let out = Trainer { cfg: &full, seed: 0, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: true }
-        .fit(model.as_ref(), &vs, &data, &data)
+        .fit(model.as_ref(), &vs, data.clone(), data.as_ref())
         .unwrap();
     assert!(!out.wall_clock_stop && out.steps == 50);
 }
@@ -208,14 +210,56 @@ fn the_loop_follows_the_schedule_stops_when_a_hook_says_and_resumes_from_its_sta
 fn the_data_order_is_recorded_and_unshuffled_on_request() {
     let ids = |v: serde_json::Value| -> Vec<Vec<i64>> { serde_json::from_value(v["row_ids_per_step"].clone()).unwrap() };
     // In order, epoch after epoch; a batch spans the epoch boundary.
-    assert_eq!(ids(super::clm_steps::data_order(5, 2, 4, 7, false)), vec![vec![0, 1], vec![2, 3], vec![4, 0], vec![1, 2]]);
+    assert_eq!(ids(super::clm_steps::data_order(5, 2, 4, 7, false).unwrap()), vec![vec![0, 1], vec![2, 3], vec![4, 0], vec![1, 2]]);
     // Shuffled: every epoch is a permutation, the same for the same seed, another for another seed.
-    let a = ids(super::clm_steps::data_order(6, 3, 4, 7, true));
+    let a = ids(super::clm_steps::data_order(6, 3, 4, 7, true).unwrap());
     let mut first: Vec<i64> = a[..2].concat();
     first.sort();
     assert_eq!(first, (0..6).collect::<Vec<_>>());
-    assert_eq!(a, ids(super::clm_steps::data_order(6, 3, 4, 7, true)));
-    assert_ne!(a, ids(super::clm_steps::data_order(6, 3, 4, 8, true)));
+    assert_eq!(a, ids(super::clm_steps::data_order(6, 3, 4, 7, true).unwrap()));
+    assert_ne!(a, ids(super::clm_steps::data_order(6, 3, 4, 8, true).unwrap()));
     // Past the cap only the rule and seed are written.
-    assert!(super::clm_steps::data_order(10, 1000, 1000, 0, true)["row_ids_per_step"].is_null());
+    assert!(super::clm_steps::data_order(10, 1000, 1000, 0, true).unwrap()["row_ids_per_step"].is_null());
+}
+
+#[test]
+fn a_batch_without_a_target_skips_its_step_instead_of_diverging() {
+    // Rows whose every label is a pad (a short story under an objective that scores only its
+    // second half, at batch 1): the mean loss would be 0/0.
+    let (n, t, v) = (4i64, 8i64, 30i64);
+    let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
+    let empty = Tensor::from_slice(&[false, true, false, true]).view([n, 1]).expand([n, t], false);
+    let labels = tokens.masked_fill(&empty, IGNORE);
+    let data: std::sync::Arc<dyn Rows> = std::sync::Arc::new(MemoryRows::from(&Encoded { labels, tokens: tokens.shallow_clone() }));
+    let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+    let run = |data: std::sync::Arc<dyn Rows>| {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = spec.build(&vs.root(), v, t).unwrap();
+        // The saved model is re-masked (masked-away weights zero), so compare with that.
+        model.remask();
+        let before: Vec<Tensor> = vs.trainable_variables().iter().map(|w| w.copy()).collect();
+        let cfg: TrainConfig = toml::from_str("steps = 4\nbatch_size = 1\nlr = 1e-2\nwarmup_steps = 0\neval_every = 2").unwrap();
+        let trainer = Trainer {
+            cfg: &cfg,
+            seed: 1,
+            device: Device::Cpu,
+            run_dir: &crate::artifacts::RunDir { path: dir.path().into() },
+            progress: false,
+            resume: None,
+            shuffle: false,
+        };
+        let out = trainer.fit(model.as_ref(), &vs, data.clone(), data.as_ref()).unwrap();
+        let moved = vs.trainable_variables().iter().zip(&before).any(|(w, b)| !w.equal(b));
+        (out, moved)
+    };
+    // Rows 1 and 3 are empty: two steps skipped, two taken, every loss counted is finite.
+    let (out, moved) = run(data);
+    assert_eq!(out.empty_batches, 2);
+    assert!(moved && out.train_loss.is_finite() && out.eval_loss.is_finite(), "{out:?}");
+    // Only empty rows: no optimizer step at all, the weights are the init's.
+    let none = Encoded { labels: tokens.full_like(IGNORE), tokens: tokens.shallow_clone() };
+    let (out, moved) = run(std::sync::Arc::new(MemoryRows::from(&none)));
+    assert_eq!(out.empty_batches, 4);
+    assert!(!moved, "a skipped step leaves the weights alone");
 }

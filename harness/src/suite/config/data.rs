@@ -127,6 +127,11 @@ pub struct DataConfig {
     /// `embedded`: the generator's seed.
     #[serde(default)]
     pub corpus_seed: u64,
+    /// `embedded`: generated stories joined (by newlines) into one document, so documents are
+    /// long enough for windows of a few hundred tokens (FineWeb's packing, B.2) or for a long
+    /// n_ctx; 1 (the default): a story is a document.
+    #[serde(default = "one_story", skip_serializing_if = "is_one_story")]
+    pub stories_per_doc: usize,
     /// `jsonl` / `parquet`: the column holding the text ("text" when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_column: Option<String>,
@@ -163,6 +168,12 @@ pub(super) fn default_marker() -> String {
 }
 pub(super) fn yes() -> bool {
     true
+}
+fn one_story() -> usize {
+    1
+}
+fn is_one_story(n: &usize) -> bool {
+    *n == 1
 }
 fn is_yes(b: &bool) -> bool {
     *b
@@ -206,6 +217,28 @@ pub const PRESETS: &[&str] = &["tinystories", "fineweb-edu-10bt", "finemath-4plu
 pub const MIN_BPE_VOCAB: usize = 259;
 
 impl DataConfig {
+    /// One local file as a whole training split (no evaluation split), its format by its
+    /// extension: `.parquet`, `.jsonl` / `.json` (text in `column`), else text split on
+    /// `marker`. For the commands that read a file of documents (`data tokenizer`, `eval`).
+    pub fn for_file(path: &Path, column: Option<&str>, marker: &str, drop_unterminated: bool) -> Self {
+        let name = path.to_string_lossy().to_lowercase();
+        let source = if name.ends_with(".parquet") {
+            DataSource::Parquet
+        } else if name.ends_with(".jsonl") || name.ends_with(".json") {
+            DataSource::Jsonl
+        } else {
+            DataSource::Text
+        };
+        let mut cfg: DataConfig = toml::from_str("source = \"text\"\nn_ctx = 512").expect("a valid table");
+        cfg.source = source;
+        cfg.path = Some(path.to_path_buf());
+        cfg.marker = marker.to_string();
+        cfg.drop_unterminated = drop_unterminated;
+        cfg.text_column = column.filter(|_| source != DataSource::Text).map(String::from);
+        cfg.eval_fraction = 0.0;
+        cfg
+    }
+
     /// Whether the stories were separated by `marker` in the files read (so the Llama tokenizer
     /// trains on the marker lines too, as on `TinyStories-train.txt`).
     pub fn marker_in_text(&self) -> bool {
@@ -220,9 +253,7 @@ impl DataConfig {
     pub fn normalize(&mut self) -> Result<(), Invalid> {
         if self.source == DataSource::Hf {
             if let Some(name) = self.preset.clone() {
-                let p = preset(&name).ok_or_else(|| {
-                    Invalid::new("data.preset", format!("unknown preset `{name}`; known: {}", PRESETS.join(", ")))
-                })?;
+                let p = preset(&name).ok_or_else(|| Invalid::new("data.preset", format!("unknown preset `{name}`; known: {}", PRESETS.join(", "))))?;
                 self.repo.get_or_insert_with(|| p.repo.to_string());
                 if self.files.is_empty() {
                     self.files = p.files.iter().map(|f| f.to_string()).collect();
@@ -280,6 +311,12 @@ impl DataConfig {
                 return Err(Invalid::new("data.text_column", "only jsonl and parquet sources have columns"))
             }
             _ => {}
+        }
+        if self.stories_per_doc == 0 {
+            return Err(Invalid::new("data.stories_per_doc", "must be at least 1 (generated stories per document)"));
+        }
+        if self.stories_per_doc > 1 && self.source != DataSource::Embedded {
+            return Err(Invalid::new("data.stories_per_doc", "joins the embedded generator's stories; other sources' documents are their files'"));
         }
         if self.eval_rows.is_some() && (self.eval_path.is_some() || !self.eval_files.is_empty()) {
             return Err(Invalid::new("data.eval_rows", "give either an evaluation file or eval_rows, not both"));

@@ -2,7 +2,7 @@
 //! `--set` overrides add up to. Every struct denies unknown fields; defaults are the paper's.
 use mm_models::ModelSpec;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod data;
 mod retrieval;
