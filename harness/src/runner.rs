@@ -275,21 +275,24 @@ fn oversized(run: &Run, have: &mut Vec<(DeviceChoice, Option<u64>)>) -> Option<S
             }
         }?;
     (need > total).then(|| {
+        let lower = match &run.config.throughput {
+            Some(t) => format!(
+                "throughput.n_ctx, throughput.vocab_size, throughput.batch_size or the model's size (now throughput.n_ctx = {}, \
+                 throughput.vocab_size = {}, throughput.batch_size = {})",
+                t.n_ctx, t.vocab_size, t.batch_size
+            ),
+            None => "data.n_ctx, the model's size or the batch size".to_string(),
+        };
         format!(
-            "run {} (experiment `{}`, {}) needs {} {} of memory ({what}) but the {} has {}; lower {}",
-                run.short_id(),
-                run.experiment,
-                report::model_label(run),
+            "run {} (experiment `{}`, {}) needs {} {} of memory ({what}) but the {} has {}; lower {lower}",
+            run.short_id(),
+            run.experiment,
+            report::model_label(run),
             if d == DeviceChoice::Cpu { "an estimated" } else { "at least" },
             crate::device::gib(need),
-                format!("{d:?}").to_lowercase(),
-                crate::device::gib(total),
-                if run.config.throughput.is_some() {
-                    "throughput.n_ctx, throughput.vocab_size, throughput.batch_size or the model's size"
-                } else {
-                    "data.n_ctx, the model's size or the batch size"
-                }
-            )
+            format!("{d:?}").to_lowercase(),
+            crate::device::gib(total),
+        )
     })
 }
 
