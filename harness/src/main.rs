@@ -841,9 +841,7 @@ fn data_pairs(what: PairsCommand) -> Result<()> {
             let meta: serde_json::Value = std::fs::read_to_string(summarize::sidecar(&passages))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
-                .with_context(|| {
-                    format!("{}: not found or unreadable; `harness data pairs export` writes it beside the passages", summarize::sidecar(&passages).display())
-                })?;
+                .with_context(|| format!("{}: not found or unreadable; `harness data pairs export` writes it beside the passages", summarize::sidecar(&passages).display()))?;
             let prompts: summarize::PromptSet = serde_json::from_value(meta["prompt_set"].clone())
                 .with_context(|| format!("{}: no prompt_set", summarize::sidecar(&passages).display()))?;
             let (i, k) = shard

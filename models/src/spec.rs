@@ -118,12 +118,10 @@ impl AutoencoderSpec {
         }
         match (llama, self.n_heads) {
             (true, None) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "llama_autoencoder needs n_heads".into() }),
-            (true, Some(h)) if h < 1 || self.d_model % h != 0 || (self.d_model / h) % 2 != 0 => {
-                Err(ModelError::InvalidConfig {
+            (true, Some(h)) if h < 1 || self.d_model % h != 0 || (self.d_model / h) % 2 != 0 => Err(ModelError::InvalidConfig {
                 field: "n_heads",
                 reason: format!("d_model {} must split into {h} heads of an even size", self.d_model),
-            })
-            }
+            }),
             (false, Some(_)) => Err(ModelError::InvalidConfig { field: "n_heads", reason: "a mixer_autoencoder has no attention heads".into() }),
             _ => Ok(()),
         }
@@ -451,16 +449,14 @@ impl ModelSpec {
                 if s.residual { "" } else { " no-residual" }
             ),
             Self::Gpt(s) => format!("gpt d{} n{} h{}", s.d_model, s.n_layers, s.n_heads),
-            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => {
-                format!(
+            Self::MixerAutoencoder(s) | Self::LlamaAutoencoder(s) => format!(
                 "{}{} d{} {}+{}",
                 self.kind(),
                 if s.completion { " (completion)" } else { "" },
                 s.d_model,
                 s.encoder_layers,
                 s.decoder_layers
-            )
-            }
+            ),
         }
     }
 

@@ -158,7 +158,9 @@ fn bf16_compute_tracks_fp32_and_keeps_fp32_masters() {
         assert_eq!(mm_models::precision::compute(), None, "the switch is restored");
         let rel = ((half.to_kind(Kind::Float) - &full).norm().double_value(&[])) / full.norm().double_value(&[]);
         assert!(rel < 3e-2 && rel > 0.0, "{spec:?}: bf16 vs fp32 rel. error {rel}");
-        let loss = mm_models::precision::with_compute(Some(Kind::BFloat16), || mm_models::lm_loss(&m.forward_t(&tokens, true), &tokens, m.objective()));
+        let loss = mm_models::precision::with_compute(Some(Kind::BFloat16), || {
+            mm_models::lm_loss(&m.forward_t(&tokens, true), &tokens, m.objective())
+        });
         loss.backward();
         for (name, v) in vs.variables() {
             assert_eq!(v.kind(), Kind::Float, "{name}");

@@ -22,7 +22,9 @@ pub const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?
 /// `open_llama_3b`'s tokenizer as `LlamaTokenizerFast` builds it from the SentencePiece model
 /// (transformers 4.42 `LlamaConverter`, legacy mode, the vocabulary emptied for retraining).
 pub fn llama_base() -> Value {
-    let special = |id: u32, content: &str| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
+    let special = |id: u32, content: &str| {
+        json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+    };
     json!({
         "version": "1.0",
         "truncation": null,

@@ -57,8 +57,10 @@ impl Ctx<'_> {
         }
         // `--set seeds=[...]` replaces every experiment's seeds.
         let seeds_override = overrides.iter().rev().find(|(k, _)| k == "seeds").map(|(_, v)| v.clone());
-        let as_seeds = |v: Value, key: &str| v.try_into::<Vec<u64>>()
-                .map_err(|_| self.invalid(key, "expected a list of non-negative integers, e.g. seeds = [0, 1, 2]"));
+        let as_seeds = |v: Value, key: &str| {
+            v.try_into::<Vec<u64>>()
+                .map_err(|_| self.invalid(key, "expected a list of non-negative integers, e.g. seeds = [0, 1, 2]"))
+        };
         let seeds = match (seeds_override, &exp.seeds, file.defaults.get("seeds")) {
             (Some(v), _, _) => as_seeds(v, "seeds")
                 .map_err(|_| SuiteError::Override { arg: "seeds".into(), message: "expected a list of seeds, e.g. --set seeds=[0]".into() })?,
@@ -185,9 +187,9 @@ impl Ctx<'_> {
                     let key = e.path().to_string();
                     let msg = e.inner().message().trim().to_string();
                     let hint = match profiled.name {
-                        Some(p) if msg.starts_with("missing field") => {
-                            format!("; at profile `{p}`, a table of another `source` or `kind` replaces the suite's whole table: give the missing key there")
-                        }
+                        Some(p) if msg.starts_with("missing field") => format!(
+                            "; at profile `{p}`, a table of another `source` or `kind` replaces the suite's whole table: give the missing key there"
+                        ),
                         _ => String::new(),
                     };
                     self.invalid(&key, format!("{msg} (experiment `{}`){hint}", exp.name))

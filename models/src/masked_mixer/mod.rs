@@ -217,12 +217,10 @@ impl TokenMixing {
             Mixing::Flat => Self::Conv(MaskedConv::new(p / name, l, l, 1, mask, g)),
             Mixing::Kernel { kernel } => Self::Conv(MaskedConv::new(p / name, l, l, kernel, mask, g)),
             // `conv` is nn.Sequential(Conv1d, GELU, Conv1d): indices 0 and 2.
-            Mixing::Expanded { expansion: e } => {
-                Self::Expanded {
+            Mixing::Expanded { expansion: e } => Self::Expanded {
                 up: MaskedConv::new(p / name / 0, l, e * l, 1, mask, g),
                 down: MaskedConv::new(p / name / 2, e * l, l, 1, mask, g),
-            }
-            }
+            },
             Mixing::Parallel { n } => Self::Parallel((0..n).map(|i| MaskedConv::new(p / "convs" / i, l, l, 1, mask, g)).collect()),
             Mixing::MultiHead { heads, head_dim } => {
                 let m = p / "mixerhead";

@@ -253,7 +253,9 @@ impl DataConfig {
     pub fn normalize(&mut self) -> Result<(), Invalid> {
         if self.source == DataSource::Hf {
             if let Some(name) = self.preset.clone() {
-                let p = preset(&name).ok_or_else(|| Invalid::new("data.preset", format!("unknown preset `{name}`; known: {}", PRESETS.join(", "))))?;
+                let p = preset(&name).ok_or_else(|| {
+                    Invalid::new("data.preset", format!("unknown preset `{name}`; known: {}", PRESETS.join(", ")))
+                })?;
                 self.repo.get_or_insert_with(|| p.repo.to_string());
                 if self.files.is_empty() {
                     self.files = p.files.iter().map(|f| f.to_string()).collect();
