@@ -23,9 +23,14 @@ for suite in "${suites[@]}"; do
   [ -n "$ids" ] || { echo "$suite: no runs at shapes" >&2; continue; }
   for id in $ids; do
     started=$SECONDS
-    "$harness" run "$suite" --profile shapes --only "$id" -q --results "$out/results" --reports "$out/reports" >> "$out/$name.log" 2>&1
+    "$harness" run "$suite" --profile shapes --only "$id" -q --no-report --results "$out/results" >> "$out/$name.log" 2>&1
     echo "$name $id exit $? in $((SECONDS - started)) s" | tee -a "$out/progress.txt"
   done
+  # One report per suite, from its finished runs: a report per run would render (and sample) every
+  # finished run again each time.
+  started=$SECONDS
+  "$harness" report "$suite" --profile shapes --results "$out/results" --reports "$out/reports" >> "$out/$name.log" 2>&1
+  echo "$name report exit $? in $((SECONDS - started)) s" | tee -a "$out/progress.txt"
 done
 python3 - "$out" <<'PYEOF'
 import glob, json, os, re, sys
@@ -56,6 +61,17 @@ for log in sorted(glob.glob(os.path.join(out, "*.log"))):
             "estimate_gib": est.group(1) if est else (refused.group(1) if refused else ""),
             "error": "" if status == "finished" else what.split(": ", 1)[-1][:300],
         })
+# The report of each suite, written once after its runs (the last attempt counts).
+reports = {}
+progress = os.path.join(out, "progress.txt")
+for line in open(progress) if os.path.exists(progress) else []:
+    m = re.match(r"(\S+) report exit (\d+) in (\d+) s", line.strip())
+    if m:
+        reports[m.group(1)] = (m.group(2), m.group(3))
+for suite, (code, secs) in sorted(reports.items()):
+    rows.append({"suite": suite, "run": "report", "experiment": "", "model": "",
+                 "status": "finished" if code == "0" else "failed", "wall_s": secs, "peak_rss_mib": "",
+                 "estimate_gib": "", "error": "" if code == "0" else f"harness report exited {code} (see {suite}.log)"})
 cols = ["suite", "run", "experiment", "model", "status", "wall_s", "peak_rss_mib", "estimate_gib", "error"]
 with open(os.path.join(out, "summary.csv"), "w") as f:
     f.write(",".join(cols) + "\n")

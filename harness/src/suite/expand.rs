@@ -74,6 +74,9 @@ impl Ctx<'_> {
         if let Some(s) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
             return Err(self.invalid("seeds", format!("seed {s} is listed twice; each seed is one run")));
         }
+        // At shapes a run shows only that its shape runs and what it costs, which no seed changes:
+        // the first seed stands for the others (unless `--set seeds` names them).
+        let seeds = if profiled.at_shapes && !overrides.iter().any(|(k, _)| k == "seeds") { seeds[..1].to_vec() } else { seeds };
         let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
         for (key, values) in &exp.sweep {
             let head = key.split('.').next().unwrap_or_default();

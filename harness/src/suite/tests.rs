@@ -279,6 +279,16 @@ fn paper_cells_attach_by_label_then_kind() {
 }
 
 #[test]
+fn shapes_runs_the_first_seed_unless_seeds_are_set() {
+    let shapes = |ov: &[(String, Value)]| Suite::parse_profile(Path::new("suites/t.toml"), GOOD.into(), Some(shapes::SHAPES), ov, false).unwrap();
+    let first = shapes(&[]);
+    assert_eq!(first.runs.len(), 4, "2 models x 2 contexts, seed 0 standing for seeds 0 and 1");
+    assert!(first.runs.iter().all(|r| r.config.seed == 0 && r.config.profile.as_deref() == Some(shapes::SHAPES)));
+    let named = shapes(&[parse_override("seeds=[3, 4]").unwrap()]);
+    assert_eq!(named.runs.len(), 8, "--set seeds names the seeds to run");
+}
+
+#[test]
 fn profiles_override_replace_axes_skip_and_move_run_ids() {
     let src = format!(
         "{PIPE}\n[[experiment]]\nname = \"file\"\nkind = \"embed\"\nembed = {{ source = \"file\", file = \"e5.safetensors\" }}\n\
