@@ -6,6 +6,7 @@ pub mod check;
 pub mod coverage;
 pub mod data;
 pub mod device;
+pub mod estimate;
 pub mod experiments;
 pub mod inference;
 pub mod kernels;

@@ -16,9 +16,9 @@ struct Cli {
     command: Command,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct SuiteArgs {
-    /// The suite file (TOML, format v1).
+    /// The suite file (TOML, format v1); `plan` also takes a folder of suites.
     suite: PathBuf,
     /// Override a key for every run without editing the file, e.g. --set train.steps=10
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -147,13 +147,24 @@ enum Command {
         #[arg(long, value_name = "REPORT_DIR")]
         verify: Option<PathBuf>,
     },
-    /// Print the runs a suite expands to, with exact parameter counts, without running them;
-    /// or (--emit slurm) write the sweep as Slurm job arrays.
+    /// Print the runs a suite (or each suite of a folder) expands to, with exact parameter
+    /// counts, without running them; with --estimate, what they cost on a card; or (--emit
+    /// slurm) write the sweep as Slurm job arrays.
     Plan {
         #[command(flatten)]
         args: SuiteArgs,
         #[command(flatten)]
         slurm: SlurmArgs,
+        /// Print each run's cost instead: FLOPs per step, tokens, memory of a step and hours on
+        /// --card; totals per suite and, for a folder of suites (e.g. suites/paper/), for all of
+        /// them, each distinct run once (docs/cost.md).
+        #[arg(long, conflicts_with = "emit")]
+        estimate: bool,
+        /// The card the hours are for: h100 (default), h100-pcie, h200, a100, v100, rtx3060, l4,
+        /// or cpu (this machine, measured by a few training steps). With --emit slurm and no
+        /// --time, each level's time limit is derived from the estimate on it.
+        #[arg(long)]
+        card: Option<String>,
     },
     /// Data tools.
     Data {
@@ -500,6 +511,29 @@ fn load(args: &SuiteArgs) -> Result<Suite> {
     Ok(Suite::load_profile(&args.suite, args.profile.as_deref(), &overrides, tch::Cuda::is_available())?)
 }
 
+/// The card `--card` names (h100 when none), or this machine's CPU measured now.
+fn resolve_card(name: Option<&str>) -> Result<harness::estimate::Card> {
+    match name.unwrap_or("h100").to_ascii_lowercase().as_str() {
+        "cpu" => harness::estimate::measure_cpu().context("--card cpu: measuring this machine"),
+        other => harness::estimate::card(other).map_err(anyhow::Error::msg),
+    }
+}
+
+/// The suite `args` names, or every suite (`*.toml`) of the folder it names, in name order.
+fn load_all(args: &SuiteArgs) -> Result<Vec<Suite>> {
+    if !args.suite.is_dir() {
+        return Ok(vec![load(args)?]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.suite)
+        .with_context(|| format!("reading the folder {}", args.suite.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "{}: a folder with no suite (*.toml) in it", args.suite.display());
+    files.iter().map(|f| load(&SuiteArgs { suite: f.clone(), ..args.clone() }).with_context(|| format!("{}", f.display()))).collect()
+}
+
 fn main() -> Result<()> {
     device::keep_freed_memory();
     let cli = Cli::parse();
@@ -575,8 +609,15 @@ fn main() -> Result<()> {
                 eprintln!("{missing} of {} runs are not finished in {}: the report lists them as failed", records.len(), args.results.display());
             }
         }
-        Command::Plan { args, slurm: s } if s.emit.is_some() => {
+        Command::Plan { args, estimate: true, card, .. } => {
+            let card = resolve_card(card.as_deref())?;
+            let suites = load_all(&args)?;
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(harness::estimate::estimate_text(&suites, &card).as_bytes());
+        }
+        Command::Plan { args, slurm: s, card, .. } if s.emit.is_some() => {
             let suite = load(&args)?;
+            let card = if s.time.is_none() { Some(resolve_card(card.as_deref())?) } else { None };
             anyhow::ensure!(s.resume_every > 0.0 && s.resume_every.is_finite(), "--resume-every {}: give a positive number of minutes", s.resume_every);
             let flags = harness::slurm::SlurmConfig {
                 partition: s.partition,
@@ -600,6 +641,7 @@ fn main() -> Result<()> {
                 results: args.results.clone(),
                 resume_every: s.resume_every,
                 workdir,
+                card,
             };
             let out = s.out.unwrap_or_else(|| PathBuf::from("slurm").join(&suite.file.name));
             let e = harness::slurm::emit(&suite, &cfg, &inv, &out)?;
@@ -634,11 +676,12 @@ fn main() -> Result<()> {
                 }
             }
         }
-        Command::Plan { args, slurm: _ } => {
-            let suite = load(&args)?;
+        Command::Plan { args, card, .. } => {
+            anyhow::ensure!(card.is_none(), "--card prices runs: give it with --estimate (or with --emit slurm, for the tasks' time limits)");
+            let text: String = load_all(&args)?.iter().map(|suite| harness::plan::plan_text(suite, args.profile.as_deref(), &args.results)).collect::<Vec<_>>().join("\n");
             // A closed pipe (`harness plan ... | head`) is not an error worth a panic.
             use std::io::Write as _;
-            let _ = std::io::stdout().lock().write_all(harness::plan::plan_text(&suite, args.profile.as_deref(), &args.results).as_bytes());
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
         Command::Generate { target, prompt, prompts, max_new_tokens, temperature, top_k, top_p, seed, ignore_eos, recompute, model_of, results, device, json } => {
             use harness::inference::{self, generate};

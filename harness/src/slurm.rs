@@ -27,6 +27,17 @@ pub struct Invocation {
     pub resume_every: f64,
     /// The folder tasks start in (relative data paths in the suite resolve from it).
     pub workdir: PathBuf,
+    /// Without a `time` of its own, each level's time limit is derived from the estimate on this
+    /// card ([`derived_time`]).
+    pub card: Option<crate::estimate::Card>,
+}
+
+/// The time limit of a task that runs for up to `secs` by the estimate: twice that and 30 minutes
+/// (the estimate is within a factor of two of the runs it was checked against; docs/cost.md), in
+/// sbatch's D-HH:MM:SS.
+pub fn derived_time(secs: f64) -> String {
+    let total = (2.0 * secs + 1800.0).ceil() as u64;
+    format!("{}-{:02}:{:02}:{:02}", total / 86400, total % 86400 / 3600, total % 3600 / 60, total % 60)
 }
 
 /// The files written for one suite.
@@ -121,7 +132,27 @@ pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> R
         let _ = writeln!(s, "#SBATCH --output={}/logs/%x-%A_%a.out", out.display());
         let _ = writeln!(s, "#SBATCH --requeue");
         let _ = writeln!(s, "#SBATCH --open-mode=append");
-        for (key, v) in [("partition", &cfg.partition), ("account", &cfg.account), ("qos", &cfg.qos), ("mem", &cfg.mem), ("time", &cfg.time)] {
+        let time = match (&cfg.time, &inv.card) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(card)) => {
+                let producers: std::collections::BTreeMap<&str, &crate::suite::Run> = suite.runs.iter().map(|r| (r.id.as_str(), r)).collect();
+                let longest = suite
+                    .runs
+                    .iter()
+                    .filter(|r| ids.contains(&r.id.as_str()))
+                    .map(|r| crate::estimate::run_cost(r, &producers).seconds(card))
+                    .fold(0.0, f64::max);
+                let _ = writeln!(
+                    s,
+                    "# --time: the level's longest run is {:.2} h on one {} by `harness plan --estimate`; twice that and 30 min",
+                    longest / 3600.0,
+                    card.id
+                );
+                Some(derived_time(longest))
+            }
+            (None, None) => None,
+        };
+        for (key, v) in [("partition", &cfg.partition), ("account", &cfg.account), ("qos", &cfg.qos), ("mem", &cfg.mem), ("time", &time)] {
             if let Some(v) = v {
                 let _ = writeln!(s, "#SBATCH --{key}={v}");
             }
@@ -203,6 +234,14 @@ pub fn submit(e: &Emitted) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_derived_time_is_twice_the_estimate_and_half_an_hour() {
+        assert_eq!(derived_time(0.0), "0-00:30:00");
+        assert_eq!(derived_time(3600.0), "0-02:30:00");
+        assert_eq!(derived_time(86_460.0), "2-00:32:00");
+        assert_eq!(derived_time(0.4), "0-00:30:01", "rounded up to whole seconds");
+    }
 
     #[test]
     fn quoting_survives_the_shell() {

@@ -99,53 +99,24 @@ pub enum Side {
     PyTorch,
 }
 
-/// Model FLOPs of one step, counted as dense matrix products do them (2 per multiply-add):
-/// the weight matrices of the blocks and the head, plus the token mixing (L x L per feature for
-/// the flat mixer) or attention (QK^T and AV, 2 L d per token) per layer; training is 3x the
-/// forward (backward = 2 forwards). `memory` has no head. None for kinds it does not model.
-pub fn flops_per_step(job: &Job) -> Option<f64> {
-    let (l, b, v) = (job.n_ctx as f64, job.batch as f64, job.vocab as f64);
-    let (per_token_block, n) = match &job.model {
-        ModelSpec::MaskedMixer(s)
-            if s.mixing() == mm_models::masked_mixer::Mixing::Flat
-                && !s.bidirectional
-                && !s.embed_linear
-                && s.position_channel == mm_models::masked_mixer::PositionChannel::None =>
-        {
-            let d = s.d_model as f64;
-            let ff = 2.0 * d * (s.ff_mult as f64 * d);
-            (ff + l * d, s.n_layers as f64)
-        }
-        ModelSpec::Llama(s) if !s.bidirectional => {
-            let d = s.d_model as f64;
-            let f = s.intermediate_size.unwrap_or(4 * s.d_model) as f64;
-            (4.0 * d * d + 3.0 * d * f + 2.0 * l * d, s.n_layers as f64)
-        }
-        _ => return None,
-    };
-    let d = job.model.d_model() as f64;
-    let head = if job.mode == Mode::Memory { 0.0 } else { d * v };
-    let forward = 2.0 * (n * per_token_block + head) * b * l;
-    Some(if job.mode == Mode::Infer { forward } else { 3.0 * forward })
+/// Model FLOPs of one step, counted as dense matrix products do them (2 per multiply-add,
+/// [`ModelSpec::forward_macs_per_token`]); training is 3x the forward (backward = 2 forwards).
+/// `memory` has no head.
+pub fn flops_per_step(job: &Job) -> f64 {
+    let (l, b) = (job.n_ctx as f64, job.batch as f64);
+    let forward = 2.0 * job.model.forward_macs_per_token(job.vocab, job.n_ctx, job.mode != Mode::Memory) * b * l;
+    if job.mode == Mode::Infer {
+        forward
+    } else {
+        3.0 * forward
+    }
 }
 
-/// Peak dense FLOP/s of a device by its name, for the precision: (TFLOP/s, the source). fp32
-/// uses the card's FP32 (non-tensor-core) figure, as libtorch runs fp32 matmuls without TF32 by
-/// default; bf16 and fp16 the dense tensor-core figure.
+/// Peak dense TFLOP/s of a device by its name, at the precision ([`crate::estimate::CARDS`]):
+/// fp32 uses the card's FP32 (non-tensor-core) figure, as libtorch runs fp32 matmuls without TF32
+/// by default; bf16 and fp16 the dense tensor-core figure. None for a device not listed.
 pub fn peak_tflops(device_name: &str, precision: Precision) -> Option<f64> {
-    let n = device_name.to_ascii_lowercase();
-    let half = precision != Precision::Fp32;
-    // (name fragment, fp32, bf16/fp16 dense), datasheet values.
-    const TABLE: &[(&str, f64, f64)] = &[
-        ("h200", 67.0, 989.4),
-        ("h100 pcie", 51.0, 756.0),
-        ("h100", 67.0, 989.4),
-        ("a100", 19.5, 312.0),
-        ("v100", 15.7, 125.0),
-        ("rtx 3060", 12.7, 51.2),
-        ("l4", 30.3, 121.0),
-    ];
-    TABLE.iter().find(|(k, _, _)| n.contains(k)).map(|&(_, f32, h)| if half { h } else { f32 })
+    crate::estimate::card_of_device(device_name).map(|c| if precision == Precision::Fp32 { c.fp32_tflops } else { c.half_tflops })
 }
 
 /// Peak resident set of this process (`VmHWM`), bytes; None off Linux.

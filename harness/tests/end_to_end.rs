@@ -85,6 +85,30 @@ fn plan_lists_runs_with_exact_parameter_counts() {
 }
 
 #[test]
+fn plan_estimates_a_folder_of_suites_and_slurm_takes_its_time_limits_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("suites");
+    std::fs::create_dir(&folder).unwrap();
+    write_suite(&folder, "a.toml", TINY);
+    write_suite(&folder, "b.toml", &TINY.replace("name = \"tiny\"", "name = \"tiny-b\""));
+    let out = harness(dir.path(), &["plan", folder.to_str().unwrap(), "--estimate", "--card", "V100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("estimate on NVIDIA V100") && text.contains("suite tiny (") && text.contains("suite tiny-b ("), "{text}");
+    // The two suites are one configuration under two names: their runs are the same two run ids.
+    assert!(text.contains("whole: 2 suites, 4 runs, 2 distinct"), "{text}");
+    let e = stderr(&harness(dir.path(), &["plan", folder.to_str().unwrap(), "--estimate", "--card", "tpu"]));
+    assert!(e.contains("--card tpu: unknown card; give one of h100"), "{e}");
+    let e = stderr(&harness(dir.path(), &["plan", folder.join("a.toml").to_str().unwrap(), "--card", "v100"]));
+    assert!(e.contains("give it with --estimate"), "{e}");
+    // Without --time, each level's limit comes from the estimate (twice it, and 30 minutes).
+    let out = harness(dir.path(), &["plan", folder.join("a.toml").to_str().unwrap(), "--emit", "slurm", "--out", "sl", "--card", "v100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = std::fs::read_to_string(dir.path().join("sl/level0.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --time=0-00:3") && script.contains("by `harness plan --estimate`"), "{script}");
+}
+
+#[test]
 fn bad_input_gives_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = harness(dir.path(), &["run", "nope.toml"]);

@@ -621,6 +621,63 @@ impl ModelSpec {
         }
     }
 
+    /// Multiply-adds of one forward per token of a sequence of `n_ctx`, as dense matrix products
+    /// count them: the blocks' weight matrices, the token mixing (the masked L x L matrix is
+    /// multiplied whole: L d per token and mixing; k L d for a kernel of k, 2 e L d expanded) or
+    /// attention (Q K^T and A V, 2 L d per token), and with `head` the LM head (d V). Norms,
+    /// activations and the softmax are left out. A training step is about 3 forwards
+    /// (the backward is 2).
+    pub fn forward_macs_per_token(&self, vocab_size: i64, n_ctx: i64, head: bool) -> f64 {
+        let (l, v) = (n_ctx as f64, vocab_size as f64);
+        let attention_layer = |d: f64, ff: f64| 4.0 * d * d + 3.0 * d * ff + 2.0 * l * d;
+        let (blocks, d) = match self {
+            Self::MaskedMixer(s) => {
+                let d = (s.d_model + (s.position_channel != PositionChannel::None) as i64) as f64;
+                let mixing = match s.mixing() {
+                    Mixing::Flat => l * d,
+                    Mixing::Kernel { kernel } => kernel as f64 * l * d,
+                    Mixing::Expanded { expansion } => 2.0 * expansion as f64 * l * d,
+                    Mixing::Parallel { n } => n as f64 * l * d,
+                    Mixing::MultiHead { heads, head_dim } => {
+                        let width = (heads * head_dim) as f64;
+                        2.0 * d * width + l * width
+                    }
+                };
+                let streams = 1.0 + s.bidirectional as u8 as f64;
+                let block = 2.0 * d * (s.ff_mult as f64 * d) + mixing;
+                let embed = if s.embed_linear { d * d } else { 0.0 };
+                (streams * s.n_layers as f64 * block + embed, s.d_model as f64)
+            }
+            Self::Llama(s) | Self::Transfixer(s) => {
+                let d = s.d_model as f64;
+                let ff = s.intermediate_size.unwrap_or(4 * s.d_model) as f64;
+                let mixing = if matches!(self, Self::Transfixer(_)) { l * d } else { 0.0 };
+                let streams = 1.0 + s.bidirectional as u8 as f64;
+                (streams * s.n_layers as f64 * (attention_layer(d, ff) + mixing), d)
+            }
+            Self::Gpt(s) => {
+                // Its FF has two matrices of d x 4d (no gate): 8 d^2 where SwiGLU's three give 12.
+                let d = s.d_model as f64;
+                (s.n_layers as f64 * (4.0 * d * d + 8.0 * d * d + 2.0 * l * d), d)
+            }
+            Self::MixerAutoencoder(s) => {
+                let d = s.d_model as f64;
+                ((s.encoder_layers + s.decoder_layers) as f64 * (8.0 * d * d + l * d), d)
+            }
+            Self::LlamaAutoencoder(s) => {
+                let d = s.d_model as f64;
+                ((s.encoder_layers + s.decoder_layers) as f64 * attention_layer(d, 4.0 * d), d)
+            }
+        };
+        blocks + if head { d * v } else { 0.0 }
+    }
+
+    /// Whether the model's token mixing is attention (its speed is attention's on a card), as
+    /// opposed to the masked mixer's matrix products.
+    pub fn uses_attention(&self) -> bool {
+        matches!(self, Self::Llama(_) | Self::Transfixer(_) | Self::Gpt(_) | Self::LlamaAutoencoder(_))
+    }
+
     /// An estimate of the memory one fp32 training step of `step` needs, by part (see
     /// [`StepMemory`]).
     pub fn training_memory(&self, vocab_size: i64, step: StepShape) -> StepMemory {

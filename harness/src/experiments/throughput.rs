@@ -174,9 +174,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     }
     let tokens = (t.batch_size * t.n_ctx) as f64;
     let flops = flops_per_step(&job);
-    if let Some(f) = flops {
-        out.summary.insert("flops_per_step".into(), f.into());
-    }
+    out.summary.insert("flops_per_step".into(), flops.into());
     let limit = t.memory_limit_gib.map(|g| g * (1u64 << 30) as f64);
     for side in &sides {
         let prefix = if *side == Side::Harness { "" } else { "peer_" };
@@ -188,8 +186,8 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
         if let Some(step) = median(of_side.iter().filter_map(|m| m.median_s()).collect()).filter(|_| !oom) {
             out.summary.insert(format!("{prefix}step_s"), step.into());
             out.summary.insert(format!("{prefix}tokens_per_s"), (tokens / step).into());
-            if let (Some(f), Some(peak)) = (flops, peak_tflops(&first.device_name, t.precision)) {
-                out.summary.insert(format!("{prefix}mfu"), (f / step / (peak * 1e12)).into());
+            if let Some(peak) = peak_tflops(&first.device_name, t.precision) {
+                out.summary.insert(format!("{prefix}mfu"), (flops / step / (peak * 1e12)).into());
             }
             // How long the host took to issue a step, on a device that runs it asynchronously.
             if matches!(ctx.device, Device::Cuda(_)) {
@@ -250,13 +248,11 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
             t.steps, t.warmup, t.rounds
         ),
     );
-    if flops.is_some() {
-        out.execution.insert(
-            "mfu".into(),
-            "model FLOPs per step (2 per multiply-add of the weight matrices, the token mixing or attention scores, and the \
-             head; training = 3x forward) / step time / the device's dense peak for the precision"
-                .into(),
-        );
-    }
+    out.execution.insert(
+        "mfu".into(),
+        "model FLOPs per step (2 per multiply-add of the weight matrices, the token mixing or attention scores, and the \
+         head; training = 3x forward) / step time / the device's dense peak for the precision"
+            .into(),
+    );
     Ok(out)
 }
