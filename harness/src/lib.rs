@@ -2,6 +2,7 @@
 //! report writer. The `harness` binary is a thin command line over it.
 pub mod artifacts;
 pub mod bench;
+pub mod cards;
 pub mod check;
 pub mod coverage;
 pub mod data;

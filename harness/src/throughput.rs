@@ -47,6 +47,31 @@ pub struct Job {
     pub peer_malloc: PeerMalloc,
 }
 
+impl Job {
+    /// The job a `throughput` run's config describes, on `device` ("cpu" or "cuda"); None
+    /// without a model or a `[throughput]` section.
+    pub fn of(c: &crate::suite::RunConfig, device: &str) -> Option<Job> {
+        let (model, t) = (c.model.as_ref()?, c.throughput.as_ref()?);
+        Some(Job {
+            model: model.clone(),
+            mode: t.mode,
+            batch: t.batch_size,
+            n_ctx: t.n_ctx,
+            vocab: t.vocab_size,
+            precision: t.precision,
+            warmup: t.warmup,
+            steps: t.steps,
+            seed: c.seed,
+            device: device.into(),
+            attention: match t.attention {
+                crate::suite::Attention::Sdpa => "sdpa".into(),
+                crate::suite::Attention::Eager => "eager".into(),
+            },
+            peer_malloc: t.peer_malloc,
+        })
+    }
+}
+
 fn is_glibc(m: &PeerMalloc) -> bool {
     *m == PeerMalloc::Glibc
 }
@@ -112,11 +137,11 @@ pub fn flops_per_step(job: &Job) -> f64 {
     }
 }
 
-/// Peak dense TFLOP/s of a device by its name, at the precision ([`crate::estimate::CARDS`]):
+/// Peak dense TFLOP/s of a device by its name, at the precision ([`crate::cards::CARDS`]):
 /// fp32 uses the card's FP32 (non-tensor-core) figure, as libtorch runs fp32 matmuls without TF32
 /// by default; bf16 and fp16 the dense tensor-core figure. None for a device not listed.
 pub fn peak_tflops(device_name: &str, precision: Precision) -> Option<f64> {
-    crate::estimate::card_of_device(device_name).map(|c| if precision == Precision::Fp32 { c.fp32_tflops } else { c.half_tflops })
+    crate::cards::card_of_device(device_name).map(|c| if precision == Precision::Fp32 { c.fp32_tflops } else { c.half_tflops })
 }
 
 /// Peak resident set of this process (`VmHWM`), bytes; None off Linux.

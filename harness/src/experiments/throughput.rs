@@ -127,23 +127,7 @@ impl Experiment for Throughput {
 fn run(ctx: &RunContext) -> Result<RunOutput> {
     let c = &ctx.run.config;
     let t = c.throughput.as_ref().context("a throughput run without [throughput]")?;
-    let job = Job {
-        model: c.model().clone(),
-        mode: t.mode,
-        batch: t.batch_size,
-        n_ctx: t.n_ctx,
-        vocab: t.vocab_size,
-        precision: t.precision,
-        warmup: t.warmup,
-        steps: t.steps,
-        seed: c.seed,
-        device: if matches!(ctx.device, Device::Cuda(_)) { "cuda".into() } else { "cpu".into() },
-        attention: match t.attention {
-            Attention::Sdpa => "sdpa".into(),
-            Attention::Eager => "eager".into(),
-        },
-        peer_malloc: t.peer_malloc,
-    };
+    let job = Job::of(c, if matches!(ctx.device, Device::Cuda(_)) { "cuda" } else { "cpu" }).context("a throughput run without [model]")?;
     let sides: Vec<Side> = match t.sides {
         Sides::Harness => vec![Side::Harness],
         Sides::Pytorch => vec![Side::PyTorch],
