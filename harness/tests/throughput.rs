@@ -113,7 +113,9 @@ fn memory_grows_more_slowly_with_context_for_the_mixer_than_for_eager_llama() {
     let mixer = peak("mixer", 2048) / peak("mixer", 256);
     let eager = peak("llama_eager", 2048) / peak("llama_eager", 256);
     eprintln!("growth 256 -> 2048: mixer {mixer:.1}x, eager Llama {eager:.1}x");
-    assert!(mixer > 1.0 && eager > 1.5 * mixer, "mixer {mixer:.2}x vs eager Llama {eager:.2}x");
+    // The mixer's peak at 2048 moves with the binary's heap layout (no-mmap allocator): 187, 206
+    // and 237 MiB from three builds of the same model code (10.4x to 13.6x), eager's 18.3x to 21.6x.
+    assert!(mixer > 1.0 && eager > 1.25 * mixer, "mixer {mixer:.2}x vs eager Llama {eager:.2}x");
 }
 
 #[test]
