@@ -70,7 +70,7 @@ if [ "${HARNESS_SKIP_SUITES:-0}" != 1 ]; then
   sed -n '/^## Paper tables/,/^## Summary/p' "$out"/reports/ts-clm-width/*/README.md | grep -v '^## Summary'
   # Speed against the PyTorch reference on this machine (suites/paper/throughput.toml, CPU
   # profile: 7 runs, 5 alternating rounds per side, the peer under the harness's allocator, about
-  # 3.5 minutes); the speed-ups are checked below as floors (ci/baselines/throughput.ci.toml).
+  # 3.5 minutes); the speed-ups are checked below as floors (ci/baselines/throughput.ci[@<class>].toml).
   started=$SECONDS
   ./target/release/harness run suites/paper/throughput.toml --profile ci -q --results "$out/results" --reports "$out/reports"
   echo "throughput --profile ci: every run finished, $((SECONDS - started)) s"

@@ -64,3 +64,56 @@ fn exit_codes_put_regressions_before_missing() {
     assert_eq!(render(&[row(Verdict::Missing), row(Verdict::Regression)]).1, 1);
     assert!(render(&[row(Verdict::Regression)]).0.contains("1 regression(s)"));
 }
+
+fn one_run_suite() -> Suite {
+    let text = "schema = 1\nname = \"t\"\ndescription = \"d\"\n[defaults.data]\nsource = \"embedded\"\nvocab_size = 300\nn_ctx = 16\n[defaults.train]\nsteps = 1\nbatch_size = 1\n[[experiment]]\nname = \"c\"\nkind = \"clm\"\nmodel = { kind = \"masked_mixer\", d_model = 8, n_layers = 1 }\n";
+    Suite::parse(Path::new("t.toml"), text.into(), &[], false).unwrap()
+}
+
+/// A finished CPU run of a one-run suite, with the given summary and CPU speed class.
+fn speed_record(speedup: f64, tokens_per_s: f64, class: &str) -> RunRecord {
+    let mut summary = serde_json::Map::new();
+    summary.insert("speedup".into(), speedup.into());
+    summary.insert("tokens_per_s".into(), tokens_per_s.into());
+    summary.insert("params".into(), 100.0.into());
+    RunRecord {
+        run: one_run_suite().runs[0].clone(),
+        status: crate::artifacts::RunStatus::Finished,
+        error: None,
+        device: "cpu".into(),
+        execution: BTreeMap::from([("cpu_speed_class".to_string(), class.to_string())]),
+        wall_s: Some(1.0),
+        summary,
+        eval_curve: vec![],
+        train_curve: vec![],
+        reused: false,
+        folder: Default::default(),
+    }
+}
+
+#[test]
+fn speed_ups_and_tokens_per_s_are_judged_only_within_the_baselines_cpu_class() {
+    let intel = "GenuineIntel · AVX-512 + AMX · 2 threads";
+    let amd = "AuthenticAMD · AVX2 · 2 threads";
+    let written = speed_record(1.26, 12_000.0, intel);
+    let baseline = baseline_from(&one_run_suite(), Some("ci"), &[written]).unwrap();
+    assert_eq!(baseline.cpu_speed_class.as_deref(), Some(intel));
+    let verdict = |r: &RunRecord, metric: &str| compare(&baseline, std::slice::from_ref(r)).into_iter().find(|row| row.metric == metric).unwrap().verdict;
+    // The same class: a speed-up 19% down (1.26 -> 1.02, CI's AVX2 EPYC) and tokens/s at a
+    // fifth are regressions; params are judged as ever.
+    let slow = speed_record(1.02, 2_400.0, intel);
+    assert_eq!(verdict(&slow, "speedup"), Verdict::Regression);
+    assert_eq!(verdict(&slow, "tokens_per_s"), Verdict::Regression);
+    assert_eq!(verdict(&speed_record(1.08, 3_100.0, intel), "speedup"), Verdict::Pass);
+    // Another class: both speed figures are shown, not judged; exact counts still are.
+    let other = speed_record(1.02, 2_400.0, amd);
+    assert_eq!(verdict(&other, "speedup"), Verdict::NotCompared);
+    assert_eq!(verdict(&other, "tokens_per_s"), Verdict::NotCompared);
+    assert_eq!(verdict(&other, "params"), Verdict::Pass);
+    let mut moved = speed_record(1.02, 2_400.0, amd);
+    moved.summary.insert("params".into(), 101.0.into());
+    assert_eq!(verdict(&moved, "params"), Verdict::Regression);
+    let (text, code) = render(&compare(&baseline, &[other]));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("2 speed figure(s) not compared (another CPU class)"), "{text}");
+}
