@@ -88,13 +88,17 @@ fn paper_tables_hold_the_runs_numbers_beside_the_papers() {
     assert!(data.iter().all(|c| c["section"] == "paper tables" && c["seeds_better"] == 2 && c["seeds_than"] == 2), "{data:?}");
     let counted = json("report.json")["verdicts"].clone();
     let n = |v: &str| data.iter().filter(|c| c["verdict"] == v).count();
-    assert_eq!(counted, serde_json::json!({ "reproduced": n("reproduced"), "contradicted": n("contradicted"), "inconclusive": n("inconclusive") }));
+    assert_eq!(
+        counted,
+        serde_json::json!({ "reproduced": n("reproduced"), "contradicted": n("contradicted"), "inconclusive": n("inconclusive"),
+                            "same_direction_untested": 0, "against_untested": 0 })
+    );
     // files.json lists every other file of the report with its sha256, the README included.
     let files = json("files.json");
     assert!(files["claims.json"].is_string() && files["table_claims.csv"].is_string() && files.get("files.json").is_none(), "{files}");
     let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
     assert_eq!(files["README.md"].as_str().unwrap(), harness::artifacts::sha256_bytes(readme.as_bytes()));
-    assert!(readme.contains("### T: tiny") && readme.contains("(paper 2.00, Δ"), "{readme}");
+    assert!(readme.contains("### T: tiny") && readme.contains("(paper 2.00, Δ") && readme.contains(": no band stated)"), "{readme}");
     // `harness plan` names the cell each run fills.
     let plan = harness(dir.path(), &["plan", path.to_str().unwrap()]);
     let plan = String::from_utf8_lossy(&plan.stdout).to_string();
@@ -106,6 +110,51 @@ fn paper_tables_hold_the_runs_numbers_beside_the_papers() {
     let rows = csv(&report_dir(&dir.path().join("rep2")).join("table_T.csv"));
     let row = rows.iter().find(|r| r["entry"] == "mixer" && r["metric"] == "test" && r["view"] == "final").unwrap();
     assert_eq!((row["paper"].as_str(), row["diff"].as_str()), ("2.0", ""), "{row:?}");
+}
+
+/// The paper's own layout, one run a cell: each cell gets a match verdict within the suite's band,
+/// and the claim gives its direction, untested, never a bare "inconclusive".
+#[test]
+fn a_single_seed_run_says_whether_each_cell_matches_and_which_way_each_claim_points() {
+    let dir = tempfile::tempdir().unwrap();
+    // The mixer's paper CE is the run's own (read below) within a tight band; the Llama's far off.
+    let text = suite().replace("seeds = [0, 1]", "seeds = [0]");
+    let path = write_suite(dir.path(), "tiny.toml", &text);
+    let out = harness(dir.path(), &["run", path.to_str().unwrap(), "-q", "--results", "r", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut loss = BTreeMap::new();
+    for m in manifest(&dir.path().join("r"), "tiny") {
+        let run = run_dir(&dir.path().join("r"), "tiny", &m);
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        loss.insert(if cfg["model"]["kind"] == "masked_mixer" { "mixer" } else { "llama" }, s["eval_loss"].as_f64().unwrap());
+    }
+    let (mixer_paper, llama_paper) = (loss["mixer"] + 0.01, loss["llama"] - 0.5);
+    let banded = text.replace("paper = { test = [2.0, 3.0] }", &format!("paper = {{ test = [{mixer_paper}, {llama_paper}] }}"))
+        + "\n[tolerance]\nce = { abs = 0.05, why = \"one seed of a 30-step toy run; the band is this test's\" }\n";
+    write_suite(dir.path(), "tiny.toml", &banded);
+    // The same runs (a table changes no run id): the report alone is rebuilt.
+    let out = harness(dir.path(), &["report", path.to_str().unwrap(), "--results", "r", "--reports", "rep2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rep = report_dir(&dir.path().join("rep2"));
+    let cells: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("cells.json")).unwrap()).unwrap();
+    let verdict = |entry: &str| cells.as_array().unwrap().iter().find(|c| c["entry"] == entry && c["metric"] == "test").unwrap()["verdict"].as_str().unwrap().to_string();
+    assert_eq!(verdict("mixer"), "matches");
+    assert_eq!(verdict("llama"), "differs by +0.50");
+    let rows = csv(&rep.join("table_T.csv"));
+    let row = rows.iter().find(|r| r["entry"] == "llama" && r["metric"] == "test" && r["view"] == "final").unwrap();
+    assert_eq!(row["match"], "differs by +0.50", "{row:?}");
+    let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    assert!(readme.contains("**Paper cells: 1 of 2 match**") && readme.contains("CE within ±0.05 nats (one seed of a 30-step toy run"), "{readme}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["cells"], serde_json::json!({ "cells": 2, "matches": 1, "differs": 1 }));
+    // One seed a side: the claim's direction, untested; which one follows from the two losses.
+    let claims: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("claims.json")).unwrap()).unwrap();
+    let final_view = claims.as_array().unwrap().iter().find(|c| c["metric"] == "test (final)").unwrap();
+    let want = if loss["mixer"] < loss["llama"] { "same direction (untested)" } else { "against the paper (untested)" };
+    assert_eq!(final_view["verdict"], want, "{final_view}");
+    assert!(final_view["p"].is_null());
+    assert!(readme.lines().any(|l| l.contains("**Claims:") && l.contains(want)), "{readme}");
 }
 
 #[test]

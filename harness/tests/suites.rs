@@ -232,6 +232,36 @@ fn cells_attach_to_sweep_points_and_bad_tables_are_named() {
     assert!(e.contains("no table cell `T w`") && e.contains("T x, T y"), "{e}");
     let e = tabled_err(r#"metrics = ["train", "test"]"#, r#"metrics = ["train", "accuracy"]"#);
     assert!(e.contains("`accuracy` is not a known metric"), "{e}");
+    let e = tabled_err("[[table]]", "[tolerance]\nce = { abs = -0.05, why = \"seeds\" }\n\n[[table]]");
+    assert!(e.contains("t.toml") && e.contains("tolerance.ce") && e.contains("positive number"), "{e}");
+    let e = tabled_err("[[table]]", "[tolerance]\nce = { abs = 0.05 }\n\n[[table]]");
+    assert!(e.contains("why"), "{e}");
+}
+
+/// A paper number with no band would print "no band stated" in every single-seed report: each
+/// paper suite states the band of every kind of metric its tables give the paper's numbers for.
+#[test]
+fn every_paper_number_in_a_table_has_a_tolerance_with_its_reason() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
+    let mut banded = 0;
+    for e in std::fs::read_dir(&root).unwrap() {
+        let path = e.unwrap().path();
+        let s = Suite::load(&path, &[], true).unwrap();
+        for t in &s.file.tables {
+            for m in t.metrics() {
+                if !t.entries.iter().any(|e| t.paper(e, &m.name).is_some()) {
+                    continue;
+                }
+                let kind = m.kind().unwrap_or_else(|| panic!("{}: table {} metric {} has paper numbers of no known kind", path.display(), t.id, m.name));
+                let band = s.file.tolerance.of(kind).unwrap_or_else(|| {
+                    panic!("{}: table {} gives the paper's {} but [tolerance] has no `{}`", path.display(), t.id, m.name, kind.name())
+                });
+                assert!(band.why.len() > 40, "{}: say what the {} band is made of", path.display(), kind.name());
+                banded += 1;
+            }
+        }
+    }
+    assert!(banded >= 14, "{banded} banded metrics: the paper suites' tables lost their numbers?");
 }
 
 #[test]

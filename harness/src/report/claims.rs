@@ -11,8 +11,36 @@ pub const ALPHA: f64 = 0.05;
 pub fn rule() -> String {
     format!(
         "Rule: **reproduced** when p < {ALPHA}, **contradicted** when the reverse one-sided test has p < {ALPHA}, else \
-         **inconclusive** (also when a side has fewer than 2 seeds, or neither has spread)."
+         **inconclusive** (also when neither side has spread). A side with one seed has no test: the claim is then \
+         **{SAME}** or **{AGAINST}** by the two means alone (as the paper's own single runs are)."
     )
+}
+
+/// The verdict of a claim with a side of one seed whose means point the paper's way.
+pub const SAME: &str = "same direction (untested)";
+/// ... and whose means point the other way.
+pub const AGAINST: &str = "against the paper (untested)";
+
+/// Every verdict, in the order reports count them, with its `claims.json` tally key.
+pub const VERDICTS: [(&str, &str); 5] = [
+    ("reproduced", "reproduced"),
+    ("contradicted", "contradicted"),
+    ("inconclusive", "inconclusive"),
+    (SAME, "same_direction_untested"),
+    (AGAINST, "against_untested"),
+];
+
+/// The verdict when a side has fewer than 2 seeds: the direction of the means, untested; no
+/// direction (a tie, a side without values) is inconclusive.
+fn direction(mean_better: f64, mean_than: f64, lower_is_better: bool) -> &'static str {
+    let d = if lower_is_better { mean_than - mean_better } else { mean_better - mean_than };
+    if !d.is_finite() || d == 0.0 {
+        "inconclusive"
+    } else if d > 0.0 {
+        SAME
+    } else {
+        AGAINST
+    }
 }
 
 /// One tested claim, as `claims.json` holds it.
@@ -35,7 +63,8 @@ pub struct Verdict {
     pub df: Option<f64>,
     /// p of the one-sided test that `better` is better.
     pub p: Option<f64>,
-    /// `reproduced`, `contradicted` or `inconclusive`.
+    /// One of [`VERDICTS`]: `reproduced`, `contradicted` or `inconclusive` from the test, or with
+    /// a side of one seed [`SAME`] or [`AGAINST`].
     pub verdict: String,
 }
 
@@ -45,20 +74,26 @@ impl Verdict {
     #[allow(clippy::too_many_arguments)]
     pub fn test(section: &str, claim: &str, better: &str, than: &str, metric: &str, xa: &[f64], xb: &[f64], lower_is_better: bool) -> Self {
         let w: Option<Welch> = if lower_is_better { stats::welch_greater(xb, xa) } else { stats::welch_greater(xa, xb) };
+        let (mean_better, mean_than) = (stats::mean_sd(xa).0, stats::mean_sd(xb).0);
+        let verdict = if xa.len() < 2 || xb.len() < 2 {
+            if xa.is_empty() || xb.is_empty() { "inconclusive" } else { direction(mean_better, mean_than, lower_is_better) }
+        } else {
+            stats::verdict(w, ALPHA)
+        };
         Verdict {
             section: section.into(),
             claim: claim.into(),
             better: better.into(),
             than: than.into(),
             metric: metric.into(),
-            mean_better: stats::mean_sd(xa).0,
-            mean_than: stats::mean_sd(xb).0,
+            mean_better,
+            mean_than,
             seeds_better: xa.len(),
             seeds_than: xb.len(),
             t: w.map(|w| w.t),
             df: w.map(|w| w.df),
             p: w.map(|w| w.p_greater),
-            verdict: stats::verdict(w, ALPHA).into(),
+            verdict: verdict.into(),
         }
     }
 
@@ -76,7 +111,20 @@ impl Verdict {
 /// How many claims have each verdict.
 pub fn tally(claims: &[Verdict]) -> serde_json::Value {
     let n = |v: &str| claims.iter().filter(|c| c.verdict == v).count();
-    serde_json::json!({ "reproduced": n("reproduced"), "contradicted": n("contradicted"), "inconclusive": n("inconclusive") })
+    VERDICTS.iter().map(|(v, key)| (key.to_string(), serde_json::Value::from(n(v)))).collect::<serde_json::Map<_, _>>().into()
+}
+
+/// The tally as a sentence: "2 reproduced, 0 contradicted, 1 inconclusive", and the one-seed
+/// verdicts where there are any.
+pub fn tally_text(tally: &serde_json::Value) -> String {
+    let n = |key: &str| tally.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let mut parts: Vec<String> = VERDICTS[..3].iter().map(|(v, key)| format!("{} {v}", n(key))).collect();
+    for (v, key) in &VERDICTS[3..] {
+        if n(key) > 0 {
+            parts.push(format!("{} {v}", n(key)));
+        }
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -92,8 +140,31 @@ mod tests {
         assert_eq!(acc.verdict, "contradicted");
         let w = stats::welch_greater(&low, &high).unwrap();
         assert_eq!(acc.cells(), [format!("{:.2}", w.t), format!("{:.1}", w.df), format!("{:.3}", w.p_greater), "contradicted".into()]);
-        let one = Verdict::test("t", "c", "a", "b", "top-1", &[1.0], &high, false);
-        assert_eq!((one.verdict.as_str(), one.p), ("inconclusive", None));
-        assert_eq!(tally(&[loss, acc, one]), serde_json::json!({ "reproduced": 1, "contradicted": 1, "inconclusive": 1 }));
+        let none = Verdict::test("t", "c", "a", "b", "top-1", &[], &high, false);
+        assert_eq!((none.verdict.as_str(), none.p), ("inconclusive", None));
+        let flat = Verdict::test("t", "c", "a", "b", "top-1", &[2.0, 2.0], &[2.0, 2.0], false);
+        assert_eq!(flat.verdict, "inconclusive", "no spread on either side: no test");
+        let tally = tally(&[loss, acc, none, flat]);
+        assert_eq!(
+            tally,
+            serde_json::json!({ "reproduced": 1, "contradicted": 1, "inconclusive": 2, "same_direction_untested": 0, "against_untested": 0 })
+        );
+        assert_eq!(tally_text(&tally), "1 reproduced, 1 contradicted, 2 inconclusive");
+    }
+
+    #[test]
+    fn a_side_of_one_seed_gives_the_direction_untested_never_a_test() {
+        // The paper's own layout: one run a side. Lower CE is better.
+        let same = Verdict::test("t", "flat beats expanded", "T5 flat", "T5 expanded", "test (final)", &[2.111], &[2.183], true);
+        assert_eq!((same.verdict.as_str(), same.p, same.t), (SAME, None, None));
+        let against = Verdict::test("t", "c", "a", "b", "test (final)", &[2.2], &[2.1], true);
+        assert_eq!(against.verdict, AGAINST);
+        // Higher accuracy is better; one seed against three is still untested.
+        assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[90.0], &[80.0, 81.0, 79.0], false).verdict, SAME);
+        assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[70.0, 71.0, 69.0], &[80.0], false).verdict, AGAINST);
+        assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[80.0], &[80.0], false).verdict, "inconclusive", "a tie has no direction");
+        let tally = tally(&[same, against]);
+        assert_eq!(tally_text(&tally), format!("0 reproduced, 0 contradicted, 0 inconclusive, 1 {SAME}, 1 {AGAINST}"));
+        assert!(rule().contains(SAME) && rule().contains(AGAINST));
     }
 }

@@ -221,17 +221,19 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     let (mut before_summary, mut after_summary) = (String::new(), String::new());
     let mut verdicts: Vec<claims::Verdict> = Vec::new();
     let mut tables_md = String::new();
-    paper_tables::section(&dir, suite, records, &mut tables_md, &mut verdicts)?;
+    let mut cells: Vec<paper_tables::CellVerdict> = Vec::new();
+    paper_tables::section(&dir, suite, records, &mut tables_md, &mut verdicts, &mut cells)?;
     for s in sections {
         let md = if s.place() == Place::BeforeSummary { &mut before_summary } else { &mut after_summary };
         s.write(&dir, records, md, &mut figs, &mut verdicts)?;
     }
     crate::artifacts::write_atomic(&dir.join("claims.json"), serde_json::to_string_pretty(&verdicts)?.as_bytes())?;
+    crate::artifacts::write_atomic(&dir.join("cells.json"), serde_json::to_string_pretty(&cells)?.as_bytes())?;
 
     let mut md = String::new();
     let f = &suite.file;
     let _ = writeln!(md, "# {} — {}\n", f.name, dir.file_name().unwrap_or_default().to_string_lossy());
-    md.push_str(&headline(suite, records, &verdicts));
+    md.push_str(&headline(suite, records, &verdicts, &cells));
     let _ = writeln!(md, "{}\n", f.description.trim());
     let stopped: Vec<&str> = records.iter().filter(|r| r.summary.get("wall_clock_stop").is_some()).map(|r| r.run.short_id()).collect();
     if !stopped.is_empty() {
@@ -328,6 +330,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         "runs": records.len(),
         "finished": records.iter().filter(|r| r.status == RunStatus::Finished).count(),
         "verdicts": claims::tally(&verdicts),
+        "cells": paper_tables::cell_tally(&cells),
     });
     crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
     // What the report was built from: each finished run's manifest (which hashes every file of
@@ -344,7 +347,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     let _ = writeln!(
         md,
         "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint). `inputs.json` holds \
-         the sha256 of each run's manifest this report was built from, `claims.json` every claim's test and verdict, \
+         the sha256 of each run's manifest this report was built from, `claims.json` every claim's test and verdict, `cells.json` every paper cell against the paper's number, \
          `files.json` the files below and this README with their sha256; `harness report <suite> --verify <this folder>` re-hashes \
          those files, those manifests and every file they list.\n",
         f.name
@@ -369,11 +372,10 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
 
 /// What the report found, first: the claims' verdicts (each claim and view in one line), the
 /// paper tables and numbering it reproduces, how many runs finished, and where they ran.
-fn headline(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict]) -> String {
+fn headline(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict], cells: &[paper_tables::CellVerdict]) -> String {
     let f = &suite.file;
     let finished = records.iter().filter(|r| r.status == RunStatus::Finished).count();
     let devices: std::collections::BTreeSet<&str> = records.iter().filter(|r| r.status == RunStatus::Finished).map(|r| r.device.as_str()).filter(|d| !d.is_empty()).collect();
-    let n = |v: &str| verdicts.iter().filter(|c| c.verdict == v).count();
     let mut md = String::new();
     let mut facts = vec![];
     if !f.reproduces.is_empty() {
@@ -387,16 +389,19 @@ fn headline(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict]) 
         facts.push(format!("on {}", devices.into_iter().collect::<Vec<_>>().join("; ")));
     }
     let _ = writeln!(md, "> {}", facts.join(" · "));
+    let judged = cells.iter().filter(|c| c.matches() || c.differs()).count();
+    if judged > 0 {
+        let (matches, differs) = (cells.iter().filter(|c| c.matches()).count(), cells.iter().filter(|c| c.differs()).count());
+        let _ = writeln!(md, ">\n> **Paper cells: {matches} of {judged} match** the paper's number within the suite's `[tolerance]`, {differs} differ (the paper tables below give each cell)");
+    }
     if verdicts.is_empty() {
         let _ = writeln!(md, ">\n> No claim of this suite is tested (it has no `[[claim]]` or section test with runs to compare).\n");
         return md;
     }
     let _ = writeln!(
         md,
-        ">\n> **Claims: {} reproduced, {} contradicted, {} inconclusive** (one-sided Welch tests over seeds at p < {}; the claim tables below give each test)\n>",
-        n("reproduced"),
-        n("contradicted"),
-        n("inconclusive"),
+        ">\n> **Claims: {}** (one-sided Welch tests over seeds at p < {}; a side of one seed gives the direction, untested; the claim tables below give each test)\n>",
+        claims::tally_text(&claims::tally(verdicts)),
         claims::ALPHA
     );
     for v in verdicts {
@@ -429,7 +434,7 @@ pub fn index(root: &Path) -> Result<()> {
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     let mut md = String::from("# Reports\n\nEvery report in this folder, newest first per suite (rewritten by `harness run` and `harness report`). \
-                               Verdicts count the claim rows of each report (reproduced / contradicted / inconclusive).\n\n");
+                               Verdicts count the claim rows of each report (a side of one seed gives the direction, untested).\n\n");
     md.push_str("| suite | report | date (UTC) | git | profile | device(s) | runs finished | verdicts |\n|---|---|---|---|---|---|---|---|\n");
     for (suite, version, m) in &rows {
         let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("—").to_string();
@@ -443,10 +448,7 @@ pub fn index(root: &Path) -> Result<()> {
             (Some(f), Some(n)) => format!("{f} / {n}"),
             _ => "—".into(),
         };
-        let verdicts = m.get("verdicts").map_or("—".into(), |v| {
-            let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-            format!("{} / {} / {}", n("reproduced"), n("contradicted"), n("inconclusive"))
-        });
+        let verdicts = m.get("verdicts").map_or("—".into(), claims::tally_text);
         md.push_str(&format!("| {suite} | [{version}]({suite}/{version}/README.md) | {date} | {git} | {} | {devices} | {runs} | {verdicts} |\n", s("profile")));
     }
     crate::artifacts::write_atomic(&root.join("README.md"), md.as_bytes()).with_context(|| format!("writing {}/README.md", root.display()))

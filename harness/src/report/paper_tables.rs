@@ -7,11 +7,48 @@ use super::claims::{self, Verdict};
 use super::{model_label, RunRecord};
 use crate::stats::mean_sd;
 use crate::artifacts::RunStatus;
-use crate::suite::{tables::find_cell, Layout, Metric, PaperTable, Suite};
+use crate::suite::{tables::find_cell, CellMatch, Layout, Metric, PaperTable, Suite, Tolerances};
+use serde::{Deserialize, Serialize};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
+
+/// One paper cell of a table against the paper's number, as `cells.json` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellVerdict {
+    pub table: String,
+    pub entry: String,
+    pub metric: String,
+    /// Our mean over the seeds that have a value, and how many.
+    pub ours: f64,
+    pub seeds: usize,
+    pub paper: f64,
+    /// The suite's band for the metric's kind (`[tolerance]`), if it states one.
+    pub band: Option<f64>,
+    /// `matches`, `differs by +0.12`, `no band stated` (no `[tolerance]` for the metric's kind)
+    /// or `not compared (profile ci)` (another scale: the paper's value is a direction there).
+    pub verdict: String,
+}
+
+impl CellVerdict {
+    pub fn matches(&self) -> bool {
+        self.verdict == "matches"
+    }
+
+    pub fn differs(&self) -> bool {
+        self.verdict.starts_with("differs")
+    }
+}
+
+/// How many cells match and differ, for `report.json` and the headline.
+pub fn cell_tally(cells: &[CellVerdict]) -> serde_json::Value {
+    serde_json::json!({
+        "cells": cells.len(),
+        "matches": cells.iter().filter(|c| c.matches()).count(),
+        "differs": cells.iter().filter(|c| c.differs()).count(),
+    })
+}
 
 /// The finished runs (all seeds) of one table cell.
 fn runs_of<'a>(records: &'a [RunRecord], cell: &str) -> Vec<&'a RunRecord> {
@@ -132,6 +169,8 @@ struct Reading {
     paper: Option<f64>,
     /// The view as this entry was read: "final", "@ step S" or "@ T s".
     at: String,
+    /// Against the paper's value within the suite's band ([`CellVerdict::verdict`]).
+    verdict: Option<String>,
 }
 
 /// The row name of the equal-time view.
@@ -165,7 +204,7 @@ fn equal_times(groups: &[Vec<&RunRecord>]) -> Vec<Option<f64>> {
         .collect()
 }
 
-fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut String) -> Result<bool> {
+fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRecord], md: &mut String, cells: &mut Vec<CellVerdict>) -> Result<bool> {
     let groups: Vec<Vec<&RunRecord>> = t.entries.iter().map(|e| runs_of(records, &t.cell(e))).collect();
     if groups.iter().all(Vec::is_empty) {
         return Ok(false);
@@ -216,14 +255,39 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
                     Some(View::Final) => "final".into(),
                     None => name.clone(),
                 };
+                let profile = groups[i].iter().find_map(|r| r.run.config.profile.clone());
+                let band = m.kind().and_then(|k| tol.of(k));
+                let verdict = match (stat, paper) {
+                    (Some((mean, _, n)), Some(p)) => {
+                        let verdict = match (&profile, band) {
+                            (Some(pr), _) => format!("not compared (profile {pr})"),
+                            (None, Some(b)) => CellMatch::of(mean, p, b).text(),
+                            (None, None) => "no band stated".into(),
+                        };
+                        cells.push(CellVerdict {
+                            table: t.id.clone(),
+                            entry: t.entries[i].clone(),
+                            metric: m.name.clone(),
+                            ours: mean,
+                            seeds: n,
+                            paper: p,
+                            band: band.map(|b| b.abs),
+                            verdict: verdict.clone(),
+                        });
+                        Some(verdict)
+                    }
+                    _ => None,
+                };
                 let text = match (stat, paper) {
-                    (Some((mean, _, _)), Some(p)) if !profiled => format!("{} (paper {}, Δ {:+.2})", ours(&xs), paper_num(p), mean - p),
+                    (Some((mean, _, _)), Some(p)) if !profiled => {
+                        format!("{} (paper {}, Δ {:+.2}: {})", ours(&xs), paper_num(p), mean - p, verdict.as_deref().unwrap_or_default())
+                    }
                     (_, Some(p)) => format!("{} (paper {})", ours(&xs), paper_num(p)),
                     (Some(_), None) if matches!(view, Some(View::Seconds(_))) => format!("{} ({at})", ours(&xs)),
                     _ => ours(&xs),
                 };
                 row.cells.push(text);
-                row.long.push(Reading { entry: i, stat, paper, at });
+                row.long.push(Reading { entry: i, stat, paper, at, verdict });
             }
             rows.push(row);
         }
@@ -282,8 +346,23 @@ fn table_section(dir: &Path, t: &PaperTable, records: &[RunRecord], md: &mut Str
         (Some(s), Some(p)) if !profiled => Some(s.0 - p),
         _ => None,
     }).collect()));
+    lt.push("match", Col::Str(flat.iter().map(|(_, l)| l.verdict.clone().unwrap_or_default()).collect()));
     lt.write(dir, &format!("table_{}", t.id)).with_context(|| format!("writing table_{}.parquet / .csv", t.id))?;
     Ok(true)
+}
+
+/// The suite's bands as a sentence for the tables' preamble.
+fn bands(tol: &Tolerances) -> String {
+    use crate::suite::MetricKind;
+    let stated: Vec<String> = [(MetricKind::Ce, "CE", " nats"), (MetricKind::Top1, "top-1", " points"), (MetricKind::Hamming, "Hamming", "")]
+        .iter()
+        .filter_map(|(k, name, unit)| tol.of(*k).map(|b| format!("{name} within ±{}{unit} ({})", b.abs, b.why.trim().trim_end_matches('.'))))
+        .collect();
+    if stated.is_empty() {
+        ", and no match verdict (the suite states no `[tolerance]`)".into()
+    } else {
+        format!(", and whether it matches the paper's: {}", stated.join("; "))
+    }
 }
 
 /// Every metric of a table must be found in some finished run that fills the table: a metric
@@ -317,12 +396,12 @@ pub fn check_metrics(suite: &Suite, records: &[RunRecord]) -> Result<()> {
 }
 
 /// Every table of the suite, then its claims. Nothing when the suite has no tables.
-pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String, verdicts: &mut Vec<Verdict>) -> Result<()> {
+pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String, verdicts: &mut Vec<Verdict>, cells: &mut Vec<CellVerdict>) -> Result<()> {
     let tables = &suite.file.tables;
     let mut any = false;
     let mut body = String::new();
     for t in tables {
-        any |= table_section(dir, t, records, &mut body)?;
+        any |= table_section(dir, t, &suite.file.tolerance, records, &mut body, cells)?;
     }
     if !any {
         return Ok(());
@@ -331,13 +410,14 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
     let _ = writeln!(md, "## Paper tables (PAPER.md G layout)\n");
     let _ = writeln!(
         md,
-        "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}. Rows marked `@ step S` give eval CE \
+        "Each cell: ours as mean ± sd over seeds, the paper's value and the difference{}{}. Rows marked `@ step S` give eval CE \
          at the fewest steps any entry of the table trained (the per-step view, when budgets differ); `@ equal time` \
          compares entries of equal cost per step (the same n_ctx) at the shortest training time among them on the \
          machine that ran them (each cell says its time; from each run's mean step rate and its eval curve; it moves \
          with the machine and its load, while the final values are bitwise reproducible on CPU). An entry alone at its \
          n_ctx, or with a seed not yet evaluated at that time, shows —: no entry is read at step 0 because another was cheaper. Table files: `table_<id>.{{parquet,csv}}` (long form, every view).\n",
-        if profiled { " (not computed under a profile: the paper's value is a direction there)" } else { "" }
+        if profiled { " (not computed under a profile: the paper's value is a direction there)" } else { "" },
+        if profiled { String::new() } else { bands(&suite.file.tolerance) }
     );
     md.push_str(&body);
 

@@ -40,7 +40,7 @@ pub use errors::{locate, SuiteError};
 pub use expand::run_id;
 pub use kind::{KindRules, Kinds};
 pub use schema::{ExperimentDef, OneOrMany, PaperValue, SlurmConfig, SuiteFile};
-pub use tables::{Claim, Layout, Metric, PaperTable};
+pub use tables::{CellMatch, Claim, Layout, Metric, MetricKind, PaperTable, Tolerance, Tolerances};
 
 use errors::*;
 use expand::*;

@@ -73,6 +73,9 @@ pub struct SuiteFile {
     /// Directions the paper claims between cells of those tables, tested over seeds.
     #[serde(default, rename = "claim")]
     pub claims: Vec<Claim>,
+    /// How close a cell must come to the paper's number to match it, per kind of metric.
+    #[serde(default)]
+    pub tolerance: Tolerances,
     /// Named scales of the same grid (`harness run --profile ci`): each holds overrides applied
     /// to every run as `--set` does (`seeds`, `device`, `[profile.ci.data]`, ...), an optional
     /// `description`, `[profile.ci.sweep]` to replace the values of sweep axes, and `skip`, the

@@ -50,6 +50,102 @@ pub struct PaperTable {
     pub note: Option<String>,
 }
 
+/// How close one cell must come to the paper's number to match it: `abs` in the metric's own
+/// unit, and why that much.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    pub abs: f64,
+    pub why: String,
+}
+
+/// A suite's `[tolerance]`: one band per kind of metric, since a nat of CE, a point of top-1
+/// accuracy and a Hamming fraction are not comparable.
+///
+/// ```toml
+/// [tolerance]
+/// ce = { abs = 0.05, why = "seed sd 0.005-0.02 nats at ci scale; the tokenizer is retrained" }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerances {
+    /// Cross-entropy losses (nats).
+    #[serde(default)]
+    pub ce: Option<Tolerance>,
+    /// Top-1 retrieval accuracy (percentage points).
+    #[serde(default)]
+    pub top1: Option<Tolerance>,
+    /// The modified Hamming metric (a fraction of tokens).
+    #[serde(default)]
+    pub hamming: Option<Tolerance>,
+}
+
+/// The kinds of metric a tolerance is stated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Ce,
+    Top1,
+    Hamming,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ce => "ce",
+            Self::Top1 => "top1",
+            Self::Hamming => "hamming",
+        }
+    }
+}
+
+impl Tolerances {
+    pub fn of(&self, kind: MetricKind) -> Option<&Tolerance> {
+        match kind {
+            MetricKind::Ce => self.ce.as_ref(),
+            MetricKind::Top1 => self.top1.as_ref(),
+            MetricKind::Hamming => self.hamming.as_ref(),
+        }
+    }
+
+    /// Each band stated is a positive finite number with a reason, as (key, message).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        for kind in [MetricKind::Ce, MetricKind::Top1, MetricKind::Hamming] {
+            if let Some(t) = self.of(kind) {
+                let key = format!("tolerance.{}", kind.name());
+                if !(t.abs.is_finite() && t.abs > 0.0) {
+                    return Err((key, format!("abs = {} is no band: give a positive number in the metric's unit", t.abs)));
+                }
+                if t.why.trim().is_empty() {
+                    return Err((key, "why is empty: say what the band is made of (seed spread, a reading, a retrained tokenizer)".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether one cell matches the paper's number within the suite's band.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellMatch {
+    Matches,
+    /// Ours minus the paper's, outside the band.
+    Differs(f64),
+}
+
+impl CellMatch {
+    pub fn of(ours: f64, paper: f64, band: &Tolerance) -> Self {
+        let d = ours - paper;
+        if d.abs() <= band.abs { Self::Matches } else { Self::Differs(d) }
+    }
+
+    pub fn text(self) -> String {
+        match self {
+            Self::Matches => "matches".into(),
+            Self::Differs(d) => format!("differs by {d:+.2}"),
+        }
+    }
+}
+
 /// One metric of a table: its printed name and the run-summary key it reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
@@ -63,6 +159,20 @@ impl Metric {
     pub fn lower_is_better(&self) -> bool {
         let key = self.key.split('@').next().unwrap_or_default();
         key.ends_with("loss") || key.ends_with("_ce") || key.starts_with("hamming")
+    }
+
+    /// Which band of `[tolerance]` the metric's cells are matched with, if any.
+    pub fn kind(&self) -> Option<MetricKind> {
+        let key = self.key.split('@').next().unwrap_or_default();
+        if key.ends_with("loss") || key.ends_with("_ce") {
+            Some(MetricKind::Ce)
+        } else if key.starts_with("hamming") {
+            Some(MetricKind::Hamming)
+        } else if key.contains("top1") {
+            Some(MetricKind::Top1)
+        } else {
+            None
+        }
     }
 }
 
@@ -204,5 +314,31 @@ mod tests {
         ok.check().unwrap();
         assert_eq!(ok.paper("expanded", "train"), Some(2.159));
         assert_eq!(ok.paper("flat", "train"), None, "nan is no value");
+    }
+
+    #[test]
+    fn a_cell_matches_within_its_kinds_band_and_says_by_how_much_it_differs() {
+        let t: Tolerances = toml::from_str("ce = { abs = 0.05, why = \"seed spread\" }\nhamming = { abs = 0.1, why = \"h\" }").unwrap();
+        t.check().unwrap();
+        let metric = |spec: &str| parse_metric(spec).unwrap();
+        assert_eq!(metric("test").kind(), Some(MetricKind::Ce));
+        assert_eq!(metric("train=train_loss@epoch1").kind(), Some(MetricKind::Ce));
+        assert_eq!(metric("trained=hamming").kind(), Some(MetricKind::Hamming));
+        assert_eq!(metric("top-1=infonce_top1").kind(), Some(MetricKind::Top1));
+        assert_eq!(metric("speed=tokens_per_s").kind(), None);
+        let ce = t.of(MetricKind::Ce).unwrap();
+        assert_eq!(CellMatch::of(2.14, 2.183, ce), CellMatch::Matches);
+        assert_eq!(CellMatch::of(2.133, 2.183, ce), CellMatch::Matches, "the band's edge matches");
+        let off = CellMatch::of(2.30, 2.183, ce);
+        assert!(matches!(off, CellMatch::Differs(d) if (d - 0.117).abs() < 1e-12));
+        assert_eq!(off.text(), "differs by +0.12");
+        assert_eq!(CellMatch::of(1.9, 2.183, ce).text(), "differs by -0.28");
+        assert!(t.of(MetricKind::Top1).is_none());
+        // A band of nothing, or without its reason, is refused with the key to fix.
+        let bad: Tolerances = toml::from_str("top1 = { abs = 0.0, why = \"x\" }").unwrap();
+        assert_eq!(bad.check().unwrap_err().0, "tolerance.top1");
+        let bare: Tolerances = toml::from_str("ce = { abs = 0.05, why = \" \" }").unwrap();
+        assert!(bare.check().unwrap_err().1.contains("why is empty"));
+        assert!(toml::from_str::<Tolerances>("cross_entropy = { abs = 0.05, why = \"x\" }").is_err(), "unknown kinds are refused");
     }
 }

@@ -48,6 +48,7 @@ impl Ctx<'_> {
 
     /// Each table is well formed, and each of its entries is filled by one sweep point at most.
     pub(super) fn check_tables(&self, file: &SuiteFile, runs: &[Run]) -> Result<(), SuiteError> {
+        file.tolerance.check().map_err(|(k, m)| self.invalid(&k, m))?;
         let mut ids = std::collections::BTreeSet::new();
         for t in &file.tables {
             t.check().map_err(|(k, m)| self.invalid(&k, m))?;
