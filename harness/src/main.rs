@@ -83,7 +83,8 @@ enum Emit {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every run of a suite (finished runs are reused) and write a report.
+    /// Run every run of a suite, or of every suite in a folder (finished runs are reused, and a
+    /// run another suite of the results folder finished is adopted), and write the reports.
     Run {
         #[command(flatten)]
         args: SuiteArgs,
@@ -534,6 +535,20 @@ fn load_all(args: &SuiteArgs) -> Result<Vec<Suite>> {
     files.iter().map(|f| load(&SuiteArgs { suite: f.clone(), ..args.clone() }).with_context(|| format!("{}", f.display()))).collect()
 }
 
+/// One process picks its CPU kernel path once: the suites of one `harness run` must ask for the
+/// same one.
+fn same_cpu_kernels(suites: &[Suite]) -> Result<()> {
+    let mut modes: Vec<(String, String)> = suites.iter().filter_map(|s| s.runs.first().map(|r| (format!("{:?}", r.config.cpu_kernels), s.file.name.clone()))).collect();
+    modes.sort();
+    modes.dedup_by(|a, b| a.0 == b.0);
+    anyhow::ensure!(
+        modes.len() <= 1,
+        "the suites ask for different CPU kernel paths ({}); one process takes one: run them apart, or give them one with --set cpu_kernels=\"portable\"",
+        modes.iter().map(|(m, s)| format!("{s}: {m}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     device::keep_freed_memory();
     let cli = Cli::parse();
@@ -546,16 +561,30 @@ fn main() -> Result<()> {
             anyhow::ensure!(resume_every > 0.0 && resume_every.is_finite(), "--resume-every {resume_every}: give a positive number of minutes");
             anyhow::ensure!(resume_every_steps != Some(0), "--resume-every-steps 0: give at least 1");
             let resume = harness::train::ResumeEvery { secs: resume_every * 60.0, steps: resume_every_steps };
-            let suite = load(&args)?;
+            let suites = load_all(&args)?;
+            anyhow::ensure!(
+                !(args.suite.is_dir() && !only.is_empty()),
+                "--only names runs of one suite, and {} is a folder of suites: give one suite file with --only",
+                args.suite.display()
+            );
+            same_cpu_kernels(&suites)?;
             writable_folder("--reports", &reports)?;
-            eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
             let opts = runner::Options { results: args.results.clone(), reports, progress: !quiet, force, only, resume, report: !no_report };
-            let out = runner::execute(&suite, &opts).with_context(|| format!("running {}", args.suite.display()))?;
-            if let Some(report) = &out.report {
-                println!("report: {}", report.join("README.md").display());
+            let (mut failed, mut total) = (0, 0);
+            for suite in &suites {
+                eprintln!("suite {}: {} runs", suite.file.name, suite.runs.len());
+                let out = runner::execute(suite, &opts).with_context(|| format!("running {}", suite.path.display()))?;
+                if let Some(report) = &out.report {
+                    println!("report: {}", report.join("README.md").display());
+                }
+                if suites.len() > 1 && out.failed() > 0 {
+                    eprintln!("suite {}: {} of {} runs failed", suite.file.name, out.failed(), out.records.len());
+                }
+                failed += out.failed();
+                total += out.records.len();
             }
-            if out.failed() > 0 {
-                anyhow::bail!("{} of {} runs failed; see the report and each run's manifest.json", out.failed(), out.records.len());
+            if failed > 0 {
+                anyhow::bail!("{failed} of {total} runs failed; see the report and each run's manifest.json");
             }
         }
         Command::Check { args, baseline, update_baseline } => {

@@ -189,6 +189,18 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
     if let Some(rec) = reusable(true) {
         return Ok(Some((rec, false)));
     }
+    // The same configuration finished for another suite in this results folder: adopted, not
+    // computed again (the whole paper shares runs between suites). Only into an empty place: a
+    // failed or stale attempt here is this suite's to rerun.
+    if !opts.force && !dir.path.exists() {
+        if let Some((other, from)) = finished_elsewhere(run, &opts.results) {
+            adopt(&from, &dir).with_context(|| format!("adopting {} into {}", from.path.display(), dir.path.display()))?;
+            if let Some(rec) = reusable(false) {
+                eprintln!("{head}: finished for suite `{other}`, adopted (the same configuration; its files hard-linked)");
+                return Ok(Some((rec, false)));
+            }
+        }
+    }
     // Producers run first (suite order); a failed one fails its consumers without work.
     if let Some(up) = run.upstream() {
         if let Some(p) = done.iter().map(|(_, r)| r).find(|r| r.run.id == up && r.status != RunStatus::Finished) {
@@ -210,6 +222,51 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
         rec.error = Some(why);
     }
     Ok(Some((rec, rerun_failed)))
+}
+
+/// The same run (content-addressed: the same id is the same configuration, producers included)
+/// finished for another suite of this results folder, with its inputs and its producer's files as
+/// they are here; the first such suite by name.
+fn finished_elsewhere(run: &Run, results: &Path) -> Option<(String, RunDir)> {
+    let mut suites: Vec<String> = std::fs::read_dir(results)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|s| *s != run.suite && !s.starts_with('.'))
+        .collect();
+    suites.sort();
+    suites.into_iter().find_map(|suite| {
+        let from = RunDir::new(results, &suite, &run.id);
+        let m = from.check_finished().ok()?;
+        let fresh = m.stale_inputs().0.is_empty() && changed_producer_files(run, &m, results).is_empty();
+        fresh.then_some((suite, from))
+    })
+}
+
+/// Puts a finished run's folder at `to` (hard links, or copies across file systems), through
+/// `<id>.building` so a half-made folder is never taken for a run.
+fn adopt(from: &RunDir, to: &RunDir) -> Result<()> {
+    fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dst)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            let (s, d) = (e.path(), dst.join(e.file_name()));
+            if e.file_type()?.is_dir() {
+                link_tree(&s, &d)?;
+            } else if std::fs::hard_link(&s, &d).is_err() {
+                std::fs::copy(&s, &d)?;
+            }
+        }
+        Ok(())
+    }
+    let building = to.building();
+    if building.path.exists() {
+        std::fs::remove_dir_all(&building.path)?;
+    }
+    link_tree(&from.path, &building.path)?;
+    std::fs::rename(&building.path, &to.path)?;
+    Ok(())
 }
 
 /// libtorch's CUDA out-of-memory error, said with the figures and a batch that fits better:

@@ -108,6 +108,38 @@ fn plan_estimates_a_folder_of_suites_and_slurm_takes_its_time_limits_from_it() {
     assert!(script.contains("#SBATCH --time=0-00:3") && script.contains("by `harness plan --estimate`"), "{script}");
 }
 
+/// `harness run FOLDER` runs every suite in it, and a configuration two suites share is computed
+/// once: the second suite adopts the first one's finished folder (hard links), never retrains it.
+#[test]
+fn a_folder_of_suites_runs_each_shared_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("suites");
+    std::fs::create_dir(&folder).unwrap();
+    write_suite(&folder, "a.toml", TINY);
+    // The same two runs, and one of its own (another seed).
+    write_suite(&folder, "b.toml", &TINY.replace("name = \"tiny\"", "name = \"tiny-b\"").replace("seeds = [0]", "seeds = [0, 1]"));
+    let out = harness(dir.path(), &["run", folder.to_str().unwrap(), "--results", "r", "--reports", "rep"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("finished for suite `tiny`, adopted").count(), 2, "{err}");
+    assert_eq!(err.matches(": running").count(), 4, "2 runs of tiny, then tiny-b's seed-1 runs only: {err}");
+    for m in manifest(&dir.path().join("r"), "tiny") {
+        let (a, b) = (run_dir(&dir.path().join("r"), "tiny", &m), run_dir(&dir.path().join("r"), "tiny-b", &m));
+        assert_eq!(std::fs::read(a.join("summary.json")).unwrap(), std::fs::read(b.join("summary.json")).unwrap());
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(a.join("summary.json")).unwrap().ino(), std::fs::metadata(b.join("summary.json")).unwrap().ino(), "hard-linked");
+    }
+    let reports = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(reports.matches("report: ").count(), 2, "{reports}");
+    // Both suites' checks see every run finished: the adopted folders verify as their own.
+    let again = harness(dir.path(), &["run", folder.to_str().unwrap(), "--results", "r", "--reports", "rep", "--no-report"]);
+    let err = stderr(&again);
+    assert!(again.status.success() && err.matches("finished earlier, reused").count() == 6, "{err}");
+    // --only names the runs of one suite.
+    let e = stderr(&harness(dir.path(), &["run", folder.to_str().unwrap(), "--only", "clm"]));
+    assert!(e.contains("--only names runs of one suite") && e.contains("is a folder of suites"), "{e}");
+}
+
 #[test]
 fn bad_input_gives_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
