@@ -136,7 +136,8 @@ enum Command {
         update_baseline: bool,
     },
     /// Rebuild the versioned report from finished runs alone (no training): runs from several
-    /// machines or a cluster, gathered in one results folder.
+    /// machines or a cluster, gathered in one results folder. For a folder of suites
+    /// (`suites/paper/`), each suite's report and then the paper's: `reports/paper/<version>/`.
     Report {
         #[command(flatten)]
         args: SuiteArgs,
@@ -613,8 +614,13 @@ fn main() -> Result<()> {
             }
         }
         Command::Report { args, reports: _, verify: Some(dir) } => {
-            let suite = load(&args)?;
-            let rows = harness::report::verify(&dir, &args.results, &suite.file.name)?;
+            let rows = if args.suite.is_dir() {
+                load_all(&args)?;
+                harness::report::paper::verify(&dir, &args.results)?
+            } else {
+                let suite = load(&args)?;
+                harness::report::verify(&dir, &args.results, &suite.file.name)?
+            };
             let bad = rows.iter().filter(|r| !r.1).count();
             let mut text = String::new();
             for (item, ok, detail) in &rows {
@@ -626,6 +632,28 @@ fn main() -> Result<()> {
             if bad > 0 {
                 std::process::exit(1);
             }
+        }
+        Command::Report { args, reports, verify: None } if args.suite.is_dir() => {
+            let suites = load_all(&args)?;
+            let prov = harness::artifacts::Provenance::collect();
+            let mut parts = Vec::new();
+            for suite in &suites {
+                let records = harness::check::records(suite, &args.results);
+                let finished = records.iter().filter(|r| r.status == harness::artifacts::RunStatus::Finished).count();
+                // A suite with nothing finished gets no report of its own: the paper report says why.
+                let dir = if finished > 0 {
+                    let sections = harness::experiments::report_sections(suite);
+                    let d = harness::report::write(suite, &records, &sections, &reports, &args.results, &prov).with_context(|| format!("the report of {}", suite.path.display()))?;
+                    println!("report: {}", d.join("README.md").display());
+                    Some(d)
+                } else {
+                    eprintln!("{}: no finished run in {}: no report of its own", suite.path.display(), args.results.display());
+                    None
+                };
+                parts.push(harness::report::paper::SuiteReport { suite, records, dir });
+            }
+            let dir = harness::report::paper::write(&parts, args.profile.as_deref(), &reports, &prov)?;
+            println!("paper report: {}", dir.join("README.md").display());
         }
         Command::Report { args, reports, verify: None } => {
             let suite = load(&args)?;
@@ -645,7 +673,7 @@ fn main() -> Result<()> {
             let _ = std::io::stdout().lock().write_all(harness::estimate::estimate_text(&suites, &card).as_bytes());
         }
         Command::Plan { args, slurm: s, card, .. } if s.emit.is_some() => {
-            let suite = load(&args)?;
+            let suites = load_all(&args)?;
             let card = if s.time.is_none() { Some(resolve_card(card.as_deref())?) } else { None };
             anyhow::ensure!(s.resume_every > 0.0 && s.resume_every.is_finite(), "--resume-every {}: give a positive number of minutes", s.resume_every);
             let flags = harness::slurm::SlurmConfig {
@@ -660,22 +688,36 @@ fn main() -> Result<()> {
                 setup: s.setup,
                 sbatch: vec![],
             };
-            let cfg = suite.file.slurm.clone().unwrap_or_default().overridden_by(&flags);
             let workdir = std::env::current_dir()?;
-            let inv = harness::slurm::Invocation {
-                harness: std::env::current_exe().context("locating the harness binary")?,
-                suite: args.suite.clone(),
-                profile: args.profile.clone(),
-                sets: args.set.clone(),
-                results: args.results.clone(),
-                resume_every: s.resume_every,
-                workdir,
-                card,
+            let harness_bin = std::env::current_exe().context("locating the harness binary")?;
+            let parts: Vec<(&Suite, harness::slurm::SlurmConfig, harness::slurm::Invocation)> = suites
+                .iter()
+                .map(|suite| {
+                    let cfg = suite.file.slurm.clone().unwrap_or_default().overridden_by(&flags);
+                    let inv = harness::slurm::Invocation {
+                        harness: harness_bin.clone(),
+                        suite: suite.path.clone(),
+                        profile: args.profile.clone(),
+                        sets: args.set.clone(),
+                        results: args.results.clone(),
+                        resume_every: s.resume_every,
+                        workdir: workdir.clone(),
+                        card: card.clone(),
+                    };
+                    (suite, cfg, inv)
+                })
+                .collect();
+            let e = if args.suite.is_dir() {
+                let name = args.suite.file_name().map_or("suites".into(), |n| n.to_string_lossy().into_owned());
+                let out = s.out.unwrap_or_else(|| PathBuf::from("slurm").join(name));
+                harness::slurm::emit_folder(&parts, &out)?
+            } else {
+                let (suite, cfg, inv) = &parts[0];
+                let out = s.out.unwrap_or_else(|| PathBuf::from("slurm").join(&suite.file.name));
+                harness::slurm::emit(suite, cfg, inv, &out)?
             };
-            let out = s.out.unwrap_or_else(|| PathBuf::from("slurm").join(&suite.file.name));
-            let e = harness::slurm::emit(&suite, &cfg, &inv, &out)?;
             for (i, (script, n)) in e.levels.iter().enumerate() {
-                println!("level {i}: {n} task(s): {}", script.display());
+                println!("array {i}: {n} task(s): {}", script.display());
             }
             if s.submit {
                 for (i, id) in harness::slurm::submit(&e)?.iter().enumerate() {
@@ -687,18 +729,20 @@ fn main() -> Result<()> {
             }
         }
         Command::Status { args, watch } => {
-            let suite = load(&args)?;
+            let suites = load_all(&args)?;
             use std::io::Write as _;
             if let Some(every) = watch {
                 anyhow::ensure!(every.is_finite() && every >= 0.5, "--watch {every}: give at least 0.5 seconds between updates");
             }
             loop {
-                let text = harness::plan::status_text(&suite, &args.results);
+                let text: String = suites.iter().map(|suite| harness::plan::status_text(suite, &args.results)).collect::<Vec<_>>().join("\n");
                 let stamp = if watch.is_some() { format!("== {}\n", harness::artifacts::utc_now()) } else { String::new() };
                 if std::io::stdout().lock().write_all(format!("{stamp}{text}").as_bytes()).is_err() {
                     break;
                 }
-                let done = harness::runner::status(&suite, &args.results).iter().all(|(_, state, _)| matches!(*state, "finished" | "failed"));
+                let done = suites
+                    .iter()
+                    .all(|suite| harness::runner::status(suite, &args.results).iter().all(|(_, state, _)| matches!(*state, "finished" | "failed")));
                 match watch {
                     Some(every) if !done => std::thread::sleep(std::time::Duration::from_secs_f64(every)),
                     _ => break,

@@ -121,9 +121,14 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
 /// (`--force`, or its own inputs changed) after the consumer finished. Producers are processed
 /// first, so a change anywhere up the chain reaches every consumer below it.
 fn changed_producer_files(run: &Run, m: &Manifest, results: &Path) -> Vec<String> {
+    changed_producer_files_in(run, m, results, &run.suite)
+}
+
+/// [`changed_producer_files`] against the producer's folder of suite `suite`.
+fn changed_producer_files_in(run: &Run, m: &Manifest, results: &Path, suite: &str) -> Vec<String> {
     let Some(up) = run.upstream() else { return Vec::new() };
     let prefix = format!("{}/", &up[..up.len().min(12)]);
-    let now = RunDir::new(results, &run.suite, up).check_finished().ok();
+    let now = RunDir::new(results, suite, up).check_finished().ok();
     m.inputs
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, k, v)))
@@ -193,7 +198,7 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
     // computed again (the whole paper shares runs between suites). Only into an empty place: a
     // failed or stale attempt here is this suite's to rerun.
     if !opts.force && !dir.path.exists() {
-        if let Some((other, from)) = finished_elsewhere(run, &opts.results) {
+        if let Some((other, from, _)) = finished_elsewhere(run, &opts.results) {
             adopt(&from, &dir).with_context(|| format!("adopting {} into {}", from.path.display(), dir.path.display()))?;
             if let Some(rec) = reusable(false) {
                 eprintln!("{head}: finished for suite `{other}`, adopted (the same configuration; its files hard-linked)");
@@ -224,10 +229,18 @@ fn process(run: &Run, head: &str, opts: &Options, prov: &Provenance, cache: &Pat
     Ok(Some((rec, rerun_failed)))
 }
 
+/// The record of `run` from another suite's folder of the results folder `dir` is in, when that
+/// suite finished the same configuration.
+fn shared_record(run: &Run, dir: &RunDir) -> Option<RunRecord> {
+    let results = dir.path.parent()?.parent()?;
+    let (_, from, m) = finished_elsewhere(run, results)?;
+    Some(record(run, &from, &m, true))
+}
+
 /// The same run (content-addressed: the same id is the same configuration, producers included)
 /// finished for another suite of this results folder, with its inputs and its producer's files as
 /// they are here; the first such suite by name.
-fn finished_elsewhere(run: &Run, results: &Path) -> Option<(String, RunDir)> {
+fn finished_elsewhere(run: &Run, results: &Path) -> Option<(String, RunDir, Manifest)> {
     let mut suites: Vec<String> = std::fs::read_dir(results)
         .ok()?
         .flatten()
@@ -239,8 +252,11 @@ fn finished_elsewhere(run: &Run, results: &Path) -> Option<(String, RunDir)> {
     suites.into_iter().find_map(|suite| {
         let from = RunDir::new(results, &suite, &run.id);
         let m = from.check_finished().ok()?;
-        let fresh = m.stale_inputs().0.is_empty() && changed_producer_files(run, &m, results).is_empty();
-        fresh.then_some((suite, from))
+        // Its producer as this suite has it, or, where this suite has none yet, as that suite has it.
+        let producer_here = run.upstream().is_some_and(|up| RunDir::new(results, &run.suite, up).path.exists());
+        let producer_suite = if producer_here { run.suite.as_str() } else { suite.as_str() };
+        let fresh = m.stale_inputs().0.is_empty() && changed_producer_files_in(run, &m, results, producer_suite).is_empty();
+        fresh.then_some((suite, from, m))
     })
 }
 
@@ -531,7 +547,11 @@ pub fn status(suite: &Suite, results: &Path) -> Vec<(Run, &'static str, String)>
                     Err(_) if building.path.exists() => ("partial", format!("interrupted{}", step())),
                     Err(why) => match dir.read_manifest() {
                         Some(m) if m.status == RunStatus::Failed => ("failed", m.error.unwrap_or_default()),
-                        _ if why == NotFinished::NotRun => ("pending", String::new()),
+                        _ if why == NotFinished::NotRun => match finished_elsewhere(run, results) {
+                            // A run another suite computes for both (a folder's submission).
+                            Some((other, _, m)) => ("finished", format!("{:.1} s on {}, for suite `{other}`", m.wall_s.unwrap_or_default(), m.device)),
+                            None => ("pending", String::new()),
+                        },
                         _ => ("pending", why.to_string()),
                     },
                 }
@@ -567,6 +587,13 @@ fn progress_text(run: &Run, dir: &Path) -> String {
 /// A run as a results folder holds it: its record when it finished and its files still hash to
 /// its manifest, else a failed record saying so (for `harness report` and `harness check`).
 pub fn load_record(run: &Run, dir: &RunDir) -> RunRecord {
+    // Not here, but another suite of this results folder finished the same configuration: read
+    // from there (a Slurm submission of the whole paper computes a shared run once).
+    if !dir.path.exists() {
+        if let Some(rec) = shared_record(run, dir) {
+            return rec;
+        }
+    }
     match dir.verified_finished() {
         Some(m) => record(run, dir, &m, true),
         None => {

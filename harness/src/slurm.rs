@@ -11,6 +11,7 @@
 //! harness stays on the login node; `harness report` merges the finished runs afterwards.
 use crate::suite::{Run, Suite};
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -111,17 +112,22 @@ pub fn validate(cfg: &SlurmConfig) -> Result<()> {
     Ok(())
 }
 
-pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> Result<Emitted> {
+/// Writes one sbatch script and run list per level of `suite` into `out` (the logs go to `logs`),
+/// leaving out the runs in `skip` (another suite of the same submission computes them); a level
+/// with no run left gets no script (`None`).
+fn write_levels(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path, logs: &Path, skip: &BTreeSet<String>) -> Result<Vec<Option<(PathBuf, usize)>>> {
     validate(cfg)?;
     let abs = |p: &Path| -> PathBuf { if p.is_absolute() { p.to_path_buf() } else { inv.workdir.join(p) } };
-    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
-    let out = out.canonicalize().with_context(|| format!("resolving {}", out.display()))?;
     let levels = levels(&suite.runs);
     let n_levels = levels.iter().max().map_or(0, |m| m + 1);
     let name = &suite.file.name;
     let mut written = Vec::new();
     for level in 0..n_levels {
-        let ids: Vec<&str> = suite.runs.iter().zip(&levels).filter(|(_, l)| **l == level).map(|(r, _)| r.id.as_str()).collect();
+        let ids: Vec<&str> = suite.runs.iter().zip(&levels).filter(|(r, l)| **l == level && !skip.contains(&r.id)).map(|(r, _)| r.id.as_str()).collect();
+        if ids.is_empty() {
+            written.push(None);
+            continue;
+        }
         let list = out.join(format!("runs-{level}.txt"));
         crate::artifacts::write_atomic(&list, format!("{}\n", ids.join("\n")).as_bytes())?;
         let mut s = String::from("#!/bin/bash\n");
@@ -129,7 +135,7 @@ pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> R
         let _ = writeln!(s, "#SBATCH --job-name={name}-L{level}");
         let throttle = cfg.throttle.map(|t| format!("%{t}")).unwrap_or_default();
         let _ = writeln!(s, "#SBATCH --array=0-{}{throttle}", ids.len() - 1);
-        let _ = writeln!(s, "#SBATCH --output={}/logs/%x-%A_%a.out", out.display());
+        let _ = writeln!(s, "#SBATCH --output={}/%x-%A_%a.out", logs.display());
         let _ = writeln!(s, "#SBATCH --requeue");
         let _ = writeln!(s, "#SBATCH --open-mode=append");
         let time = match (&cfg.time, &inv.card) {
@@ -197,8 +203,17 @@ pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> R
         let _ = writeln!(s, "exec {}", cmd.join(" "));
         let script = out.join(format!("level{level}.sbatch"));
         crate::artifacts::write_atomic(&script, s.as_bytes())?;
-        written.push((script, ids.len()));
+        written.push(Some((script, ids.len())));
     }
+    Ok(written)
+}
+
+/// The sweep of one suite: `out/level<k>.sbatch`, `out/runs-<k>.txt`, `out/submit.sh`.
+pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> Result<Emitted> {
+    validate(cfg)?;
+    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize().with_context(|| format!("resolving {}", out.display()))?;
+    let written: Vec<(PathBuf, usize)> = write_levels(suite, cfg, inv, &out, &out.join("logs"), &BTreeSet::new())?.into_iter().flatten().collect();
     let mut submit = String::from("#!/bin/bash\n# Submits the levels in order; level k starts after every task of level k-1 ended.\nset -euo pipefail\nprev=\n");
     for (level, (script, _)) in written.iter().enumerate() {
         let _ = writeln!(
@@ -207,6 +222,50 @@ pub fn emit(suite: &Suite, cfg: &SlurmConfig, inv: &Invocation, out: &Path) -> R
             "id{level}=$(sbatch --parsable ${{prev:+--dependency=afterany:$prev}} {})\nid{level}=${{id{level}%%;*}}\necho \"level {level}: job $id{level}\"\nprev=$id{level}",
             sh(&script.display().to_string())
         );
+    }
+    let submit_path = out.join("submit.sh");
+    crate::artifacts::write_atomic(&submit_path, submit.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt;
+    for p in written.iter().map(|(p, _)| p).chain([&submit_path]) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(Emitted { dir: out, levels: written, submit: submit_path })
+}
+
+/// Several suites as one submission (`harness plan suites/paper/ --emit slurm`): each suite's
+/// levels in `out/<suite>/` with its own `[slurm]` settings, a run two suites share listed once
+/// (by the first suite in name order; the others' reports read it from there, and `harness run`
+/// adopts it), and `out/submit.sh`, which submits level k of every suite after every task of
+/// level k-1 of every suite ended (a consumer may wait on a producer another suite computes).
+pub fn emit_folder(parts: &[(&Suite, SlurmConfig, Invocation)], out: &Path) -> Result<Emitted> {
+    std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize().with_context(|| format!("resolving {}", out.display()))?;
+    let mut taken = BTreeSet::new();
+    let mut per_suite: Vec<(String, Vec<Option<(PathBuf, usize)>>)> = Vec::new();
+    for (suite, cfg, inv) in parts {
+        let dir = out.join(&suite.file.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let levels = write_levels(suite, cfg, inv, &dir, &out.join("logs"), &taken).with_context(|| format!("{}", suite.path.display()))?;
+        taken.extend(suite.runs.iter().map(|r| r.id.clone()));
+        per_suite.push((suite.file.name.clone(), levels));
+    }
+    let depth = per_suite.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let mut submit = String::from(
+        "#!/bin/bash\n# Submits level k of every suite after every task of level k-1 of every suite ended.\nset -euo pipefail\nprev=\n",
+    );
+    let mut written = Vec::new();
+    for level in 0..depth {
+        submit.push_str("ids=\n");
+        for (name, levels) in &per_suite {
+            let Some(Some((script, n))) = levels.get(level) else { continue };
+            let _ = writeln!(
+                submit,
+                "j=$(sbatch --parsable ${{prev:+--dependency=afterany:$prev}} {})\nj=${{j%%;*}}\necho \"level {level} {name}: job $j\"\nids=${{ids:+$ids:}}$j",
+                sh(&script.display().to_string())
+            );
+            written.push((script.clone(), *n));
+        }
+        submit.push_str("prev=${ids:-$prev}\n");
     }
     let submit_path = out.join("submit.sh");
     crate::artifacts::write_atomic(&submit_path, submit.as_bytes())?;

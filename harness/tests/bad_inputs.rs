@@ -261,7 +261,8 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
     let mut cases: Vec<Case> = vec![
         // The suite file itself.
         case("missing suite", &["run", "nope.toml"], &["nope.toml", "cannot read"]),
-        case("suite is a folder", &["run", "adir"], &["adir", "not a regular file"]),
+        case("suite is an empty folder", &["run", "adir"], &["adir", "a folder with no suite (*.toml) in it"]),
+        case("report of an empty folder", &["report", "adir"], &["adir", "a folder with no suite (*.toml) in it"]),
         case("suite is a FIFO", &["plan", "fifo.txt"], &["fifo.txt", "not a regular file"]),
         case("syntax error", &["plan", &s("syntax.toml", &[("steps = 30", "steps = = 30")])], &["syntax.toml:12"]),
         case("unknown top-level key", &["plan", &s("top.toml", &[("schema = 1", "schema = 1\ncolour = 3")])], &["top.toml", "colour"]),

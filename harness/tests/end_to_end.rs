@@ -106,6 +106,20 @@ fn plan_estimates_a_folder_of_suites_and_slurm_takes_its_time_limits_from_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let script = std::fs::read_to_string(dir.path().join("sl/level0.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --time=0-00:3") && script.contains("by `harness plan --estimate`"), "{script}");
+    // The folder as one submission: tiny-b's runs are tiny's, so tiny-b gets no array at all.
+    write_suite(&folder, "c.toml", &TINY.replace("name = \"tiny\"", "name = \"tiny-c\"").replace("seeds = [0]", "seeds = [0, 1]"));
+    let out = harness(dir.path(), &["plan", folder.to_str().unwrap(), "--emit", "slurm", "--out", "all", "--time", "1:00:00"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(said.lines().filter(|l| l.starts_with("array ")).count(), 2, "tiny and tiny-c's seed 1: {said}");
+    assert!(!dir.path().join("all/tiny-b/level0.sbatch").exists());
+    let runs_c = std::fs::read_to_string(dir.path().join("all/tiny-c/runs-0.txt")).unwrap();
+    let runs_a = std::fs::read_to_string(dir.path().join("all/tiny/runs-0.txt")).unwrap();
+    assert!(runs_c.lines().count() == 2 && runs_c.lines().all(|id| !runs_a.contains(id)), "{runs_a}\n{runs_c}");
+    let submit = std::fs::read_to_string(dir.path().join("all/submit.sh")).unwrap();
+    assert!(submit.contains("tiny/level0.sbatch") && submit.contains("tiny-c/level0.sbatch") && !submit.contains("tiny-b/"), "{submit}");
+    let c_script = std::fs::read_to_string(dir.path().join("all/tiny-c/level0.sbatch")).unwrap();
+    assert!(c_script.contains("c.toml") && c_script.contains("--only \"$run\""), "{c_script}");
 }
 
 /// `harness run FOLDER` runs every suite in it, and a configuration two suites share is computed

@@ -248,3 +248,81 @@ metric = "eval"
     assert!(rep.join("eval_loss_C.png").exists() && md.contains("![eval_loss_C](eval_loss_C.png)"));
     assert!(md.contains("## Samples") && md.contains("<details>") && rep.join("samples.json").exists());
 }
+
+/// TINY as a suite named `name` that reproduces paper table `id`, its two models filling it.
+fn tabled(name: &str, id: &str, paper: &str) -> String {
+    TINY.replace("name = \"tiny\"", &format!("name = \"{name}\"\nreproduces = [\"{id}\"]"))
+        .replace("name = \"clm\"\nkind = \"clm\"", &format!("name = \"clm\"\nkind = \"clm\"\ncells = {{ {id} = [\"mixer\", \"llama\"] }}"))
+        + &format!(
+            "\n[[table]]\nid = \"{id}\"\ncaption = \"{name}'s table\"\nlayout = \"rows\"\nentries = [\"mixer\", \"llama\"]\nmetrics = [\"train\", \"test\"]\npaper = {{ test = {paper} }}\n\n[tolerance]\nce = {{ abs = 0.05, why = \"one seed of a 30-step toy run; the band is this test's own\" }}\n\n[[claim]]\ntext = \"the mixer wins\"\nbetter = \"{id} mixer\"\nthan = \"{id} llama\"\n"
+        )
+}
+
+/// `harness report suites/` over a folder: each suite's report, then the paper's, with PAPER.md's
+/// tables in the paper's order whatever the suites' order, a suite with no finished run said
+/// not run, every claim, and `--verify` following the chain into the suite reports.
+#[test]
+fn the_paper_report_puts_the_tables_in_the_papers_order_and_verifies_through_the_suites() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("suites");
+    std::fs::create_dir(&folder).unwrap();
+    // File order a, b: a holds T5 and b holds T2; the paper report puts T2 first.
+    write_suite(&folder, "a.toml", &tabled("widths", "T5", "[2.0, 3.0]"));
+    write_suite(&folder, "b.toml", &tabled("heads", "T2", "[2.5, 2.5]"));
+    let out = harness(dir.path(), &["run", folder.to_str().unwrap(), "-q", "--results", "r", "--reports", "rep", "--no-report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Two suites no one ran: `later` shares its Llama with the others (it is read from the suite
+    // that has it), `never` shares nothing.
+    write_suite(&folder, "c.toml", &tabled("later", "T9", "[1.8, 1.9]").replace("d_model = 16, n_layers = 1 }", "d_model = 24, n_layers = 1 }"));
+    write_suite(&folder, "d.toml", &tabled("never", "T13", "[1.0, 1.0]").replace("n_stories = 150", "n_stories = 140"));
+    let out = harness(dir.path(), &["report", folder.to_str().unwrap(), "--results", "r", "--reports", "rep"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("d.toml: no finished run") && said.lines().filter(|l| l.starts_with("report: ")).count() == 3 && said.contains("paper report: "), "{said}");
+    let paper = report_dir_of(&dir.path().join("rep"), "paper");
+    let md = std::fs::read_to_string(paper.join("README.md")).unwrap();
+    let at = |s: &str| md.find(s).unwrap_or_else(|| panic!("no `{s}` in\n{md}"));
+    // T1..T14 in order, each present; ours inside under its paper number.
+    let mut last = 0;
+    for n in 1..=14 {
+        let i = at(&format!("\n### T{n} — "));
+        assert!(i > last, "T{n} out of order");
+        last = i;
+    }
+    assert!(at("#### T2: heads's table") > at("### T2 — ") && at("#### T2: heads's table") < at("### T3 — "));
+    assert!(at("#### T5: widths's table") > at("### T5 — ") && at("#### T5: widths's table") < at("### T6 — "));
+    let t9 = &md[at("### T9 — ")..at("### T10 — ")];
+    assert!(t9.contains("([report](../../later/") && t9.contains("1 of 2 runs finished") && t9.contains("#### T9: later's table"), "{t9}");
+    assert!(md[at("### T13 — ")..at("### T14 — ")].contains("not run here (0 of 2 runs finished"), "{md}");
+    assert!(md.contains("**3 of 4 suites** have finished runs") && md.contains("**5 of 8 runs** finished") && md.contains("tables with results: 3 of 14** (T2, T5, T9)"), "{md}");
+    assert!(md.contains("| widths | the mixer wins |") && md.contains("| heads | the mixer wins |"), "{md}");
+    assert!(md.contains("c.toml`: 1 of 2 runs: 1 × not run") && md.contains("d.toml`: 2 of 2 runs: 2 × not run"), "{md}");
+    // The shared Llama is named by the suite folder it was read from.
+    let later = report_dir_of(&dir.path().join("rep"), "later");
+    let inputs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(later.join("inputs.json")).unwrap()).unwrap();
+    assert!(inputs.as_object().unwrap().keys().any(|k| k.contains('/')), "{inputs}");
+    // One seed a side: the claims say their direction; the cells their match.
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(paper.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["cells"]["cells"], 5, "4 of the two run suites and the shared Llama's in T9: {report}");
+    let v = |k: &str| report["verdicts"][k].as_u64().unwrap();
+    assert!(v("reproduced") == 0 && v("contradicted") == 0 && v("same_direction_untested") + v("against_untested") >= 2, "{report}");
+    // --verify follows the chain; a changed suite report breaks it, named.
+    let verify = |args: &[&str]| harness(dir.path(), &[&["report", folder.to_str().unwrap(), "--results", "r", "--verify"][..], args].concat());
+    let ok = verify(&[paper.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success() && text.contains("0 mismatched") && text.contains("heads/") && text.contains("manifest.json"), "{text}{}", stderr(&ok));
+    let suite_readme = report_dir_of(&dir.path().join("rep"), "heads").join("README.md");
+    let mut t = std::fs::read_to_string(&suite_readme).unwrap();
+    t.push_str("\nedited\n");
+    std::fs::write(&suite_readme, t).unwrap();
+    let bad = verify(&[paper.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&bad.stdout).to_string();
+    assert_eq!(bad.status.code(), Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("BAD") && l.contains("README.md")), "{text}");
+}
+
+fn report_dir_of(reports: &std::path::Path, suite: &str) -> std::path::PathBuf {
+    let mut v: Vec<_> = std::fs::read_dir(reports.join(suite)).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v.pop().unwrap()
+}

@@ -92,6 +92,37 @@ fn a_suite_runs_as_a_throttled_array_once_and_a_resubmission_does_no_work() {
 
 #[test]
 #[ignore = "needs a real Slurm: ci/test.sh starts one (ci/slurm/cluster.sh) and runs these with --ignored"]
+fn a_folder_of_suites_is_one_submission_and_a_shared_run_is_computed_once() {
+    require_slurm();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("suites");
+    std::fs::create_dir(&folder).unwrap();
+    write_suite(&folder, "a.toml", TINY);
+    // tiny-b: the same two runs (computed by tiny's array) and two of its own (seed 1).
+    write_suite(&folder, "b.toml", &TINY.replace("name = \"tiny\"", "name = \"tiny-b\"").replace("seeds = [0]", "seeds = [0, 1]"));
+    let jobs = submit(dir.path(), folder.to_str().unwrap(), &[]);
+    assert_eq!(jobs.len(), 2, "one array per suite at level 0: {jobs:?}");
+    assert!(std::fs::read_to_string(dir.path().join("slurm/tiny-b/runs-0.txt")).unwrap().lines().count() == 2, "tiny-b lists its own 2 runs only");
+    for j in &jobs {
+        wait_for(j, Duration::from_secs(600));
+    }
+    let all: String = jobs.iter().map(|j| logs(dir.path(), j)).collect();
+    assert_eq!(all.matches(": running").count(), 4, "4 distinct runs, each once:\n{all}");
+    // tiny-b's report reads the 2 shared runs from tiny's folder; status counts them finished.
+    let st = harness(dir.path(), &["status", folder.to_str().unwrap(), "--results", "results"]);
+    let st = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(st.contains("tiny: 2 runs: 2 finished") && st.contains("tiny-b: 4 runs: 4 finished"), "{st}");
+    let rep = harness(dir.path(), &["report", folder.to_str().unwrap(), "--results", "results", "--reports", "reports"]);
+    assert!(rep.status.success(), "{}", stderr(&rep));
+    let paper = std::fs::read_dir(dir.path().join("reports/paper")).unwrap().next().unwrap().unwrap().path();
+    let md = std::fs::read_to_string(paper.join("README.md")).unwrap();
+    assert!(md.contains("**6 of 6 runs** finished (4 distinct configurations"), "{md}");
+    let verify = harness(dir.path(), &["report", folder.to_str().unwrap(), "--results", "results", "--verify", paper.to_str().unwrap()]);
+    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), stderr(&verify));
+}
+
+#[test]
+#[ignore = "needs a real Slurm: ci/test.sh starts one (ci/slurm/cluster.sh) and runs these with --ignored"]
 fn a_requeued_task_resumes_its_run() {
     require_slurm();
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! sha, never overwritten) with tables (also parquet and csv) and figures (PNG and SVG), our
 //! numbers beside the paper's.
 pub mod claims;
+pub mod paper;
 pub mod paper_tables;
 pub mod throughput;
 pub mod plot;
@@ -337,9 +338,15 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     // the run), by run id; `harness report --verify` re-hashes them.
     let mut inputs = serde_json::Map::new();
     for r in records.iter().filter(|r| r.status == RunStatus::Finished) {
-        let m = crate::artifacts::RunDir::new(results, &r.run.suite, &r.run.id).file("manifest.json");
-        if let Ok(h) = sha256_file(&m) {
-            inputs.insert(r.run.id.clone(), Value::String(h));
+        let own = crate::artifacts::RunDir::new(results, &r.run.suite, &r.run.id);
+        // A run read from the suite that computed it (shared between suites) is keyed
+        // `<that suite>/<run id>`.
+        let key = match r.folder.strip_prefix(results) {
+            Ok(rel) if r.folder != own.path => rel.display().to_string(),
+            _ => r.run.id.clone(),
+        };
+        if let Ok(h) = sha256_file(&r.folder.join("manifest.json")) {
+            inputs.insert(key, Value::String(h));
         }
     }
     crate::artifacts::write_atomic(&dir.join("inputs.json"), serde_json::to_string_pretty(&inputs)?.as_bytes())?;
@@ -485,7 +492,11 @@ pub fn verify(report: &Path, results: &Path, suite: &str) -> Result<Vec<(String,
         .and_then(|t| serde_json::from_str(&t).ok())
         .with_context(|| format!("{}/inputs.json is missing or not JSON (reports before this version have none)", report.display()))?;
     for (run, want) in &inputs {
-        let dir = crate::artifacts::RunDir::new(results, suite, run);
+        // `<suite>/<run id>`: a run another suite computed and this report read from there.
+        let dir = match run.split_once('/') {
+            Some((other, id)) => crate::artifacts::RunDir::new(results, other, id),
+            None => crate::artifacts::RunDir::new(results, suite, run),
+        };
         let got = sha256_file(&dir.file("manifest.json")).unwrap_or_else(|_| "missing".into());
         let ok = want.as_str() == Some(got.as_str()) && dir.verified_finished().is_some();
         let detail = match (want.as_str() == Some(got.as_str()), ok) {
