@@ -359,10 +359,17 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
          those files, those manifests and every file they list.\n",
         f.name
     );
-    // Every file of the report with its sha256, as data (`files.json`, what `--verify` reads)
-    // and as the list below.
+    seal(&dir, md)?;
+    index(root)?;
+    Ok(dir)
+}
+
+/// Ends a report: every file of its folder with its sha256, as the README's last list and as
+/// `files.json` (what `--verify` reads), which also holds the README's own hash, so an edited
+/// number in it is found too; then writes the README.
+fn seal(dir: &Path, mut md: String) -> Result<()> {
     let mut files = BTreeMap::new();
-    for e in std::fs::read_dir(&dir)? {
+    for e in std::fs::read_dir(dir)? {
         let name = e?.file_name().to_string_lossy().to_string();
         files.insert(name.clone(), sha256_file(&dir.join(&name))?);
     }
@@ -370,11 +377,9 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         let _ = writeln!(md, "- [`{n}`]({n}) sha256 `{hash}`");
     }
     crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
-    // `files.json` also holds the README's own hash, so an edited number in it is found too.
     files.insert("README.md".into(), crate::artifacts::sha256_bytes(md.as_bytes()));
     crate::artifacts::write_atomic(&dir.join("files.json"), serde_json::to_string_pretty(&files)?.as_bytes())?;
-    index(root)?;
-    Ok(dir)
+    Ok(())
 }
 
 /// What the report found, first: the claims' verdicts (each claim and view in one line), the

@@ -283,17 +283,7 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
         "`report.json` names each suite report this one was made from with the sha256 of its `files.json`; `harness report <folder of suites> \
          --verify <this folder>` re-hashes this report's files, then each of those suite reports, their runs' manifests and every file they list.\n"
     );
-    let mut files = BTreeMap::new();
-    for e in std::fs::read_dir(&dir)? {
-        let name = e?.file_name().to_string_lossy().to_string();
-        files.insert(name.clone(), sha256_file(&dir.join(&name))?);
-    }
-    for (n, hash) in &files {
-        let _ = writeln!(md, "- [`{n}`]({n}) sha256 `{hash}`");
-    }
-    crate::artifacts::write_atomic(&dir.join("README.md"), md.as_bytes())?;
-    files.insert("README.md".into(), crate::artifacts::sha256_bytes(md.as_bytes()));
-    crate::artifacts::write_atomic(&dir.join("files.json"), serde_json::to_string_pretty(&files)?.as_bytes())?;
+    super::seal(&dir, md)?;
     super::index(root)?;
     Ok(dir)
 }
