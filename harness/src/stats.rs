@@ -66,6 +66,28 @@ pub fn verdict(w: Option<Welch>, alpha: f64) -> &'static str {
     }
 }
 
+/// Power a claim's test is planned for: the chance that `reproduced` comes out when the true gap
+/// is the one assumed.
+pub const POWER: f64 = 0.8;
+
+/// Seeds a side (equal on both sides) for a one-sided Welch test at `alpha` to reach `power`
+/// when the true means differ by `gap` in the claimed direction and each side's seed-to-seed sd
+/// is `sd`: the smallest n (2 to 1,000) with P(T_{2n-2} > t_crit - gap / (sd sqrt(2/n))) >= power,
+/// the shifted-t approximation of the noncentral t (it gives G*Power's 14 a side at gap = sd and
+/// 21 at gap = 0.8 sd). `None` when the gap is not positive (nothing to detect), the sd is not
+/// positive or finite, or more than 1,000 seeds would be needed.
+pub fn seeds_for_power(gap: f64, sd: f64, alpha: f64, power: f64) -> Option<usize> {
+    if !(gap.is_finite() && gap > 0.0 && sd.is_finite() && sd > 0.0) {
+        return None;
+    }
+    (2..=1000usize).find(|&n| {
+        let df = 2.0 * (n as f64 - 1.0);
+        let Ok(t) = StudentsT::new(0.0, 1.0, df) else { return false };
+        let shift = gap / (sd * (2.0 / n as f64).sqrt());
+        1.0 - t.cdf(t.inverse_cdf(1.0 - alpha) - shift) >= power
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +118,18 @@ mod tests {
         assert_eq!(welch_greater(&[1.0, 1.0], &[1.0, 1.0]), None, "no variance, no test");
         assert_eq!(verdict(None, 0.05), "inconclusive");
     }
-}
 
+    #[test]
+    fn seeds_for_power_matches_the_textbook_sample_sizes() {
+        // One-sided two-sample t-test, alpha 0.05, power 0.8 (G*Power): d = 1 needs 14 a side,
+        // d = 0.8 needs 21, d = 0.5 needs 51; a large effect still needs 2 (a test needs spread).
+        assert_eq!(seeds_for_power(1.0, 1.0, 0.05, POWER), Some(14));
+        assert_eq!(seeds_for_power(0.08, 0.1, 0.05, POWER), Some(21));
+        assert_eq!(seeds_for_power(0.5, 1.0, 0.05, POWER), Some(51));
+        assert_eq!(seeds_for_power(50.0, 1.0, 0.05, POWER), Some(2));
+        assert!(seeds_for_power(2.0, 1.0, 0.05, POWER).unwrap() < seeds_for_power(1.0, 1.0, 0.05, POWER).unwrap());
+        assert_eq!(seeds_for_power(-0.1, 1.0, 0.05, POWER), None, "the paper's numbers point the other way");
+        assert_eq!(seeds_for_power(0.1, 0.0, 0.05, POWER), None);
+        assert_eq!(seeds_for_power(1e-6, 1.0, 0.05, POWER), None, "over 1,000 seeds");
+    }
+}

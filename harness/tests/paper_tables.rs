@@ -129,9 +129,9 @@ fn a_single_seed_run_says_whether_each_cell_matches_and_which_way_each_claim_poi
         let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
         loss.insert(if cfg["model"]["kind"] == "masked_mixer" { "mixer" } else { "llama" }, s["eval_loss"].as_f64().unwrap());
     }
-    let (mixer_paper, llama_paper) = (loss["mixer"] + 0.01, loss["llama"] - 0.5);
+    let (mixer_paper, llama_paper) = (loss["mixer"] + 0.01, loss["llama"] + 0.5);
     let banded = text.replace("paper = { test = [2.0, 3.0] }", &format!("paper = {{ test = [{mixer_paper}, {llama_paper}] }}"))
-        + "\n[tolerance]\nce = { abs = 0.05, why = \"one seed of a 30-step toy run; the band is this test's\" }\n";
+        + "\n[tolerance]\nce = { abs = 0.05, seed_sd = 0.2, why = \"one seed of a 30-step toy run; the band is this test's\" }\n";
     write_suite(dir.path(), "tiny.toml", &banded);
     // The same runs (a table changes no run id): the report alone is rebuilt.
     let out = harness(dir.path(), &["report", path.to_str().unwrap(), "--results", "r", "--reports", "rep2"]);
@@ -140,10 +140,10 @@ fn a_single_seed_run_says_whether_each_cell_matches_and_which_way_each_claim_poi
     let cells: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("cells.json")).unwrap()).unwrap();
     let verdict = |entry: &str| cells.as_array().unwrap().iter().find(|c| c["entry"] == entry && c["metric"] == "test").unwrap()["verdict"].as_str().unwrap().to_string();
     assert_eq!(verdict("mixer"), "matches");
-    assert_eq!(verdict("llama"), "differs by +0.50");
+    assert_eq!(verdict("llama"), "differs by -0.50");
     let rows = csv(&rep.join("table_T.csv"));
     let row = rows.iter().find(|r| r["entry"] == "llama" && r["metric"] == "test" && r["view"] == "final").unwrap();
-    assert_eq!(row["match"], "differs by +0.50", "{row:?}");
+    assert_eq!(row["match"], "differs by -0.50", "{row:?}");
     let readme = std::fs::read_to_string(rep.join("README.md")).unwrap();
     assert!(readme.contains("**Paper cells: 1 of 2 match**") && readme.contains("CE within ±0.05 nats (one seed of a 30-step toy run"), "{readme}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("report.json")).unwrap()).unwrap();
@@ -155,6 +155,17 @@ fn a_single_seed_run_says_whether_each_cell_matches_and_which_way_each_claim_poi
     assert_eq!(final_view["verdict"], want, "{final_view}");
     assert!(final_view["p"].is_null());
     assert!(readme.lines().any(|l| l.contains("**Claims:") && l.contains(want)), "{readme}");
+    // Its seed plan: the paper's gap (lower CE is better) at the suite's seed_sd, as the stats
+    // module computes it; the headline gives the most any claim needs and the command.
+    let gap = llama_paper - mixer_paper;
+    let planned = harness::stats::seeds_for_power(gap, 0.2, 0.05, harness::stats::POWER);
+    assert_eq!(final_view["seeds_needed"].as_u64().map(|n| n as usize), planned, "{final_view}");
+    assert!(planned.is_some(), "the toy's paper gap {gap} is wide enough for a plan");
+    assert!(final_view["seeds_basis"].as_str().unwrap().contains("the suite's seed_sd"), "{final_view}");
+    let most = claims.as_array().unwrap().iter().filter_map(|c| c["seeds_needed"].as_u64()).max().unwrap();
+    let seeds: Vec<String> = (0..most).map(|s| s.to_string()).collect();
+    assert!(readme.contains(&format!("the most any needs is **{most} a side** (`harness run {} --set 'seeds=[{}]'`", path.display(), seeds.join(", "))), "{readme}");
+    assert_eq!(report["seeds_for_tests"], most, "{report}");
 }
 
 #[test]

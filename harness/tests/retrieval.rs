@@ -65,7 +65,7 @@ fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
     let md = std::fs::read_to_string(reports[0].join("README.md")).unwrap();
     assert!(md.contains("## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)"), "{md}");
     // n = 64 exceeds every pool: no column.
-    assert!(md.contains("| e5 | e5-test | 1 | 100.0 | 100.0 (paper 100.0, Δ +0.0) | 100.0 |\n"), "{md}");
+    assert!(md.contains("| e5 | e5-test | 1 | 100.0 | 100.0 (paper 100.0, Δ +0.0: no band stated) | 100.0 |\n"), "{md}");
     assert!(md.contains("### Claim: mixer embeddings retrieve better than transformer embeddings"), "{md}");
     for f in ["retrieval.csv", "retrieval.parquet", "claims.csv", "retrieval_top1.png", "retrieval_top1.svg"] {
         assert!(reports[0].join(f).exists(), "missing {f}");
@@ -75,15 +75,40 @@ fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
     assert!(rows > 0 && claims.as_array().unwrap().len() == rows, "claims.json {claims} vs {rows} rows of claims.csv");
     assert!(claims.as_array().unwrap().iter().all(|c| c["section"] == "retrieval" && c["metric"].as_str().unwrap().starts_with("top-1 at n = ")));
     let csv = std::fs::read_to_string(reports[0].join("retrieval.csv")).unwrap();
-    assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff\n"), "{csv}");
+    assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff,match\n"), "{csv}");
     // The frozen retrieval runs: T14's layout, train and test CE by n, each seed's numbers in the csv.
     assert!(md.contains("## Frozen-embedding retrieval: train and test CE by n (PAPER.md T14 layout)"), "{md}");
     assert!(md.contains("| embeddings | model | n | seeds | train CE, final epoch | test CE, final epoch | test CE, best epoch |"), "{md}");
     let frozen = std::fs::read_to_string(reports[0].join("retrieval_frozen.csv")).unwrap();
-    assert!(frozen.starts_with("embeddings,model,n,seeds,train_ce_final_mean,train_ce_final_sd,paper_train,test_ce_final_mean,"), "{frozen}");
+    assert!(frozen.starts_with("embeddings,model,n,seeds,train_ce_final_mean,train_ce_final_sd,paper_train,match_train,test_ce_final_mean,"), "{frozen}");
     let record = frozen.lines().nth(1).expect("a frozen row");
     let train_mean: f64 = record.split(',').nth(4).unwrap().parse().expect("a train CE");
     assert!(train_mean.is_finite() && train_mean > 0.0, "{frozen}");
+
+    // With the suite's bands stated, each paper cell of T1's and T14's layouts gets its verdict
+    // (a paper value or a band changes no run id: the report alone is rebuilt).
+    let banded = PIPELINE.replace(
+        "[experiment.retrieval_frozen]\nn = 4",
+        "paper = { masked_mixer = { \"4\" = 0.0, \"4 train\" = 0.0 } }\n[experiment.retrieval_frozen]\nn = 4",
+    ) + "\n[tolerance]\ntop1 = { abs = 0.5, seed_sd = 1.0, why = \"this test's: a file's perfect embeddings\" }\nce = { abs = 0.05, why = \"this test's band\" }\n";
+    write_suite(dir.path(), "rt.toml", &banded);
+    let out = harness(dir.path(), &["report", suite.to_str().unwrap(), "--reports", "banded"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rep = std::fs::read_dir(dir.path().join("banded/rt")).unwrap().next().unwrap().unwrap().path();
+    let md = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    assert!(md.contains("| e5 | e5-test | 1 | 100.0 | 100.0 (paper 100.0, Δ +0.0: matches) | 100.0 |\n"), "{md}");
+    let cells: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("cells.json")).unwrap()).unwrap();
+    let cells = cells.as_array().unwrap();
+    let e5 = cells.iter().find(|c| c["table"] == "eval" && c["metric"] == "top-1 at n = 4").expect("the e5 cell");
+    assert_eq!((e5["verdict"].as_str(), e5["paper"].as_f64(), e5["band"].as_f64()), (Some("matches"), Some(100.0), Some(0.5)), "{e5}");
+    // The mixer's frozen CE (test at its best epoch, and train) against a paper value of 0.
+    for metric in ["test CE at n = 4", "train CE at n = 4"] {
+        let c = cells.iter().find(|c| c["table"] == "frozen" && c["metric"] == metric).unwrap_or_else(|| panic!("{metric}: {cells:?}"));
+        assert!(c["entry"].as_str().unwrap().starts_with("masked_mixer") && c["verdict"].as_str().unwrap().starts_with("differs by +"), "{c}");
+    }
+    assert!(md.contains("**Paper cells: 1 of 3 match**"), "{md}");
+    let csv = std::fs::read_to_string(rep.join("retrieval_frozen.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains(",match_train,") && csv.contains(",differs by +"), "{csv}");
 
     // Same seeds, fresh results folder, another process: the same numbers (CPU), end to end.
     let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--results", "results2"]);

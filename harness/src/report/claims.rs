@@ -16,6 +16,12 @@ pub fn rule() -> String {
     )
 }
 
+/// What a claims table's last column means, as every report states it.
+pub const SEEDS_RULE: &str = "`seeds a side for a test`: how many seeds each side needs for this test to come out \
+     reproduced with 80% power (alpha 0.05) if the true gap is the paper's, with the seed sd measured here where both \
+     sides have 2 or more seeds, else the suite's `[tolerance] seed_sd`; rerun with `--set 'seeds=[...]'` (a seed list \
+     keeps the runs already finished, a profile would rename them).";
+
 /// The verdict of a claim with a side of one seed whose means point the paper's way.
 pub const SAME: &str = "same direction (untested)";
 /// ... and whose means point the other way.
@@ -66,6 +72,17 @@ pub struct Verdict {
     /// One of [`VERDICTS`]: `reproduced`, `contradicted` or `inconclusive` from the test, or with
     /// a side of one seed [`SAME`] or [`AGAINST`].
     pub verdict: String,
+    /// Seeds a side a Welch test needs to come out `reproduced` with [`stats::POWER`] at the
+    /// paper's gap between the two cells ([`Verdict::plan_seeds`]); none where the paper gives no
+    /// gap in the claimed direction or no seed sd is known.
+    #[serde(default)]
+    pub seeds_needed: Option<usize>,
+    /// What `seeds_needed` assumed: the paper's gap and the sd, measured or the suite's.
+    #[serde(default)]
+    pub seeds_basis: Option<String>,
+    /// The pooled sd of the two sides over seeds, where both have 2 or more.
+    #[serde(skip)]
+    measured_sd: Option<f64>,
 }
 
 impl Verdict {
@@ -94,6 +111,44 @@ impl Verdict {
             df: w.map(|w| w.df),
             p: w.map(|w| w.p_greater),
             verdict: verdict.into(),
+            seeds_needed: None,
+            seeds_basis: None,
+            measured_sd: (xa.len() > 1 && xb.len() > 1).then(|| {
+                let (sa, sb) = (stats::mean_sd(xa).1, stats::mean_sd(xb).1);
+                (((xa.len() - 1) as f64 * sa * sa + (xb.len() - 1) as f64 * sb * sb) / (xa.len() + xb.len() - 2) as f64).sqrt()
+            }),
+        }
+    }
+
+    /// How many seeds a side the claim's test needs: at the paper's own gap (`paper` = the
+    /// paper's (better, than) values; positive in the claimed direction when the paper's numbers
+    /// agree with its claim) and the seed sd measured here where both sides have 2 or more seeds,
+    /// else the suite's stated `seed_sd` for the metric's kind.
+    pub fn plan_seeds(mut self, paper: Option<(f64, f64)>, stated_sd: Option<f64>, lower_is_better: bool) -> Self {
+        let Some((pb, pt)) = paper.filter(|(a, b)| a.is_finite() && b.is_finite()) else { return self };
+        let gap = if lower_is_better { pt - pb } else { pb - pt };
+        let (sd, whose) = match (self.measured_sd.filter(|s| *s > 0.0), stated_sd) {
+            (Some(sd), _) => (sd, "measured over our seeds"),
+            (None, Some(sd)) => (sd, "the suite's seed_sd"),
+            (None, None) => return self,
+        };
+        self.seeds_needed = stats::seeds_for_power(gap, sd, ALPHA, stats::POWER);
+        self.seeds_basis = Some(if gap > 0.0 {
+            format!("paper gap {gap:.3}, sd {sd:.3} ({whose})")
+        } else {
+            format!("the paper's numbers do not point the claimed way (gap {gap:+.3})")
+        });
+        self
+    }
+
+    /// The claims table's "seeds for a test" cell: `3 (paper gap 0.070, sd 0.026 (the suite's
+    /// seed_sd))`, `> 1000`, or — without a gap and sd.
+    pub fn seeds_cell(&self) -> String {
+        match (&self.seeds_needed, &self.seeds_basis) {
+            (Some(n), Some(b)) => format!("{n} ({b})"),
+            (None, Some(b)) if b.starts_with("paper gap") => format!("> 1000 ({b})"),
+            (None, Some(b)) => format!("— ({b})"),
+            _ => "—".into(),
         }
     }
 
@@ -166,5 +221,27 @@ mod tests {
         let tally = tally(&[same, against]);
         assert_eq!(tally_text(&tally), format!("0 reproduced, 0 contradicted, 0 inconclusive, 1 {SAME}, 1 {AGAINST}"));
         assert!(rule().contains(SAME) && rule().contains(AGAINST));
+    }
+
+    #[test]
+    fn seeds_are_planned_from_the_papers_gap_and_the_sd_measured_or_stated() {
+        // One seed a side: the suite's sd. Lower CE is better; the paper has 2.111 vs 2.183.
+        let one = Verdict::test("t", "c", "a", "b", "test", &[2.11], &[2.18], true).plan_seeds(Some((2.111, 2.183)), Some(0.072), true);
+        assert_eq!(one.seeds_needed, Some(14), "gap = sd: 14 a side");
+        assert!(one.seeds_cell().starts_with("14 (paper gap 0.072, sd 0.072 (the suite's seed_sd))"), "{}", one.seeds_cell());
+        // Three seeds a side: our pooled sd (here 0.01) replaces the stated one.
+        let three = Verdict::test("t", "c", "a", "b", "test", &[2.10, 2.11, 2.12], &[2.17, 2.18, 2.19], true).plan_seeds(Some((2.111, 2.183)), Some(1.0), true);
+        assert_eq!(three.seeds_needed, stats::seeds_for_power(0.072, 0.01, ALPHA, stats::POWER));
+        assert!(three.seeds_basis.as_deref().unwrap().contains("measured"));
+        // Higher is better; the paper's numbers point against the claim: nothing to plan.
+        let against = Verdict::test("t", "c", "a", "b", "top-1", &[90.0], &[80.0], false).plan_seeds(Some((70.0, 80.0)), Some(1.0), false);
+        assert_eq!(against.seeds_needed, None);
+        assert!(against.seeds_cell().contains("do not point"), "{}", against.seeds_cell());
+        // No paper number or no sd: no plan, and the JSON of an older report still reads.
+        assert_eq!(Verdict::test("t", "c", "a", "b", "x", &[1.0], &[2.0], true).plan_seeds(None, Some(1.0), true).seeds_cell(), "—");
+        assert_eq!(Verdict::test("t", "c", "a", "b", "x", &[1.0], &[2.0], true).plan_seeds(Some((1.0, 2.0)), None, true).seeds_cell(), "—");
+        let mut old = serde_json::to_value(&one).unwrap();
+        old.as_object_mut().unwrap().retain(|k, _| k != "seeds_needed" && k != "seeds_basis");
+        assert_eq!(serde_json::from_value::<Verdict>(old).unwrap().seeds_needed, None);
     }
 }

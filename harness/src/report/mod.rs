@@ -39,8 +39,16 @@ pub trait Section: Sync {
 
     /// Its markdown into `md`, its tables (parquet + csv) into `dir`, its figures into `figs`
     /// (file stem, caption).
-    /// Claims it tests go into `verdicts` (written to `claims.json`).
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, verdicts: &mut Vec<claims::Verdict>) -> Result<()>;
+    /// Claims it tests and paper cells it judges go into `found`.
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, found: &mut Findings) -> Result<()>;
+}
+
+/// What a report's sections judge: claims (`claims.json`) and paper cells against the paper's
+/// numbers (`cells.json`), with the suite's `[tolerance]` bands for the cells.
+pub struct Findings<'a> {
+    pub tolerance: &'a crate::suite::Tolerances,
+    pub verdicts: Vec<claims::Verdict>,
+    pub cells: Vec<paper_tables::CellVerdict>,
 }
 
 /// A run as the report sees it.
@@ -220,14 +228,14 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     summary_num.write(&dir, "summary").context("writing summary.parquet / summary.csv")?;
     let mut figs = figures(&dir, records, &suite.file.tables)?;
     let (mut before_summary, mut after_summary) = (String::new(), String::new());
-    let mut verdicts: Vec<claims::Verdict> = Vec::new();
     let mut tables_md = String::new();
-    let mut cells: Vec<paper_tables::CellVerdict> = Vec::new();
-    paper_tables::section(&dir, suite, records, &mut tables_md, &mut verdicts, &mut cells)?;
+    let mut found = Findings { tolerance: &suite.file.tolerance, verdicts: Vec::new(), cells: Vec::new() };
+    paper_tables::section(&dir, suite, records, &mut tables_md, &mut found.verdicts, &mut found.cells)?;
     for s in sections {
         let md = if s.place() == Place::BeforeSummary { &mut before_summary } else { &mut after_summary };
-        s.write(&dir, records, md, &mut figs, &mut verdicts)?;
+        s.write(&dir, records, md, &mut figs, &mut found)?;
     }
+    let Findings { verdicts, cells, .. } = found;
     crate::artifacts::write_atomic(&dir.join("claims.json"), serde_json::to_string_pretty(&verdicts)?.as_bytes())?;
     crate::artifacts::write_atomic(&dir.join("cells.json"), serde_json::to_string_pretty(&cells)?.as_bytes())?;
 
@@ -331,6 +339,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         "runs": records.len(),
         "finished": records.iter().filter(|r| r.status == RunStatus::Finished).count(),
         "verdicts": claims::tally(&verdicts),
+        "seeds_for_tests": verdicts.iter().filter_map(|v| v.seeds_needed).max(),
         "cells": paper_tables::cell_tally(&cells),
     });
     crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
@@ -382,6 +391,23 @@ fn seal(dir: &Path, mut md: String) -> Result<()> {
     Ok(())
 }
 
+/// The claims' seed plan in one line: how many have one and the most seeds a side any needs,
+/// with the `--set seeds` that runs them (the suite's first seed onwards).
+fn seed_plan(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict]) -> Option<String> {
+    let planned: Vec<usize> = verdicts.iter().filter_map(|v| v.seeds_needed).collect();
+    let most = *planned.iter().max()?;
+    let first = records.iter().map(|r| r.run.config.seed).min().unwrap_or(0);
+    let seeds: Vec<String> = (first..first + most as u64).map(|s| s.to_string()).collect();
+    Some(format!(
+        "**Seeds for a test:** {} of {} claim tests have a seed plan at the paper's gaps; the most any needs is **{most} a side** \
+         (`harness run {} --set 'seeds=[{}]'`; the column `seeds a side for a test` gives each)",
+        planned.len(),
+        verdicts.len(),
+        suite.path.display(),
+        seeds.join(", ")
+    ))
+}
+
 /// What the report found, first: the claims' verdicts (each claim and view in one line), the
 /// paper tables and numbering it reproduces, how many runs finished, and where they ran.
 fn headline(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict], cells: &[paper_tables::CellVerdict]) -> String {
@@ -416,6 +442,9 @@ fn headline(suite: &Suite, records: &[RunRecord], verdicts: &[claims::Verdict], 
         claims::tally_text(&claims::tally(verdicts)),
         claims::ALPHA
     );
+    if let Some(line) = seed_plan(suite, records, verdicts) {
+        let _ = writeln!(md, "> {line}\n>");
+    }
     for v in verdicts {
         let _ = writeln!(
             md,

@@ -7,7 +7,7 @@ use super::claims::{self, Verdict};
 use super::{model_label, RunRecord};
 use crate::stats::mean_sd;
 use crate::artifacts::RunStatus;
-use crate::suite::{tables::find_cell, CellMatch, Layout, Metric, PaperTable, Suite, Tolerances};
+use crate::suite::{tables::find_cell, CellMatch, Layout, Metric, PaperTable, Suite, Tolerance, Tolerances};
 use serde::{Deserialize, Serialize};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -38,6 +38,24 @@ impl CellVerdict {
 
     pub fn differs(&self) -> bool {
         self.verdict.starts_with("differs")
+    }
+
+    /// Our values of one cell over seeds against the paper's number: `matches` within the
+    /// suite's band for the metric's kind, `differs by x` outside it, `no band stated` without
+    /// one, and `not compared (profile p)` under a profile (another scale: a direction only).
+    /// None when no seed has a value.
+    pub fn judge(at: (&str, &str, &str), xs: &[f64], paper: f64, band: Option<&Tolerance>, profile: Option<&str>) -> Option<Self> {
+        if xs.is_empty() {
+            return None;
+        }
+        let ours = mean_sd(xs).0;
+        let verdict = match (profile, band) {
+            (Some(pr), _) => format!("not compared (profile {pr})"),
+            (None, Some(b)) => CellMatch::of(ours, paper, b).text(),
+            (None, None) => "no band stated".into(),
+        };
+        let (table, entry, metric) = at;
+        Some(Self { table: table.into(), entry: entry.into(), metric: metric.into(), ours, seeds: xs.len(), paper, band: band.map(|b| b.abs), verdict })
     }
 }
 
@@ -257,27 +275,9 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
                 };
                 let profile = groups[i].iter().find_map(|r| r.run.config.profile.clone());
                 let band = m.kind().and_then(|k| tol.of(k));
-                let verdict = match (stat, paper) {
-                    (Some((mean, _, n)), Some(p)) => {
-                        let verdict = match (&profile, band) {
-                            (Some(pr), _) => format!("not compared (profile {pr})"),
-                            (None, Some(b)) => CellMatch::of(mean, p, b).text(),
-                            (None, None) => "no band stated".into(),
-                        };
-                        cells.push(CellVerdict {
-                            table: t.id.clone(),
-                            entry: t.entries[i].clone(),
-                            metric: m.name.clone(),
-                            ours: mean,
-                            seeds: n,
-                            paper: p,
-                            band: band.map(|b| b.abs),
-                            verdict: verdict.clone(),
-                        });
-                        Some(verdict)
-                    }
-                    _ => None,
-                };
+                let judged = paper.and_then(|p| CellVerdict::judge((&t.id, &t.entries[i], &m.name), &xs, p, band, profile.as_deref()));
+                let verdict = judged.as_ref().map(|c| c.verdict.clone());
+                cells.extend(judged);
                 let text = match (stat, paper) {
                     (Some((mean, _, _)), Some(p)) if !profiled => {
                         format!("{} (paper {}, Δ {:+.2}: {})", ours(&xs), paper_num(p), mean - p, verdict.as_deref().unwrap_or_default())
@@ -421,7 +421,7 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
     );
     md.push_str(&body);
 
-    let mut rows: Vec<[String; 10]> = Vec::new();
+    let mut rows: Vec<[String; 11]> = Vec::new();
     for c in &suite.file.claims {
         let Ok(metric) = c.check(tables) else { continue };
         let (a, b) = (runs_of(records, &c.better), runs_of(records, &c.than));
@@ -438,12 +438,13 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
             if xa.is_empty() || xb.is_empty() {
                 continue;
             }
-            let v = Verdict::test("paper tables", &c.text, &c.better, &c.than, &format!("{} ({name})", metric.name), &xa, &xb, metric.lower_is_better());
             let paper = |cell: &str| find_cell(tables, cell).and_then(|(t, e)| t.paper(e, &metric.name));
-            let paper_dir = match (paper(&c.better), paper(&c.than)) {
-                (Some(p), Some(q)) => format!("{} vs {}", paper_num(p), paper_num(q)),
-                _ => "—".into(),
-            };
+            let pair = paper(&c.better).zip(paper(&c.than));
+            let seed_sd = metric.kind().and_then(|k| suite.file.tolerance.of(k)).and_then(|t| t.seed_sd);
+            let v = Verdict::test("paper tables", &c.text, &c.better, &c.than, &format!("{} ({name})", metric.name), &xa, &xb, metric.lower_is_better())
+                .plan_seeds(pair, seed_sd, metric.lower_is_better());
+            let paper_dir = pair.map_or("—".into(), |(p, q)| format!("{} vs {}", paper_num(p), paper_num(q)));
+            let seeds_cell = v.seeds_cell();
             let [t, df, p, verdict] = v.cells();
             verdicts.push(v);
             rows.push([
@@ -457,6 +458,7 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
                 p,
                 format!("{} / {}", xa.len(), xb.len()),
                 verdict,
+                seeds_cell,
             ]);
         }
     }
@@ -465,11 +467,12 @@ pub fn section(dir: &Path, suite: &Suite, records: &[RunRecord], md: &mut String
         let _ = writeln!(
             md,
             "One-sided Welch t-test over seeds that the first cell is better (lower CE or Hamming, higher accuracy) than the second, in two views: the \
-             runs' final values as budgeted, and at equal training time on this machine. {}\n",
-            claims::rule()
+             runs' final values as budgeted, and at equal training time on this machine. {} {}\n",
+            claims::rule(),
+            claims::SEEDS_RULE
         );
         let mut ct = Table::default();
-        let names = ["claim", "cells", "metric (view)", "ours", "paper", "t", "df", "p (one-sided)", "seeds", "verdict"];
+        let names = ["claim", "cells", "metric (view)", "ours", "paper", "t", "df", "p (one-sided)", "seeds", "verdict", "seeds a side for a test"];
         for (i, name) in names.iter().enumerate() {
             ct.push(name, Col::Str(rows.iter().map(|r| r[i].clone()).collect()));
         }

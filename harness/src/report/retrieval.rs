@@ -1,5 +1,7 @@
 //! The retrieval section of a report (PAPER.md T1's layout) and its claim.
 use super::*;
+use super::paper_tables::CellVerdict;
+use crate::suite::{MetricKind, Tolerance};
 
 /// PAPER.md T1's layout for every `retrieval_eval` experiment: top-1 (%) by n for each
 /// (embedding pipeline, model), mean ± sd over seeds, the paper's cell beside ours; then the
@@ -13,12 +15,23 @@ impl super::Section for Retrieval {
         super::Place::AfterSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, verdicts: &mut Vec<claims::Verdict>) -> Result<()> {
-        retrieval_section(dir, records, md, figs, verdicts)
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, found: &mut Findings) -> Result<()> {
+        retrieval_section(dir, records, md, figs, found)
     }
 }
 
-fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, verdicts: &mut Vec<claims::Verdict>) -> Result<()> {
+/// A paper cell of a retrieval table, judged: the table is the experiment (`eval_400k`), the
+/// entry the model with its embedding pipeline.
+fn judge_cell(runs: &[&RunRecord], metric: &str, xs: &[f64], key: &str, band: Option<&Tolerance>) -> Option<CellVerdict> {
+    let r = &runs[0].run;
+    let paper = r.paper.as_ref().and_then(|p| p.cell(key))?;
+    let entry = format!("{} ({})", model_label(r), pipeline(runs[0]));
+    CellVerdict::judge((&r.experiment, &entry, metric), xs, paper, band, r.config.profile.as_deref())
+}
+
+fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, found: &mut Findings) -> Result<()> {
+    let verdicts = &mut found.verdicts;
+    let band = found.tolerance.of(MetricKind::Top1);
     let evals: Vec<&RunRecord> = records
         .iter()
         .filter(|r| r.run.config.kind == ExperimentKind::RetrievalEval && r.status == RunStatus::Finished)
@@ -54,9 +67,9 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                 let ours = if xs.len() > 1 { format!("{m:.1} ± {sd:.1}") } else { format!("{m:.1}") };
                 // Under a profile the scale is not the paper's: its value is a direction only.
                 let profiled = runs[0].run.config.profile.is_some();
-                match runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string())) {
-                    Some(p) if profiled => format!("{ours} (paper {p:.1})"),
-                    Some(p) => format!("{ours} (paper {p:.1}, Δ {:+.1})", m - p),
+                match judge_cell(runs, &format!("top-1 at n = {n}"), &xs, &n.to_string(), band) {
+                    Some(c) if profiled => format!("{ours} (paper {:.1})", c.paper),
+                    Some(c) => format!("{ours} (paper {:.1}, Δ {:+.1}: {})", c.paper, m - c.paper, c.verdict),
                     None => ours,
                 }
             })
@@ -64,14 +77,15 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         t.push(&format!("n={n}"), Col::Str(cells));
     }
     // Long form for parquet/csv: one row per (pipeline, model, n).
-    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<f64>, bool)> = Vec::new();
+    let mut long: Vec<(String, String, i64, usize, f64, f64, Option<CellVerdict>)> = Vec::new();
     for ((pipe, model), runs) in &groups {
         for &n in &ns {
             let xs = stat(runs, n);
             if !xs.is_empty() {
                 let (m, sd) = mean_sd(&xs);
-                let paper = runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
-                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, paper, runs[0].run.config.profile.is_some()));
+                let cell = judge_cell(runs, &format!("top-1 at n = {n}"), &xs, &n.to_string(), band);
+                found.cells.extend(cell.clone());
+                long.push((pipe.clone(), model.clone(), n, xs.len(), m, sd, cell));
             }
         }
     }
@@ -82,8 +96,10 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
     lt.push("seeds", Col::Int(long.iter().map(|r| Some(r.3 as i64)).collect()));
     lt.push("top1_mean", Col::Num(long.iter().map(|r| Some(r.4)).collect()));
     lt.push("top1_sd", Col::Num(long.iter().map(|r| Some(r.5)).collect()));
-    lt.push("paper", Col::Num(long.iter().map(|r| r.6).collect()));
-    lt.push("diff", Col::Num(long.iter().map(|r| r.6.filter(|_| !r.7).map(|p| r.4 - p)).collect()));
+    lt.push("paper", Col::Num(long.iter().map(|r| r.6.as_ref().map(|c| c.paper)).collect()));
+    let compared = |c: &&CellVerdict| !c.verdict.starts_with("not compared");
+    lt.push("diff", Col::Num(long.iter().map(|r| r.6.as_ref().filter(compared).map(|c| r.4 - c.paper)).collect()));
+    lt.push("match", Col::Str(long.iter().map(|r| r.6.as_ref().map_or(String::new(), |c| c.verdict.clone())).collect()));
     lt.write(dir, "retrieval").context("writing retrieval.parquet / retrieval.csv")?;
 
     let _ = writeln!(md, "## Retrieval: top-1 accuracy (%) by n (PAPER.md T1 layout)\n");
@@ -92,7 +108,8 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         "The F.2 protocol: for each test query, n - 1 random test passages plus its own (n counts the query slot, as in \
          T1); top-1 by the dot product of L2-normalised embeddings; mean ± sd over seeds. Chance is 100/(n - 1). \
          `embeddings` is the path the embeddings came through. Paper cells are FineMath-scale results: at another scale \
-         or on other pairs they give the direction, not a target.\n"
+         or on other pairs they give the direction, not a target. At the paper's scale each paper cell says whether it \
+         matches within the suite's top-1 band (`[tolerance] top1`, percentage points) or by how much it differs.\n"
     );
     let _ = writeln!(md, "{}", t.markdown());
 
@@ -103,7 +120,7 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         let parts: Vec<&str> = pipe.split(" → ").collect();
         if parts.len() > 1 { parts[1..].join(" → ") } else { pipe.to_string() }
     };
-    let mut claims: Vec<[String; 9]> = Vec::new();
+    let mut claims: Vec<[String; 10]> = Vec::new();
     let is_mixer = |runs: &Vec<&RunRecord>| runs[0].run.config.model.as_ref().map(|m| m.kind() == "masked_mixer");
     for ((mp, ml), mruns) in groups.iter().filter(|(_, r)| is_mixer(r) == Some(true)) {
         for ((tp, tl), truns) in groups.iter().filter(|((tp, _), r)| is_mixer(r) == Some(false) && after_root(tp) == after_root(mp)) {
@@ -113,6 +130,8 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                     continue;
                 }
                 let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
+                let paper = |runs: &Vec<&RunRecord>| runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
+                let pair = paper(mruns).zip(paper(truns));
                 let v = claims::Verdict::test(
                     "retrieval",
                     &format!("mixer embeddings retrieve better than transformer embeddings ({pipes})"),
@@ -122,7 +141,9 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                     &a,
                     &b,
                     false,
-                );
+                )
+                .plan_seeds(pair, band.and_then(|t| t.seed_sd), false);
+                let seeds_cell = v.seeds_cell();
                 let [t, df, p, verdict] = v.cells();
                 verdicts.push(v);
                 claims.push([
@@ -135,6 +156,7 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
                     p,
                     format!("{} / {}", a.len(), b.len()),
                     verdict,
+                    seeds_cell,
                 ]);
             }
         }
@@ -143,11 +165,12 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         let _ = writeln!(md, "### Claim: mixer embeddings retrieve better than transformer embeddings\n");
         let _ = writeln!(
             md,
-            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. {}\n",
-            claims::rule()
+            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. {} {}\n",
+            claims::rule(),
+            claims::SEEDS_RULE
         );
         let mut ct = Table::default();
-        let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict"];
+        let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict", "seeds a side for a test"];
         for (i, name) in names.iter().enumerate() {
             ct.push(name, Col::Str(claims.iter().map(|c| c[i].clone()).collect()));
         }
@@ -186,7 +209,7 @@ impl super::Section for FrozenRetrieval {
         super::Place::AfterSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, _: &mut Vec<(String, String)>, _: &mut Vec<claims::Verdict>) -> Result<()> {
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, _: &mut Vec<(String, String)>, found: &mut Findings) -> Result<()> {
         let mut groups: BTreeMap<(String, String, i64), Vec<&RunRecord>> = BTreeMap::new();
         for r in records.iter().filter(|r| r.run.config.kind == ExperimentKind::RetrievalFrozen && r.status == RunStatus::Finished) {
             let n = r.run.config.retrieval_frozen.as_ref().map_or(0, |f| f.n);
@@ -207,18 +230,24 @@ impl super::Section for FrozenRetrieval {
             Some((m, _, 1)) => format!("{m:.3}"),
             Some((m, sd, _)) => format!("{m:.3} ± {sd:.3}"),
         };
+        let band = found.tolerance.of(MetricKind::Ce);
+        let values = |runs: &[&RunRecord], key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r.num(key)).collect() };
+        // The paper's test CE is judged against our best epoch (see the section's text).
         let rows: Vec<_> = groups
             .iter()
             .map(|((pipe, model, n), runs)| {
-                let paper = runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
-                (pipe, model, *n, runs.len(), stat(runs, "test_ce"), stat(runs, "best_test_ce"), runs[0].num("chance_ce"), paper, runs[0].run.config.profile.is_some())
+                let cell = judge_cell(runs, &format!("test CE at n = {n}"), &values(runs, "best_test_ce"), &n.to_string(), band);
+                (pipe, model, *n, runs.len(), stat(runs, "test_ce"), stat(runs, "best_test_ce"), runs[0].num("chance_ce"), cell)
             })
             .collect();
         // Train CE at the final epoch, and the paper's where the suite gives it (key "<n> train").
         let train: Vec<_> = groups
             .iter()
-            .map(|((_, _, n), runs)| (stat(runs, "train_ce"), runs[0].run.paper.as_ref().and_then(|p| p.cell(&format!("{n} train")))))
+            .map(|((_, _, n), runs)| (stat(runs, "train_ce"), judge_cell(runs, &format!("train CE at n = {n}"), &values(runs, "train_ce"), &format!("{n} train"), band)))
             .collect();
+        found.cells.extend(rows.iter().filter_map(|r| r.7.clone()).chain(train.iter().filter_map(|r| r.1.clone())));
+        // "Δ +0.01: matches" where the cell is compared (not under a profile).
+        let judged = |c: &CellVerdict| (!c.verdict.starts_with("not compared")).then(|| format!("Δ {:+.2}: {}", c.ours - c.paper, c.verdict));
         let mut t = Table::default();
         t.push("embeddings", Col::Str(rows.iter().map(|r| r.0.clone()).collect()));
         t.push("model", Col::Str(rows.iter().map(|r| r.1.clone()).collect()));
@@ -226,7 +255,16 @@ impl super::Section for FrozenRetrieval {
         t.push("seeds", Col::Int(rows.iter().map(|r| Some(r.3 as i64)).collect()));
         t.push(
             "train CE, final epoch",
-            Col::Str(train.iter().map(|(ours, paper)| format!("{}{}", fmt(*ours), paper.map_or(String::new(), |p| format!(" (paper {p:.2})")))).collect()),
+            Col::Str(
+                train
+                    .iter()
+                    .map(|(ours, cell)| match cell.as_ref().map(|c| (c.paper, judged(c))) {
+                        None => fmt(*ours),
+                        Some((p, None)) => format!("{} (paper {p:.2})", fmt(*ours)),
+                        Some((p, Some(j))) => format!("{} (paper {p:.2}, {j})", fmt(*ours)),
+                    })
+                    .collect(),
+            ),
         );
         t.push("test CE, final epoch", Col::Str(rows.iter().map(|r| fmt(r.4)).collect()));
         t.push("test CE, best epoch", Col::Str(rows.iter().map(|r| fmt(r.5)).collect()));
@@ -235,10 +273,9 @@ impl super::Section for FrozenRetrieval {
             "paper",
             Col::Str(
                 rows.iter()
-                    .map(|r| match (r.7, r.5, r.8) {
-                        (None, _, _) => "—".into(),
-                        (Some(p), Some((best, _, _)), false) => format!("{p:.2} (Δ best {:+.2})", best - p),
-                        (Some(p), _, _) => format!("{p:.2}"),
+                    .map(|r| match r.7.as_ref() {
+                        None => "—".into(),
+                        Some(c) => judged(c).map_or(format!("{:.2}", c.paper), |j| format!("{:.2} (best epoch {j})", c.paper)),
                     })
                     .collect(),
             ),
@@ -250,13 +287,15 @@ impl super::Section for FrozenRetrieval {
         long.push("seeds", Col::Int(rows.iter().map(|r| Some(r.3 as i64)).collect()));
         long.push("train_ce_final_mean", Col::Num(train.iter().map(|r| r.0.map(|s| s.0)).collect()));
         long.push("train_ce_final_sd", Col::Num(train.iter().map(|r| r.0.map(|s| s.1)).collect()));
-        long.push("paper_train", Col::Num(train.iter().map(|r| r.1).collect()));
+        long.push("paper_train", Col::Num(train.iter().map(|r| r.1.as_ref().map(|c| c.paper)).collect()));
+        long.push("match_train", Col::Str(train.iter().map(|r| r.1.as_ref().map_or(String::new(), |c| c.verdict.clone())).collect()));
         long.push("test_ce_final_mean", Col::Num(rows.iter().map(|r| r.4.map(|s| s.0)).collect()));
         long.push("test_ce_final_sd", Col::Num(rows.iter().map(|r| r.4.map(|s| s.1)).collect()));
         long.push("test_ce_best_mean", Col::Num(rows.iter().map(|r| r.5.map(|s| s.0)).collect()));
         long.push("test_ce_best_sd", Col::Num(rows.iter().map(|r| r.5.map(|s| s.1)).collect()));
         long.push("chance_ce", Col::Num(rows.iter().map(|r| r.6).collect()));
-        long.push("paper", Col::Num(rows.iter().map(|r| r.7).collect()));
+        long.push("paper", Col::Num(rows.iter().map(|r| r.7.as_ref().map(|c| c.paper)).collect()));
+        long.push("match", Col::Str(rows.iter().map(|r| r.7.as_ref().map_or(String::new(), |c| c.verdict.clone())).collect()));
         long.write(dir, "retrieval_frozen").context("writing retrieval_frozen.parquet / retrieval_frozen.csv")?;
         let _ = writeln!(md, "## Frozen-embedding retrieval: train and test CE by n (PAPER.md T14 layout)\n");
         let _ = writeln!(
@@ -264,7 +303,8 @@ impl super::Section for FrozenRetrieval {
             "The F.1 protocol: a retrieval model trained on frozen embeddings to pick the matching passage among n \
              (cross entropy over n scores; chance ln(n - 1)). Ours at the final epoch (train and test) and at the epoch with \
              the lowest test CE, mean ± sd over seeds. The paper reports some T14 cells at their best epoch (Llama d1024 at n = 128: 2.27 \
-             best, 2.98 final), so the difference is taken against our best epoch.\n"
+             best, 2.98 final), so the difference is taken against our best epoch, and the verdict (within the suite's CE band, \
+             `[tolerance] ce`, or by how much it differs) with it.\n"
         );
         let _ = writeln!(md, "{}", t.markdown());
         Ok(())

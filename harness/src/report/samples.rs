@@ -43,7 +43,7 @@ impl Section for Samples {
         Place::AfterSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, _figs: &mut Vec<(String, String)>, _verdicts: &mut Vec<super::claims::Verdict>) -> Result<()> {
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, _figs: &mut Vec<(String, String)>, _found: &mut super::Findings) -> Result<()> {
         // One run per configuration: the lowest seed's.
         let mut pick: BTreeMap<(String, String, String), &RunRecord> = BTreeMap::new();
         for r in records.iter().filter(|r| r.status == RunStatus::Finished && r.run.config.kind == ExperimentKind::Clm) {

@@ -107,7 +107,7 @@ impl super::Section for Throughput {
         super::Place::BeforeSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, _: &mut Vec<super::claims::Verdict>) -> Result<()> {
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, _: &mut super::Findings) -> Result<()> {
         section(dir, records, md, figs)
     }
 }

@@ -211,7 +211,7 @@ impl Ctx<'_> {
                 }
                 self.validate(&mut config, &exp.name, cuda_available)?;
                 if profiled.at_shapes {
-                    shapes::apply(&mut config, (self.kinds)(exp.kind));
+                    shapes::apply(&mut config, (self.kinds)(exp.kind), profiled.pairs_per_split);
                     self.validate(&mut config, &exp.name, cuda_available)?;
                 }
                 // Each axis as the run has it: a profile's setting or `--set` that overrode the

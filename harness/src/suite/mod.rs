@@ -123,6 +123,27 @@ impl Suite {
         overrides: &[(String, Value)],
         cuda_available: bool,
     ) -> Result<Self, SuiteError> {
+        let suite = Self::parse_at(kinds, path, source.clone(), profile, overrides, cuda_available, 0)?;
+        // At shapes, a frozen retrieval run at the paper's n needs n - 1 distinct passages in each
+        // split: the suite's pairs are drawn again with that many.
+        let need = suite.runs.iter().filter_map(|r| r.config.retrieval_frozen.as_ref()).map(|f| (f.n - 1).max(0) as usize).max().unwrap_or(0);
+        let at_shapes = profile == Some(shapes::SHAPES) && !suite.file.profile.contains_key(shapes::SHAPES);
+        if at_shapes && need > shapes::TEST_PAIRS.min(shapes::TRAIN_PAIRS) {
+            return Self::parse_at(kinds, path, source, profile, overrides, cuda_available, need);
+        }
+        Ok(suite)
+    }
+
+    /// `parse_with`, with at least `pairs_per_split` query/passage pairs in each split at shapes.
+    fn parse_at(
+        kinds: Kinds,
+        path: &Path,
+        source: String,
+        profile: Option<&str>,
+        overrides: &[(String, Value)],
+        cuda_available: bool,
+        pairs_per_split: usize,
+    ) -> Result<Self, SuiteError> {
         let file: SuiteFile = toml::from_str(&source).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(&source, s.start)).unwrap_or((0, 0));
             SuiteError::Parse { file: path.into(), line, col, message: e.message().trim().to_string() }
@@ -138,7 +159,7 @@ impl Suite {
             None => (Vec::new(), BTreeMap::new(), std::collections::BTreeSet::new()),
         };
         ctx.check_experiment_profiles(&file)?;
-        let profiled = Profiled { name: profile, axes: &axes, overrides: &from_profile, at_shapes };
+        let profiled = Profiled { name: profile, axes: &axes, overrides: &from_profile, at_shapes, pairs_per_split };
         for (key, _) in from_profile.iter().chain(overrides) {
             let head = key.split('.').next().unwrap_or_default();
             if !default_keys().contains(&head) && head != "seed" {
@@ -253,6 +274,8 @@ struct Profiled<'a> {
     overrides: &'a [(String, Value)],
     /// The built-in `shapes` profile: each run's config is rewritten after it is resolved.
     at_shapes: bool,
+    /// At shapes, the least number of pairs in each split (the suite's largest frozen n - 1).
+    pairs_per_split: usize,
 }
 
 /// A producer experiment as a consumer sees it.

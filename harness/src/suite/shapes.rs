@@ -108,16 +108,19 @@ pub fn train_at_shapes(t: &mut TrainConfig) {
     t.stop_at = None;
 }
 
-/// Pairs at shapes: the embedded corpus's, enough for two groups and one test chunk.
-pub fn pairs_at_shapes(p: &mut PairsConfig) {
+/// Pairs at shapes: the embedded corpus's, enough for two groups and one test chunk, and at least
+/// `per_split` in each split (a frozen retrieval run at the paper's n draws n - 1 distinct
+/// passages per query from each).
+pub fn pairs_at_shapes(p: &mut PairsConfig, per_split: usize) {
+    let (train, test) = (TRAIN_PAIRS.max(per_split), TEST_PAIRS.max(per_split));
     p.source = PairsSource::Embedded;
     p.path = None;
-    p.n_pairs = Some(TRAIN_PAIRS + TEST_PAIRS);
-    p.test_pairs = Some(TEST_PAIRS);
+    p.n_pairs = Some(train + test);
+    p.test_pairs = Some(test);
 }
 
 /// What every run at shapes shares: the CPU, the data at hand, its pairs; then the kind's own.
-pub(super) fn apply(c: &mut RunConfig, rules: &dyn KindRules) {
+pub(super) fn apply(c: &mut RunConfig, rules: &dyn KindRules, pairs_per_split: usize) {
     c.device = DeviceChoice::Cpu;
     if c.upstream.is_none() {
         if let Some(d) = c.data.as_mut() {
@@ -125,7 +128,7 @@ pub(super) fn apply(c: &mut RunConfig, rules: &dyn KindRules) {
         }
     }
     if let Some(p) = c.pairs.as_mut() {
-        pairs_at_shapes(p);
+        pairs_at_shapes(p, pairs_per_split);
     }
     rules.at_shapes(c);
 }

@@ -56,6 +56,10 @@ pub struct PaperTable {
 #[serde(deny_unknown_fields)]
 pub struct Tolerance {
     pub abs: f64,
+    /// The seed-to-seed sd the suite expects for the metric at its scale (the metric's unit):
+    /// what a claim's seed plan uses while no side has 2 seeds to measure it.
+    #[serde(default)]
+    pub seed_sd: Option<f64>,
     pub why: String,
 }
 
@@ -114,6 +118,9 @@ impl Tolerances {
                 let key = format!("tolerance.{}", kind.name());
                 if !(t.abs.is_finite() && t.abs > 0.0) {
                     return Err((key, format!("abs = {} is no band: give a positive number in the metric's unit", t.abs)));
+                }
+                if t.seed_sd.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                    return Err((key, format!("seed_sd = {} is no spread: give a positive number in the metric's unit, or leave it out", t.seed_sd.unwrap_or_default())));
                 }
                 if t.why.trim().is_empty() {
                     return Err((key, "why is empty: say what the band is made of (seed spread, a reading, a retrained tokenizer)".into()));
