@@ -315,6 +315,7 @@ fn every_paper_number_of_a_retrieval_experiment_has_a_band_and_every_band_a_seed
         }
         // A claim's seed plan needs a seed sd while no side has 2 seeds (the paper suites run one).
         for kind in [MetricKind::Ce, MetricKind::Top1, MetricKind::Hamming] {
+            // (Memory has no claim and no seed spread: a peak is deterministic.)
             if let Some(t) = s.file.tolerance.of(kind) {
                 assert!(t.seed_sd.is_some(), "{}: [tolerance] {} has no seed_sd, so no claim on it gets a seed plan", path.display(), kind.name());
             }

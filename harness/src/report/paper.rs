@@ -156,6 +156,22 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
         }
     );
 
+    // Each suite's seed plan: the most seeds a side any of its claims' tests needs.
+    let mut plan: BTreeMap<&str, usize> = BTreeMap::new();
+    for (suite, v) in &verdicts {
+        if let Some(n) = v.seeds_needed {
+            let most = plan.entry(suite.as_str()).or_default();
+            *most = (*most).max(n);
+        }
+    }
+    if !plan.is_empty() {
+        let _ = writeln!(
+            md,
+            "> Seeds for the claims' tests (the most any claim of the suite needs a side, at the paper's gaps; the suite reports give each): {}\n",
+            plan.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+
     let _ = writeln!(md, "## Tables (PAPER.md G order)\n");
     for t in &tables {
         let _ = writeln!(md, "### {} — {}\n", t.id, t.title);
@@ -202,12 +218,12 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
     if verdicts.is_empty() {
         let _ = writeln!(md, "No claim was tested: no suite with a claim has finished runs on both sides.\n");
     } else {
-        let _ = writeln!(md, "{}\n", claims::rule());
-        let _ = writeln!(md, "| suite | claim | sides | metric (view) | ours | seeds | verdict |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "{} {}\n", claims::rule(), claims::SEEDS_RULE);
+        let _ = writeln!(md, "| suite | claim | sides | metric (view) | ours | seeds | verdict | seeds a side for a test |\n|---|---|---|---|---|---|---|---|");
         for (suite, v) in &verdicts {
             let _ = writeln!(
                 md,
-                "| {suite} | {} | {} vs {} | {} | {} vs {} | {} / {} | {} |",
+                "| {suite} | {} | {} vs {} | {} | {} vs {} | {} / {} | {} | {} |",
                 v.claim.trim().replace('|', "\\|"),
                 v.better,
                 v.than,
@@ -216,7 +232,8 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
                 super::table::fmt_num(v.mean_than),
                 v.seeds_better,
                 v.seeds_than,
-                v.verdict
+                v.verdict,
+                v.seeds_cell()
             );
         }
         md.push('\n');

@@ -32,8 +32,9 @@ pub struct CellVerdict {
 }
 
 impl CellVerdict {
+    /// `matches`, or `matches (OOM in both)` for a memory cell.
     pub fn matches(&self) -> bool {
-        self.verdict == "matches"
+        self.verdict == "matches" || self.verdict.starts_with("matches (")
     }
 
     pub fn differs(&self) -> bool {

@@ -4,7 +4,8 @@ use super::plot::{bar_chart, Bars};
 use super::table::{Col, Table};
 use super::RunRecord;
 use crate::artifacts::RunStatus;
-use crate::suite::{ExperimentKind, PaperValue, RunConfig};
+use super::paper_tables::CellVerdict;
+use crate::suite::{CellMatch, ExperimentKind, MetricKind, PaperValue, RunConfig};
 use crate::throughput::Mode;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,39 @@ fn opt(x: Option<f64>, digits: usize) -> String {
     x.map_or("—".into(), |v| format!("{v:.digits$}"))
 }
 
+/// One T6/T7 cell against the paper's (MiB on a 12 GB RTX 3060, `inf` its OOM). Only a card's
+/// memory is compared (a CPU run measures the growth of the process's RSS); an OOM, ours (out of
+/// memory, or above the suite's `memory_limit_gib`) or the paper's, matches only another OOM, and
+/// such a cell holds the limit in MiB for the side that ran out (JSON has no infinity).
+fn memory_verdict(r: &Row, rec: &RunRecord, paper: f64, band: Option<&crate::suite::Tolerance>, limit: Option<f64>) -> CellVerdict {
+    let cap = limit.unwrap_or(12.0) * 1024.0;
+    let ours_oom = r.oom || r.over_limit;
+    let ours = r.peak_mib.filter(|_| !r.oom).unwrap_or(cap);
+    let verdict = if !rec.device.starts_with("cuda") {
+        "not compared (CPU: the growth of the process's peak RSS, not a card's memory)".to_string()
+    } else if rec.run.config.profile.is_some() {
+        format!("not compared (profile {})", rec.run.config.profile.as_deref().unwrap_or_default())
+    } else {
+        match (paper.is_infinite(), ours_oom, band) {
+            (true, true, _) => "matches (OOM in both)".into(),
+            (true, false, _) => format!("differs: fits here ({ours:.0} MiB), OOM in the paper"),
+            (false, true, _) => "differs: OOM here".into(),
+            (false, false, Some(b)) => CellMatch::of(ours, paper, b).text(),
+            (false, false, None) => "no band stated".into(),
+        }
+    };
+    CellVerdict {
+        table: format!("{} ({} side)", rec.run.experiment, r.side),
+        entry: r.model.clone(),
+        metric: format!("peak MiB at n_ctx {}", r.n_ctx),
+        ours,
+        seeds: 1,
+        paper: if paper.is_finite() { paper } else { cap },
+        band: band.map(|b| b.abs),
+        verdict,
+    }
+}
+
 /// "1234", "OOM", "OOM (> 12 GiB: 15321)".
 fn memory_cell(r: &Row, limit: Option<f64>) -> String {
     match (r.oom, r.over_limit, r.peak_mib) {
@@ -107,12 +141,12 @@ impl super::Section for Throughput {
         super::Place::BeforeSummary
     }
 
-    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, _: &mut super::Findings) -> Result<()> {
-        section(dir, records, md, figs)
+    fn write(&self, dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, found: &mut super::Findings) -> Result<()> {
+        section(dir, records, md, figs, found)
     }
 }
 
-fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>) -> Result<()> {
+fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(String, String)>, found: &mut super::Findings) -> Result<()> {
     let runs: Vec<&RunRecord> = records
         .iter()
         .filter(|r| r.run.config.kind == ExperimentKind::Throughput && r.status == RunStatus::Finished)
@@ -218,7 +252,7 @@ fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(S
         bar_chart(dir, "throughput", &Bars { title: "Tokens per second, harness vs PyTorch", y_label: "tokens / s", categories: &categories, series: &series })?;
         figs.push(("throughput".into(), "Tokens per second of each configuration: this harness and the PyTorch reference on the same device.".into()));
     }
-    memory_grids(&rows, md);
+    memory_grids(&rows, md, found);
     let all: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
     crate::artifacts::write_atomic(&dir.join("throughput.json"), serde_json::to_string_pretty(&all)?.as_bytes())?;
     Ok(())
@@ -226,7 +260,8 @@ fn section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &mut Vec<(S
 
 /// T6/T7's layout for `memory` runs: rows n_layers (the model), columns n_ctx; ours with the
 /// paper's value (`paper = { "<label>" = { "512" = 2071, ... } }`, `inf` = the paper's OOM).
-fn memory_grids(rows: &[(Row, &RunRecord)], md: &mut String) {
+fn memory_grids(rows: &[(Row, &RunRecord)], md: &mut String, found: &mut super::Findings) {
+    let band = found.tolerance.of(MetricKind::Memory);
     let mem: Vec<&(Row, &RunRecord)> = rows.iter().filter(|(r, _)| r.mode == Mode::Memory.name()).collect();
     if mem.is_empty() {
         return;
@@ -274,10 +309,17 @@ fn memory_grids(rows: &[(Row, &RunRecord)], md: &mut String) {
                             peaks.push(r.peak_mib);
                         }
                         let paper = match &rec.run.paper {
-                            Some(PaperValue::Cells(m)) => m.get(&c.to_string()).map(|p| if p.is_infinite() { " (OOM)".to_string() } else { format!(" ({p:.0})") }),
+                            Some(PaperValue::Cells(m)) => m.get(&c.to_string()).copied(),
                             _ => None,
                         };
-                        format!("{}{}", memory_cell(r, limit), paper.unwrap_or_default())
+                        let judged = paper.map(|p| {
+                            let cell = memory_verdict(r, rec, p, band, limit);
+                            let text = if p.is_infinite() { "OOM".to_string() } else { format!("{p:.0}") };
+                            let text = if cell.verdict.starts_with("not compared") { format!(" ({text})") } else { format!(" ({text}: {})", cell.verdict) };
+                            found.cells.push(cell);
+                            text
+                        });
+                        format!("{}{}", memory_cell(r, limit), judged.unwrap_or_default())
                     }
                     None => "—".into(),
                 };
@@ -388,4 +430,58 @@ fn scan(dir: &Path, rows: &mut Vec<Row>, depth: usize) -> Result<()> {
         scan(&e, rows, depth + 1)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::{Suite, Tolerance};
+
+    /// A finished memory run of a one-run suite on `device`, and its harness-side row.
+    fn measured(device: &str, peak_mib: f64, oom: bool, over_limit: bool) -> (Row, RunRecord) {
+        let text = "schema = 1\nname = \"m\"\ndescription = \"d\"\n[defaults]\ndevice = \"cpu\"\n[defaults.throughput]\nmode = \"memory\"\nn_ctx = 64\nvocab_size = 64\nmemory_limit_gib = 12\n[[experiment]]\nname = \"mixer\"\nkind = \"throughput\"\nmodel = { kind = \"masked_mixer\", d_model = 16, n_layers = 1 }\n";
+        let run = Suite::parse(Path::new("m.toml"), text.into(), &[], false).unwrap().runs.remove(0);
+        let mut summary = Map::new();
+        summary.insert("params".into(), 1.into());
+        summary.insert("peak_mib".into(), peak_mib.into());
+        summary.insert("oom".into(), oom.into());
+        summary.insert("over_limit".into(), over_limit.into());
+        let row = rows_of("m", "mixer", &run.id, &run.label, &run.config, &summary, device, "", "").remove(0);
+        let rec = RunRecord {
+            run,
+            status: RunStatus::Finished,
+            error: None,
+            device: device.into(),
+            execution: Default::default(),
+            wall_s: None,
+            summary,
+            eval_curve: vec![],
+            train_curve: vec![],
+            reused: false,
+            folder: Default::default(),
+        };
+        (row, rec)
+    }
+
+    #[test]
+    fn a_memory_cell_matches_within_its_band_on_a_card_and_an_oom_only_another_oom() {
+        let band = Tolerance { abs: 600.0, seed_sd: None, why: "context".into() };
+        let verdict = |(r, rec): &(Row, RunRecord), paper: f64| memory_verdict(r, rec, paper, Some(&band), Some(12.0));
+        let card = measured("cuda:0 (NVIDIA H100 80GB HBM3)", 1700.0, false, false);
+        let near = verdict(&card, 2071.0);
+        assert!(near.matches() && near.ours == 1700.0 && near.paper == 2071.0 && near.band == Some(600.0), "{near:?}");
+        assert_eq!(verdict(&card, 1000.0).verdict, "differs by +700.00");
+        assert_eq!(verdict(&card, f64::INFINITY).verdict, "differs: fits here (1700 MiB), OOM in the paper");
+        // Over the suite's 12 GiB: the paper's OOM is matched; JSON holds the limit for it.
+        let over = measured("cuda:0 (NVIDIA H100 80GB HBM3)", 15321.0, false, true);
+        let both = verdict(&over, f64::INFINITY);
+        assert!(both.matches() && both.verdict == "matches (OOM in both)" && both.paper == 12.0 * 1024.0 && both.ours == 15321.0, "{both:?}");
+        assert!(serde_json::to_string(&both).unwrap().contains("\"paper\":12288.0"), "no infinity in cells.json");
+        let oom = measured("cuda:0 (NVIDIA H100 80GB HBM3)", 0.0, true, false);
+        let out = verdict(&oom, 2071.0);
+        assert!(out.differs() && out.verdict == "differs: OOM here" && out.ours == 12.0 * 1024.0, "{out:?}");
+        // A CPU run's RSS growth is another measure: never compared.
+        let cpu = verdict(&measured("cpu", 1700.0, false, false), 1700.0);
+        assert!(!cpu.matches() && !cpu.differs() && cpu.verdict.starts_with("not compared (CPU"), "{cpu:?}");
+    }
 }
