@@ -71,9 +71,15 @@ fn the_whole_pipeline_runs_and_reports_t1_shaped_tables() {
         assert!(reports[0].join(f).exists(), "missing {f}");
     }
     let claims: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(reports[0].join("claims.json")).unwrap()).unwrap();
-    let rows = std::fs::read_to_string(reports[0].join("claims.csv")).unwrap().lines().count() - 1;
-    assert!(rows > 0 && claims.as_array().unwrap().len() == rows, "claims.json {claims} vs {rows} rows of claims.csv");
-    assert!(claims.as_array().unwrap().iter().all(|c| c["section"] == "retrieval" && c["metric"].as_str().unwrap().starts_with("top-1 at n = ")));
+    // Top-1 (T1's claim) and frozen-retrieval CE (T11 and T14's), each in its own table.
+    let rows = |f: &str| std::fs::read_to_string(reports[0].join(f)).unwrap().lines().count() - 1;
+    let (top1, frozen_ce) = (rows("claims.csv"), rows("claims_frozen.csv"));
+    assert!(top1 > 0 && frozen_ce == 1 && claims.as_array().unwrap().len() == top1 + frozen_ce, "claims.json {claims} vs {top1} + {frozen_ce} rows");
+    let metric = |c: &serde_json::Value| c["metric"].as_str().unwrap().to_string();
+    assert!(claims.as_array().unwrap().iter().all(|c| c["section"] == "retrieval" && (metric(c).starts_with("top-1 at n = ") || metric(c) == "test CE (best epoch) at n = 4")));
+    assert!(md.contains("### Claim: mixer embeddings give a lower frozen-retrieval CE than transformer embeddings"), "{md}");
+    // T1's mixer against e5: embeddings from a file scored in the mixer's experiment.
+    assert!(claims.as_array().unwrap().iter().any(|c| c["than"] == "e5-test" && c["better"].as_str().unwrap().starts_with("masked_mixer")), "{claims}");
     let csv = std::fs::read_to_string(reports[0].join("retrieval.csv")).unwrap();
     assert!(csv.starts_with("embeddings,model,n,seeds,top1_mean,top1_sd,paper,diff,match\n"), "{csv}");
     // The frozen retrieval runs: T14's layout, train and test CE by n, each seed's numbers in the csv.

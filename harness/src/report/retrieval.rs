@@ -113,70 +113,16 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
     );
     let _ = writeln!(md, "{}", t.markdown());
 
-    // The claim: each mixer group against each transformer group whose embeddings came the same
-    // way after pretraining (the pipeline without its first experiment: suites pretrain the two
-    // architectures in experiments of their own when their learning rates differ).
-    let after_root = |pipe: &str| -> String {
-        let parts: Vec<&str> = pipe.split(" → ").collect();
-        if parts.len() > 1 { parts[1..].join(" → ") } else { pipe.to_string() }
+    let spec = MixerClaim {
+        claim: "mixer embeddings retrieve better than transformer embeddings",
+        metric: "top-1",
+        lower_is_better: false,
+        seed_sd: band.and_then(|t| t.seed_sd),
+        test: "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n.",
+        stem: "claims",
     };
-    let mut claims: Vec<[String; 10]> = Vec::new();
-    let is_mixer = |runs: &Vec<&RunRecord>| runs[0].run.config.model.as_ref().map(|m| m.kind() == "masked_mixer");
-    for ((mp, ml), mruns) in groups.iter().filter(|(_, r)| is_mixer(r) == Some(true)) {
-        for ((tp, tl), truns) in groups.iter().filter(|((tp, _), r)| is_mixer(r) == Some(false) && after_root(tp) == after_root(mp)) {
-            for &n in &ns {
-                let (a, b) = (stat(mruns, n), stat(truns, n));
-                if a.is_empty() || b.is_empty() {
-                    continue;
-                }
-                let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
-                let paper = |runs: &Vec<&RunRecord>| runs[0].run.paper.as_ref().and_then(|p| p.cell(&n.to_string()));
-                let pair = paper(mruns).zip(paper(truns));
-                let v = claims::Verdict::test(
-                    "retrieval",
-                    &format!("mixer embeddings retrieve better than transformer embeddings ({pipes})"),
-                    ml,
-                    tl,
-                    &format!("top-1 at n = {n}"),
-                    &a,
-                    &b,
-                    false,
-                )
-                .plan_seeds(pair, band.and_then(|t| t.seed_sd), false);
-                let seeds_cell = v.seeds_cell();
-                let [t, df, p, verdict] = v.cells();
-                verdicts.push(v);
-                claims.push([
-                    pipes,
-                    format!("{ml} vs {tl}"),
-                    n.to_string(),
-                    format!("{:.1} vs {:.1}", mean_sd(&a).0, mean_sd(&b).0),
-                    t,
-                    df,
-                    p,
-                    format!("{} / {}", a.len(), b.len()),
-                    verdict,
-                    seeds_cell,
-                ]);
-            }
-        }
-    }
-    if !claims.is_empty() {
-        let _ = writeln!(md, "### Claim: mixer embeddings retrieve better than transformer embeddings\n");
-        let _ = writeln!(
-            md,
-            "One-sided Welch t-test of mean top-1 (mixer) > mean top-1 (transformer) over seeds, per n. {} {}\n",
-            claims::rule(),
-            claims::SEEDS_RULE
-        );
-        let mut ct = Table::default();
-        let names = ["embeddings", "models", "n", "top-1 mean", "t", "df", "p (one-sided)", "seeds", "verdict", "seeds a side for a test"];
-        for (i, name) in names.iter().enumerate() {
-            ct.push(name, Col::Str(claims.iter().map(|c| c[i].clone()).collect()));
-        }
-        let _ = writeln!(md, "{}", ct.markdown());
-        ct.write(dir, "claims").context("writing claims.parquet / claims.csv")?;
-    }
+    let value = |r: &RunRecord, n: i64| top1(r, n);
+    mixer_claims(dir, &groups, &ns, &value, &spec, md, verdicts)?;
 
     let series: Vec<Series> = groups
         .iter()
@@ -196,6 +142,87 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
         .collect();
     plot::line_chart(dir, "retrieval_top1", &Figure { title: "Retrieval top-1 vs samples per comparison", x_label: "n (samples per comparison, log scale)", x_log2: true, x_integer: false, y_label: "top-1 (%), mean over seeds", y_log: false, series: &series })?;
     figs.push(("retrieval_top1".into(), "Top-1 retrieval accuracy vs n on a log scale (PAPER.md T1): mean over seeds with the min-max band; colour by architecture, line style by embedding pipeline.".into()));
+    Ok(())
+}
+
+/// A claim that mixer embeddings do better than transformer embeddings, tested per n.
+struct MixerClaim<'a> {
+    /// The claim's words, and the metric's name in a row ("top-1", "test CE (best epoch)").
+    claim: &'a str,
+    metric: &'a str,
+    lower_is_better: bool,
+    /// The suite's seed sd for the metric's kind (the seed plan's fallback).
+    seed_sd: Option<f64>,
+    /// The test as the section states it, and the stem of its table files.
+    test: &'a str,
+    stem: &'a str,
+}
+
+/// Each mixer group against each transformer group whose embeddings came the same way after
+/// pretraining (the pipeline without its first experiment: suites pretrain the two architectures
+/// in experiments of their own when their learning rates differ), and against embeddings from a
+/// file scored in the mixer's experiment (T1: the mixer above e5-mistral), at each n: a one-sided Welch
+/// test with its seed plan at the paper's two cells. Groups are (pipeline, model); `value` reads
+/// one run at n (none where the run has no value there). Writes `<stem>.{parquet,csv}` and the
+/// markdown table.
+fn mixer_claims(
+    dir: &Path,
+    groups: &BTreeMap<(String, String), Vec<&RunRecord>>,
+    ns: &std::collections::BTreeSet<i64>,
+    value: &dyn Fn(&RunRecord, i64) -> Option<f64>,
+    spec: &MixerClaim,
+    md: &mut String,
+    verdicts: &mut Vec<claims::Verdict>,
+) -> Result<()> {
+    let after_root = |pipe: &str| -> String {
+        let parts: Vec<&str> = pipe.split(" → ").collect();
+        if parts.len() > 1 { parts[1..].join(" → ") } else { pipe.to_string() }
+    };
+    let values = |runs: &[&RunRecord], n: i64| -> Vec<f64> { runs.iter().filter_map(|r| value(r, n)).collect() };
+    // The paper's cell at n: any of the group's runs at that n carries it.
+    let paper = |runs: &[&RunRecord], n: i64| runs.iter().filter(|r| value(r, n).is_some()).find_map(|r| r.run.paper.as_ref()?.cell(&n.to_string()));
+    let is_mixer = |runs: &Vec<&RunRecord>| runs[0].run.config.model.as_ref().map(|m| m.kind() == "masked_mixer");
+    let mut rows: Vec<[String; 10]> = Vec::new();
+    for ((mp, ml), mruns) in groups.iter().filter(|(_, r)| is_mixer(r) == Some(true)) {
+        // Transformers pretrained here, and embeddings from a file (T1's e5-mistral) scored in the
+        // same experiment as the mixer.
+        let peer = |tp: &str, truns: &Vec<&RunRecord>| match is_mixer(truns) {
+            Some(false) => after_root(tp) == after_root(mp),
+            None => truns[0].run.experiment == mruns[0].run.experiment,
+            Some(true) => false,
+        };
+        for ((tp, tl), truns) in groups.iter().filter(|((tp, _), r)| peer(tp, r)) {
+            for &n in ns {
+                let (a, b) = (values(mruns, n), values(truns, n));
+                if a.is_empty() || b.is_empty() {
+                    continue;
+                }
+                let pipes = if mp == tp { mp.clone() } else { format!("{mp} / {tp}") };
+                let pair = paper(mruns, n).zip(paper(truns, n));
+                let v = claims::Verdict::test("retrieval", &format!("{} ({pipes})", spec.claim), ml, tl, &format!("{} at n = {n}", spec.metric), &a, &b, spec.lower_is_better)
+                    .plan_seeds(pair, spec.seed_sd, spec.lower_is_better);
+                let seeds_cell = v.seeds_cell();
+                let [t, df, p, verdict] = v.cells();
+                verdicts.push(v);
+                let (ma, mb) = (mean_sd(&a).0, mean_sd(&b).0);
+                let means = if spec.lower_is_better { format!("{ma:.3} vs {mb:.3}") } else { format!("{ma:.1} vs {mb:.1}") };
+                rows.push([pipes, format!("{ml} vs {tl}"), n.to_string(), means, t, df, p, format!("{} / {}", a.len(), b.len()), verdict, seeds_cell]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(md, "### Claim: {}\n", spec.claim);
+    let _ = writeln!(md, "{} {} {}\n", spec.test, claims::rule(), claims::SEEDS_RULE);
+    let mut ct = Table::default();
+    let mean_name = format!("{} mean", spec.metric);
+    let names = ["embeddings", "models", "n", mean_name.as_str(), "t", "df", "p (one-sided)", "seeds", "verdict", "seeds a side for a test"];
+    for (i, name) in names.iter().enumerate() {
+        ct.push(name, Col::Str(rows.iter().map(|c| c[i].clone()).collect()));
+    }
+    let _ = writeln!(md, "{}", ct.markdown());
+    ct.write(dir, spec.stem).with_context(|| format!("writing {0}.parquet / {0}.csv", spec.stem))?;
     Ok(())
 }
 
@@ -307,6 +334,26 @@ impl super::Section for FrozenRetrieval {
              `[tolerance] ce`, or by how much it differs) with it.\n"
         );
         let _ = writeln!(md, "{}", t.markdown());
+
+        // T11 and T14's claim: lower CE from mixer embeddings, at each n, at the best epoch (where
+        // the paper's cells are read).
+        let mut by_model: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+        for ((pipe, model, _), runs) in &groups {
+            by_model.entry((pipe.clone(), model.clone())).or_default().extend(runs.iter().copied());
+        }
+        let ns: std::collections::BTreeSet<i64> = groups.keys().map(|k| k.2).collect();
+        let n_of = |r: &RunRecord| r.run.config.retrieval_frozen.as_ref().map_or(0, |f| f.n);
+        let value = |r: &RunRecord, n: i64| if n_of(r) == n { r.num("best_test_ce") } else { None };
+        let spec = MixerClaim {
+            claim: "mixer embeddings give a lower frozen-retrieval CE than transformer embeddings",
+            metric: "test CE (best epoch)",
+            lower_is_better: true,
+            seed_sd: band.and_then(|t| t.seed_sd),
+            test: "One-sided Welch t-test of mean test CE at the best epoch (mixer) < mean test CE (transformer) over seeds, per n \
+                   (PAPER.md T11, T14).",
+            stem: "claims_frozen",
+        };
+        mixer_claims(dir, &by_model, &ns, &value, &spec, md, &mut found.verdicts)?;
         Ok(())
     }
 }
