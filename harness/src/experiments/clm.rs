@@ -26,10 +26,19 @@ impl KindRules for Clm {
         t.check(c.data().n_ctx, c.device)
     }
 
-    /// Two steps at micro-batch 1, evaluated after each, a checkpoint after the first.
+    /// Two steps at micro-batch 1, evaluated after each, a checkpoint after the first. A one-step
+    /// completion model learns positions n_ctx/2.. from the rest: its rows are full windows of the
+    /// data at hand (FineWeb's slice is short paragraphs, so a padded row of one would often hold
+    /// no target, and the step would be skipped with nothing trained or measured).
     fn at_shapes(&self, c: &mut RunConfig) {
         if let Some(t) = c.train.as_mut() {
             crate::suite::shapes::train_at_shapes(t);
+        }
+        use mm_models::ModelSpec::{LlamaAutoencoder, MixerAutoencoder};
+        if matches!(&c.model, Some(MixerAutoencoder(s) | LlamaAutoencoder(s)) if s.completion) {
+            if let Some(d) = c.data.as_mut() {
+                d.packing = crate::suite::Packing::Windows;
+            }
         }
     }
 }
