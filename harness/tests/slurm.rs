@@ -73,7 +73,7 @@ fn a_suite_runs_as_a_throttled_array_once_and_a_resubmission_does_no_work() {
     eprintln!("2 arrays of 4 tasks done in {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(l0.matches(": running").count(), 4, "each CLM run once:\n{l0}");
     // Level 1 started after level 0 ended: each task finds its producer finished and runs its own.
-    assert_eq!(l1.matches(": running").count(), 4, "each inversion once:\n{l1}");
+    assert_eq!(l1.matches(": running").count(), 4, "each inversion once:\n{l1}\nLEVEL0:\n{l0}");
     assert_eq!(l1.matches("finished earlier, reused").count(), 4, "{l1}");
     let ms = manifest(&dir.path().join("results"), "tiny");
     assert_eq!(ms.iter().filter(|m| m["status"] == "finished").count(), 8, "{ms:?}");

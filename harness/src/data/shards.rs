@@ -265,11 +265,22 @@ impl ShardWriter {
             text_bytes,
             sha256: hex::encode(std::mem::take(&mut self.bin).finalize()),
         };
-        // An old header must not vouch for the new ids while they are being renamed in.
-        let _ = std::fs::remove_file(&hpath);
+        // The key is the content's, so a header equal to ours means another process (a Slurm task,
+        // a second `harness run` on the folder) wrote these very bytes first, or the cache entry
+        // is being rebuilt because its ids were damaged: the header stays valid throughout (the
+        // ids are renamed in atomically, identical or repaired), so it is neither removed nor
+        // rewritten, and a reader never finds it missing. A header that differs (stale) is removed
+        // first, so it never vouches for the new ids while they are renamed in.
+        let existing: Option<Header> = std::fs::read_to_string(&hpath).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let same = existing.as_ref() == Some(&header);
+        if existing.is_some() && !same {
+            let _ = std::fs::remove_file(&hpath);
+        }
         std::fs::rename(&self.partial, &bpath).map_err(|error| DataError::Read { path: bpath.clone(), error })?;
-        write_atomic(&hpath, serde_json::to_string_pretty(&header).expect("serializes").as_bytes())
-            .map_err(|error| DataError::Read { path: hpath.clone(), error })?;
+        if !same {
+            write_atomic(&hpath, serde_json::to_string_pretty(&header).expect("serializes").as_bytes())
+                .map_err(|error| DataError::Read { path: hpath.clone(), error })?;
+        }
         Ok((hpath, bpath, bytes))
     }
 }
@@ -576,6 +587,39 @@ mod tests {
         let e = write_stream(&tok, failing, &other).unwrap_err();
         assert!(e.to_string().contains("bad.txt"), "{e}");
         assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0, "nothing left behind");
+    }
+
+    /// Two processes encoding the same split (Slurm tasks on one results folder): the second to
+    /// finish leaves the first's header in place (a reader may be opening it) and renames identical
+    /// ids in; a stale header of the same key is replaced.
+    #[test]
+    fn a_second_writer_of_the_same_shard_leaves_the_first_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let docs: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![4; 50]];
+        let key = sha256_bytes(b"same");
+        let write = || {
+            let mut w = ShardWriter::create(dir.path(), false).unwrap();
+            for d in &docs {
+                w.push(d).unwrap();
+            }
+            w
+        };
+        let (first, second) = (write(), write());
+        let (h, b, _) = first.finish(&key, "tok", "text", 0).unwrap();
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let header_inode = inode(&h);
+        let (h2, b2, _) = second.finish(&key, "tok", "text", 0).unwrap();
+        assert_eq!((h2.clone(), b2.clone()), (h.clone(), b.clone()));
+        assert_eq!(inode(&h), header_inode, "the first writer's header is never removed or rewritten");
+        assert_eq!(all_ids(&Shard::open(&h, &b, &key).unwrap()), docs);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no partial file left behind");
+        // A header that differs (here another tokenizer hash) is stale: replaced with the new one.
+        let stale = std::fs::read_to_string(&h).unwrap().replace("\"tok\"", "\"old\"");
+        std::fs::write(&h, stale).unwrap();
+        let (h3, b3, _) = write().finish(&key, "tok", "text", 0).unwrap();
+        assert!(std::fs::read_to_string(&h3).unwrap().contains("\"tok\""));
+        assert_eq!(all_ids(&Shard::open(&h3, &b3, &key).unwrap()), docs);
     }
 
     #[test]
