@@ -275,7 +275,7 @@ impl KindRules for Embed {
     /// One text at a time.
     fn at_shapes(&self, c: &mut RunConfig) {
         if let Some(e) = c.embed.as_mut() {
-            e.batch_size = 1;
+            e.batch_size = e.batch_size.min(16);
         }
     }
 }
@@ -283,6 +283,13 @@ impl KindRules for Embed {
 impl Experiment for Embed {
     fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
         run(ctx)
+    }
+
+    /// The model's weights and one batch's forward without gradients (the hidden states only).
+    fn memory_estimate(&self, c: &RunConfig) -> Option<(u64, String)> {
+        let (e, data) = (c.embed.as_ref()?, c.data.as_ref()?);
+        let step = mm_models::StepShape { batch: e.batch_size, n_ctx: data.n_ctx, head: false, scores: false, optimizer: false };
+        super::forward_estimate(c, data.vocab_size as i64, step, None, "an embedding forward")
     }
 }
 

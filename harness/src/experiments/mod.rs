@@ -335,13 +335,41 @@ pub fn training_estimate(config: &RunConfig, step: mm_models::StepShape) -> Opti
 /// GiB with freed blocks kept and at 2.1 GiB, its live memory, without; a d1024 n4 mixer's
 /// memory step at 8192 tokens (estimate 8.2 GiB) at 7.3 GiB.
 pub fn step_estimate(config: &RunConfig, m: mm_models::StepMemory, what: &str, step: mm_models::StepShape) -> (u64, String) {
+    let state = if step.optimizer { "weights, gradients and optimizer state" } else { "weights and gradients" };
+    estimate_words(config, m, what, step, state)
+}
+
+/// A forward of a model that is not trained (its weights frozen, a checkpoint read into them one
+/// tensor at a time, `mm_models::checkpoint::TensorFile`): its fp32 weights; the activations of
+/// the blocks a gradient to the input goes back through (`grad_blocks` = `Some(k)`), or without
+/// gradients one and a half blocks' in flight (a block's intermediates, its input and the
+/// layout copies the token mixing makes; each block's are freed before the next); with the head
+/// (or a decoding as wide as the vocabulary) its scores, 4 bytes per token and entry. Against
+/// measured peaks on the CPU (docs/data.md, "Memory"): an embedding forward of 16 x 512 tokens
+/// through a d512 n8 mixer peaked at 1.16 GiB (estimate 1.3), an infer step of 16 x 512 through
+/// a d1024 n8 mixer at 1.6 GiB (2.5), an inversion of 2 x 512 tokens through a d1024 n16 mixer
+/// at 1.8 GiB (3.0).
+pub fn forward_estimate(config: &RunConfig, vocab_size: i64, step: mm_models::StepShape, grad_blocks: Option<usize>, what: &str) -> Option<(u64, String)> {
+    let model = config.model.as_ref()?;
+    let step = mm_models::StepShape { optimizer: false, ..step };
+    let m = model.training_memory(vocab_size, step);
+    let blocks = model.n_layers().max(1) as u64;
+    let activations = match grad_blocks {
+        Some(k) => m.activations / blocks * (k as u64).min(blocks),
+        None => 3 * m.activations.div_ceil(2 * blocks),
+    };
+    let m = mm_models::StepMemory { state: m.state / 2, activations, logits: m.logits / 3 };
+    Some(estimate_words(config, m, what, step, "weights"))
+}
+
+fn estimate_words(config: &RunConfig, m: mm_models::StepMemory, what: &str, step: mm_models::StepShape, state: &str) -> (u64, String) {
     let gib = crate::device::gib;
     let kept = if config.device == crate::suite::DeviceChoice::Cpu && crate::device::freed_memory_kept() { m.activations + 2 * m.logits } else { 0 };
     let kept_words = if kept > 0 { format!(", {} of freed temporaries the allocator keeps", gib(kept)) } else { String::new() };
     (
         m.total() + kept,
         format!(
-            "{what} of {} x {} tokens: {} of weights, gradients and optimizer state, {} of activations, {} of logits{kept_words}",
+            "{what} of {} x {} tokens: {} of {state}, {} of activations, {} of logits{kept_words}",
             step.batch,
             step.n_ctx,
             gib(m.state),

@@ -171,6 +171,15 @@ impl Experiment for Representation {
     fn run(&self, ctx: &RunContext) -> Result<RunOutput> {
         run(ctx)
     }
+
+    /// The frozen model's weights, the activations of the blocks the gradient goes back through
+    /// for every prompt at once, and the decoding's [prompts, n_ctx, V] scores.
+    fn memory_estimate(&self, c: &RunConfig) -> Option<(u64, String)> {
+        let (r, data, model) = (c.representation.as_ref()?, c.data.as_ref()?, c.model.as_ref()?);
+        let prompts = if r.prompts.is_empty() { r.n_prompts } else { r.prompts.len() };
+        let step = mm_models::StepShape { batch: prompts.max(1) as i64, n_ctx: data.n_ctx, head: true, scores: false, optimizer: false };
+        super::forward_estimate(c, data.vocab_size as i64, step, Some(r.depth.unwrap_or(model.n_layers())), "an inversion")
+    }
 }
 
 

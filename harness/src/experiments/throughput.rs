@@ -84,8 +84,8 @@ impl Experiment for Throughput {
         let (model, t) = (c.model.as_ref()?, c.throughput.as_ref()?);
         match t.mode {
             Mode::Infer => {
-                let bytes = self.memory_lower_bound(c)?.0;
-                Some((bytes, format!("an infer step of {} x {} tokens, activations included", t.batch_size, t.n_ctx)))
+                let step = mm_models::StepShape { batch: t.batch_size, n_ctx: t.n_ctx, head: true, scores: false, optimizer: false };
+                super::forward_estimate(c, t.vocab_size, step, None, "an infer step")
             }
             // Memory mode: forward and backward without the head and without an optimizer (T6/T7).
             mode => {
