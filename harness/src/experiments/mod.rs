@@ -387,3 +387,42 @@ pub fn training_memory(config: &RunConfig, batch: u64) -> Option<(u64, String)> 
     let logits = 2 * 4 * batch * data.n_ctx as u64 * data.vocab_size as u64;
     Some((16 * params + logits, format!("{params} parameters with their gradients and AdamW moments in fp32, and the logits of a batch of {batch}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::suite::{shapes, ExperimentKind, Suite};
+
+    /// The forward estimates against peaks the shapes pass measured on the CPU (VmHWM of a
+    /// process that ran the run alone, the process's own 0.5 GiB included): each an upper bound,
+    /// and not so loose that a run which fits is refused.
+    #[test]
+    fn forward_estimates_bound_the_measured_peaks_within_a_factor_of_two() {
+        // As the binary runs: freed blocks kept (the peaks were measured so).
+        if !crate::device::keep_freed_memory() {
+            eprintln!("skipped: this allocator does not keep freed memory (HARNESS_KEEP_FREED_MEMORY=0?)");
+            return;
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
+        let cases = [
+            ("retrieval_frozen_tinystories", ExperimentKind::Embed, "masked_mixer d512 n8", 1183.0),
+            ("throughput", ExperimentKind::Throughput, "masked_mixer d1024 n8", 1650.0),
+            ("representation_fineweb", ExperimentKind::Representation, "masked_mixer d1024 n16", 1783.0),
+        ];
+        for (suite, kind, model, peak_mib) in cases {
+            let s = Suite::load_profile(&root.join(format!("{suite}.toml")), Some(shapes::SHAPES), &[], false).unwrap();
+            let run = s
+                .runs
+                .iter()
+                .find(|r| {
+                    r.config.kind == kind
+                        && r.config.model.as_ref().is_some_and(|m| m.label() == model)
+                        && r.config.throughput.as_ref().is_none_or(|t| t.mode == crate::suite::config::Mode::Infer)
+                })
+                .unwrap_or_else(|| panic!("{suite}: no {kind:?} run of {model}"));
+            let (bytes, what) = super::of(kind).memory_estimate(&run.config).unwrap();
+            let est_mib = (bytes + (512 << 20)) as f64 / (1 << 20) as f64;
+            eprintln!("{suite} {model}: estimate {est_mib:.0} MiB, peak {peak_mib} MiB");
+            assert!(est_mib >= peak_mib && est_mib <= 2.0 * peak_mib, "{suite} {model}: estimate {est_mib:.0} MiB ({what}) vs peak {peak_mib} MiB");
+        }
+    }
+}
