@@ -3,8 +3,10 @@ in plain PyTorch, from a given checkpoint on the batches a harness run recorded,
 per-step losses: the peer of harness/tests/trajectory.rs.
 
 The models are bench/pytorch/peer.py's: the masked mixer written as the reference writes it (the
-convolution weight re-masked in place before every forward), Hugging Face's LlamaForCausalLM, and
-the reference's bidirectional transformer on two of its layer stacks.
+convolution weight re-masked in place before every forward), Hugging Face's LlamaForCausalLM, the
+reference's bidirectional transformer on two of its layer stacks, the mixer autoencoder and its
+one-step completion model, and the transfixer (a LlamaForCausalLM with the in-place masked mixing
+of each attention output).
 Each step, as the Trainer does with `adamw_torch` and no weight decay:
   loss = model(input_ids, labels) -> loss.backward() -> clip_grad_norm_(params, 1.0)
   -> optimizer.step() -> scheduler.step() (get_linear_schedule_with_warmup) -> zero_grad()
@@ -12,7 +14,7 @@ Each step, as the Trainer does with `adamw_torch` and no weight decay:
 Usage:
   python scripts/reference_trajectory.py init JOB.json OUT.safetensors   # a seeded init, harness names
   python scripts/reference_trajectory.py train JOB.json OUT.json         # losses per step, per AdamW
-JOB: {"kind": "mixer"|"llama"|"bidirectional_llama", "vocab", "d_model", "n_layers", "n_heads", "n_ctx", "seed",
+JOB: {"kind": "mixer"|"llama"|"bidirectional_llama"|"mixer_autoencoder"|"mixer_completion"|"transfixer", "vocab", "d_model", "n_layers", "n_heads", "n_ctx", "seed",
       "init", "tokenizer", "data" (JSON lines, "text"), "run" (the harness run folder: its
       data_order.json gives each step's rows), "lr", "warmup", "total", "clip"}
 """
@@ -29,7 +31,8 @@ import peer  # noqa: E402
 
 
 def build(job):
-    spec = {"kind": job["kind"], "d_model": job["d_model"], "n_layers": job["n_layers"], "n_heads": job.get("n_heads")}
+    spec = {"kind": job["kind"], "d_model": job["d_model"], "n_layers": job["n_layers"], "n_heads": job.get("n_heads"),
+            "parallel_mixer": job.get("parallel_mixer", False)}
     return peer.build({"model": spec, "vocab": job["vocab"], "n_ctx": job["n_ctx"], "attention": "eager"}, "cpu")
 
 
@@ -83,7 +86,7 @@ def train(job, impl):
     for step_rows in order:
         idx = torch.tensor(step_rows)
         x, y = ids[idx], labels[idx]
-        if job["kind"] in ("mixer", "bidirectional_llama"):
+        if job["kind"] in ("mixer", "bidirectional_llama", "mixer_autoencoder", "mixer_completion"):
             loss = model(x, labels=y)
         else:
             loss = model(input_ids=x, labels=y).loss

@@ -131,6 +131,74 @@ class BidirectionalTransformer(nn.Module):
         return self.cel(output.transpose(1, 2), labels)
 
 
+class MixerAutoencoder(nn.Module):
+    """`mixer_autoencoder.py` (PAPER.md A.5): wte, the encoder's MixerBlocks, the last position's
+    vector repeated L times, the decoder's MixerBlocks (causally masked too), lm_head; CE against
+    the unshifted tokens. The one-step completion model (`completion`) instead zeroes the
+    encoder's output from position L/2 on and is scored on those positions only."""
+
+    def __init__(self, n_vocab, dim, encoder_depth, decoder_depth, length, completion=False):
+        super().__init__()
+        self.wte = nn.Embedding(n_vocab, dim)
+        self.encoderblocks = nn.ModuleList([MixerBlock(dim, length) for _ in range(encoder_depth)])
+        self.decoderblocks = nn.ModuleList([MixerBlock(dim, length) for _ in range(decoder_depth)])
+        self.lm_head = nn.Linear(dim, n_vocab, bias=False)
+        self.cel = nn.CrossEntropyLoss()
+        self.length, self.completion = length, completion
+
+    def forward(self, input_ids, labels=None):
+        x = self.wte(input_ids)
+        for block in self.encoderblocks:
+            x = block(x)
+        half = self.length // 2
+        if self.completion:
+            keep = (torch.arange(x.shape[1], device=x.device) < half).to(x.dtype)
+            x = x * keep[None, :, None]
+        else:
+            x = x[:, -1:, :].repeat(1, x.shape[1], 1)  # repeat(x[:, -1], 'b d -> b t d')
+        for block in self.decoderblocks:
+            x = block(x)
+        output = self.lm_head(x)
+        if labels is None:
+            return output
+        if self.completion:
+            output, labels = output[:, half:], labels[:, half:]
+        return self.cel(output.permute(0, 2, 1), labels)
+
+
+class MixerLayer(nn.Module):
+    """The transfixer's `MixerLayer(512)`: a Conv1d over positions, re-masked in place before
+    every forward as the mixer block's."""
+
+    def __init__(self, length):
+        super().__init__()
+        self.conv = nn.Conv1d(length, length, 1)
+
+    def forward(self, x):
+        masked_conv = torch.tril(self.conv.weight.permute(2, 0, 1))
+        self.conv.weight.data = masked_conv.permute(1, 2, 0).contiguous()
+        return self.conv(x)
+
+
+def transfixer(job, m):
+    """PAPER.md A.4: a LlamaForCausalLM whose decoder layers add the masked mixing of the
+    attention output (x + a + conv(a)), or with `parallel_mixer` of the attention's normed input
+    (x + a + conv(z)); the attention's forward is wrapped, the layer's code is HF's."""
+    model = llama(job, m)
+    parallel = m.get("parallel_mixer", False)
+    for layer in model.model.layers:
+        layer.mixer_layer = MixerLayer(job["n_ctx"])
+
+        def attention(*args, _attend=layer.self_attn.forward, _mix=layer.mixer_layer, **kw):
+            out = _attend(*args, **kw)
+            a = out[0]
+            z = kw["hidden_states"] if "hidden_states" in kw else args[0]
+            return (a + _mix(z if parallel else a),) + tuple(out[1:])
+
+        layer.self_attn.forward = attention
+    return model
+
+
 def llama(job, m):
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(
@@ -161,13 +229,18 @@ def build(job, device):
         model = BidirectionalTransformer(job["vocab"], m["d_model"], *stacks)
     elif m["kind"] == "llama":
         model = llama(job, m)
+    elif m["kind"] == "transfixer":
+        model = transfixer(job, m)
+    elif m["kind"] in ("mixer_autoencoder", "mixer_completion"):
+        n = m["n_layers"]
+        model = MixerAutoencoder(job["vocab"], m["d_model"], n, n, job["n_ctx"], completion=m["kind"] == "mixer_completion")
     else:
         raise SystemExit(f"peer.py: unknown model kind {m['kind']!r}")
     return model.to(device)
 
 
 def loss_of(model, kind, ids):
-    if kind in ("mixer", "bidirectional_llama"):
+    if kind in ("mixer", "bidirectional_llama", "mixer_autoencoder", "mixer_completion"):
         return model(ids, labels=ids)
     return model(input_ids=ids, labels=ids).loss
 

@@ -34,6 +34,8 @@ pub struct AutoencoderConfig {
     pub completion: bool,
     /// FF dropout of the mixer backbone (v1: 0.05); off in evaluation.
     pub dropout: f64,
+    /// The mixer backbone's masked-weight gradient (PAPER.md I.1).
+    pub mask_grad: crate::mask::MaskGrad,
 }
 
 impl AutoencoderConfig {
@@ -48,7 +50,7 @@ impl AutoencoderConfig {
     }
 
     fn mixer_cfg(&self) -> MixerConfig {
-        MixerConfig { ff_dropout: self.dropout, ..MixerConfig::flat(self.vocab_size, self.d_model, 1, self.n_ctx) }
+        MixerConfig { ff_dropout: self.dropout, mask_grad: self.mask_grad, ..MixerConfig::flat(self.vocab_size, self.d_model, 1, self.n_ctx) }
     }
 
     fn llama_cfg(&self, n_heads: i64) -> LlamaConfig {
@@ -61,6 +63,7 @@ impl AutoencoderConfig {
             rms_norm_eps: 1e-6,
             rope_theta: 10000.0,
             mixer_n_ctx: None,
+            mixer_mask_grad: crate::mask::MaskGrad::Functional,
             parallel_mixer: false,
             residual: true,
         }

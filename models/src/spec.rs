@@ -87,6 +87,10 @@ pub struct AutoencoderSpec {
     /// off in evaluation. Mixer backbone only.
     #[serde(default, skip_serializing_if = "is_default")]
     pub dropout: f64,
+    /// Mixer backbone only: `"functional"` (default) or `"reference"`, as a masked mixer's
+    /// (PAPER.md I.1, I.11).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mask_grad: MaskGrad,
 }
 
 impl AutoencoderSpec {
@@ -100,6 +104,7 @@ impl AutoencoderSpec {
             backbone: if llama { Backbone::Llama { n_heads: self.n_heads.unwrap_or(1) } } else { Backbone::Mixer },
             completion: self.completion,
             dropout: self.dropout,
+            mask_grad: self.mask_grad,
         }
     }
 
@@ -109,6 +114,12 @@ impl AutoencoderSpec {
         positive("decoder_layers", self.decoder_layers as i64)?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ModelError::InvalidConfig { field: "dropout", reason: format!("must be in [0, 1), got {}", self.dropout) });
+        }
+        if llama && self.mask_grad != MaskGrad::Functional {
+            return Err(ModelError::InvalidConfig {
+                field: "mask_grad",
+                reason: "is the gradient of a masked token mixing; the Llama autoencoder has none (a mixer_autoencoder's setting)".into(),
+            });
         }
         if llama && self.dropout > 0.0 {
             return Err(ModelError::InvalidConfig {
@@ -265,6 +276,11 @@ pub struct LlamaSpec {
     /// training (both architectures)").
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub residual: bool,
+    /// Transfixer only: `"functional"` (default) or `"reference"`, as a masked mixer's
+    /// (PAPER.md I.1: the reference re-masks the mixing weight in place, so the masked entries'
+    /// gradients count in the clip norm).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mask_grad: MaskGrad,
 }
 
 impl MixerSpec {
@@ -363,7 +379,7 @@ impl MixerSpec {
 impl LlamaSpec {
     /// Llama d512 n8 h4, the best TinyStories transformer (PAPER.md A.3, T8).
     pub fn tinystories_d512() -> Self {
-        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false, bidirectional: false, residual: true }
+        Self { d_model: 512, n_layers: 8, n_heads: 4, intermediate_size: None, rms_norm_eps: 1e-6, rope_theta: 10000.0, parallel_mixer: false, bidirectional: false, residual: true, mask_grad: MaskGrad::Functional }
     }
     pub fn config(&self, vocab_size: i64) -> LlamaConfig {
         self.config_with_mixer(vocab_size, None)
@@ -372,6 +388,7 @@ impl LlamaSpec {
     pub fn config_with_mixer(&self, vocab_size: i64, mixer_n_ctx: Option<i64>) -> LlamaConfig {
         LlamaConfig {
             mixer_n_ctx,
+            mixer_mask_grad: self.mask_grad,
             parallel_mixer: self.parallel_mixer,
             residual: self.residual,
             vocab_size,
@@ -505,6 +522,12 @@ impl ModelSpec {
                     return Err(ModelError::InvalidConfig {
                         field: "parallel_mixer",
                         reason: "places a transfixer's token mixing beside its attention; a Llama has none (use kind = \"transfixer\")".into(),
+                    });
+                }
+                if s.mask_grad != MaskGrad::Functional && matches!(self, Self::Llama(_)) {
+                    return Err(ModelError::InvalidConfig {
+                        field: "mask_grad",
+                        reason: "is the gradient of a masked token mixing; a Llama has none (a transfixer's or a mixer's setting)".into(),
                     });
                 }
                 if s.bidirectional && matches!(self, Self::Transfixer(_)) {
@@ -727,7 +750,7 @@ mod tests {
         ModelSpec::MaskedMixer(MixerSpec::flat(d, n))
     }
     fn ae(d: i64) -> ModelSpec {
-        ModelSpec::MixerAutoencoder(AutoencoderSpec { d_model: d, encoder_layers: 8, decoder_layers: 8, n_heads: None, completion: false, dropout: 0.0 })
+        ModelSpec::MixerAutoencoder(AutoencoderSpec { d_model: d, encoder_layers: 8, decoder_layers: 8, n_heads: None, completion: false, dropout: 0.0, mask_grad: MaskGrad::Functional })
     }
     fn expanded(d: i64) -> ModelSpec {
         ModelSpec::MaskedMixer(MixerSpec { expansion: Some(2), ..MixerSpec::flat(d, 8) })

@@ -37,6 +37,8 @@ pub struct LlamaConfig {
     pub rope_theta: f64,
     /// Transfixer: the L of a masked token mixing applied to each attention output.
     pub mixer_n_ctx: Option<i64>,
+    /// Transfixer: its mixing weight's masked-entry gradient (PAPER.md I.1).
+    pub mixer_mask_grad: mask::MaskGrad,
     /// Transfixer: the mixing applied to the attention's normed input, in parallel with it.
     pub parallel_mixer: bool,
     /// false: layers without their two residual connections (A.2).
@@ -192,7 +194,7 @@ impl DecoderLayer {
                 down_proj: init::linear_normal(&mlp / "down_proj", i, d, INIT_STD),
             },
             mixer_layer: cfg.mixer_n_ctx.map(|l| {
-                MaskedConv::new(&p / "mixer_layer" / "conv", l, l, 1, mask::causal, mask::MaskGrad::Functional)
+                MaskedConv::new(&p / "mixer_layer" / "conv", l, l, 1, mask::causal, cfg.mixer_mask_grad)
             }),
             parallel_mixer: cfg.parallel_mixer,
             residual: cfg.residual,
@@ -440,7 +442,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 30, d_model: 8, n_layers: 1, n_heads: 2, intermediate_size: 12,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false, residual: true,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, mixer_mask_grad: mask::MaskGrad::Functional, parallel_mixer: false, residual: true,
         };
         let m = Llama::new(&vs.root(), cfg);
         let v = vs.variables();
@@ -485,7 +487,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 30, d_model: 8, n_layers: 1, n_heads: 2, intermediate_size: 12,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false, residual: false,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, mixer_mask_grad: mask::MaskGrad::Functional, parallel_mixer: false, residual: false,
         };
         let layer = DecoderLayer::new(vs.root() / "l", &cfg);
         let x = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
@@ -517,7 +519,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 40, d_model: 16, n_layers: 1, n_heads: 4, intermediate_size: 64,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: true, residual: true,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), mixer_mask_grad: mask::MaskGrad::Functional, parallel_mixer: true, residual: true,
         };
         let layer = DecoderLayer::new(vs.root() / "l", &cfg);
         let x = Tensor::randn([2, 6, 16], (Kind::Float, Device::Cpu));
@@ -542,7 +544,7 @@ mod tests {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 30, d_model: 16, n_layers: 2, n_heads: 2, intermediate_size: 32,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, parallel_mixer: false, residual: true,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: None, mixer_mask_grad: mask::MaskGrad::Functional, parallel_mixer: false, residual: true,
         };
         let m = BidirectionalLlama::new(&vs.root(), cfg.clone());
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
@@ -568,7 +570,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = LlamaConfig {
             vocab_size: 40, d_model: 16, n_layers: 2, n_heads: 4, intermediate_size: 64,
-            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), parallel_mixer: false, residual: true,
+            rms_norm_eps: 1e-6, rope_theta: 10000.0, mixer_n_ctx: Some(6), mixer_mask_grad: mask::MaskGrad::Functional, parallel_mixer: false, residual: true,
         };
         let m = Llama::new(&vs.root(), cfg);
         let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();

@@ -105,7 +105,7 @@ fn bidirectional_transformer_never_sees_the_token_it_predicts() {
 }
 
 fn autoencoders(completion: bool) -> Vec<ModelSpec> {
-    let ae = AutoencoderSpec { d_model: 16, encoder_layers: 2, decoder_layers: 2, n_heads: None, completion, dropout: 0.0 };
+    let ae = AutoencoderSpec { d_model: 16, encoder_layers: 2, decoder_layers: 2, n_heads: None, completion, dropout: 0.0, mask_grad: Default::default() };
     vec![
         ModelSpec::MixerAutoencoder(ae.clone()),
         ModelSpec::LlamaAutoencoder(AutoencoderSpec { n_heads: Some(2), ..ae }),
@@ -259,7 +259,7 @@ fn reference_named_checkpoint_loads_and_mismatches_are_listed() {
 /// in training only; parameter counts do not change; the Llama AE refuses it.
 #[test]
 fn mixer_autoencoder_dropout_is_v1_shaped_and_off_in_eval() {
-    let plain = AutoencoderSpec { d_model: 16, encoder_layers: 1, decoder_layers: 1, n_heads: None, completion: false, dropout: 0.0 };
+    let plain = AutoencoderSpec { d_model: 16, encoder_layers: 1, decoder_layers: 1, n_heads: None, completion: false, dropout: 0.0, mask_grad: Default::default() };
     let v1 = ModelSpec::MixerAutoencoder(AutoencoderSpec { dropout: 0.05, ..plain.clone() });
     let (vs, m) = build(&v1, 7);
     let keys = vs.variables();
@@ -302,4 +302,45 @@ fn the_training_memory_estimate_adds_up() {
     let step = mixer.training_memory(V, StepShape::clm(1, L));
     assert_eq!(step.activations - 4 * L as u64 * mixer.training_floats_per_token(L, false), 4 * 3 * (L * L + L) as u64);
     assert_eq!(llama.masked_mixing_floats(L), 0);
+}
+
+/// `mask_grad = "reference"` on every model with a masked mixing (I.1): the same forward, bit for
+/// bit, and a gradient on the masked-away entries (functional: none); the models without one
+/// refuse it.
+#[test]
+fn reference_mask_grad_reaches_the_autoencoders_and_the_transfixer() {
+    let ae = AutoencoderSpec { d_model: 16, encoder_layers: 1, decoder_layers: 1, n_heads: None, completion: false, dropout: 0.0, mask_grad: MaskGrad::Functional };
+    let tf = LlamaSpec { d_model: 16, n_layers: 1, n_heads: 2, ..LlamaSpec::tinystories_d512() };
+    let cases = [
+        (ModelSpec::MixerAutoencoder(ae.clone()), ModelSpec::MixerAutoencoder(AutoencoderSpec { mask_grad: MaskGrad::Reference, ..ae.clone() }), "decoderblocks.0.conv.weight"),
+        (
+            ModelSpec::MixerAutoencoder(AutoencoderSpec { completion: true, ..ae.clone() }),
+            ModelSpec::MixerAutoencoder(AutoencoderSpec { completion: true, mask_grad: MaskGrad::Reference, ..ae.clone() }),
+            "encoderblocks.0.conv.weight",
+        ),
+        (ModelSpec::Transfixer(tf.clone()), ModelSpec::Transfixer(LlamaSpec { mask_grad: MaskGrad::Reference, ..tf.clone() }), "model.layers.0.mixer_layer.conv.weight"),
+    ];
+    let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
+    for (functional, reference, key) in cases {
+        let (vs_f, f) = build(&functional, 5);
+        let (vs_r, r) = build(&reference, 5);
+        let (yf, yr) = (f.forward_t(&tokens, false), r.forward_t(&tokens, false));
+        assert!(yf.equal(&yr), "{reference:?}: same forward");
+        yf.square().sum(Kind::Float).backward();
+        yr.square().sum(Kind::Float).backward();
+        // The masked-away entries of the mixing weight [out, in]: above the diagonal. (The
+        // autoencoder's one encoder block reaches the loss through its last row only, which
+        // masks nothing; the completion model's reaches it through every row.)
+        let above = |vs: &VarStore| vs.variables()[key].grad().squeeze_dim(-1).triu(1).abs().sum(Kind::Float).double_value(&[]);
+        assert_eq!(above(&vs_f), 0.0, "{functional:?}: the functional mask gives masked entries no gradient");
+        assert!(above(&vs_r) > 0.0, "{reference:?}: the reference mask passes them the full gradient");
+    }
+    let refused = [
+        ModelSpec::Llama(LlamaSpec { mask_grad: MaskGrad::Reference, ..tf.clone() }),
+        ModelSpec::LlamaAutoencoder(AutoencoderSpec { n_heads: Some(2), mask_grad: MaskGrad::Reference, ..ae }),
+    ];
+    for spec in refused {
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("mask_grad"), "{err}");
+    }
 }

@@ -303,16 +303,19 @@ pub fn execution_facts(config: &RunConfig, device: Device) -> BTreeMap<String, S
             m.insert("token_mixing".into(), format!("{:?}: {how}, mask applied in forward (diagonal included)", s.mixing()));
             m.insert("mask_grad".into(), format!("{:?}", s.mask_grad).to_lowercase());
         }
-        mm_models::ModelSpec::Llama(s) | mm_models::ModelSpec::Transfixer(s) => {
+        mm_models::ModelSpec::Llama(s) => attention_fact(&mut m, config, s.n_heads, s.d_model / s.n_heads, precision, device),
+        mm_models::ModelSpec::Transfixer(s) => {
             attention_fact(&mut m, config, s.n_heads, s.d_model / s.n_heads, precision, device);
+            m.insert("mask_grad".into(), format!("{:?}", s.mask_grad).to_lowercase());
         }
         mm_models::ModelSpec::Gpt(s) => attention_fact(&mut m, config, s.n_heads, s.d_model / s.n_heads, precision, device),
         mm_models::ModelSpec::LlamaAutoencoder(s) => {
             let h = s.n_heads.unwrap_or(1);
             attention_fact(&mut m, config, h, s.d_model / h, precision, device);
         }
-        mm_models::ModelSpec::MixerAutoencoder(_) => {
+        mm_models::ModelSpec::MixerAutoencoder(s) => {
             m.insert("token_mixing".into(), "Flat: batched matmul, mask applied in forward".into());
+            m.insert("mask_grad".into(), format!("{:?}", s.mask_grad).to_lowercase());
         }
     }
     m
