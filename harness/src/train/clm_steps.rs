@@ -164,14 +164,30 @@ impl Hooks for ClmSteps<'_> {
             stepper.backward(&loss);
             return Ok(loss.detach());
         }
-        // The global batch's mean: each micro-batch's summed CE over the global count.
+        // `tokens`: the global batch's mean, each micro-batch's summed CE over the global count.
+        // `ddp`: the mean of the micro-batches' means, each over its own count (a micro-batch
+        // without a target adds nothing and still counts as a device, as a device's zero
+        // gradient counts in DDP's average).
         let mut total_loss = Tensor::zeros([], (Kind::Float, self.trainer.device));
         for start in (0..batch.idx.len()).step_by(self.micro) {
             let len = self.micro.min(batch.idx.len() - start) as i64;
             let part = |t: &Tensor| self.on_device(&t.narrow(0, start as i64, len));
             let (tokens, labels) = (part(&batch.tokens), part(&batch.labels));
+            let divisor = match cfg.accumulation {
+                Accumulation::Tokens => count as f64,
+                Accumulation::Ddp => {
+                    let own = mm_models::objective_targets(&batch.labels.narrow(0, start as i64, len), model.objective())
+                        .ne(IGNORE)
+                        .sum(Kind::Int64)
+                        .int64_value(&[]);
+                    if own == 0 {
+                        continue;
+                    }
+                    (own as u64 * cfg.accumulate) as f64
+                }
+            };
             let (l, y) = objective_pairs(&forward(model, &tokens, true, cfg.precision), &labels, model.objective());
-            let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / count.max(1) as f64;
+            let sum = l.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, IGNORE, 0.0) / divisor;
             stepper.backward(&sum);
             total_loss += sum.detach();
         }

@@ -8,7 +8,7 @@ use crate::data::rows::Rows;
 use crate::data::IGNORE;
 pub use crate::optim::AdamW;
 use crate::optim::AdamWState;
-use crate::suite::{Precision, TrainConfig};
+use crate::suite::{Accumulation, Precision, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use mm_models::{checkpoint, lm_loss, objective_pairs, CausalLm, ModelError};
 use serde::{Deserialize, Serialize};

@@ -82,6 +82,50 @@ fn accumulation_equals_a_larger_batch() {
     assert!(wb.iter().any(|(k, b)| (b - &w4[k]).abs().max().double_value(&[]) > 1e-4));
 }
 
+/// `accumulation = "ddp"`: a step's loss (and so its gradient) is the mean of the micro-batches'
+/// mean losses, as DDP averages its devices' means, not the global token mean; without padding
+/// the two are one.
+#[test]
+fn ddp_accumulation_averages_the_micro_batches_means() {
+    tch::manual_seed(4);
+    let (n, t, v) = (12i64, 12i64, 50i64);
+    let tokens = Tensor::randint_low(3, v, [n, t], (Kind::Int64, Device::Cpu));
+    // Rows 0-3 are short (3 targets or fewer), rows 4-11 full: the micro-batches' counts differ.
+    let lens = Tensor::from_slice(&[2i64, 3, 4, 3, 12, 12, 12, 12, 12, 12, 12, 12]).view([n, 1]);
+    let pad = Tensor::arange(t, (Kind::Int64, Device::Cpu)).unsqueeze(0).ge_tensor(&lens);
+    let padded = Encoded { labels: tokens.masked_fill(&pad, IGNORE), tokens: tokens.masked_fill(&pad, 2) };
+    let full = Encoded { labels: tokens.shallow_clone(), tokens: tokens.shallow_clone() };
+    let spec = mm_models::ModelSpec::MaskedMixer(mm_models::MixerSpec::flat(8, 1));
+    let init = nn::VarStore::new(Device::Cpu);
+    let init_model = spec.build(&init.root(), v, t).unwrap();
+    let first_loss = |data: &Encoded, accumulation: &str| {
+        let data: std::sync::Arc<dyn Rows> = std::sync::Arc::new(MemoryRows::from(data));
+        let dir = tempfile::tempdir().unwrap();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let model = spec.build(&vs.root(), v, t).unwrap();
+        vs.copy(&init).unwrap();
+        let cfg: TrainConfig = toml::from_str(&format!(
+            "steps = 1\nbatch_size = 4\naccumulate = 3\naccumulation = \"{accumulation}\"\nlr = 1e-2\nwarmup_steps = 0"
+        ))
+        .unwrap();
+        let trainer = Trainer { cfg: &cfg, seed: 1, device: Device::Cpu, run_dir: &crate::artifacts::RunDir { path: dir.path().into() }, progress: false, resume: None, shuffle: false };
+        trainer.fit(model.as_ref(), &vs, data.clone(), data.as_ref()).unwrap().steps_metrics[0].loss
+    };
+    // The reference values from the initial weights: rows in order, three micro-batches of 4.
+    let mean_loss = |data: &Encoded, rows: std::ops::Range<i64>| {
+        let (x, y) = (data.tokens.narrow(0, rows.start, rows.end - rows.start), data.labels.narrow(0, rows.start, rows.end - rows.start));
+        tch::no_grad(|| lm_loss(&init_model.forward_t(&x, false), &y, init_model.objective()).double_value(&[]))
+    };
+    let ddp_want = [0..4, 4..8, 8..12].into_iter().map(|r| mean_loss(&padded, r)).sum::<f64>() / 3.0;
+    let tokens_want = mean_loss(&padded, 0..12);
+    assert!((ddp_want - tokens_want).abs() > 1e-3, "the padding must make the two differ: {ddp_want} vs {tokens_want}");
+    let (ddp, tok) = (first_loss(&padded, "ddp"), first_loss(&padded, "tokens"));
+    assert!((ddp - ddp_want).abs() < 1e-5, "ddp: {ddp} vs the mean of means {ddp_want}");
+    assert!((tok - tokens_want).abs() < 1e-5, "tokens: {tok} vs the token mean {tokens_want}");
+    let (ddp_full, tok_full) = (first_loss(&full, "ddp"), first_loss(&full, "tokens"));
+    assert!((ddp_full - tok_full).abs() < 1e-5, "no padding: {ddp_full} vs {tok_full}");
+}
+
 #[test]
 fn stop_at_cuts_the_run_but_keeps_the_schedule() {
     let (n, t, v) = (16i64, 8i64, 40i64);

@@ -45,6 +45,13 @@ pub struct TrainConfig {
     /// `accumulate * batch_size` (the paper's 4-GPU global batches on one GPU, C.1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub accumulate: u64,
+    /// How accumulated micro-batches are normalised: `"tokens"` (default: over the global
+    /// batch's targets, one batch of `accumulate * batch_size`) or `"ddp"` (the mean of each
+    /// micro-batch's mean, as DDP averages its devices' mean losses: a suite that stands in for
+    /// `accumulate` GPUs; PAPER.md C, I.22). The two differ when padding differs between
+    /// micro-batches.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub accumulation: Accumulation,
     /// Stop after this many minutes of the run's wall-clock time even if steps remain (the
     /// paper's 12 h / 2.25 h budgets, C.1); the LR schedule keeps its full length. A run stopped
     /// this way depends on the machine: its summary and the report say so.
@@ -56,6 +63,15 @@ pub struct TrainConfig {
     /// changes nothing, so a profile that shortens `steps` needs no change here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_at: Option<u64>,
+}
+
+/// [`TrainConfig::accumulation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accumulation {
+    #[default]
+    Tokens,
+    Ddp,
 }
 
 pub(super) fn one() -> u64 {
