@@ -322,6 +322,11 @@ enum DataCommand {
         /// Write the untrained base (the pipeline `--kind` retrains) to --out instead of training.
         #[arg(long)]
         base_only: bool,
+        /// Which text to train on (`data.tokenizer_lines`): every story, the paper script's
+        /// selection (I.7: the first 2,000,000 lines in its overlapping batches), or the first
+        /// 2,000,000 lines once each.
+        #[arg(long, value_enum, default_value = "all")]
+        lines: LinesArg,
     },
     /// Tokenizes a file of any size into a token shard (the format and key a run's cache uses:
     /// whole documents, so one shard serves every n_ctx, padding and packing) in bounded memory:
@@ -446,6 +451,14 @@ enum PairsCommand {
         #[arg(long)]
         replace: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LinesArg {
+    All,
+    Paper,
+    #[value(name = "first-2m")]
+    First2m,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -817,8 +830,8 @@ fn main() -> Result<()> {
             let md = harness::coverage::for_project(&root).map_err(|e| anyhow::anyhow!("{e}"))?;
             print!("{md}");
         }
-        Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only } } => {
-            data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only)?;
+        Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only, lines } } => {
+            data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only, lines)?;
         }
         Command::Data { what: DataCommand::Encode { input, tokenizer, marker, text_column, keep_unterminated, limit, out } } => {
             let json = harness::artifacts::read_regular_string(&tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
@@ -1030,9 +1043,10 @@ fn data_tokenizer(
     base: Option<PathBuf>,
     out: &std::path::Path,
     base_only: bool,
+    lines: LinesArg,
 ) -> Result<()> {
     use harness::data::tokenizer;
-    use harness::suite::{DataConfig, TokenizerKind};
+    use harness::suite::{DataConfig, TokenizerKind, TokenizerLines};
     let kind = match kind {
         TokenizerArg::Bpe => TokenizerKind::Bpe,
         TokenizerArg::Llama => TokenizerKind::Llama,
@@ -1054,7 +1068,12 @@ fn data_tokenizer(
     cfg.n_stories = limit;
     cfg.tokenizer = kind;
     cfg.tokenizer_base = base;
-    cfg.normalize().map_err(|e| anyhow::anyhow!("{} ({}): check the matching option (--vocab, --input, --text-column)", e.message, e.key))?;
+    cfg.tokenizer_lines = match lines {
+        LinesArg::All => TokenizerLines::All,
+        LinesArg::Paper => TokenizerLines::Paper,
+        LinesArg::First2m => TokenizerLines::First2m,
+    };
+    cfg.normalize().map_err(|e| anyhow::anyhow!("{} ({}): check the matching option (--vocab, --input, --text-column, --lines)", e.message, e.key))?;
     let corpus = harness::data::Corpus::open(&cfg).with_context(|| format!("reading {}", input.display()))?;
     let started = std::time::Instant::now();
     let base_json = match &cfg.tokenizer_base {

@@ -163,11 +163,21 @@ impl Tok {
             }
             None => None,
         };
-        let text_hash = &corpus.train.text_sha256;
+        use crate::suite::TokenizerLines as L;
+        let whole_split = cfg.tokenizer == TokenizerKind::Llama3 && cfg.tokenizer_lines == L::Paper;
+        let text_hash = match whole_split {
+            true => format!("{}+{}", corpus.eval.text_sha256, corpus.train.text_sha256),
+            false => corpus.train.text_sha256.clone(),
+        };
         // The byte-level BPE keeps its original key, so caches written before other kinds existed stay valid.
         let what = match cfg.tokenizer {
             TokenizerKind::Bpe => "bpe-bytelevel-v1".to_string(),
             kind => format!("{kind:?}-retrain-v1|{}|{}", cfg.marker_in_text(), base.as_ref().map_or("built-in", |b| b.1.as_str())),
+        };
+        // Other text selections key their own files (the default keeps the keys written before).
+        let what = match cfg.tokenizer_lines {
+            L::All => what,
+            lines => format!("{what}|{lines:?}"),
         };
         let key = sha256_bytes(format!("{what}|{}|{text_hash}", cfg.vocab_size).as_bytes());
         let path = cache.join("tokenizers").join(format!("{}.json", &key[..24]));
@@ -181,7 +191,11 @@ impl Tok {
             eprintln!("  the cached tokenizer {} does not match its recorded sha256 ({}); training it again", path.display(), sidecar.display());
         }
         let failed = std::sync::Mutex::new(None);
-        let trained = train(cfg, base.map(|b| b.0), until_error(corpus.train_docs(), &failed));
+        let docs: Box<dyn Iterator<Item = String> + Send> = match whole_split {
+            true => Box::new(until_error(corpus.eval_docs(), &failed).chain(until_error(corpus.train_docs(), &failed))),
+            false => Box::new(until_error(corpus.train_docs(), &failed)),
+        };
+        let trained = train(cfg, base.map(|b| b.0), docs);
         if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
@@ -216,19 +230,45 @@ pub fn until_error<'a>(docs: Docs<'a>, failed: &'a std::sync::Mutex<Option<DataE
     })
 }
 
-/// Trains the tokenizer `data.tokenizer` names on the training stories, streamed (the trainer
-/// keeps its word counts, not the text).
+/// Trains the tokenizer `data.tokenizer` names on the stories (the training split, or the whole
+/// one where `data.tokenizer_lines` says so), streamed (the trainer keeps its word counts, not
+/// the text).
 pub fn train(cfg: &DataConfig, base: Option<serde_json::Value>, stories: impl Iterator<Item = String> + Send) -> Result<String, String> {
-    match cfg.tokenizer {
-        TokenizerKind::Bpe => train_bpe(stories, cfg.vocab_size),
+    use crate::suite::TokenizerLines as L;
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let json = match cfg.tokenizer {
+        TokenizerKind::Bpe => return train_bpe(stories, cfg.vocab_size),
         TokenizerKind::Llama => {
             let marker = cfg.marker_in_text().then_some(cfg.marker.as_str());
-            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama_base), tokenizer::reference_lines(stories, marker), cfg.vocab_size, tokenizer::Alphabet::PaperEra)
+            let lines = tokenizer::reference_lines(stories, marker);
+            let lines: Box<dyn Iterator<Item = String> + Send> = match cfg.tokenizer_lines {
+                L::All => Box::new(lines),
+                L::Paper => Box::new(tokenizer::paper_line_batches(lines, tokenizer::PAPER_LINES, tokenizer::PAPER_BATCH)),
+                L::First2m => Box::new(lines.take(tokenizer::PAPER_LINES)),
+            };
+            let counted = lines.inspect(|_| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama_base), counted, cfg.vocab_size, tokenizer::Alphabet::PaperEra)?
         }
         TokenizerKind::Llama3 => {
-            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama3_base), stories, cfg.vocab_size, tokenizer::Alphabet::PaperEra)
+            let counted = stories.inspect(|_| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            tokenizer::retrain(&base.unwrap_or_else(tokenizer::llama3_base), counted, cfg.vocab_size, tokenizer::Alphabet::PaperEra)?
         }
+    };
+    if seen.into_inner() == 0 {
+        return Err(match cfg.tokenizer_lines {
+            L::Paper => format!(
+                "data.tokenizer_lines = \"paper\" selects no line of this text: the reference's batches (I.7) start at line {}; \
+                 use \"all\" for a corpus this small",
+                2 * tokenizer::PAPER_BATCH
+            ),
+            _ => "no training text to train the tokenizer on".into(),
+        });
     }
+    Ok(json)
 }
 
 fn train_bpe(stories: impl Iterator<Item = String> + Send, vocab_size: usize) -> Result<String, String> {

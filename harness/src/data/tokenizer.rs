@@ -205,6 +205,48 @@ pub fn reference_lines<'a>(stories: impl Iterator<Item = String> + Send + 'a, ma
     stories.flat_map(move |s| s.split('\n').map(|l| l.trim().to_string()).chain(marker.map(String::from)).collect::<Vec<_>>())
 }
 
+/// How many lines the paper's TinyStories tokenizer script keeps (`truncation_index`), and its
+/// batch size.
+pub const PAPER_LINES: usize = 2_000_000;
+pub const PAPER_BATCH: usize = 1024;
+
+/// The lines `tinystories_tokenizer_trainer.py` hands `train_new_from_iterator` (PAPER.md I.7), in
+/// its order: of the first `truncation` lines (N of them), for i in 0..N / bs, batch i is
+/// `lines[i*bs : i*(bs+1)]`, the i lines from line bs i (fewer at the end of the file). Lines are
+/// skipped, and repeated where batches overlap (i > bs). Streamed: it holds one batch's span.
+pub fn paper_line_batches<'a>(lines: impl Iterator<Item = String> + Send + 'a, truncation: usize, bs: usize) -> impl Iterator<Item = String> + Send + 'a {
+    let mut lines = lines.take(truncation);
+    let mut buf = std::collections::VecDeque::new();
+    let (mut base, mut read, mut ended, mut i) = (0usize, 0usize, false, 0usize);
+    let mut out = Vec::new().into_iter();
+    std::iter::from_fn(move || loop {
+        if let Some(l) = out.next() {
+            return Some(l);
+        }
+        // Batch i exists when line bs (i + 1) - 1 does (i < N / bs); it ends at bs i + i.
+        while read < bs * i + i.max(bs) && !ended {
+            match lines.next() {
+                Some(l) => {
+                    buf.push_back(l);
+                    read += 1;
+                }
+                None => ended = true,
+            }
+        }
+        if read < bs * (i + 1) {
+            return None;
+        }
+        let (start, end) = (bs * i, (bs * i + i).min(read));
+        let batch: Vec<String> = buf.range(start - base..end - base).cloned().collect();
+        i += 1;
+        while base < bs * i && !buf.is_empty() {
+            buf.pop_front();
+            base += 1;
+        }
+        out = batch.into_iter();
+    })
+}
+
 /// Tokens and characters of `texts` under `tok` (no special tokens added), and how many of
 /// the tokens are its unknown token.
 pub struct Stats {
@@ -255,6 +297,45 @@ mod tests {
         assert_eq!(tok.decode(&ids, true).unwrap(), "Tom ran to the park.");
         // With them, <s> leads (the post-processor's id was updated to the new vocabulary).
         assert_eq!(tok.encode("Tom", true).unwrap().get_ids()[0], 1);
+    }
+
+    /// PAPER.md I.7 against a literal transcription of the reference's loop
+    /// (`tinystories_tokenizer_trainer.py`'s `TextDataset`) run by python3: the same lines in the
+    /// same order, for files shorter than, equal to and longer than the truncation, with batches
+    /// that overlap (i > bs).
+    #[test]
+    fn paper_line_batches_follow_the_reference_loop_line_for_line() {
+        let script = r#"
+import json, sys
+path, batch_size, truncation_index = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+lines = []
+with open(path, 'r', encoding='utf-8') as file:
+    for line in file:
+        lines.append(line.strip())
+lines = lines[:truncation_index]
+line_batches = []
+batches = len(lines) // batch_size
+for i in range(batches):
+    line_batches.append(lines[i*batch_size: i*(batch_size+1)])
+print(json.dumps([l for batch in line_batches for l in batch]))
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let (py, file) = (dir.path().join("loop.py"), dir.path().join("lines.txt"));
+        std::fs::write(&py, script).unwrap();
+        for (n, bs, truncation) in [(50, 8, 1000), (100, 4, 60), (300, 8, 300), (777, 8, 700), (7, 8, 100)] {
+            let lines: Vec<String> = (0..n).map(|k| format!("line {k}")).collect();
+            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+            let out = std::process::Command::new("python3").arg(&py).arg(&file).arg(bs.to_string()).arg(truncation.to_string()).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let want: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+            let got: Vec<String> = paper_line_batches(lines.into_iter(), truncation, bs).collect();
+            assert_eq!(got, want, "{n} lines, batches of {bs}, the first {truncation}");
+            if n >= bs * (bs + 2) && truncation >= bs * (bs + 2) {
+                // Past i = bs the batches overlap: some lines come twice.
+                let mut seen = std::collections::HashSet::new();
+                assert!(got.iter().any(|l| !seen.insert(l.clone())), "{n}, {bs}: no line repeated");
+            }
+        }
     }
 
     #[test]

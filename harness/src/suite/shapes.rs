@@ -53,6 +53,11 @@ fn fineweb_like(d: &DataConfig) -> bool {
 /// padding, packing and the order.
 pub fn data_at_hand(d: &mut DataConfig) {
     let fineweb = fineweb_like(d);
+    // I.7's line reading keeps a few hundred lines of a slice this small (its batch i holds i
+    // lines from line 1024 i): the slice's own lines train the tokenizer.
+    if d.tokenizer == TokenizerKind::Llama {
+        d.tokenizer_lines = TokenizerLines::All;
+    }
     d.preset = None;
     d.repo = None;
     d.revision = None;

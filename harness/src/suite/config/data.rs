@@ -45,6 +45,24 @@ pub enum TokenizerKind {
     Llama3,
 }
 
+/// Which text a trained tokenizer learns from (PAPER.md B.1, B.2, I.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerLines {
+    /// Every training document (the harness's own reading; the default).
+    #[default]
+    All,
+    /// As the paper's scripts read it. `llama`: the first 2,000,000 lines of the TinyStories
+    /// text in the batches of `tinystories_tokenizer_trainer.py`, whose `lines[i*1024 :
+    /// i*(1024+1)]` gives batch i only i lines from line 1024 i (I.7: lines skipped, and
+    /// repeated where batches overlap past i = 1024). `llama3`: the whole split, the held-out
+    /// evaluation documents included (`fineweb_tokenizer_trainer.py` iterates all of it).
+    Paper,
+    /// `llama` only: the first 2,000,000 lines once each, what the I.7 loop meant to read.
+    #[serde(rename = "first_2m")]
+    First2m,
+}
+
 impl TokenizerKind {
     pub fn name(self) -> &'static str {
         match self {
@@ -97,6 +115,10 @@ pub struct DataConfig {
     /// place of the built-in copy of that base's pipeline, e.g. the real open_llama_3b file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer_base: Option<PathBuf>,
+    /// The text the tokenizer is trained on: "all" training documents (default), "paper" (the
+    /// paper scripts' selection, I.7) or "first_2m" (the corrected reading of I.7; `llama`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tokenizer_lines: TokenizerLines,
     /// `text`: training file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -279,6 +301,22 @@ impl DataConfig {
                 "data.tokenizer_path",
                 "a finished tokenizer is used as is; remove data.tokenizer / data.tokenizer_base, or remove tokenizer_path to train one",
             ));
+        }
+        match (self.tokenizer_lines, self.tokenizer) {
+            (TokenizerLines::All, _) => {}
+            _ if self.tokenizer_path.is_some() => {
+                return Err(Invalid::new("data.tokenizer_lines", "selects the text a tokenizer is trained on; with tokenizer_path none is trained: remove one"))
+            }
+            (_, TokenizerKind::Bpe) => {
+                return Err(Invalid::new("data.tokenizer_lines", "reads the paper's tokenizer scripts; set tokenizer = \"llama\" or \"llama3\", or leave it \"all\""))
+            }
+            (TokenizerLines::First2m, TokenizerKind::Llama3) => {
+                return Err(Invalid::new(
+                    "data.tokenizer_lines",
+                    "\"first_2m\" is the TinyStories script's line reading (tokenizer = \"llama\"); FineWeb's script reads the whole split (\"paper\")",
+                ))
+            }
+            _ => {}
         }
         if self.tokenizer_base.is_some() && self.tokenizer == TokenizerKind::Bpe {
             return Err(Invalid::new(
