@@ -213,8 +213,8 @@ impl KindRules for RetrievalInfonce {
         if !(r.tau > 0.0 && r.tau.is_finite()) || !(r.lr > 0.0 && r.lr.is_finite()) {
             return Err(Invalid::new("retrieval_infonce", "tau and lr must be positive numbers"));
         }
-        if r.epochs == 0 || r.groups_per_step < 1 || r.eval_every == 0 {
-            return Err(Invalid::new("retrieval_infonce", "epochs, groups_per_step and eval_every must be at least 1"));
+        if r.epochs == 0 || r.groups_per_step < 1 || r.eval_every == 0 || r.stop_at == Some(0) {
+            return Err(Invalid::new("retrieval_infonce", "epochs, groups_per_step, eval_every and stop_at must be at least 1"));
         }
         if r.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
             return Err(Invalid::new("retrieval_infonce.precision", "\"fp16-amp\" needs device = \"cuda\""));
@@ -225,11 +225,13 @@ impl KindRules for RetrievalInfonce {
         Ok(())
     }
 
-    /// One epoch of the two training groups (of the paper's size), one group a step, evaluated
-    /// once, at the end.
+    /// Two steps of one group (of the paper's size) each, within one epoch's schedule (a group a
+    /// training pair: an epoch of the shapes pairs is 64 steps, hours on a CPU), evaluated once,
+    /// at the end.
     fn at_shapes(&self, c: &mut RunConfig) {
         if let Some(r) = c.retrieval_infonce.as_mut() {
             r.epochs = 1;
+            r.stop_at = Some(crate::suite::shapes::STEPS);
             r.groups_per_step = 1;
             r.warmup_steps = 0;
             r.eval_every = crate::suite::shapes::STEPS;
@@ -340,7 +342,7 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
     };
     // A killed run continues where its last resumable state left it, bit for bit.
     let mut lp = TrainLoop {
-        steps: total,
+        steps: ic.stop_at.map_or(total, |s| s.min(total)),
         schedule: Schedule { lr: ic.lr, warmup: ic.warmup_steps, total },
         seed: Some(cfg.seed),
         resume: Some(crate::train::resume::Resume::new(ctx.dir, Some(ctx.resume))),

@@ -158,6 +158,10 @@ pub struct InfonceConfig {
     pub warmup_steps: u64,
     #[serde(default = "default_infonce_epochs")]
     pub epochs: u64,
+    /// End after this many optimizer steps while the LR schedule keeps the length of `epochs`
+    /// (as `train.stop_at`); the `shapes` profile's two steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at: Option<u64>,
     /// Groups per optimizer step (the paper's DDP over 4 GPUs: 4 independent groups).
     #[serde(default = "default_groups_per_step")]
     pub groups_per_step: i64,
