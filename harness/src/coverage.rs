@@ -140,6 +140,19 @@ pub fn markdown(items: &[Item], suites: &[Suite], notes: &BTreeMap<String, Note>
     Ok(md)
 }
 
+/// The list of paper facts outside the tables and figures that no suite reproduces, each with
+/// its reason (`[not_reproduced]` of `docs/coverage-notes.toml`).
+pub fn not_reproduced(facts: &BTreeMap<String, String>) -> String {
+    let mut md = String::new();
+    if !facts.is_empty() {
+        let _ = writeln!(md, "\nPaper facts outside the tables and figures that no suite reproduces, and why:\n");
+        for (fact, why) in facts {
+            let _ = writeln!(md, "- {fact}: {}", cell(why));
+        }
+    }
+    md
+}
+
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -166,8 +179,13 @@ pub fn load_suites(dir: &Path) -> Result<Vec<Suite>, String> {
 pub fn for_project(root: &Path) -> Result<String, String> {
     let paper = std::fs::read_to_string(root.join("docs/PAPER.md")).map_err(|e| format!("docs/PAPER.md: {e}"))?;
     let notes_path = root.join("docs/coverage-notes.toml");
-    let notes: BTreeMap<String, Note> = toml::from_str(&std::fs::read_to_string(&notes_path).map_err(|e| format!("{}: {e}", notes_path.display()))?)
-        .map_err(|e| format!("{}: {e}", notes_path.display()))?;
+    let bad = |e: &dyn std::fmt::Display| format!("{}: {e}", notes_path.display());
+    let mut table: toml::Table = toml::from_str(&std::fs::read_to_string(&notes_path).map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    let facts: BTreeMap<String, String> = match table.remove("not_reproduced") {
+        Some(v) => v.try_into().map_err(|e| bad(&format!("[not_reproduced]: {e} (each entry: \"<fact>\" = \"<why>\")")))?,
+        None => BTreeMap::new(),
+    };
+    let notes: BTreeMap<String, Note> = toml::Value::Table(table).try_into().map_err(|e| bad(&e))?;
     let mut suites = load_suites(&root.join("suites"))?;
     for s in &mut suites {
         // Paths as a reader in the project folder types them.
@@ -175,7 +193,7 @@ pub fn for_project(root: &Path) -> Result<String, String> {
             s.path = rel.to_path_buf();
         }
     }
-    markdown(&items(&paper), &suites, &notes)
+    Ok(markdown(&items(&paper), &suites, &notes)? + &not_reproduced(&facts))
 }
 
 #[cfg(test)]
