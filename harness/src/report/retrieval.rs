@@ -123,6 +123,7 @@ fn retrieval_section(dir: &Path, records: &[RunRecord], md: &mut String, figs: &
     };
     let value = |r: &RunRecord, n: i64| top1(r, n);
     mixer_claims(dir, &groups, &ns, &value, &spec, md, verdicts)?;
+    ordering_claims(dir, &groups, &ns, &value, band.and_then(|t| t.seed_sd), md, verdicts)?;
 
     let series: Vec<Series> = groups
         .iter()
@@ -156,6 +157,76 @@ struct MixerClaim<'a> {
     /// The test as the section states it, and the stem of its table files.
     test: &'a str,
     stem: &'a str,
+}
+
+/// The paper's ordering of one model's embeddings by where they came from (T13: the corpus it was
+/// pretrained on): in one experiment, every two groups of the same model whose paper top-1 cells
+/// at n differ give a claim that the higher one retrieves better.
+fn ordering_claims(
+    dir: &Path,
+    groups: &BTreeMap<(String, String), Vec<&RunRecord>>,
+    ns: &std::collections::BTreeSet<i64>,
+    value: &dyn Fn(&RunRecord, i64) -> Option<f64>,
+    seed_sd: Option<f64>,
+    md: &mut String,
+    verdicts: &mut Vec<claims::Verdict>,
+) -> Result<()> {
+    let values = |runs: &[&RunRecord], n: i64| -> Vec<f64> { runs.iter().filter_map(|r| value(r, n)).collect() };
+    let paper = |runs: &[&RunRecord], n: i64| runs.iter().filter(|r| value(r, n).is_some()).find_map(|r| r.run.paper.as_ref()?.cell(&n.to_string()));
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    let all: Vec<(&(String, String), &Vec<&RunRecord>)> = groups.iter().collect();
+    for (i, ((pa, ma), ra)) in all.iter().enumerate() {
+        for ((pb, mb), rb) in &all[i + 1..] {
+            if ma != mb || ra[0].run.experiment != rb[0].run.experiment {
+                continue;
+            }
+            for &n in ns {
+                let (Some(ca), Some(cb)) = (paper(ra, n), paper(rb, n)) else { continue };
+                let (a, b) = (values(ra, n), values(rb, n));
+                if ca == cb || a.is_empty() || b.is_empty() {
+                    continue;
+                }
+                // The paper's better side first.
+                let ((hp, ha, hc), (lp, lb, lc)) = if ca > cb { ((pa, a, ca), (pb, b, cb)) } else { ((pb, b, cb), (pa, a, ca)) };
+                let v = claims::Verdict::test(
+                    "retrieval",
+                    &format!("{ma}: embeddings via {hp} retrieve better than via {lp} (paper {hc:.1} vs {lc:.1})"),
+                    hp,
+                    lp,
+                    &format!("top-1 at n = {n}"),
+                    &ha,
+                    &lb,
+                    false,
+                )
+                .plan_seeds(Some((hc, lc)), seed_sd, false);
+                let seeds_cell = v.seeds_cell();
+                let [t, df, p, verdict] = v.cells();
+                verdicts.push(v);
+                let means = format!("{:.1} vs {:.1}", mean_sd(&ha).0, mean_sd(&lb).0);
+                rows.push([format!("{hp} / {lp}"), ma.to_string(), n.to_string(), means, t, df, p, verdict, seeds_cell]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(md, "### Claim: the paper's ordering of one model's embeddings by their source
+");
+    let _ = writeln!(
+        md,
+        "Where the paper gives two top-1 cells of the same model in one experiment whose embeddings came different ways \
+         (T13: the corpus it was pretrained on), one-sided Welch t-test that the paper's higher cell is higher here too, \
+         per n. {} {}\n",
+        claims::rule(),
+        claims::SEEDS_RULE
+    );
+    let mut ct = Table::default();
+    let names = ["embeddings (paper's better first)", "model", "n", "top-1 mean", "t", "df", "p (one-sided)", "verdict", "seeds a side for a test"];
+    for (i, name) in names.iter().enumerate() {
+        ct.push(name, Col::Str(rows.iter().map(|c| c[i].clone()).collect()));
+    }
+    let _ = writeln!(md, "{}", ct.markdown());
+    ct.write(dir, "claims_order").context("writing claims_order.parquet / claims_order.csv")
 }
 
 /// Each mixer group against each transformer group whose embeddings came the same way after
