@@ -165,3 +165,31 @@ fn only_builds_the_producers_it_needs_and_a_failed_producer_fails_its_consumers(
     assert_eq!(err.matches("finished earlier, reused").count(), 12, "{err}");
     assert_eq!(err.matches(": running").count(), 2, "{err}");
 }
+
+/// T13's claim: the paper's ordering of one model's embeddings by the corpus it was pretrained
+/// on, tested pair by pair (the paper suite's ci profile: three pretraining corpora, 3 seeds).
+#[test]
+fn the_pretraining_corpora_are_claimed_in_the_papers_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper/retrieval_pretraining_data.toml");
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "--profile", "ci", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rep = std::fs::read_dir(dir.path().join("reports/retrieval-pretraining-data")).unwrap().next().unwrap().unwrap().path();
+    let md = std::fs::read_to_string(rep.join("README.md")).unwrap();
+    assert!(md.contains("### Claim: the paper's ordering of one model's embeddings by their source"), "{md}");
+    let order = std::fs::read_to_string(rep.join("claims_order.csv")).unwrap();
+    assert_eq!(order.lines().count(), 1 + 3, "three pairs of corpora at n = 32: {order}");
+    let claims: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rep.join("claims.json")).unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = claims
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["claim"].as_str().is_some_and(|t| t.contains("retrieve better than via")))
+        .map(|c| (c["better"].as_str().unwrap().to_string(), c["than"].as_str().unwrap().to_string()))
+        .collect();
+    let first = |s: &str| s.split(" → ").next().unwrap().to_string();
+    let mut got: Vec<(String, String)> = pairs.iter().map(|(b, t)| (first(b), first(t))).collect();
+    got.sort();
+    let want = [("clm_finemath", "clm_fineweb_1ep"), ("clm_finemath", "clm_fineweb_2ep"), ("clm_fineweb_2ep", "clm_fineweb_1ep")];
+    assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec(), "{claims}");
+}
