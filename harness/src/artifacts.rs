@@ -122,7 +122,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn self_hash(&self) -> String {
+    pub(crate) fn self_hash(&self) -> String {
         let bare = Manifest { manifest_sha256: None, ..self.clone() };
         sha256_bytes(serde_json::to_string_pretty(&bare).expect("manifest serializes").as_bytes())
     }

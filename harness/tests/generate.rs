@@ -137,6 +137,24 @@ fn eval_scores_any_text_and_a_trained_model_prefers_its_kind_of_text() {
     assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
     let o = harness(dir.path(), &["eval", targets[0], "--data", "noise.jsonl", "--out", "e3"]);
     assert!(!o.status.success() && stderr(&o).contains("text") && stderr(&o).contains("noise.jsonl"), "{}", stderr(&o));
+
+    // A run's files are checked against its manifest before use: one flipped bit in the weights,
+    // one edited byte of the tokenizer, and each is named (not used); restored, both work again.
+    for (file, at) in [("model.safetensors", 0.5), ("tokenizer.json", 0.5)] {
+        let path = runs[0].join(file);
+        let good = std::fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        let i = (bad.len() as f64 * at) as usize;
+        bad[i] ^= if file == "tokenizer.json" { 0x01 } else { 0x10 };
+        std::fs::write(&path, &bad).unwrap();
+        for cmd in [vec!["generate", targets[0], "--prompt", "Tom had"], vec!["eval", targets[0], "--data", "like.txt", "--out", "e4"]] {
+            let o = harness(dir.path(), &cmd);
+            assert!(!o.status.success() && stderr(&o).contains(file) && stderr(&o).contains("changed since the run finished"), "{cmd:?} with {file} edited: {}", stderr(&o));
+        }
+        std::fs::write(&path, &good).unwrap();
+    }
+    let o = harness(dir.path(), &["generate", targets[0], "--prompt", "Tom had", "--max-new-tokens", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// The harness's Llama, exported with `harness export hf`, generates greedily what

@@ -86,7 +86,40 @@ pub fn resolve(target: &str, results: &Path, model_of: Option<&str>) -> Result<(
     Ok((run_dir, checkpoint))
 }
 
-/// Loads a run's model (from `checkpoint`, its `model.safetensors` by default) and tokenizer.
+/// A finished run's files that a command is about to use, checked against its manifest: each
+/// must be one the manifest records, with the hash it records. A changed file is named, not used
+/// (a flipped bit in the weights, an edited tokenizer). A run that has not finished records no
+/// files yet: its files are used as they are (a checkpoint written mid-run, say).
+fn verify_run_files(run_dir: &Path, files: &[&Path]) -> Result<()> {
+    let dir = crate::artifacts::RunDir { path: run_dir.to_path_buf() };
+    let Some(m) = dir.read_manifest() else { return Ok(()) };
+    if m.status != crate::artifacts::RunStatus::Finished {
+        return Ok(());
+    }
+    if m.manifest_sha256.as_ref().is_some_and(|h| *h != m.self_hash()) {
+        bail!("{}: the manifest was edited after the run finished (its self-hash does not match); run the suite again to rebuild the run", run_dir.join("manifest.json").display());
+    }
+    for f in files {
+        let Ok(rel) = f.strip_prefix(run_dir) else { continue };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let Some(recorded) = m.files.get(&rel) else {
+            bail!("{}: not a file this run wrote (its manifest lists {} files, not this one); give one of them, or a checkpoint outside the run with --model-of", f.display(), m.files.len());
+        };
+        let now = crate::artifacts::sha256_file(f).with_context(|| format!("reading {}", f.display()))?;
+        if &now != recorded {
+            bail!(
+                "{}: changed since the run finished (sha256 {}..., its manifest records {}...): it is not the run's {rel}; restore it, or run the suite again to rebuild the run",
+                f.display(),
+                &now[..12],
+                &recorded[..recorded.len().min(12)]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads a run's model (from `checkpoint`, its `model.safetensors` by default) and tokenizer,
+/// each checked against the run's manifest first.
 pub fn load(run_dir: &Path, checkpoint: &Path, device: Device) -> Result<Loaded> {
     let config_path = run_dir.join("config.json");
     let text = crate::artifacts::read_regular_string(&config_path)
@@ -97,12 +130,21 @@ pub fn load(run_dir: &Path, checkpoint: &Path, device: Device) -> Result<Loaded>
     };
     let tok_path = run_dir.join("tokenizer.json");
     let json = crate::artifacts::read_regular_string(&tok_path).with_context(|| format!("{}: the run's tokenizer is missing", tok_path.display()))?;
-    let tok = Tok::from_json(json, &tok_path)?;
-    let vs = nn::VarStore::new(device);
-    let model = spec.build(&vs.root(), data.vocab_size as i64, data.n_ctx).with_context(|| format!("{}: building its model", config_path.display()))?;
     if !checkpoint.exists() {
         bail!("{}: no checkpoint (the run has not finished, or its kind saves none)", checkpoint.display());
     }
+    verify_run_files(run_dir, &[&config_path, &tok_path, checkpoint])?;
+    let tok = Tok::from_json(json, &tok_path)?;
+    if tok.vocab_size() > data.vocab_size as i64 {
+        bail!(
+            "{}: the tokenizer has {} tokens but the model embeds {} (data.vocab_size): its ids would index past the embedding; use the run's own tokenizer",
+            tok_path.display(),
+            tok.vocab_size(),
+            data.vocab_size
+        );
+    }
+    let vs = nn::VarStore::new(device);
+    let model = spec.build(&vs.root(), data.vocab_size as i64, data.n_ctx).with_context(|| format!("{}: building its model", config_path.display()))?;
     let checkpoint_sha256 = crate::artifacts::sha256_file(checkpoint).with_context(|| format!("reading {}", checkpoint.display()))?;
     mm_models::checkpoint::load(&vs, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
     model.remask();
