@@ -202,3 +202,48 @@ fn presets_resolve_in_the_plan() {
     let out = harness(dir.path(), &["plan", bad.to_str().unwrap()]);
     assert!(stderr(&out).contains("unknown preset `tinystorie`; known: tinystories"), "{}", stderr(&out));
 }
+
+/// A parquet file of documents in a `text` column, as the FineWeb and FineMath presets hold them.
+fn parquet_docs(n: usize, seed: u64, dir: &std::path::Path, stem: &str) -> Vec<u8> {
+    use harness::report::table::{Col, Table};
+    let mut t = Table::default();
+    t.push("text", Col::Str(harness::data::embedded::generate(n, seed).into_iter().map(|r| r.story).collect()));
+    t.write(dir, stem).unwrap();
+    std::fs::read(dir.join(format!("{stem}.parquet"))).unwrap()
+}
+
+/// B.3: `data.tokenizer_text` trains the tokenizer on another preset's text, and it is that
+/// preset's runs' own file (the paper's FineMath runs reused the FineWeb-trained tokenizer); a
+/// run without it trains on its own text. Each preset holds its 50,000 test rows and 400 more; the
+/// runs read all of it, as the paper's do.
+#[test]
+fn a_tokenizer_trained_on_another_presets_text_is_that_presets_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = HashMap::new();
+    let n = 50_000 + 400;
+    files.insert("HuggingFaceFW/fineweb-edu/resolve/main/sample/10BT/000.parquet".to_string(), parquet_docs(n, 5, dir.path(), "fw"));
+    files.insert("HuggingFaceTB/finemath/resolve/main/finemath-4plus/000.parquet".to_string(), parquet_docs(n, 6, dir.path(), "fm"));
+    let endpoint = serve(files);
+    let hf_home = dir.path().join("hf");
+    let env = [("HF_ENDPOINT", endpoint.as_str()), ("HF_HOME", hf_home.to_str().unwrap())];
+    let tok = |preset: &str, text: Option<&str>| -> String {
+        let data = format!(
+            "source = \"hf\"\npreset = \"{preset}\"\ntokenizer = \"llama3\"\ntokenizer_lines = \"paper\"\n{}",
+            text.map_or(String::new(), |t| format!("tokenizer_text = \"{t}\"\n"))
+        );
+        let suite = write_suite(dir.path(), "tt.toml", &TINY.replace("source = \"embedded\"\nn_stories = 150", &data).replace("vocab_size = 300", "vocab_size = 600"));
+        let one = "model={kind=\"masked_mixer\", d_model=16, n_layers=1}";
+        let out = harness_env(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--set", one, "--set", "train.steps=2", "--set", "train.eval_batches=1"], &env);
+        assert!(out.status.success(), "{preset} {text:?}: {}", stderr(&out));
+        let results = dir.path().join("results");
+        let config = |m: &serde_json::Value| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(run_dir(&results, "tiny", m).join("config.json")).unwrap()).unwrap() };
+        let ms = manifest(&results, "tiny");
+        let m = ms.iter().find(|m| config(m)["data"]["preset"] == preset && config(m)["data"]["tokenizer_text"].as_str() == text).expect("the run");
+        m["inputs"]["tokenizer.json"].as_str().unwrap().to_string()
+    };
+    let fineweb = tok("fineweb-edu-10bt", None);
+    let reused = tok("finemath-4plus", Some("fineweb-edu-10bt"));
+    let own = tok("finemath-4plus", None);
+    assert_eq!(reused, fineweb, "FineMath with tokenizer_text = FineWeb uses FineWeb's file");
+    assert_ne!(own, fineweb, "FineMath's own text trains another tokenizer");
+}

@@ -153,6 +153,13 @@ impl Tok {
             let json = crate::artifacts::read_regular_string(p).map_err(|e| setting(DataError::Read { path: p.clone(), error: e }))?;
             return Self::from_json(json, p).map_err(setting);
         }
+        // Another preset's text trains it (B.3: FineMath reused FineWeb's tokenizer): that
+        // preset's own tokenizer, from the same cache.
+        if let Some(Ok(tcfg)) = cfg.tokenizer_text_config() {
+            // (An invalid one was refused when the suite was read: `DataConfig::normalize`.)
+            let corpus = Corpus::open(&tcfg).map_err(|e| DataError::Setting { key: "data.tokenizer_text", error: Box::new(e) })?;
+            return Self::for_run(&tcfg, &corpus, cache);
+        }
         let base = match &cfg.tokenizer_base {
             Some(p) => {
                 let setting = |e| DataError::Setting { key: "data.tokenizer_base", error: Box::new(e) };

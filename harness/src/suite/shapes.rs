@@ -58,6 +58,8 @@ pub fn data_at_hand(d: &mut DataConfig) {
     if d.tokenizer == TokenizerKind::Llama {
         d.tokenizer_lines = TokenizerLines::All;
     }
+    // The slice's own text trains the tokenizer, not another preset's.
+    d.tokenizer_text = None;
     d.preset = None;
     d.repo = None;
     d.revision = None;

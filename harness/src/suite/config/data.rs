@@ -119,6 +119,11 @@ pub struct DataConfig {
     /// paper scripts' selection, I.7) or "first_2m" (the corrected reading of I.7; `llama`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub tokenizer_lines: TokenizerLines,
+    /// A preset whose text trains the tokenizer instead of this run's own ("own", the default):
+    /// the paper's FineMath runs reused the tokenizer trained on FineWeb-edu (B.3). The file is
+    /// that preset's runs' own (one cache key: kind, text, vocabulary, lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_text: Option<String>,
     /// `text`: training file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -271,8 +276,44 @@ impl DataConfig {
         }
     }
 
+    /// The data a `tokenizer_text` preset names, read as this run's would be (its tokenizer
+    /// settings, the preset's files and split), normalized.
+    pub fn tokenizer_text_config(&self) -> Option<Result<DataConfig, Invalid>> {
+        let name = self.tokenizer_text.as_ref()?;
+        let mut t = self.clone();
+        t.source = DataSource::Hf;
+        t.preset = Some(name.clone());
+        t.repo = None;
+        t.revision = None;
+        t.files.clear();
+        t.eval_files.clear();
+        t.sha256.clear();
+        t.eval_rows = None;
+        t.n_stories = None;
+        t.eval_stories = None;
+        t.text_column = None;
+        t.path = None;
+        t.eval_path = None;
+        t.tokenizer_text = None;
+        Some(t.normalize().map(|_| t))
+    }
+
     /// Fills a Hugging Face preset's repo and files, and checks every setting against the others.
     pub fn normalize(&mut self) -> Result<(), Invalid> {
+        if self.tokenizer_text.as_deref() == Some("own") {
+            self.tokenizer_text = None;
+        }
+        if let Some(name) = &self.tokenizer_text {
+            if preset(name).is_none() {
+                return Err(Invalid::new("data.tokenizer_text", format!("`{name}` is not a preset; known: {}, or \"own\"", PRESETS.join(", "))));
+            }
+            if self.tokenizer_path.is_some() {
+                return Err(Invalid::new("data.tokenizer_text", "names the text a tokenizer is trained on; with tokenizer_path none is trained: remove one"));
+            }
+            if let Some(Err(e)) = self.tokenizer_text_config() {
+                return Err(Invalid::new("data.tokenizer_text", format!("the preset's data as this run reads it: {} ({})", e.message, e.key)));
+            }
+        }
         if self.source == DataSource::Hf {
             if let Some(name) = self.preset.clone() {
                 let p = preset(&name).ok_or_else(|| {
