@@ -323,7 +323,10 @@ fn reference_mask_grad_reaches_the_autoencoders_and_the_transfixer() {
     let tokens = Tensor::randint(V, [2, L], (Kind::Int64, Device::Cpu));
     for (functional, reference, key) in cases {
         let (vs_f, f) = build(&functional, 5);
-        let (vs_r, r) = build(&reference, 5);
+        // The same weights by copy, not by reseeding: tests share libtorch's global RNG across
+        // threads, so two seeded inits can interleave with another test's draws.
+        let (mut vs_r, r) = build(&reference, 5);
+        vs_r.copy(&vs_f).unwrap();
         let (yf, yr) = (f.forward_t(&tokens, false), r.forward_t(&tokens, false));
         assert!(yf.equal(&yr), "{reference:?}: same forward");
         yf.square().sum(Kind::Float).backward();
