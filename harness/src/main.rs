@@ -408,9 +408,10 @@ enum PairsCommand {
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
         /// Requests started per second at most (0: no limit).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = non_negative_rate)]
         rate: f64,
-        #[arg(long, default_value_t = 300)]
+        /// Seconds a request may take before it is retried.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         timeout_s: u64,
         /// Tries after the first on 429, 5xx, time-outs and malformed replies.
         #[arg(long, default_value_t = 6)]
@@ -561,6 +562,15 @@ fn same_cpu_kernels(suites: &[Suite]) -> Result<()> {
         modes.iter().map(|(m, s)| format!("{s}: {m}")).collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+/// `--rate`: requests per second, 0 for no limit.
+fn non_negative_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        Ok(_) => Err("give requests per second, 0 or more (0: no limit)".into()),
+        Err(e) => Err(format!("{e}; give requests per second, 0 or more (0: no limit)")),
+    }
 }
 
 fn main() -> Result<()> {
@@ -816,7 +826,11 @@ fn main() -> Result<()> {
                 println!("{}: CE {:.4}, perplexity {:.2} over {} tokens ({} rows of {}) in {:.1} s", m.label(), s.mean_ce, s.perplexity, s.tokens, s.rows, s.n_ctx, s.seconds);
                 scores.push(s);
             }
-            let out = out.unwrap_or_else(|| PathBuf::from("reports/eval").join(harness::artifacts::utc_now().replace([':', '-'], "")));
+            // The default is named for the time; a second eval within the same second gets a suffix.
+            let out = out.unwrap_or_else(|| {
+                let base = PathBuf::from("reports/eval").join(harness::artifacts::utc_now().replace([':', '-'], ""));
+                (1..).map(|k| if k == 1 { base.clone() } else { PathBuf::from(format!("{}-{k}", base.display())) }).find(|p| !p.exists()).unwrap_or(base)
+            });
             eval::write_report(&out, &scores)?;
             println!("report: {}", out.join("README.md").display());
         }
@@ -1077,7 +1091,7 @@ fn data_tokenizer(
     let corpus = harness::data::Corpus::open(&cfg).with_context(|| format!("reading {}", input.display()))?;
     let started = std::time::Instant::now();
     let base_json = match &cfg.tokenizer_base {
-        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("--base {}", p.display()))?).with_context(|| format!("--base {}: not JSON", p.display()))?),
+        Some(p) => Some(serde_json::from_str(&harness::artifacts::read_regular_string(p).with_context(|| format!("--base {}", p.display()))?).with_context(|| format!("--base {}: not JSON", p.display()))?),
         None => None,
     };
     let failed = std::sync::Mutex::new(None);

@@ -69,6 +69,12 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
             .map(|r| r.id.clone())
             .collect();
         let selected = suite.select(&opts.only, &failed)?;
+        // No failed run to retry is success, as make's "nothing to be done": a retry loop
+        // (`harness run S --only failed` until it exits 0) must end.
+        if selected.is_empty() && opts.only.iter().all(|s| s == "failed") {
+            eprintln!("{}: --only failed: no run failed before here, in {}: nothing to do", suite.path.display(), opts.results.display());
+            return Ok(Outcome { records: Vec::new(), report: None, rerun_failed: 0 });
+        }
         if selected.is_empty() {
             anyhow::bail!(
                 "{}: --only {} selects no run (no run failed before here, in {}): nothing to do",

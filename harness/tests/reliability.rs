@@ -89,6 +89,21 @@ fn a_diverging_run_fails_alone_and_only_failed_reruns_it() {
     assert!(e.contains("training diverged"), "{e}");
 }
 
+/// `--only failed` where no run failed is success with nothing to do (as make's "nothing to be
+/// done"), so a retry loop ends.
+#[test]
+fn only_failed_with_no_failure_is_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "tiny.toml", &tiny_mixer_only());
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--only", "failed"]);
+    let e = stderr(&again);
+    assert!(again.status.success(), "{e}");
+    assert!(e.contains("--only failed: no run failed before here") && e.contains("nothing to do"), "{e}");
+    assert!(!e.contains(": running"), "{e}");
+}
+
 /// A consumer finished on a producer's file is not reused once the producer holds another file:
 /// here an embeddings file is replaced under an `embed source = "file"` experiment, its embed
 /// run reruns (its input changed), and the retrieval_eval run that read the old embeddings

@@ -53,7 +53,15 @@ pub struct Column {
     ready: VecDeque<String>,
     any: bool,
     done: bool,
+    /// Rows read, and those without the column (absent or null): the first few by number.
+    rows: usize,
+    lacking: usize,
+    first_lacking: Vec<usize>,
 }
+
+/// The share of rows that may lack the text column (absent or null) before the file is
+/// refused: a few gaps are a dataset's, more are a wrong column name or a mixed file.
+pub const MAX_LACKING_SHARE: f64 = 0.01;
 
 enum Source {
     Jsonl { reader: BufReader<std::fs::File>, line: usize, first_keys: Option<Vec<String>>, seen_column: bool },
@@ -85,7 +93,36 @@ impl Column {
                 Source::Parquet { next: 0, total: reader.num_rows().map_err(bad)? }
             }
         };
-        Ok(Self { path: path.into(), column: column.into(), source, ready: VecDeque::new(), any: false, done: false })
+        Ok(Self { path: path.into(), column: column.into(), source, ready: VecDeque::new(), any: false, done: false, rows: 0, lacking: 0, first_lacking: Vec::new() })
+    }
+
+    fn lack(&mut self, row: usize) {
+        self.lacking += 1;
+        if self.first_lacking.len() < 5 {
+            self.first_lacking.push(row);
+        }
+    }
+
+    /// At the end of the file: refused when more than [`MAX_LACKING_SHARE`] of its rows lack
+    /// the column.
+    fn check_lacking(&self, unit: &str) -> Result<(), DataError> {
+        if self.lacking == 0 || (self.lacking as f64) <= MAX_LACKING_SHARE * self.rows as f64 {
+            return Ok(());
+        }
+        let first: Vec<String> = self.first_lacking.iter().map(|r| r.to_string()).collect();
+        let more = if self.lacking > first.len() { ", ..." } else { "" };
+        Err(DataError::Columnar {
+            path: self.path.clone(),
+            message: format!(
+                "column `{}` is absent or null in {} of {} rows ({unit} {}{more}); more than {}% is refused, as it reads as a wrong column name \
+                 or a mixed file: name the column that holds the text, or drop those rows",
+                self.column,
+                self.lacking,
+                self.rows,
+                first.join(", "),
+                MAX_LACKING_SHARE * 100.0
+            ),
+        })
     }
 
     fn push(&mut self, text: &str) {
@@ -112,6 +149,7 @@ impl Column {
                     if !*seen_column && first_keys.is_some() {
                         return Err(DataError::MissingColumn { path: self.path.clone(), column: self.column.clone(), available: first_keys.take().unwrap_or_default() });
                     }
+                    self.check_lacking("lines")?;
                     return if self.any { Ok(()) } else { Err(DataError::Empty { path: self.path.clone() }) };
                 }
                 if text.trim().is_empty() {
@@ -125,8 +163,13 @@ impl Column {
                 if first_keys.is_none() {
                     *first_keys = Some(map.keys().cloned().collect());
                 }
+                self.rows += 1;
                 match map.get(&self.column) {
-                    None | Some(serde_json::Value::Null) => Ok(()),
+                    None | Some(serde_json::Value::Null) => {
+                        let at = *line;
+                        self.lack(at);
+                        Ok(())
+                    }
                     Some(serde_json::Value::String(s)) => {
                         *seen_column = true;
                         let s = s.clone();
@@ -147,6 +190,7 @@ impl Column {
             Source::Parquet { next, total } => {
                 if *next >= *total {
                     self.done = true;
+                    self.check_lacking("rows")?;
                     return if self.any { Ok(()) } else { Err(DataError::Empty { path: self.path.clone() }) };
                 }
                 let file = std::fs::File::open(&self.path).map_err(|e| DataError::Read { path: self.path.clone(), error: e })?;
@@ -155,10 +199,16 @@ impl Column {
                     .with_slice(Some((*next, SLICE_ROWS)))
                     .finish()
                     .map_err(|e| columnar(&self.path, format!("rows {next}..: not a readable parquet file ({e})")))?;
+                let first = *next;
                 *next += SLICE_ROWS;
                 let col = df.column(&self.column).map_err(|e| columnar(&self.path, e.to_string()))?;
                 let strings = col.str().map_err(|_| columnar(&self.path, format!("column `{}` holds {}, not text", self.column, col.dtype())))?;
-                for t in strings.iter().flatten() {
+                self.rows += strings.len();
+                for (i, t) in strings.iter().enumerate() {
+                    let Some(t) = t else {
+                        self.lack(first + i + 1);
+                        continue;
+                    };
                     let t = t.trim();
                     if !t.is_empty() {
                         self.any = true;
@@ -208,13 +258,21 @@ mod tests {
         let mut df = df!("text" => ["a tale", "another"], "n" => [1i64, 2]).unwrap();
         ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
         assert_eq!(read_column(&pq, Format::Parquet, "text").unwrap(), vec!["a tale", "another"]);
-        // A parquet file of several slices reads in order, nulls and blanks dropped, only `text`.
-        let texts: Vec<Option<String>> = (0..20_000).map(|i| (i % 7 != 3).then(|| if i % 11 == 0 { " ".into() } else { format!("doc {i}") })).collect();
-        let want: Vec<String> = texts.iter().flatten().filter(|t| !t.trim().is_empty()).cloned().collect();
-        let cols = vec![polars::prelude::Column::new("id".into(), (0..20_000i64).collect::<Vec<_>>()), polars::prelude::Column::new("text".into(), texts)];
-        let mut df = DataFrame::new_infer_height(cols).unwrap();
-        ParquetWriter::new(std::fs::File::create(&pq).unwrap()).with_row_group_size(Some(3000)).finish(&mut df).unwrap();
+        // A parquet file of several slices reads in order, nulls (under 1% of rows) and blanks
+        // dropped, only `text`; with a seventh of its rows null it is refused, naming them.
+        let write = |null_every: usize| {
+            let texts: Vec<Option<String>> =
+                (0..20_000).map(|i| (i % null_every != 3).then(|| if i % 11 == 0 { " ".into() } else { format!("doc {i}") })).collect();
+            let cols = vec![polars::prelude::Column::new("id".into(), (0..20_000i64).collect::<Vec<_>>()), polars::prelude::Column::new("text".into(), texts.clone())];
+            let mut df = DataFrame::new_infer_height(cols).unwrap();
+            ParquetWriter::new(std::fs::File::create(&pq).unwrap()).with_row_group_size(Some(3000)).finish(&mut df).unwrap();
+            texts.into_iter().flatten().filter(|t| !t.trim().is_empty()).collect::<Vec<String>>()
+        };
+        let want = write(150);
         assert_eq!(read_column(&pq, Format::Parquet, "text").unwrap(), want);
+        write(7);
+        let e = read_column(&pq, Format::Parquet, "text").unwrap_err().to_string();
+        assert!(e.contains("d.parquet") && e.contains("absent or null in 2857 of 20000 rows (rows 4, 11, 18, 25, 32, ...)"), "{e}");
         let e = read_column(&pq, Format::Parquet, "id").unwrap_err().to_string();
         assert!(e.contains("not text"), "{e}");
         let e = read_column(&jl, Format::Parquet, "text").unwrap_err().to_string();

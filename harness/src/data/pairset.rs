@@ -88,7 +88,7 @@ pub fn export(e: &Export, out: &Path, replace: bool) -> Result<usize> {
 }
 
 pub fn read_passages(path: &Path) -> Result<Vec<Passage>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::artifacts::read_regular_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
         .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: not a passage written by `harness data pairs export`", path.display(), i + 1)))
@@ -119,7 +119,7 @@ pub fn join(passages: &Path, summaries: &[PathBuf], test_pairs: usize, out: &Pat
     let mut by_row: BTreeMap<usize, (Summary, &Path)> = BTreeMap::new();
     let mut doubled = Vec::new();
     for file in summaries {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = crate::artifacts::read_regular_string(file).with_context(|| format!("reading {}", file.display()))?;
         for (i, l) in text.lines().enumerate() {
             let s: Summary = serde_json::from_str(l).with_context(|| format!("{} line {}: not a summary written by `harness data pairs summarize`", file.display(), i + 1))?;
             if let Some((_, first)) = by_row.get(&s.row) {

@@ -46,6 +46,11 @@ pub fn eval(m: &Loaded, data: &Path, field: &str, batch: i64, cache: &Path) -> R
     anyhow::ensure!(!rows.is_empty(), "{}: no row of {} tokens to score", data.display(), d.n_ctx);
     let precision = crate::suite::Precision::Fp32;
     let scored = crate::train::evaluate(m.model.as_ref(), &rows, batch, None, m.device, precision)?;
+    anyhow::ensure!(
+        scored.targets > 0,
+        "{}: no token to score: each text is at most one token with this run's tokenizer (a scored token needs one before it); give longer texts",
+        data.display()
+    );
     Ok(Scored {
         run: m.short_id(),
         model: m.config.model().label(),

@@ -340,8 +340,18 @@ fn memory_grids(rows: &[(Row, &RunRecord)], md: &mut String, found: &mut super::
 /// run folders) as one table keyed by device and versions, and a bar chart of tokens/s.
 pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
+    // Each results folder is read once: the same folder twice, or one inside another, would
+    // count its runs twice.
+    let mut read: Vec<(PathBuf, &PathBuf)> = Vec::new();
     for d in dirs {
         anyhow::ensure!(d.is_dir(), "{}: not a folder; give results folders (e.g. results/ or a copy of one from another machine)", d.display());
+        let canonical = d.canonicalize().with_context(|| format!("reading {}", d.display()))?;
+        if let Some((_, first)) = read.iter().find(|(c, _)| canonical.starts_with(c) || c.starts_with(&canonical)) {
+            anyhow::bail!("{} and {} are the same folder or one holds the other: give each results folder once", first.display(), d.display());
+        }
+        read.push((canonical, d));
+    }
+    for d in dirs {
         let before = rows.len();
         scan(d, &mut rows, 0)?;
         anyhow::ensure!(rows.len() > before, "{}: holds no finished throughput runs (run e.g. `harness run suites/paper/throughput.toml` there first)", d.display());

@@ -20,6 +20,9 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for name in from.names().into_iter().filter(|n| !skipped.contains(*n)) {
             let Some((key, (kind, runs))) = earlier.get_key_value(name) else {
+                if name == exp.name {
+                    return Err(self.invalid("from", format!("experiment `{name}` names itself: `from` names an earlier experiment whose runs this one reads")));
+                }
                 let later = self.source.contains(&format!("name = \"{name}\""));
                 let fix = if later { "move it before this one" } else { "name an experiment of this suite" };
                 return Err(self.invalid("from", format!("experiment `{}`: `{name}` is not an earlier experiment; {fix}", exp.name)));

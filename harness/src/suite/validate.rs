@@ -29,6 +29,12 @@ impl Ctx<'_> {
         if file.name.is_empty() || !file.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(self.invalid("name", "use letters, digits, '_' and '-' (it names the results folder)"));
         }
+        if let Some(bad) = file.reproduces.iter().find(|id| !paper_item(id)) {
+            return Err(self.invalid(
+                "reproduces",
+                format!("{bad:?} is not a PAPER.md item: name a table T1-T14, a figure F1-F24 (H.1-H.24) or a section such as \"D\" or \"A.2\""),
+            ));
+        }
         for key in file.defaults.keys() {
             if !default_keys().contains(&key.as_str()) {
                 return Err(self.invalid(key, format!("unknown key in [defaults]; allowed: {}", default_keys().join(", "))));
@@ -39,6 +45,13 @@ impl Ctx<'_> {
         }
         let mut seen = std::collections::BTreeSet::new();
         for e in &file.experiments {
+            // Names go into the plan's and the report's tables, folder-free file names and `--only`.
+            if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+                return Err(self.invalid("name", format!("experiment name {:?}: use letters, digits, '_', '-' and '.' (it names rows of the plan and the report)", e.name)));
+            }
+            if e.name == "failed" {
+                return Err(self.invalid("name", "experiment name `failed` is taken: `--only failed` selects the runs that failed; rename the experiment"));
+            }
             if !seen.insert(&e.name) {
                 return Err(self.invalid("name", format!("experiment name `{}` is used twice", e.name)));
             }
@@ -95,5 +108,25 @@ impl Ctx<'_> {
             other => other,
         };
         Ok(())
+    }
+}
+
+/// A table (T1-T14), figure (F1-F24, PAPER.md's H.1-H.24) or section ("D", "A.2", "E3") of
+/// PAPER.md, as `reproduces` names them.
+fn paper_item(id: &str) -> bool {
+    let number = |s: &str, max: u32| s.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n)) && !s.starts_with('0');
+    if let Some(n) = id.strip_prefix('T') {
+        return number(n, 14);
+    }
+    if let Some(n) = id.strip_prefix('F') {
+        return number(n, 24);
+    }
+    let mut chars = id.chars();
+    match chars.next() {
+        Some('A'..='I') => {
+            let rest = chars.as_str();
+            rest.is_empty() || number(rest.strip_prefix('.').unwrap_or(rest), 9)
+        }
+        _ => false,
     }
 }
