@@ -142,17 +142,22 @@ impl<'a> Embedder<'a> {
     pub fn embed(&self, texts: &[String], batch: i64, bar: &ProgressBar) -> Result<Tensor> {
         let tokens = self.tokens(texts)?;
         let n = tokens.size()[0];
-        let mut parts = Vec::new();
+        // One output allocated once: a small tensor kept per batch would sit between the
+        // batches' freed temporaries, and a heap that keeps freed memory
+        // (`device::keep_freed_memory`) would grow by a batch's forward every few batches.
+        let mut out: Option<Tensor> = None;
         tch::no_grad(|| {
             let mut start = 0;
             while start < n {
                 let len = batch.min(n - start);
-                parts.push(self.forward(&tokens.narrow(0, start, len), false).to_kind(Kind::Float).to_device(Device::Cpu));
+                let e = self.forward(&tokens.narrow(0, start, len), false).to_kind(Kind::Float).to_device(Device::Cpu);
+                let all = out.get_or_insert_with(|| Tensor::zeros([n, e.size()[1]], (Kind::Float, Device::Cpu)));
+                all.narrow(0, start, len).copy_(&e);
                 bar.inc(len as u64);
                 start += len;
             }
         });
-        Ok(Tensor::cat(&parts, 0))
+        out.ok_or_else(|| anyhow::anyhow!("no texts to embed"))
     }
 }
 

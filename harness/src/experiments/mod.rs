@@ -408,6 +408,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
         let cases = [
             ("retrieval_frozen_tinystories", ExperimentKind::Embed, "masked_mixer d512 n8", 1183.0),
+            ("retrieval_frozen_fineweb", ExperimentKind::Embed, "masked_mixer d512 n16", 1029.0),
             ("throughput", ExperimentKind::Throughput, "masked_mixer d1024 n8", 1650.0),
             ("representation_fineweb", ExperimentKind::Representation, "masked_mixer d1024 n16", 1783.0),
         ];
