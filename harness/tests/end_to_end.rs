@@ -323,6 +323,34 @@ fn every_architecture_trains_a_few_steps() {
         let (first, last) = (evals.first().unwrap(), evals.last().unwrap());
         assert!(first.0 == 0 && last.1 < first.1, "{}: eval loss did not fall: {evals:?}", m["run_id"]);
     }
+    // Generation, both ways or neither: where the incremental decoder runs, the full recompute
+    // gives the same tokens; where a kind has none, `--recompute` is refused as well (a full
+    // forward of a model that sees both sides is no left-to-right continuation).
+    let mut decoded = 0;
+    for m in &ms {
+        let folder = run_dir(&dir.path().join("results"), "tiny", m);
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap()).unwrap();
+        let run = folder.display().to_string();
+        let model = config["model"].to_string();
+        let args = |recompute: bool| {
+            let mut a = vec!["generate", run.as_str(), "--prompt", "Tom had a", "--max-new-tokens", "6", "--ignore-eos", "--json"];
+            if recompute {
+                a.push("--recompute");
+            }
+            harness(dir.path(), &a)
+        };
+        let (inc, full) = (args(false), args(true));
+        assert_eq!(inc.status.success(), full.status.success(), "{model}: {} / {}", stderr(&inc), stderr(&full));
+        if inc.status.success() {
+            decoded += 1;
+            let ids = |o: &std::process::Output| -> serde_json::Value { serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["new_ids"].clone() };
+            assert_eq!(ids(&inc), ids(&full), "{model}: incremental and full recompute differ");
+        } else {
+            let e = stderr(&full);
+            assert!(e.contains("--recompute") && !e.contains("panicked"), "{model}: {e}");
+        }
+    }
+    assert!(decoded >= 3, "the causal mixer, Llama and GPT decode: {decoded}");
 }
 
 #[test]

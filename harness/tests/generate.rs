@@ -98,6 +98,12 @@ fn generation_is_deterministic_and_the_incremental_decoder_equals_the_full_recom
         let out = harness(dir.path(), &args);
         assert!(!out.status.success() && stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
     }
+    // A prompt longer than the mixer's n_ctx is refused, quoted by its head and length only.
+    let long = "Tom had a ball. ".repeat(12_500);
+    std::fs::write(dir.path().join("long.txt"), format!("{long}\n")).unwrap();
+    let out = harness(dir.path(), &["generate", runs[0].to_str().unwrap(), "--prompts", "long.txt"]);
+    let e = stderr(&out);
+    assert!(!out.status.success() && e.contains("\"... (200000 characters)") && e.contains("nothing is left to generate") && e.len() < 2_000, "{}", &e[..e.len().min(3_000)]);
     // A mixer holds n_ctx positions: generation stops there and says so.
     let out = generate(dir.path(), &[runs[0].to_str().unwrap(), "--prompt", "Tom had a", "--max-new-tokens", "100", "--ignore-eos"]);
     assert_eq!(out[0]["stop"], "capacity");

@@ -97,22 +97,30 @@ fn pick(logits: &Tensor, s: &Sampling) -> i64 {
 /// and prompts give the same text.
 pub fn generate(m: &Loaded, prompts: &[String], max_new: usize, s: &Sampling, seed: u64, recompute: bool, ignore_eos: bool) -> Result<Vec<Generated>> {
     s.check()?;
-    if !recompute && m.model.decoder().is_none() {
-        bail!("{}: this model sees both sides of each position (or is an autoencoder), so it does not generate left to right", m.label());
+    // Both ways or neither: `--recompute` checks the incremental decoder, so a model without one
+    // is refused with it too (a full forward of a model that sees both sides, or of a fixed-length
+    // autoencoder, gives no left-to-right continuation).
+    if m.model.decoder().is_none() {
+        let with = if recompute { " (with --recompute too: it checks the incremental decoder)" } else { "" };
+        bail!("{}: this model sees both sides of each position (or is an autoencoder), so it does not generate left to right{with}", m.label());
     }
     tch::manual_seed(seed as i64);
     let tok_vocab = m.tok.vocab_size();
     let mut out = Vec::new();
     for prompt in prompts {
-        let enc = m.tok.tokenizer.encode(prompt.as_str(), false).map_err(|e| anyhow::anyhow!("tokenizing the prompt {prompt:?}: {e}"))?;
+        let enc = m.tok.tokenizer.encode(prompt.as_str(), false).map_err(|e| anyhow::anyhow!("tokenizing the prompt {}: {e}", shown(prompt)))?;
         let prompt_ids: Vec<i64> = enc.get_ids().iter().map(|&i| i as i64).collect();
         if prompt_ids.is_empty() {
-            bail!("the prompt {prompt:?} has no tokens: give some text to continue");
+            bail!(
+                "the prompt {} gives no tokens with this run's tokenizer{}",
+                shown(prompt),
+                if prompt.trim().is_empty() { ": give some text to continue" } else { " (it holds no character the tokenizer knows): give text in the run's alphabet" }
+            );
         }
         let capacity = m.model.decoder().and_then(|d| d.capacity()).or(matches!(m.config.model(), mm_models::ModelSpec::MaskedMixer(_)).then(|| m.n_ctx()));
         if let Some(c) = capacity {
             if prompt_ids.len() as i64 >= c {
-                bail!("the prompt {prompt:?} has {} tokens; {} holds {c} positions, so nothing is left to generate", prompt_ids.len(), m.label());
+                bail!("the prompt {} has {} tokens; {} holds {c} positions, so nothing is left to generate", shown(prompt), prompt_ids.len(), m.label());
             }
         }
         let start = std::time::Instant::now();
@@ -129,7 +137,7 @@ pub fn generate(m: &Loaded, prompts: &[String], max_new: usize, s: &Sampling, se
                 }
                 let logits = match dec.as_mut() {
                     Some(d) => d.feed(&next_input),
-                    None => full_logits(m, &ids),
+                    None => full_logits(m, &ids, capacity),
                 };
                 let last = logits.get(0).get(logits.size()[1] - 1).narrow(0, 0, tok_vocab);
                 let next = pick(&last, s);
@@ -164,10 +172,23 @@ pub fn generate(m: &Loaded, prompts: &[String], max_new: usize, s: &Sampling, se
 
 /// The last position's logits by a forward over the whole prefix: a mixer reads exactly n_ctx
 /// positions, so the prefix is padded on the right (causal: the pads do not reach it).
-fn full_logits(m: &Loaded, ids: &[i64]) -> Tensor {
+/// A prompt as an error message quotes it: whole when short, else its first 80 characters and
+/// its length (a 200 KB prompt is never echoed).
+fn shown(prompt: &str) -> String {
+    const HEAD: usize = 80;
+    match prompt.char_indices().nth(HEAD) {
+        None => format!("{prompt:?}"),
+        Some((cut, _)) => format!("{:?}... ({} characters)", &prompt[..cut], prompt.chars().count()),
+    }
+}
+
+/// The next-token logits from a forward over the whole prefix, padded to the model's fixed
+/// length where it has one (a masked mixer's, a transfixer's mixing layers' n_ctx): causal, so
+/// the padding after the prefix changes none of its positions.
+fn full_logits(m: &Loaded, ids: &[i64], capacity: Option<i64>) -> Tensor {
     let mut row = ids.to_vec();
-    if matches!(m.config.model(), mm_models::ModelSpec::MaskedMixer(_)) {
-        row.resize(m.n_ctx() as usize, m.tok.pad_id);
+    if let Some(c) = capacity {
+        row.resize(c as usize, m.tok.pad_id);
     }
     let logits = m.model.forward_t(&Tensor::from_slice(&row).view([1, -1]).to_device(m.device), false);
     logits.narrow(1, ids.len() as i64 - 1, 1)
