@@ -614,9 +614,10 @@ fn main() -> Result<()> {
         Command::Check { args, baseline, update_baseline } => {
             let suite = load(&args)?;
             let records = harness::check::records(&suite, &args.results);
+            // --update-baseline writes the file a check reads: this machine class's variant
+            // where there is one, else the default.
             let path = match baseline {
                 Some(p) => p,
-                None if update_baseline => harness::check::default_path(&suite, args.profile.as_deref()),
                 None => harness::check::for_kernel_path(&harness::check::default_path(&suite, args.profile.as_deref()), &records),
             };
             let invocation = format!(

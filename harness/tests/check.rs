@@ -242,4 +242,24 @@ fn portable_runs_check_bit_for_bit_whatever_the_environment_and_other_paths_are_
     let (code, text) = check_in("d", &[]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("OTHER KERNEL PATH") && text.contains("2 run(s) on another kernel path") && text.contains("cpu_kernels = \"portable\""), "{text}");
+    // Updating from them does not overwrite the portable numbers: it names the variant to write.
+    let portable_file = std::fs::read(&base_file).unwrap();
+    let (code, text) = check_in("d", &["--update-baseline"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("was written on kernel path `mkl COMPATIBLE") && text.contains("tiny@<tag>.toml"), "{text}");
+    // The variant, once written, is the file both a check and an update on this class use.
+    let (code, text) = check_in("d", &["--baseline", "ci/baselines/tiny@native.toml", "--update-baseline"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = check_in("d", &[]);
+    assert!(code == 0 && text.contains("tiny@native.toml"), "{text}");
+    let (code, text) = check_in("d", &["--update-baseline"]);
+    assert!(code == 0 && text.contains("tiny@native.toml: 2 runs, 0 change(s)"), "{text}");
+    assert_eq!(std::fs::read(&base_file).unwrap(), portable_file, "the default (portable) baseline was rewritten");
+    // Another suite's baseline is not overwritten by this one's runs.
+    write_suite(dir.path(), "other.toml", &TINY.replace("name = \"tiny\"", "name = \"other\""));
+    let out = harness(dir.path(), &["run", "other.toml", "-q", "--results", "d", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = harness(dir.path(), &["check", "other.toml", "--results", "d", "--baseline", "ci/baselines/tiny@native.toml", "--update-baseline"]);
+    let text = stderr(&out);
+    assert!(!out.status.success() && text.contains("holds the baseline of suite `tiny`, not of suite `other`"), "{text}");
 }

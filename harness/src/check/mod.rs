@@ -487,6 +487,29 @@ pub fn update_baseline(suite: &Suite, profile: Option<&str>, records: &[RunRecor
     );
     let new = baseline_from(suite, profile, records).map_err(anyhow::Error::msg)?;
     let old = path.exists().then(|| read_baseline(path)).transpose()?;
+    // Only this suite's file, and only for the machine class it was written on: another suite's
+    // baseline or another kernel path's numbers are never overwritten.
+    if let Some(old) = &old {
+        let (theirs, ours) = ((old.suite.as_str(), old.profile.as_deref()), (new.suite.as_str(), new.profile.as_deref()));
+        if theirs != ours {
+            let name = |(s, p): (&str, Option<&str>)| format!("suite `{s}`{}", p.map(|p| format!(" (profile `{p}`)")).unwrap_or_default());
+            anyhow::bail!("{} holds the baseline of {}, not of {}: give this suite's file (`harness check` names it)", path.display(), name(theirs), name(ours));
+        }
+        if let (Some(was), Some(now)) = (&old.kernel_path, &new.kernel_path) {
+            if was != now {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("baseline");
+                let stem = stem.split('@').next().unwrap_or(stem);
+                anyhow::bail!(
+                    "{} was written on kernel path `{was}` and these runs ran on `{now}`: its numbers are another machine class's. \
+                     Write this class's variant with --baseline {}/{stem}@<tag>.toml (a check then reads it on this class), \
+                     or remove {} to replace it",
+                    path.display(),
+                    path.parent().unwrap_or(Path::new(".")).display(),
+                    path.display()
+                );
+            }
+        }
+    }
     let mut text = format!("# Baseline of `{invocation}`, written by --update-baseline.\n");
     text.push_str(&new.to_toml());
     if let Some(dir) = path.parent() {
