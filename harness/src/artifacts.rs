@@ -23,6 +23,30 @@ pub fn ensure_regular(path: &Path) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is not a regular file ({what}); give a file")))
 }
 
+/// The run folder (one holding a `manifest.json` beside a `config.json`) that `out`, or the
+/// nearest of its ancestors that exists, lies in. A command's output written there would become
+/// a file of that run: the run would fail verification and be trained again.
+pub fn run_folder_around(out: &Path) -> Option<PathBuf> {
+    let abs = if out.is_absolute() { out.to_path_buf() } else { std::env::current_dir().ok()?.join(out) };
+    let existing = abs.ancestors().find(|a| a.exists())?.canonicalize().ok()?;
+    existing.ancestors().find(|a| a.join("manifest.json").is_file() && a.join("config.json").is_file()).map(Path::to_path_buf)
+}
+
+/// Refuses an output path inside a run folder ([`run_folder_around`]), naming the flag.
+pub fn refuse_inside_run(out: &Path, flag: &str) -> std::io::Result<()> {
+    match run_folder_around(out) {
+        None => Ok(()),
+        Some(run) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{flag} {} is inside the run folder {}: a file written there would make that run fail its verification (and be trained again); write elsewhere",
+                out.display(),
+                run.display()
+            ),
+        )),
+    }
+}
+
 /// `std::fs::read` of a regular file only (see [`ensure_regular`]).
 pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     ensure_regular(path)?;

@@ -518,6 +518,7 @@ enum BenchCommand {
 /// A folder the harness writes into: absent (it is made) or a folder, never a file.
 fn writable_folder(flag: &str, path: &std::path::Path) -> Result<()> {
     anyhow::ensure!(!path.exists() || path.is_dir(), "{flag} {}: is not a folder; give a folder (it is made when missing)", path.display());
+    harness::artifacts::refuse_inside_run(path, flag)?;
     Ok(())
 }
 
@@ -819,6 +820,9 @@ fn main() -> Result<()> {
         Command::Eval { targets, data, field, batch_size, model_of, results, out, device } => {
             use harness::inference::{self, eval};
             let device = device_arg(&device)?;
+            if let Some(o) = &out {
+                harness::artifacts::refuse_inside_run(o, "--out")?;
+            }
             let mut scores = Vec::new();
             for t in &targets {
                 let (dir, ckpt) = inference::resolve(t, &results, model_of.as_deref())?;
@@ -836,6 +840,7 @@ fn main() -> Result<()> {
             println!("report: {}", out.join("README.md").display());
         }
         Command::Export { format: ExportFormat::Hf, target, out, results } => {
+            harness::artifacts::refuse_inside_run(&out, "--out")?;
             let (dir, ckpt) = harness::inference::resolve(&target, &results, None)?;
             let m = harness::inference::load(&dir, &ckpt, tch::Device::Cpu)?;
             harness::inference::export::hf(&m, &out)?;
@@ -846,9 +851,11 @@ fn main() -> Result<()> {
             print!("{md}");
         }
         Command::Data { what: DataCommand::Tokenizer { kind, input, marker, text_column, vocab, limit, base, out, base_only, lines } } => {
+            harness::artifacts::refuse_inside_run(&out, "--out")?;
             data_tokenizer(kind, input.as_deref(), &marker, text_column, vocab, limit, base, &out, base_only, lines)?;
         }
         Command::Data { what: DataCommand::Encode { input, tokenizer, marker, text_column, keep_unterminated, limit, out } } => {
+            harness::artifacts::refuse_inside_run(&out, "--out")?;
             let json = harness::artifacts::read_regular_string(&tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
             let tok = harness::data::Tok::from_json(json, &tokenizer).with_context(|| format!("--tokenizer {}", tokenizer.display()))?;
             let started = std::time::Instant::now();

@@ -368,6 +368,9 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("pairs summarize at a negative rate", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "s.jsonl", "--endpoint", "http://127.0.0.1:9", "--rate", "-1"], &["--rate", "0 or more"]),
         case("pairs summarize with no time for a request", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "s.jsonl", "--endpoint", "http://127.0.0.1:9", "--timeout-s", "0"], &["--timeout-s", "'0'"]),
         case("compare one folder twice", &["compare", "results", "results"], &["give each results folder once"]),
+        case("eval report inside a finished run", &["eval", "--data", "stories.txt", &finished.display().to_string(), "--out", &finished.join("ev").display().to_string()], &["--out", "inside the run folder", "fail its verification"]),
+        case("export inside a finished run", &["export", "hf", &finished.display().to_string(), "--out", &finished.join("hf").display().to_string()], &["--out", "inside the run folder"]),
+        case("pairs export inside a finished run", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", &finished.join("p.jsonl").display().to_string()], &["--out", "inside the run folder"]),
         case("eval on texts of one token", &["eval", "--data", &env.file("one.txt", b"a\n<|endoftext|>\nb\n<|endoftext|>\n"), &finished.display().to_string()], &["one.txt", "no token to score"]),
         case(
             "eval on rows that mostly lack the field",

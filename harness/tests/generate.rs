@@ -98,6 +98,20 @@ fn generation_is_deterministic_and_the_incremental_decoder_equals_the_full_recom
         let out = harness(dir.path(), &args);
         assert!(!out.status.success() && stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
     }
+    // Export: a folder written whole (through a hidden partial folder renamed into place), into
+    // a new or an empty folder, never over one that holds files.
+    let llama = runs[1].to_str().unwrap();
+    std::fs::create_dir(dir.path().join("hf_empty")).unwrap();
+    for target in ["hf_new", "hf_empty"] {
+        let out = harness(dir.path(), &["export", "hf", llama, "--out", target]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut files: Vec<String> = std::fs::read_dir(dir.path().join(target)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        files.sort();
+        assert_eq!(files, ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    }
+    let out = harness(dir.path(), &["export", "hf", llama, "--out", "hf_new"]);
+    assert!(!out.status.success() && stderr(&out).contains("not empty"), "{}", stderr(&out));
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("partial")), "a partial export folder was left");
     // A prompt longer than the mixer's n_ctx is refused, quoted by its head and length only.
     let long = "Tom had a ball. ".repeat(12_500);
     std::fs::write(dir.path().join("long.txt"), format!("{long}\n")).unwrap();

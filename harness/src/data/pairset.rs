@@ -222,6 +222,7 @@ pub fn guard_output(out: &Path, inputs: &[&Path], ours: impl Fn(&Path) -> bool, 
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
+    crate::artifacts::refuse_inside_run(out, "--out")?;
     if let Some(input) = inputs.iter().find(|i| same(out, i)) {
         bail!("--out {} is an input of this command ({}): write elsewhere", out.display(), input.display());
     }

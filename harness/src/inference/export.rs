@@ -21,7 +21,27 @@ pub fn hf(m: &Loaded, out: &Path) -> Result<()> {
     if out.exists() && std::fs::read_dir(out).map(|mut e| e.next().is_some()).unwrap_or(true) {
         bail!("--out {}: exists and is not empty; give a new folder", out.display());
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // Written into a hidden sibling folder and renamed into place: an interrupted export leaves
+    // no half folder at --out (the rerun would call it "not empty").
+    let name = out.file_name().with_context(|| format!("--out {}: give a folder name", out.display()))?.to_string_lossy().to_string();
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let written = write_folder(m, &cfg, d.n_ctx, &partial);
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir(out).with_context(|| format!("replacing the empty folder {}", out.display()))?;
+    }
+    std::fs::rename(&partial, out).with_context(|| format!("moving {} to {}", partial.display(), out.display()))?;
+    Ok(())
+}
+
+fn write_folder(m: &Loaded, cfg: &mm_models::transformer::LlamaConfig, n_ctx: i64, out: &Path) -> Result<()> {
     let eos = m.tok.tokenizer.id_to_token(m.tok.pad_id as u32).unwrap_or_default();
     let config = json!({
         "architectures": ["LlamaForCausalLM"],
@@ -33,7 +53,7 @@ pub fn hf(m: &Loaded, out: &Path) -> Result<()> {
         "num_attention_heads": cfg.n_heads,
         "num_key_value_heads": cfg.n_heads,
         "hidden_act": "silu",
-        "max_position_embeddings": d.n_ctx,
+        "max_position_embeddings": n_ctx,
         "rms_norm_eps": cfg.rms_norm_eps,
         "rope_theta": cfg.rope_theta,
         "tie_word_embeddings": false,
@@ -48,6 +68,12 @@ pub fn hf(m: &Loaded, out: &Path) -> Result<()> {
     });
     crate::artifacts::write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     let bytes = crate::artifacts::read_regular(&m.checkpoint).with_context(|| format!("reading {}", m.checkpoint.display()))?;
+    // The bytes exported are the ones verified when the run was loaded.
+    anyhow::ensure!(
+        crate::artifacts::sha256_bytes(&bytes) == m.checkpoint_sha256,
+        "{}: changed since it was loaded and verified; export again",
+        m.checkpoint.display()
+    );
     crate::artifacts::write_atomic(&out.join("model.safetensors"), &with_pt_metadata(&bytes).with_context(|| format!("{}: not a safetensors file", m.checkpoint.display()))?)?;
     crate::artifacts::write_atomic(&out.join("tokenizer.json"), m.tok.json.as_bytes())?;
     let tok_cfg = json!({ "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos, "pad_token": eos, "add_bos_token": false, "add_eos_token": false });
