@@ -185,6 +185,13 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
     let out = harness(&root, &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "5", "--out", "passages.jsonl"]);
     assert!(out.status.success(), "{}", stderr(&out));
     env.file("notes.txt", b"my own notes\nsecond line\n");
+    {
+        // The passages with row 1's text edited after the export (its hash left as it was).
+        let text = std::fs::read_to_string(root.join("passages.jsonl")).unwrap();
+        let mut rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        rows[1]["passage"] = serde_json::Value::String("An edited passage.".into());
+        env.file("edited.jsonl", rows.iter().map(|r| r.to_string() + "\n").collect::<String>().as_bytes());
+    }
     std::fs::create_dir(root.join("areport")).unwrap();
     env.file("areport/README.md", b"# Suite tiny\n\nA report someone wrote.\n");
     let self_claim = write_suite(
@@ -364,6 +371,8 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("pairs export over a foreign file", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "notes.txt"], &["notes.txt", "--replace"]),
         case("pairs export into its input", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "stories.txt"], &["--out stories.txt is an input"]),
         case("pairs join over a foreign file", &["data", "pairs", "join", "--passages", "passages.jsonl", "--summaries", "notes.txt", "--test-pairs", "2", "--out", "notes.txt"], &["--out notes.txt is an input"]),
+        case("pairs export of one input twice", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--input", "./stories.txt", "--count", "3", "--out", "twice.jsonl"], &["same file", "give each file once"]),
+        case("pairs join over an edited passage", &["data", "pairs", "join", "--passages", "edited.jsonl", "--summaries", "notes.txt", "--test-pairs", "1", "--out", "e.parquet"], &["edited.jsonl line 2 (row 1)", "no longer matches its passage_sha256"]),
         case("pairs join reads a FIFO", &["data", "pairs", "join", "--passages", "fifo.txt", "--summaries", "notes.txt", "--test-pairs", "2", "--out", "j.parquet"], &["fifo.txt", "not a regular file"]),
         case("pairs summarize at a negative rate", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "s.jsonl", "--endpoint", "http://127.0.0.1:9", "--rate", "-1"], &["--rate", "0 or more"]),
         case("pairs summarize with no time for a request", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "s.jsonl", "--endpoint", "http://127.0.0.1:9", "--timeout-s", "0"], &["--timeout-s", "'0'"]),

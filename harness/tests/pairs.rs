@@ -182,6 +182,26 @@ fn pairs_are_exported_summarised_resumed_and_joined() {
     assert_eq!(sha(dir, "resumed.parquet"), reference);
     eprintln!("killed after {before} summaries, resumed: the joined file equals the uninterrupted one");
 
+    // A line cut by a kill, then a rerun that fails (no server): the cut line is dropped, no
+    // broken line is left inside the file, and the next rerun completes it.
+    let mut cut = std::fs::read(dir.join("c1.jsonl")).unwrap();
+    let keep = cut.iter().enumerate().filter(|(_, c)| **c == b'\n').nth(40).unwrap().0 + 1;
+    cut.truncate(keep + 25);
+    std::fs::write(dir.join("cut.jsonl"), &cut).unwrap();
+    let dead = harness(dir, &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "cut.jsonl", "--endpoint", "http://127.0.0.1:9", "--model", "m", "--retries", "0", "--timeout-s", "1"]);
+    assert!(!dead.status.success());
+    assert_eq!(std::fs::read(dir.join("cut.jsonl")).unwrap(), cut[..keep].to_vec(), "the cut line is dropped, the 41 whole ones kept");
+    let out = run(dir, &summarize(&slow, "cut.jsonl", &[]));
+    assert!(out.contains("41 reused"), "{out}");
+    assert!(join(dir, &["cut.jsonl"], "cut.parquet").status.success());
+    assert_eq!(sha(dir, "cut.parquet"), reference);
+    // Two summarize processes on one --out: the second is refused while the first writes.
+    let held = harness::lock::try_acquire(&dir.join("c4.jsonl.lock")).unwrap();
+    assert!(matches!(held, harness::lock::Acquire::Held(_)));
+    let e = stderr(&harness(dir, &summarize(&slow, "c4.jsonl", &[])));
+    assert!(e.contains("--out c4.jsonl is being written by another summarize") && e.contains("its own --out"), "{e}");
+    drop(held);
+
     // A misbehaving server: every failure retried, counted, and nothing lost or doubled.
     let faulty = serve(Mode::Faulty, Duration::ZERO);
     let out = run(dir, &summarize(&faulty, "faulty.jsonl", &["--concurrency", "4", "--timeout-s", "1", "--retries", "10"]));

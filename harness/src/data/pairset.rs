@@ -37,6 +37,11 @@ pub struct Export<'a> {
 pub fn export(e: &Export, out: &Path, replace: bool) -> Result<usize> {
     anyhow::ensure!(e.count > 0, "--count must be at least 1");
     let inputs: Vec<&Path> = e.inputs.iter().map(PathBuf::as_path).collect();
+    for (i, a) in inputs.iter().enumerate() {
+        if let Some(b) = inputs[..i].iter().find(|b| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a))) {
+            bail!("--input {} and --input {} are the same file: its passages would be exported twice; give each file once", b.display(), a.display());
+        }
+    }
     guard_output(out, &inputs, |p| read_passages(p).is_ok(), replace)?;
     let cut = match (e.prompts.passage_tokens(), e.tokenizer) {
         (Some(n), Some(tok)) => Some((n, tok)),
@@ -91,7 +96,20 @@ pub fn read_passages(path: &Path) -> Result<Vec<Passage>> {
     let text = crate::artifacts::read_regular_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: not a passage written by `harness data pairs export`", path.display(), i + 1)))
+        .map(|(i, l)| {
+            let p: Passage = serde_json::from_str(l).with_context(|| format!("{} line {}: not a passage written by `harness data pairs export`", path.display(), i + 1))?;
+            // The text is what its hash says: a passage edited after the export would be joined
+            // with a summary of the old text.
+            if passage_sha256(&p.passage) != p.passage_sha256 {
+                bail!(
+                    "{} line {} (row {}): the passage no longer matches its passage_sha256 (edited after `data pairs export`?): export the passages again; summarize then redoes the changed rows",
+                    path.display(),
+                    i + 1,
+                    p.row
+                );
+            }
+            Ok(p)
+        })
         .collect()
 }
 

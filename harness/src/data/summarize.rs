@@ -255,6 +255,17 @@ impl Summarizer {
     pub fn run(&self, jobs: &[Job], out: &Path) -> Result<Outcome> {
         anyhow::ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
         let started = Instant::now();
+        // One writer per file: two shards appending to one --out would interleave and each keep
+        // only its own rows on the next read.
+        let mut lock_name = out.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let _lock = match crate::lock::try_acquire(&out.with_file_name(lock_name)).with_context(|| format!("locking {}", out.display()))? {
+            crate::lock::Acquire::Held(l) => l,
+            crate::lock::Acquire::Busy(who) => bail!(
+                "--out {} is being written by another summarize ({who}): give each shard its own --out (`data pairs join` takes them all)",
+                out.display()
+            ),
+        };
         let mut done = done_so_far(out)?;
         let wanted: BTreeMap<usize, &Job> = jobs.iter().map(|j| (j.row, j)).collect();
         // This shard's entries for changed passages, another model, prompt set or sampling are
@@ -266,11 +277,16 @@ impl Summarizer {
         });
         let reused = done.keys().filter(|r| wanted.contains_key(r)).count();
         let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains_key(&j.row)).collect();
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("opening {}", out.display()))?;
-        // A line cut by a kill ends where the next one starts.
-        if std::fs::read(out).is_ok_and(|b| b.last().is_some_and(|c| *c != b'\n')) {
-            writeln!(file)?;
+        // A last line cut by a kill is dropped (its row is asked for again): the file keeps whole
+        // lines only, so an interrupted rerun never leaves a broken line inside it.
+        if let Ok(bytes) = std::fs::read(out) {
+            if bytes.last().is_some_and(|c| *c != b'\n') {
+                let keep = bytes.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1);
+                let f = std::fs::OpenOptions::new().write(true).open(out).with_context(|| format!("opening {}", out.display()))?;
+                f.set_len(keep as u64).with_context(|| format!("dropping the cut last line of {}", out.display()))?;
+            }
         }
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("opening {}", out.display()))?;
         let url = format!("{}/chat/completions", self.endpoint.trim_end_matches('/'));
         let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(self.concurrency).build();
         let bar = if self.progress { indicatif::ProgressBar::new(pending.len() as u64) } else { indicatif::ProgressBar::hidden() };
