@@ -73,7 +73,8 @@ pub struct EventWriter {
 impl EventWriter {
     /// A new event file in `dir` (`events.out.tfevents.<time>.<host>.<pid>`, TensorFlow's name).
     /// `resumed_at`: the step a resumed run continues after; TensorBoard then drops what an
-    /// earlier file logged past it (a `SessionLog` START), so replayed steps do not show twice.
+    /// earlier file logged past it (the file's `SessionLog` START is a restart there), so
+    /// replayed steps do not show twice.
     pub fn create(dir: &Path, resumed_at: Option<u64>) -> std::io::Result<Self> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
@@ -82,11 +83,13 @@ impl EventWriter {
         let mut w = Self { file: std::io::BufWriter::new(std::fs::File::create(&path)?), path };
         let version = Pb::default().double(1, wall_time()).bytes(3, b"brain.Event:2").done();
         w.record(&version)?;
-        if let Some(step) = resumed_at {
-            let start = Pb::default().int(1, 1).done(); // SessionLog { status: START }
-            let event = Pb::default().double(1, wall_time()).int(2, step as i64 + 1).bytes(6, &start).done();
-            w.record(&event)?;
-        }
+        // Every file opens a session (SessionLog START, Event field 7): TensorBoard reads the
+        // first START of a run as its start and each later one as a restart, dropping what was
+        // logged at or after its step. A resumed run's START is at the first step it logs again.
+        let start = Pb::default().int(1, 1).done(); // SessionLog { status: START }
+        let at = resumed_at.map_or(0, |step| step as i64 + 1);
+        let event = Pb::default().double(1, wall_time()).int(2, at).bytes(7, &start).done();
+        w.record(&event)?;
         w.file.flush()?;
         Ok(w)
     }
@@ -335,7 +338,7 @@ mod tests {
             at += 16 + len;
             records += 1;
         }
-        assert_eq!(records, 2, "the version event and one summary (the NaN left out)");
+        assert_eq!(records, 3, "the version event, the session start and one summary (the NaN left out)");
     }
 
     #[test]

@@ -74,6 +74,38 @@ fn tensorboard_reads_every_runs_curves_and_hparams() {
     }
 }
 
+/// A resumed run's event file starts with a restart marker (SessionLog START at the first step
+/// it logs again): TensorBoard drops what the earlier file logged from there on, so the steps
+/// replayed after the resume point show once, with the resumed run's values.
+#[test]
+#[ignore = "needs the tensorboard package beside the harness's torch: ci/test.sh installs it and runs this with --ignored"]
+fn a_resumed_runs_replayed_steps_show_once() {
+    let python = transformers_python().expect("the harness's torch python (ci/test.sh installs tensorboard there)");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("suite/run");
+    std::fs::create_dir_all(&run).unwrap();
+    // The first process logged steps 1..=20 and was killed; its last resume point was step 10.
+    let mut first = harness::tensorboard::EventWriter::create(&run, None).unwrap();
+    for step in 1..=20u64 {
+        first.scalars(step, &[("train/loss", 100.0 + step as f64)]).unwrap();
+    }
+    drop(first);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a later file name (seconds)
+    let mut resumed = harness::tensorboard::EventWriter::create(&run, Some(10)).unwrap();
+    for step in 11..=25u64 {
+        resumed.scalars(step, &[("train/loss", step as f64)]).unwrap();
+    }
+    drop(resumed);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/read_tensorboard.py");
+    let o = std::process::Command::new(&python).arg(&script).arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let points: Vec<(u64, f64)> =
+        read["runs"]["suite/run"]["scalars"]["train/loss"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
+    let want: Vec<(u64, f64)> = (1..=25u64).map(|s| (s, if s <= 10 { 100.0 + s as f64 } else { s as f64 })).collect();
+    assert_eq!(points, want, "each step once, the resumed values after step 10");
+}
+
 /// `harness status` shows a running run's step, losses and ETA from its event files as it
 /// trains; `--watch` ends by itself once every run has finished.
 #[test]
