@@ -765,9 +765,19 @@ fn main() -> Result<()> {
                 if std::io::stdout().lock().write_all(format!("{stamp}{text}").as_bytes()).is_err() {
                     break;
                 }
-                let done = suites
-                    .iter()
-                    .all(|suite| harness::runner::status(suite, &args.results).iter().all(|(_, state, _)| matches!(*state, "finished" | "failed")));
+                // Done when no run can still move without a new `harness run`: each finished,
+                // failed, or interrupted with no process holding it (a killed job); pending runs
+                // keep the watch going (a job array's tasks may not have started yet).
+                let states: Vec<&str> = suites.iter().flat_map(|suite| harness::runner::status(suite, &args.results).into_iter().map(|(_, state, _)| state)).collect();
+                let done = states.iter().all(|s| matches!(*s, "finished" | "failed" | "partial"));
+                let interrupted = states.iter().filter(|s| **s == "partial").count();
+                if watch.is_some() && done && interrupted > 0 {
+                    let _ = writeln!(
+                        std::io::stdout().lock(),
+                        "{interrupted} run(s) interrupted and held by no process (killed?): `harness run {}` resumes them",
+                        args.suite.display()
+                    );
+                }
                 match watch {
                     Some(every) if !done => std::thread::sleep(std::time::Duration::from_secs_f64(every)),
                     _ => break,

@@ -134,6 +134,10 @@ fn status_shows_a_running_runs_progress_and_watch_ends_when_all_finished() {
     let _ = child.wait();
     let line = seen.lines().find(|l| l.contains("running")).unwrap_or_else(|| panic!("no running run: {seen}"));
     assert!(line.contains("step ") && line.contains("/200000") && line.contains("loss ") && line.contains("steps/s") && line.contains("ETA "), "{line}");
+    // Killed (SIGKILL): no process holds the run, so --watch ends and says how to resume it.
+    let out = harness(dir.path(), &["status", "long.toml", "--watch", "0.5"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.matches("== ").count() == 1 && text.contains("1 run(s) interrupted") && text.contains("harness run long.toml"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     write_suite(dir.path(), "tiny.toml", &tiny_mixer_only());
