@@ -46,18 +46,6 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
     }
     // Before the first tensor operation: MKL and ATen pick their kernels once, at first use.
     crate::kernels::apply(suite.runs.first().map(|r| r.config.cpu_kernels).unwrap_or_default())?;
-    let cpu_bf16: Vec<crate::kernels::Bf16Run> = suite
-        .runs
-        .iter()
-        .filter(|r| r.config.device == DeviceChoice::Cpu && r.config.precision() == crate::suite::Precision::Bf16)
-        .map(|r| crate::kernels::Bf16Run {
-            experiment: r.experiment.clone(),
-            trains: experiments::of(r.config.kind).trains_in(),
-        })
-        .collect();
-    crate::kernels::check_bf16(&cpu_bf16)?;
-    let prov = Provenance::collect();
-    let cache = opts.results.join(".cache");
     let runs = if opts.only.is_empty() {
         suite.runs.clone()
     } else {
@@ -85,6 +73,18 @@ pub fn execute(suite: &Suite, opts: &Options) -> Result<Outcome> {
         }
         selected
     };
+    // Judged on the runs this invocation computes (with `--only`, the selected ones).
+    let cpu_bf16: Vec<crate::kernels::Bf16Run> = runs
+        .iter()
+        .filter(|r| r.config.device == DeviceChoice::Cpu && r.config.precision() == crate::suite::Precision::Bf16)
+        .map(|r| crate::kernels::Bf16Run {
+            experiment: r.experiment.clone(),
+            trains: experiments::of(r.config.kind).trains_in(),
+        })
+        .collect();
+    crate::kernels::check_bf16(&cpu_bf16)?;
+    let prov = Provenance::collect();
+    let cache = opts.results.join(".cache");
     let refused = refuse_oversized(&runs)?;
     let mut records: Vec<(usize, RunRecord)> = Vec::new();
     let mut rerun_failed = 0;

@@ -206,6 +206,17 @@ fn consumers_expand_per_producer_run_and_inherit_model_data_seed() {
     assert!(s.runs.iter().all(|r| r.upstream().is_none_or(|u| pos(u) < pos(&r.id))));
 }
 
+/// Each run's precision is its own kind's: a retrieval model in bf16 is a bf16 run (the CPU's
+/// bf16 check judges it), and its producers' fp32 training is not.
+#[test]
+fn a_runs_precision_is_its_own_kinds() {
+    let s = parse(&PIPE.replace("\"retrieval_frozen.n\" = [4, 8]", "\"retrieval_frozen.n\" = [4, 8]\n[experiment.retrieval_frozen]\nprecision = \"bf16\"")).unwrap();
+    for r in &s.runs {
+        let want = if r.experiment == "frozen" { Precision::Bf16 } else { Precision::Fp32 };
+        assert_eq!(r.config.precision(), want, "{}", r.experiment);
+    }
+}
+
 #[test]
 fn a_changed_producer_changes_every_consumer_id() {
     let a = parse(PIPE).unwrap();

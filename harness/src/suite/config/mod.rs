@@ -144,13 +144,14 @@ impl RunConfig {
         }
     }
 
-    /// The precision the run computes in: its training's, its InfoNCE tuning's or its
-    /// throughput measurement's (fp32 for the kinds that take none).
+    /// The precision the run computes in: its training's, its InfoNCE tuning's, its retrieval
+    /// model's or its throughput measurement's (fp32 for the kinds that take none).
     pub fn precision(&self) -> Precision {
         self.train
             .as_ref()
             .map(|t| t.precision)
             .or(self.retrieval_infonce.as_ref().map(|r| r.precision))
+            .or(self.retrieval_frozen.as_ref().map(|r| r.precision))
             .or(self.throughput.as_ref().map(|t| t.precision))
             .unwrap_or_default()
     }
