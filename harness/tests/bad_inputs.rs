@@ -165,6 +165,17 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         );
         write_suite(&root, name, &text).display().to_string()
     };
+    env.file("onesentence.txt", (0..30).map(|i| format!("Tom had {i} red balls\n<|endoftext|>\n")).collect::<String>().as_bytes());
+    let derived_suite = write_suite(
+        &root,
+        "derived.toml",
+        &format!(
+            "{}\n[[experiment]]\nname = \"e\"\nkind = \"embed\"\nmodel = {{ kind = \"masked_mixer\", d_model = 16, n_layers = 1 }}\nembed = {{ source = \"untrained\" }}\n[experiment.pairs]\nsource = \"derived\"\npath = \"onesentence.txt\"\n",
+            env.base
+        ),
+    )
+    .display()
+    .to_string();
     let e5_like = |name: &str, eval: &str| {
         let ones = tch::Tensor::randn([6, 8], (tch::Kind::Float, tch::Device::Cpu));
         tch::Tensor::write_safetensors(&[("query", &ones), ("passage", &ones)], root.join("ok.safetensors")).unwrap();
@@ -367,6 +378,7 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
         case("experiment named failed", &["plan", &s("fname.toml", &[("name = \"clm\"", "name = \"failed\"")])], &["fname.toml", "`failed` is taken"]),
         case("reproduces an item PAPER.md has not", &["plan", &s("t99.toml", &[("name = \"tiny\"", "name = \"tiny\"\nreproduces = [\"T99\"]")])], &["t99.toml", "\"T99\" is not a PAPER.md item"]),
         case("pairs summarize into its input", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "passages.jsonl", "--endpoint", "http://127.0.0.1:9"], &["--out passages.jsonl is an input"]),
+        case("pairs summarize into a parquet file", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "gappy.parquet", "--endpoint", "http://127.0.0.1:9"], &["gappy.parquet is not a summaries file"]),
         case("pairs summarize into a foreign file", &["data", "pairs", "summarize", "--passages", "passages.jsonl", "--out", "notes.txt", "--endpoint", "http://127.0.0.1:9"], &["notes.txt line 1", "not a summaries file"]),
         case("pairs export over a foreign file", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "notes.txt"], &["notes.txt", "--replace"]),
         case("pairs export into its input", &["data", "pairs", "export", "--set", "tinystories", "--input", "stories.txt", "--count", "3", "--out", "stories.txt"], &["--out stories.txt is an input"]),
@@ -387,6 +399,7 @@ fn every_bad_input_is_a_clear_error_and_earlier_results_stay() {
             &["lack.jsonl", "absent or null in 3 of 4 rows", "lines 2, 3, 4"],
         ),
         // External pairs and embeddings, checked on read.
+        case("derived pairs from stories of one sentence", &["run", &derived_suite, "-q"], &["onesentence.txt", "0 of its 30 stories give a derived pair", "several sentences"]),
         case("pairs parquet with an empty cell", &["run", &pairs_suite("gappy.toml", "gappy.parquet"), "-q"], &["gappy.parquet", "1 of 12 rows", "rows [3]"]),
         case("pairs with an empty query", &["run", &pairs_suite("emptyq.toml", "emptyq.jsonl"), "-q"], &["emptyq.jsonl", "rows [7]"]),
         case("pairs mostly duplicated", &["run", &pairs_suite("dups.toml", "dups.jsonl"), "-q"], &["dups.jsonl", "4 of 20 pairs repeat", "deduplicate"]),

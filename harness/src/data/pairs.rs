@@ -124,7 +124,21 @@ pub fn load(cfg: &crate::suite::PairsConfig) -> Result<PairSplit, DataError> {
             let path = cfg.path.as_deref().expect("validated: derived pairs have a path");
             let stories = super::text::read_stories(path, &cfg.marker, true)?;
             inputs.file(path, hash(path)?);
-            (derived_pairs(&stories, cfg.seed), "derived")
+            let derived = derived_pairs(&stories, cfg.seed);
+            // A pair is one sentence against the rest of its story: more pairs cannot come from
+            // stories of one sentence, so say that rather than "raise n_pairs".
+            if derived.len() < 4 {
+                return Err(DataError::Columnar {
+                    path: path.into(),
+                    message: format!(
+                        "{} of its {} stories give a derived pair (one sentence against the rest of the story needs two sentences or more): \
+                         give stories of several sentences in pairs.path, or a pairs file (pairs.source = \"file\")",
+                        derived.len(),
+                        stories.len()
+                    ),
+                });
+            }
+            (derived, "derived")
         }
         PairsSource::File => {
             let path = cfg.path.as_deref().expect("validated: file pairs have a path");

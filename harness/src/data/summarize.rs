@@ -184,7 +184,14 @@ enum Failure {
 /// The summaries already in `out`. A last line cut by a kill does not parse and is asked for
 /// again; any other line that is not a summary means the file is not this command's: refused.
 fn done_so_far(out: &Path) -> Result<BTreeMap<usize, Summary>> {
-    let Ok(text) = std::fs::read_to_string(out) else { return Ok(BTreeMap::new()) };
+    let text = match crate::artifacts::read_regular_string(out) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            bail!("{} is not a summaries file (not UTF-8 text: a parquet file?): choose another --out", out.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+    };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut done = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
