@@ -12,6 +12,9 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The largest text file read whole into memory; corpora are streamed, never read so.
+pub const MAX_WHOLE_TEXT: u64 = 2 << 30;
+
 /// Refuses what is not a regular file: a folder gives a cryptic error, and a FIFO, socket or
 /// device would block a reader forever (or never end).
 pub fn ensure_regular(path: &Path) -> std::io::Result<()> {
@@ -53,9 +56,21 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-/// `std::fs::read_to_string` of a regular file only (see [`ensure_regular`]).
+/// `std::fs::read_to_string` of a regular file only (see [`ensure_regular`]), of at most
+/// [`MAX_WHOLE_TEXT`] bytes.
 pub fn read_regular_string(path: &Path) -> std::io::Result<String> {
     ensure_regular(path)?;
+    let size = std::fs::metadata(path)?.len();
+    if size > MAX_WHOLE_TEXT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "is {:.1} GiB; a file the harness reads whole (a suite, tokenizer, passages or summaries file) is at most {} GiB: is it the right file?",
+                size as f64 / (1u64 << 30) as f64,
+                MAX_WHOLE_TEXT >> 30
+            ),
+        ));
+    }
     std::fs::read_to_string(path)
 }
 
@@ -381,6 +396,19 @@ pub fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_read_whole_is_a_regular_file_of_bounded_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.jsonl");
+        std::fs::File::create(&big).unwrap().set_len(MAX_WHOLE_TEXT + 1).unwrap(); // sparse: no disk used
+        let e = read_regular_string(&big).unwrap_err().to_string();
+        assert!(e.contains("is 2.0 GiB") && e.contains("at most 2 GiB"), "{e}");
+        let e = read_regular_string(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file (a folder)"), "{e}");
+        std::fs::write(dir.path().join("small.txt"), "ok").unwrap();
+        assert_eq!(read_regular_string(&dir.path().join("small.txt")).unwrap(), "ok");
+    }
 
     #[test]
     fn atomic_write_and_verification_catch_tampering() {
