@@ -59,17 +59,7 @@ pub fn data_at_hand(d: &mut DataConfig) {
         d.tokenizer_lines = TokenizerLines::All;
     }
     // The slice's own text trains the tokenizer, not another preset's.
-    d.tokenizer_text = None;
-    d.preset = None;
-    d.repo = None;
-    d.revision = None;
-    d.files.clear();
-    d.eval_files.clear();
-    d.sha256.clear();
-    d.eval_rows = None;
-    d.n_stories = None;
-    d.eval_stories = None;
-    d.text_column = None;
+    d.forget_source();
     d.eval_fraction = 0.1;
     d.stories_per_doc = 1;
     match shared_data() {

@@ -281,21 +281,29 @@ impl DataConfig {
     pub fn tokenizer_text_config(&self) -> Option<Result<DataConfig, Invalid>> {
         let name = self.tokenizer_text.as_ref()?;
         let mut t = self.clone();
+        t.forget_source();
         t.source = DataSource::Hf;
         t.preset = Some(name.clone());
-        t.repo = None;
-        t.revision = None;
-        t.files.clear();
-        t.eval_files.clear();
-        t.sha256.clear();
-        t.eval_rows = None;
-        t.n_stories = None;
-        t.eval_stories = None;
-        t.text_column = None;
-        t.path = None;
-        t.eval_path = None;
-        t.tokenizer_text = None;
         Some(t.normalize().map(|_| t))
+    }
+
+    /// Clears every setting that names where the text comes from (preset, repo, revision, files
+    /// and their pins, split sizes, column, paths, another preset's tokenizer text), so a caller
+    /// can point the rest of the settings (n_ctx, vocabulary, tokenizer, padding) at other text.
+    pub fn forget_source(&mut self) {
+        self.tokenizer_text = None;
+        self.preset = None;
+        self.repo = None;
+        self.revision = None;
+        self.files.clear();
+        self.eval_files.clear();
+        self.sha256.clear();
+        self.eval_rows = None;
+        self.n_stories = None;
+        self.eval_stories = None;
+        self.text_column = None;
+        self.path = None;
+        self.eval_path = None;
     }
 
     /// Fills a Hugging Face preset's repo and files, and checks every setting against the others.
