@@ -52,8 +52,11 @@ pub fn items(paper_md: &str) -> Vec<Item> {
     out
 }
 
-/// Where a suite covers an item: its experiments with cells of it, its paper tables of it.
-fn places(suite: &Suite, id: &str) -> Option<String> {
+/// Where a suite covers an item: its experiments with cells of it, its paper tables of it, its
+/// experiments with paper values, or (a figure) the curves its training runs draw. A suite that
+/// names the item in `reproduces` but carries none of these is an error: it would be listed as
+/// reproducing what it does not compare.
+fn places(suite: &Suite, id: &str) -> Option<Result<String, String>> {
     if !suite.file.reproduces.iter().any(|r| r == id) {
         return None;
     }
@@ -69,11 +72,19 @@ fn places(suite: &Suite, id: &str) -> Option<String> {
     if what.is_empty() && !with_paper.is_empty() {
         what.push(format!("paper values in {}", with_paper.join(", ")));
     }
+    let curves: Vec<&str> = suite.file.experiments.iter().filter(|e| e.kind == crate::suite::ExperimentKind::Clm).map(|e| e.name.as_str()).collect();
+    if what.is_empty() && id.starts_with('F') && !curves.is_empty() {
+        what.push(format!("the eval-CE curves of experiments {}", curves.join(", ")));
+    }
     if what.is_empty() {
-        what.push(format!("experiments {}", suite.file.experiments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")));
+        return Some(Err(format!(
+            "{id}: {} names it in `reproduces` but has no table or cells of it, no paper values{}: add them, or drop it from `reproduces`",
+            suite.path.display(),
+            if id.starts_with('F') { " and no training run whose curves draw it" } else { "" }
+        )));
     }
     let scale = if suite.path.components().any(|c| c.as_os_str() == "paper") { "" } else { " (CI / smoke scale)" };
-    Some(format!("`{}`{scale}: {}", suite.path.display(), what.join("; ")))
+    Some(Ok(format!("`{}`{scale}: {}", suite.path.display(), what.join("; "))))
 }
 
 /// The coverage table as markdown, or the items whose note is missing or contradicts the suites.
@@ -88,7 +99,14 @@ pub fn markdown(items: &[Item], suites: &[Suite], notes: &BTreeMap<String, Note>
     let mut problems = Vec::new();
     let (mut covered, mut none) = (0, 0);
     for item in items {
-        let places: Vec<String> = suites.iter().filter_map(|s| places(s, &item.id)).collect();
+        let mut found: Vec<String> = Vec::new();
+        for p in suites.iter().filter_map(|s| places(s, &item.id)) {
+            match p {
+                Ok(p) => found.push(p),
+                Err(e) => problems.push(e),
+            }
+        }
+        let places = found;
         let note = notes.get(&item.id);
         let text = match (places.is_empty(), note) {
             (true, Some(Note { none: Some(why), .. })) => {
@@ -219,5 +237,25 @@ mod tests {
         assert!(markdown(&items, &[], &notes).unwrap().contains("none: schematic"));
         let stray = BTreeMap::from([("T9".to_string(), Note::default())]);
         assert!(markdown(&[], &[], &stray).unwrap_err().contains("T9: docs/coverage-notes.toml names"));
+    }
+
+    /// A suite listed as reproducing an item carries its numbers (a table, cells, paper values)
+    /// or, for a figure, training runs whose curves draw it; naming it in `reproduces` alone is an
+    /// error.
+    #[test]
+    fn a_suite_that_reproduces_an_item_carries_its_numbers_or_curves() {
+        let suite = |reproduces: &str, extra: &str| {
+            let text = format!(
+                "schema = 1\nname = \"s\"\ndescription = \"d\"\nreproduces = [{reproduces}]\n[defaults.data]\nsource = \"embedded\"\nn_ctx = 16\nvocab_size = 300\n\
+                 [defaults.train]\nsteps = 2\nbatch_size = 2\n[[experiment]]\nname = \"clm\"\nkind = \"clm\"\nmodel = {{ kind = \"masked_mixer\", d_model = 8, n_layers = 1 }}\n{extra}"
+            );
+            Suite::parse(Path::new("suites/paper/s.toml"), text, &[], false).unwrap()
+        };
+        let items = vec![Item { id: "T3".into(), title: "t".into() }, Item { id: "F11".into(), title: "f".into() }];
+        let err = markdown(&items, &[suite("\"T3\", \"F11\"", "")], &BTreeMap::new()).unwrap_err();
+        assert!(err.contains("T3: suites/paper/s.toml names it in `reproduces` but has no table or cells of it"), "{err}");
+        assert!(!err.contains("F11"), "a figure is drawn by the curves of the CLM runs: {err}");
+        let md = markdown(&items, &[suite("\"T3\", \"F11\"", "cells = { T3 = [\"a\"] }\n[[table]]\nid = \"T3\"\ncaption = \"c\"\nentries = [\"a\"]\nmetrics = [\"eval\"]\npaper = { eval = [1.0] }\n")], &BTreeMap::new()).unwrap();
+        assert!(md.contains("table T3 (1 entries); cells in clm") && md.contains("the eval-CE curves of experiments clm"), "{md}");
     }
 }
