@@ -89,6 +89,35 @@ fn a_diverging_run_fails_alone_and_only_failed_reruns_it() {
     assert!(e.contains("training diverged"), "{e}");
 }
 
+/// `train.on_divergence = "record"` (PAPER.md A.2: runs that do not train are the point): the
+/// diverging run finishes as diverged, its cell reads "diverged", and the claim that the run
+/// which trained is better holds by direction (one seed a side).
+#[test]
+fn a_recorded_divergence_fills_its_cell_and_decides_the_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_mixer_only()
+        .replace("eval_every = 10", "eval_every = 10\non_divergence = \"record\"")
+        .replace("kind = \"clm\"", "kind = \"clm\"\ncells = { X = [\"trains\", \"diverges\"] }")
+        .replace("[experiment.sweep]", "[experiment.sweep]\n\"train.lr\" = [3e-3, 1e30]")
+        + "[[table]]\nid = \"X\"\ncaption = \"x\"\nentries = [\"trains\", \"diverges\"]\nmetrics = [\"eval\"]\npaper = { eval = [nan, nan] }\n\
+           [[claim]]\ntext = \"the run that trains beats the one that diverges\"\nbetter = \"X trains\"\nthan = \"X diverges\"\nmetric = \"eval\"\n";
+    let suite = write_suite(dir.path(), "tiny.toml", &text);
+    let out = harness(dir.path(), &["run", suite.to_str().unwrap(), "-q", "--reports", "rep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ms = manifest(&dir.path().join("results"), "tiny");
+    assert!(ms.iter().all(|m| m["status"] == "finished"), "{ms:?}");
+    let diverged: Vec<&serde_json::Value> = ms.iter().filter(|m| m["execution"]["diverged"].is_string()).collect();
+    assert_eq!(diverged.len(), 1);
+    let folder = run_dir(&dir.path().join("results"), "tiny", diverged[0]);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["diverged_at_step"].as_u64().is_some_and(|s| s >= 1) && summary.get("eval_loss").is_none(), "{summary}");
+    let report = std::fs::read_dir(dir.path().join("rep/tiny")).unwrap().next().unwrap().unwrap().path();
+    let md = std::fs::read_to_string(report.join("README.md")).unwrap();
+    assert!(md.contains("| diverged"), "{md}");
+    let claims: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(report.join("claims.json")).unwrap()).unwrap();
+    assert_eq!(claims[0]["verdict"], "same direction (untested)", "{claims:?}");
+}
+
 /// `--only failed` where no run failed is success with nothing to do (as make's "nothing to be
 /// done"), so a retry loop ends.
 #[test]

@@ -18,9 +18,10 @@ pub enum ModelError {
     CheckpointInvalid { path: PathBuf, reason: String },
     #[error("checkpoint {path}: {source}")]
     CheckpointRead { path: PathBuf, source: tch::TchError },
-    /// Training stopped for a numerical fault (a NaN or infinite loss).
-    #[error("{0}")]
-    Diverged(String),
+    /// Training stopped for a numerical fault (a NaN or infinite loss) at `step` (the first
+    /// step of the window it was seen in).
+    #[error("{message}")]
+    Diverged { step: u64, message: String },
     #[error("checkpoint file: {0}")]
     Io(#[from] std::io::Error),
     /// The rows a trainer reads could not be read (an I/O error on the token shard, say).

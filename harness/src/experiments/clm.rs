@@ -93,7 +93,21 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
         );
     }
     let trainer = Trainer { cfg: train_cfg, seed: cfg.seed, device: ctx.device, run_dir: ctx.dir, progress: ctx.progress, resume: Some(ctx.resume), shuffle: cfg.data().shuffle };
-    let outcome = trainer.fit(model.as_ref(), &vs, data.train.clone(), data.eval.as_ref()).context("training")?;
+    let outcome = match trainer.fit(model.as_ref(), &vs, data.train.clone(), data.eval.as_ref()) {
+        Ok(o) => o,
+        // `train.on_divergence = "record"`: a run that does not train is a result (A.2), not a
+        // failure: it finishes with where it diverged and no losses.
+        Err(mm_models::ModelError::Diverged { step, message }) if train_cfg.on_divergence == crate::suite::OnDivergence::Record => {
+            let s = &mut out.summary;
+            s.insert("params".into(), cfg.model().num_params(vocab, cfg.data().n_ctx).into());
+            s.insert("schedule_steps".into(), train_cfg.total_steps(cfg.data().n_ctx).into());
+            s.insert("diverged_at_step".into(), step.into());
+            s.insert("diverged".into(), message.clone().into());
+            out.execution.insert("diverged".into(), format!("{message} (train.on_divergence = \"record\": the run is finished as diverged)"));
+            return Ok(out);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("training")),
+    };
     ctx.dir.write_json("metrics_steps.json", &outcome.steps_metrics)?;
     ctx.dir.write_json("metrics_eval.json", &outcome.eval_metrics)?;
     let s = &mut out.summary;

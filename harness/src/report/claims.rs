@@ -36,6 +36,10 @@ pub const VERDICTS: [(&str, &str); 5] = [
     (AGAINST, "against_untested"),
 ];
 
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// The verdict when a side has fewer than 2 seeds: the direction of the means, untested; no
 /// direction (a tie, a side without values) is inconclusive.
 fn direction(mean_better: f64, mean_than: f64, lower_is_better: bool) -> &'static str {
@@ -61,7 +65,11 @@ pub struct Verdict {
     pub than: String,
     /// The metric and its view (`eval_loss (final)`, `top-1 at n = 32`).
     pub metric: String,
+    /// Means over seeds; JSON writes a NaN (a side without values) or an infinity (a side that
+    /// diverged) as null, read back as NaN, so a report with such a claim is still read whole.
+    #[serde(deserialize_with = "null_as_nan")]
     pub mean_better: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mean_than: f64,
     pub seeds_better: usize,
     pub seeds_than: usize,
@@ -90,6 +98,42 @@ impl Verdict {
     /// is better (losses, Hamming) the test is mean(than) > mean(better).
     #[allow(clippy::too_many_arguments)]
     pub fn test(section: &str, claim: &str, better: &str, than: &str, metric: &str, xa: &[f64], xb: &[f64], lower_is_better: bool) -> Self {
+        // A diverged seed is an infinite value on the bad side (`train.on_divergence =
+        // "record"`): no test over seeds, but a side that diverged in every seed is worse than a
+        // side that trained in every seed; anything else (both diverged, or some seeds of a
+        // side) is inconclusive.
+        let infinite = |x: &[f64]| x.iter().filter(|v| v.is_infinite()).count();
+        if infinite(xa) + infinite(xb) > 0 {
+            let (a_diverged, b_diverged) = (!xa.is_empty() && infinite(xa) == xa.len(), !xb.is_empty() && infinite(xb) == xb.len());
+            let (a_trained, b_trained) = (!xa.is_empty() && infinite(xa) == 0, !xb.is_empty() && infinite(xb) == 0);
+            let tested = xa.len() >= 2 && xb.len() >= 2;
+            let verdict = match (a_trained && b_diverged, a_diverged && b_trained) {
+                (true, _) if tested => "reproduced",
+                (true, _) => SAME,
+                (_, true) if tested => "contradicted",
+                (_, true) => AGAINST,
+                _ => "inconclusive",
+            };
+            let mean = |x: &[f64]| if infinite(x) > 0 { if lower_is_better { f64::INFINITY } else { f64::NEG_INFINITY } } else { stats::mean_sd(x).0 };
+            return Verdict {
+                section: section.into(),
+                claim: claim.into(),
+                better: better.into(),
+                than: than.into(),
+                metric: format!("{metric}; a side that diverged counts as worse than one that trained"),
+                mean_better: mean(xa),
+                mean_than: mean(xb),
+                seeds_better: xa.len(),
+                seeds_than: xb.len(),
+                t: None,
+                df: None,
+                p: None,
+                verdict: verdict.into(),
+                seeds_needed: None,
+                seeds_basis: None,
+                measured_sd: None,
+            };
+        }
         let w: Option<Welch> = if lower_is_better { stats::welch_greater(xb, xa) } else { stats::welch_greater(xa, xb) };
         let (mean_better, mean_than) = (stats::mean_sd(xa).0, stats::mean_sd(xb).0);
         let verdict = if xa.len() < 2 || xb.len() < 2 {
@@ -218,6 +262,20 @@ mod tests {
         assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[90.0], &[80.0, 81.0, 79.0], false).verdict, SAME);
         assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[70.0, 71.0, 69.0], &[80.0], false).verdict, AGAINST);
         assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[80.0], &[80.0], false).verdict, "inconclusive", "a tie has no direction");
+        // A side that diverged in every seed is worse than one that trained in every seed.
+        let inf = f64::INFINITY;
+        assert_eq!(Verdict::test("t", "c", "a", "b", "eval", &[3.1], &[inf], true).verdict, SAME);
+        assert_eq!(Verdict::test("t", "c", "a", "b", "eval", &[inf], &[3.1], true).verdict, AGAINST);
+        assert_eq!(Verdict::test("t", "c", "a", "b", "eval", &[3.1, 3.2], &[inf, inf], true).verdict, "reproduced");
+        assert_eq!(Verdict::test("t", "c", "a", "b", "eval", &[inf, inf], &[3.1, 3.2], true).verdict, "contradicted");
+        assert_eq!(Verdict::test("t", "c", "a", "b", "eval", &[3.1, 3.2], &[inf, 3.0], true).verdict, "inconclusive", "some seeds diverged");
+        assert_eq!(Verdict::test("t", "c", "a", "b", "eval", &[inf], &[inf], true).verdict, "inconclusive");
+        assert_eq!(Verdict::test("t", "c", "a", "b", "top-1", &[50.0, 52.0], &[f64::NEG_INFINITY; 2], false).verdict, "reproduced");
+        // Written and read back (the paper report reads claims.json): the infinite mean is null.
+        let v = Verdict::test("t", "c", "a", "b", "eval", &[3.1], &[inf], true);
+        let back: Vec<Verdict> = serde_json::from_str(&serde_json::to_string(&vec![v.clone()]).unwrap()).unwrap();
+        assert_eq!((back[0].verdict.as_str(), back[0].mean_better), (SAME, 3.1));
+        assert!(back[0].mean_than.is_nan());
         let tally = tally(&[same, against]);
         assert_eq!(tally_text(&tally), format!("0 reproduced, 0 contradicted, 0 inconclusive, 1 {SAME}, 1 {AGAINST}"));
         assert!(rule().contains(SAME) && rule().contains(AGAINST));

@@ -104,6 +104,11 @@ fn epoch_step(r: &RunRecord, epochs: f64) -> Option<f64> {
 }
 
 fn value(r: &RunRecord, metric: &Metric, view: View) -> Option<f64> {
+    // A run finished as diverged (`train.on_divergence = "record"`) is worse than any run that
+    // trained, in every view: +inf for a loss, -inf for an accuracy.
+    if r.num("diverged_at_step").is_some() {
+        return Some(if metric.lower_is_better() { f64::INFINITY } else { f64::NEG_INFINITY });
+    }
     // "eval_loss@epoch1": the curve's last point at or before the end of the first epoch.
     if let Some((key, at)) = metric.key.split_once("@epoch") {
         let step = epoch_step(r, at.parse().ok()?)?;
@@ -122,17 +127,22 @@ fn value(r: &RunRecord, metric: &Metric, view: View) -> Option<f64> {
     }
 }
 
-/// The finite values of a metric over seeds. At equal time every seed must have been evaluated
-/// by then (else none): a mean over the seeds that happened to run faster is no comparison.
+/// The values of a metric over seeds: finite, or infinite for a seed that diverged. At equal
+/// time every seed must have been evaluated by then (else none): a mean over the seeds that
+/// happened to run faster is no comparison.
 fn values(runs: &[&RunRecord], metric: &Metric, view: View) -> Vec<f64> {
     let got: Vec<Option<f64>> = runs.iter().map(|r| value(r, metric, view)).collect();
     if matches!(view, View::Seconds(_)) && got.iter().any(Option::is_none) {
         return vec![];
     }
-    got.into_iter().flatten().filter(|v| v.is_finite()).collect()
+    got.into_iter().flatten().filter(|v| !v.is_nan()).collect()
 }
 
 fn ours(xs: &[f64]) -> String {
+    let diverged = xs.iter().filter(|x| x.is_infinite()).count();
+    if diverged > 0 {
+        return if diverged == xs.len() { "diverged".into() } else { format!("diverged in {diverged} of {} seeds", xs.len()) };
+    }
     match xs.len() {
         0 => "—".into(),
         1 => fmt_num(xs[0]),
@@ -264,7 +274,9 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
             for (i, xs) in all.into_iter().enumerate() {
                 let view = view_of(i);
                 let paper = is_final.then(|| t.paper(&t.entries[i], &m.name)).flatten();
-                let stat = (!xs.is_empty()).then(|| {
+                // A cell with a diverged seed reads "diverged": no mean, no band verdict.
+                let diverged = xs.iter().any(|x| x.is_infinite());
+                let stat = (!xs.is_empty() && !diverged).then(|| {
                     let (mean, sd) = mean_sd(&xs);
                     (mean, sd, xs.len())
                 });
@@ -276,7 +288,7 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
                 };
                 let profile = groups[i].iter().find_map(|r| r.run.config.profile.clone());
                 let band = m.kind().and_then(|k| tol.of(k));
-                let judged = paper.and_then(|p| CellVerdict::judge((&t.id, &t.entries[i], &m.name), &xs, p, band, profile.as_deref()));
+                let judged = paper.filter(|_| !diverged).and_then(|p| CellVerdict::judge((&t.id, &t.entries[i], &m.name), &xs, p, band, profile.as_deref()));
                 let verdict = judged.as_ref().map(|c| c.verdict.clone());
                 cells.extend(judged);
                 let text = match (stat, paper) {

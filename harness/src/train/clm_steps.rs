@@ -217,16 +217,20 @@ impl Hooks for ClmSteps<'_> {
             if !loss_v.is_finite() || !window.is_finite() {
                 let last = self.out.steps_metrics.iter().rev().find(|m| m.loss.is_finite());
                 let log_every = self.log_every;
-                let (what, at) = if loss_v.is_finite() {
-                    (window, format!("at step {}..{} (losses are read every {log_every} steps)", done + 1 - self.window_n, done))
+                let (what, at, step) = if loss_v.is_finite() {
+                    let first = done + 1 - self.window_n;
+                    (window, format!("at step {first}..{done} (losses are read every {log_every} steps)"), first)
                 } else {
-                    (loss_v, format!("at step {done}"))
+                    (loss_v, format!("at step {done}"), done)
                 };
-                return Err(ModelError::Diverged(format!(
-                    "training diverged: the loss is {what} {at}; the last finite loss logged was {}; lower train.lr, raise \
-                     train.warmup_steps or keep train.grad_clip",
-                    last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
-                )));
+                return Err(ModelError::Diverged {
+                    step,
+                    message: format!(
+                        "training diverged: the loss is {what} {at}; the last finite loss logged was {}; lower train.lr, raise \
+                         train.warmup_steps or keep train.grad_clip",
+                        last.map_or("none".to_string(), |m| format!("{:.4} at step {}", m.loss, m.step))
+                    ),
+                });
             }
         }
         if logged {

@@ -63,6 +63,21 @@ pub struct TrainConfig {
     /// changes nothing, so a profile that shortens `steps` needs no change here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_at: Option<u64>,
+    /// A NaN or infinite loss: `"fail"` (default) fails the run; `"record"` finishes it as
+    /// diverged (`diverged_at_step` in its summary), so its table cells read "diverged" and a
+    /// claim that the other side trains better holds (PAPER.md A.2: runs that do not train are
+    /// the point). Left out of the run id while it is the default.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_divergence: OnDivergence,
+}
+
+/// [`TrainConfig::on_divergence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDivergence {
+    #[default]
+    Fail,
+    Record,
 }
 
 /// [`TrainConfig::accumulation`].
