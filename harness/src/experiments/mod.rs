@@ -395,9 +395,9 @@ pub fn training_memory(config: &RunConfig, batch: u64) -> Option<(u64, String)> 
 mod tests {
     use crate::suite::{shapes, ExperimentKind, Suite};
 
-    /// The forward estimates against peaks the shapes pass measured on the CPU (VmHWM of a
-    /// process that ran the run alone, the process's own 0.5 GiB included): each an upper bound,
-    /// and not so loose that a run which fits is refused.
+    /// The forward estimates, and the retrieval model's training step, against peaks the shapes
+    /// pass measured on the CPU (VmHWM of a process that ran the run alone, the process's own
+    /// 0.5 GiB included): each an upper bound, and not so loose that a run which fits is refused.
     #[test]
     fn forward_estimates_bound_the_measured_peaks_within_a_factor_of_two() {
         // As the binary runs: freed blocks kept (the peaks were measured so).
@@ -406,13 +406,16 @@ mod tests {
             return;
         }
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/paper");
+        // (The retrieval model's cases: its step at n = 32 and n = 128 slots.)
         let cases = [
-            ("retrieval_frozen_tinystories", ExperimentKind::Embed, "masked_mixer d512 n8", 1183.0),
-            ("retrieval_frozen_fineweb", ExperimentKind::Embed, "masked_mixer d512 n16", 1029.0),
-            ("throughput", ExperimentKind::Throughput, "masked_mixer d1024 n8", 1650.0),
-            ("representation_fineweb", ExperimentKind::Representation, "masked_mixer d1024 n16", 1783.0),
+            ("retrieval_frozen_tinystories", ExperimentKind::Embed, "masked_mixer d512 n8", None, 1183.0),
+            ("retrieval_frozen_fineweb", ExperimentKind::Embed, "masked_mixer d512 n16", None, 1029.0),
+            ("retrieval_frozen_fineweb", ExperimentKind::RetrievalFrozen, "masked_mixer d512 n16", Some(32), 939.0),
+            ("retrieval_frozen_fineweb", ExperimentKind::RetrievalFrozen, "masked_mixer d512 n16", Some(128), 1907.0),
+            ("throughput", ExperimentKind::Throughput, "masked_mixer d1024 n8", None, 1650.0),
+            ("representation_fineweb", ExperimentKind::Representation, "masked_mixer d1024 n16", None, 1783.0),
         ];
-        for (suite, kind, model, peak_mib) in cases {
+        for (suite, kind, model, slots, peak_mib) in cases {
             let s = Suite::load_profile(&root.join(format!("{suite}.toml")), Some(shapes::SHAPES), &[], false).unwrap();
             let run = s
                 .runs
@@ -421,6 +424,7 @@ mod tests {
                     r.config.kind == kind
                         && r.config.model.as_ref().is_some_and(|m| m.label() == model)
                         && r.config.throughput.as_ref().is_none_or(|t| t.mode == crate::suite::config::Mode::Infer)
+                        && slots.is_none_or(|n| r.config.retrieval_frozen.as_ref().is_some_and(|f| f.n == n))
                 })
                 .unwrap_or_else(|| panic!("{suite}: no {kind:?} run of {model}"));
             let (bytes, what) = super::of(kind).memory_estimate(&run.config).unwrap();
