@@ -90,14 +90,17 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
     let cfg = RetrievalConfig { d_model: emb.dim(), depth: fc.depth, n_slots: fc.n };
     let params = cfg.num_params();
     let model = RetrievalMixer::new(&vs.root(), cfg);
-    let steps_per_epoch = (n_train as u64).div_ceil(fc.batch_size as u64);
+    // The queries an epoch trains on and the test scores (the first of each order; all unset).
+    let cap = |n: i64| fc.queries.map_or(n, |q| n.min(q as i64));
+    let (epoch_queries, scored) = (cap(n_train), cap(n_test));
+    let steps_per_epoch = (epoch_queries as u64).div_ceil(fc.batch_size as u64);
     let total = fc.epochs * steps_per_epoch;
     let mut stepper = Stepper::new(&vs, AdamW::default(), fc.grad_clip, fc.precision)?;
 
     let test_ids: Vec<usize> = (0..n_test as usize).collect();
     let (flat, targets) = draw_many(seed, TEST_DRAWS, &test_ids, n_test as usize, k as usize);
-    let test_cand = Tensor::from_slice(&flat).view([n_test, k]).to_device(device);
-    let test_target = Tensor::from_slice(&targets).to_device(device);
+    let test_cand = Tensor::from_slice(&flat).view([n_test, k]).narrow(0, 0, scored).to_device(device);
+    let test_target = Tensor::from_slice(&targets).narrow(0, 0, scored).to_device(device);
 
     let mut hooks = FrozenSteps {
         model: &model,
@@ -107,6 +110,7 @@ pub fn fit(emb: &Embeddings, fc: &FrozenConfig, seed: u64, device: Device, bar: 
         train: (&tq, &tp),
         test: (&eq, &ep, &test_cand, &test_target),
         n_train: n_train as usize,
+        epoch_queries: epoch_queries as usize,
         k: k as usize,
         steps_per_epoch,
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0xf0_2e_4e),
@@ -136,6 +140,8 @@ struct FrozenSteps<'a> {
     train: (&'a Tensor, &'a Tensor),
     test: (&'a Tensor, &'a Tensor, &'a Tensor, &'a Tensor),
     n_train: usize,
+    /// Train queries an epoch visits (`queries`, else `n_train`).
+    epoch_queries: usize,
     k: usize,
     steps_per_epoch: u64,
     rng: ChaCha8Rng,
@@ -168,7 +174,7 @@ impl Hooks for FrozenSteps<'_> {
             self.draws = draw_many(self.seed, TRAIN_DRAWS + number, &self.epoch, self.n_train, self.k);
             self.sums = (0.0, 0, 0);
         }
-        let chunk = &self.epoch[b * bs..((b + 1) * bs).min(self.n_train)];
+        let chunk = &self.epoch[b * bs..((b + 1) * bs).min(self.epoch_queries)];
         let (len, k, at) = (chunk.len() as i64, self.k as i64, b * bs);
         let ids: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
         let cand = Tensor::from_slice(&self.draws.0[at * self.k..(at + chunk.len()) * self.k]).view([len, k]).to_device(self.device);
@@ -226,17 +232,23 @@ impl KindRules for RetrievalFrozen {
         if r.depth == 0 || r.epochs == 0 || r.batch_size < 1 || !(r.lr > 0.0 && r.lr.is_finite()) {
             return Err(Invalid::new("retrieval_frozen", "depth, epochs, batch_size and lr must be positive"));
         }
+        if r.queries == Some(0) {
+            return Err(Invalid::new("retrieval_frozen.queries", "0 trains on nothing: give a positive count, or leave it out for every query"));
+        }
         if r.precision == Precision::Fp16Amp && c.device == DeviceChoice::Cpu {
             return Err(Invalid::new("retrieval_frozen.precision", "\"fp16-amp\" needs device = \"cuda\""));
         }
         Ok(())
     }
 
-    /// One epoch of two batches, at the paper's slot count and depth.
+    /// One epoch of two batches, at the paper's slot count and depth: the splits hold at least
+    /// n - 1 pairs each (the candidates), but the epoch trains on two batches of them and the
+    /// test scores as many.
     fn at_shapes(&self, c: &mut RunConfig) {
         if let Some(f) = c.retrieval_frozen.as_mut() {
             f.epochs = 1;
             f.batch_size = (crate::suite::shapes::TRAIN_PAIRS / 2) as i64;
+            f.queries = Some(crate::suite::shapes::TRAIN_PAIRS as u64);
             f.warmup_steps = 0;
             f.precision = crate::suite::Precision::Fp32;
         }
@@ -342,6 +354,28 @@ mod tests {
         assert!(last.test_ce > 0.9 * chance && last.test_top1 < 35.0, "noise cannot generalise: {:?}", last);
         // (Same seed, same curve is checked end to end in tests/retrieval.rs, one process per
         // run: threads of one test binary share libtorch's global RNG.)
+    }
+
+    #[test]
+    fn queries_caps_the_epoch_and_the_test_not_the_candidates() {
+        tch::manual_seed(0);
+        let opts = (Kind::Float, Device::Cpu);
+        let e = Embeddings {
+            train: Some((Tensor::randn([200, 8], opts), Tensor::randn([200, 8], opts))),
+            test: (Tensor::randn([150, 8], opts), Tensor::randn([150, 8], opts)),
+        };
+        let bar = indicatif::ProgressBar::hidden();
+        // n = 128: 127 candidates from splits of 200 and 150; two batches of 32 an epoch.
+        let mut fc = cfg(128, 3);
+        fc.queries = Some(64);
+        let capped = fit(&e, &fc, 0, Device::Cpu, &bar, None).unwrap();
+        assert_eq!((capped.steps, capped.epochs.len()), (6, 3));
+        // Top-1 is a share of the 64 scored test queries.
+        for row in &capped.epochs {
+            assert!((row.test_top1 * 64.0 / 100.0 - (row.test_top1 * 64.0 / 100.0).round()).abs() < 1e-9, "{row:?}");
+        }
+        fc.queries = None;
+        assert_eq!(fit(&e, &fc, 0, Device::Cpu, &bar, None).unwrap().steps, 3 * 7);
     }
 
     #[test]

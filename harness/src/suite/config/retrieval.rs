@@ -124,6 +124,12 @@ pub struct FrozenConfig {
     /// The retrieval model's training precision (C.4: fp16); the embeddings are fp32 inputs.
     #[serde(default, skip_serializing_if = "is_default")]
     pub precision: Precision,
+    /// Queries of each split an epoch trains on and the test scores: the first `queries` of the
+    /// epoch's shuffled order and of the test split's fixed draws, their candidates still drawn
+    /// from the whole split. Unset (the paper): every query. The `shapes` profile sets two
+    /// batches' worth, so a run at n = 1024 costs two steps, not the split's 32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<u64>,
 }
 
 pub(super) fn default_n_slots() -> i64 {
