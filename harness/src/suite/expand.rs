@@ -2,6 +2,38 @@
 //! its producers' runs and seeds, into resolved run configs with content-addressed ids.
 use super::*;
 
+/// One experiment's expansion: its layers of settings and what it may set.
+struct Expansion<'a> {
+    file: &'a SuiteFile,
+    exp: &'a ExperimentDef,
+    profiled: &'a Profiled<'a>,
+    /// The sections its kind reads.
+    sections: &'static [&'static str],
+    /// A consumer's sections its producer decides (model, data): it may not set them.
+    inherited: &'static [&'static str],
+    /// Settings in force, least specific first: the suite profile's, this experiment's profile
+    /// section (its `sweep` aside), then `--set`; the first `from_profiles` are the profiles'.
+    layers: Vec<(String, Value)>,
+    from_profiles: usize,
+    /// The axes this experiment's own profile section replaced.
+    own_axes: Option<&'a Table>,
+    cuda_available: bool,
+}
+
+impl Expansion<'_> {
+    /// An axis this experiment's own profile section replaced (written for that scale).
+    fn own_axis(&self, key: &str) -> bool {
+        self.own_axes.is_some_and(|a| a.contains_key(key))
+    }
+
+    /// Whether a layer's key applies to a run: a section the kind reads and does not inherit, or
+    /// the seed of a run that consumes nothing.
+    fn settable(&self, key: &str, consumer: bool) -> bool {
+        let head = key.split('.').next().unwrap_or_default();
+        (self.sections.contains(&head) && !self.inherited.contains(&head)) || (head == "seed" && !consumer)
+    }
+}
+
 impl Ctx<'_> {
     pub(super) fn expand(
         &self,
@@ -12,100 +44,29 @@ impl Ctx<'_> {
         overrides: &[(String, Value)],
         cuda_available: bool,
     ) -> Result<Vec<Run>, SuiteError> {
-        let sections = (self.kinds)(exp.kind).sections();
-        // Settings in force: the suite profile's, this experiment's profile section, `--set`.
         let own_profile = profiled.name.and_then(|n| exp.profile.get(n));
-        let mut all: Vec<(String, Value)> = profiled.overrides.to_vec();
+        let mut layers: Vec<(String, Value)> = profiled.overrides.to_vec();
         if let Some(t) = own_profile {
-            all.extend(t.iter().filter(|(k, _)| k.as_str() != "sweep").map(|(k, v)| (k.clone(), v.clone())));
+            layers.extend(t.iter().filter(|(k, _)| k.as_str() != "sweep").map(|(k, v)| (k.clone(), v.clone())));
         }
-        let from_profiles = all.len();
-        all.extend(overrides.iter().cloned());
-        let overrides = &all;
-        let own_axes: Option<&Table> = own_profile.and_then(|t| t.get("sweep")).and_then(Value::as_table);
+        let from_profiles = layers.len();
+        layers.extend(overrides.iter().cloned());
         // A consumer's model, data and seed are its producer's: it may not set them.
         let consumer = !producers.is_empty();
-        let inherited: &[&str] = if consumer { &["model", "data"] } else { &[] };
-        let mut base = Table::new();
-        for s in sections.iter().filter(|s| !inherited.contains(s)) {
-            if let Some(v) = file.defaults.get(*s) {
-                base.insert(s.to_string(), v.clone());
-            }
-        }
-        let own = exp.settings();
-        for (k, v) in own {
-            if let Some(v) = v {
-                if !sections.contains(&k) {
-                    return Err(self.invalid(k, format!("a `{}` experiment does not read [{k}]", exp.kind.name())));
-                }
-                if inherited.contains(&k) {
-                    return Err(self.inherited(exp, k));
-                }
-                merge(&mut base, k, v);
-            }
-        }
-        if consumer {
-            if exp.seeds.is_some() {
-                return Err(self.inherited(exp, "seeds"));
-            }
-            for key in exp.sweep.keys() {
-                let head = key.split('.').next().unwrap_or_default();
-                if inherited.contains(&head) {
-                    return Err(self.inherited(exp, key));
-                }
-            }
-        }
-        // `--set seeds=[...]` replaces every experiment's seeds.
-        let seeds_override = overrides.iter().rev().find(|(k, _)| k == "seeds").map(|(_, v)| v.clone());
-        let as_seeds = |v: Value, key: &str| {
-            v.try_into::<Vec<u64>>()
-                .map_err(|_| self.invalid(key, "expected a list of non-negative integers, e.g. seeds = [0, 1, 2]"))
+        let x = Expansion {
+            file,
+            exp,
+            profiled,
+            sections: (self.kinds)(exp.kind).sections(),
+            inherited: if consumer { &["model", "data"] } else { &[] },
+            layers,
+            from_profiles,
+            own_axes: own_profile.and_then(|t| t.get("sweep")).and_then(Value::as_table),
+            cuda_available,
         };
-        let seeds = match (seeds_override, &exp.seeds, file.defaults.get("seeds")) {
-            (Some(v), _, _) => as_seeds(v, "seeds")
-                .map_err(|_| SuiteError::Override { arg: "seeds".into(), message: "expected a list of seeds, e.g. --set seeds=[0]".into() })?,
-            (None, Some(s), _) => s.clone(),
-            (None, None, Some(v)) => as_seeds(v.clone(), "seeds")?,
-            (None, None, None) => vec![0],
-        };
-        if seeds.is_empty() {
-            return Err(self.invalid("seeds", "needs at least one seed, e.g. seeds = [0]"));
-        }
-        if let Some(s) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
-            return Err(self.invalid("seeds", format!("seed {s} is listed twice; each seed is one run")));
-        }
-        // At shapes a run shows only that its shape runs and what it costs, which no seed changes:
-        // the first seed stands for the others (unless `--set seeds` names them).
-        let seeds = if profiled.at_shapes && !overrides.iter().any(|(k, _)| k == "seeds") { seeds[..1].to_vec() } else { seeds };
-        let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
-        for (key, values) in &exp.sweep {
-            let head = key.split('.').next().unwrap_or_default();
-            if !sections.contains(&head) && key != POINT {
-                return Err(self.invalid(
-                    key,
-                    format!("sweep axis must start with one of: {} (or be `{POINT}`, tables of settings varied together)", sections.join(", ")),
-                ));
-            }
-            let replaced = own_axes.and_then(|t| t.get(key)).and_then(Value::as_array);
-            let values = replaced.or(profiled.axes.get(key)).unwrap_or(values);
-            if key == POINT {
-                for v in values {
-                    let Some(t) = v.as_table() else {
-                        return Err(self.invalid(key, "each value of `point` is a table of settings, e.g. { model = {...}, train = { stop_at = 1000 } }"));
-                    };
-                    for k in t.keys() {
-                        let head = k.split('.').next().unwrap_or_default();
-                        if !sections.contains(&head) {
-                            return Err(self.invalid(k, format!("`point` sets `{k}`; it may set: {}", sections.join(", "))));
-                        }
-                    }
-                }
-            }
-            if values.is_empty() {
-                return Err(self.invalid(key, "sweep axis has no values"));
-            }
-            axes.push((key.clone(), values.clone()));
-        }
+        let base = self.base_table(&x, consumer)?;
+        let seeds = self.seeds(&x)?;
+        let mut axes = self.axes(&x)?;
         if !consumer {
             axes.push(("seed".into(), seeds.iter().map(|s| Value::Integer(*s as i64)).collect()));
         }
@@ -134,14 +95,126 @@ impl Ctx<'_> {
             }
         };
         let n_points = if consumer { up_points.len() * points.len() } else { points.len() / per_point };
+        let cells_of = self.cells(&x, n_points)?;
+
+        let mut runs = Vec::new();
+        for up in upstream {
+            for (i, point) in points.iter().enumerate() {
+                let at = point_of(up, i);
+                runs.push(self.run_at(&x, &base, point, up, (at, cells_of[at].clone()))?);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// The experiment's own tables over the suite's defaults, for the sections its kind reads;
+    /// a consumer may not set what it inherits (model, data, seeds).
+    fn base_table(&self, x: &Expansion, consumer: bool) -> Result<Table, SuiteError> {
+        let (exp, sections, inherited) = (x.exp, x.sections, x.inherited);
+        let mut base = Table::new();
+        for s in sections.iter().filter(|s| !inherited.contains(s)) {
+            if let Some(v) = x.file.defaults.get(*s) {
+                base.insert(s.to_string(), v.clone());
+            }
+        }
+        for (k, v) in exp.settings() {
+            if let Some(v) = v {
+                if !sections.contains(&k) {
+                    return Err(self.invalid(k, format!("a `{}` experiment does not read [{k}]", exp.kind.name())));
+                }
+                if inherited.contains(&k) {
+                    return Err(self.inherited(exp, k));
+                }
+                merge(&mut base, k, v);
+            }
+        }
+        if consumer {
+            if exp.seeds.is_some() {
+                return Err(self.inherited(exp, "seeds"));
+            }
+            for key in exp.sweep.keys() {
+                let head = key.split('.').next().unwrap_or_default();
+                if inherited.contains(&head) {
+                    return Err(self.inherited(exp, key));
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    /// The experiment's seeds: `--set seeds=[...]`, its own, the suite's, else [0]; at shapes
+    /// the first stands for the others.
+    fn seeds(&self, x: &Expansion) -> Result<Vec<u64>, SuiteError> {
+        let seeds_override = x.layers.iter().rev().find(|(k, _)| k == "seeds").map(|(_, v)| v.clone());
+        let as_seeds = |v: Value, key: &str| {
+            v.try_into::<Vec<u64>>()
+                .map_err(|_| self.invalid(key, "expected a list of non-negative integers, e.g. seeds = [0, 1, 2]"))
+        };
+        let seeds = match (seeds_override, &x.exp.seeds, x.file.defaults.get("seeds")) {
+            (Some(v), _, _) => as_seeds(v, "seeds")
+                .map_err(|_| SuiteError::Override { arg: "seeds".into(), message: "expected a list of seeds, e.g. --set seeds=[0]".into() })?,
+            (None, Some(s), _) => s.clone(),
+            (None, None, Some(v)) => as_seeds(v.clone(), "seeds")?,
+            (None, None, None) => vec![0],
+        };
+        if seeds.is_empty() {
+            return Err(self.invalid("seeds", "needs at least one seed, e.g. seeds = [0]"));
+        }
+        if let Some(s) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
+            return Err(self.invalid("seeds", format!("seed {s} is listed twice; each seed is one run")));
+        }
+        // At shapes a run shows only that its shape runs and what it costs, which no seed changes:
+        // the first seed stands for the others (unless `--set seeds` names them).
+        Ok(if x.profiled.at_shapes && !x.layers.iter().any(|(k, _)| k == "seeds") { seeds[..1].to_vec() } else { seeds })
+    }
+
+    /// The sweep axes with the values in force (the experiment's own profile section's, else the
+    /// suite profile's, else the suite's), each checked against the sections the kind reads.
+    fn axes(&self, x: &Expansion) -> Result<Vec<(String, Vec<Value>)>, SuiteError> {
+        let sections = x.sections;
+        let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
+        for (key, values) in &x.exp.sweep {
+            let head = key.split('.').next().unwrap_or_default();
+            if !sections.contains(&head) && key != POINT {
+                return Err(self.invalid(
+                    key,
+                    format!("sweep axis must start with one of: {} (or be `{POINT}`, tables of settings varied together)", sections.join(", ")),
+                ));
+            }
+            let replaced = x.own_axes.and_then(|t| t.get(key)).and_then(Value::as_array);
+            let values = replaced.or(x.profiled.axes.get(key)).unwrap_or(values);
+            if key == POINT {
+                for v in values {
+                    let Some(t) = v.as_table() else {
+                        return Err(self.invalid(key, "each value of `point` is a table of settings, e.g. { model = {...}, train = { stop_at = 1000 } }"));
+                    };
+                    for k in t.keys() {
+                        let head = k.split('.').next().unwrap_or_default();
+                        if !sections.contains(&head) {
+                            return Err(self.invalid(k, format!("`point` sets `{k}`; it may set: {}", sections.join(", "))));
+                        }
+                    }
+                }
+            }
+            if values.is_empty() {
+                return Err(self.invalid(key, "sweep axis has no values"));
+            }
+            axes.push((key.clone(), values.clone()));
+        }
+        Ok(axes)
+    }
+
+    /// The paper-table cells each sweep point fills (`cells`: one entry per point, "-" for none).
+    fn cells(&self, x: &Expansion, n_points: usize) -> Result<Vec<Vec<String>>, SuiteError> {
+        let exp = x.exp;
         let mut cells_of: Vec<Vec<String>> = vec![Vec::new(); n_points];
         for (table, entries) in &exp.cells {
             let key = format!("cells.{table}");
-            let Some(t) = file.tables.iter().find(|t| &t.id == table) else {
+            let Some(t) = x.file.tables.iter().find(|t| &t.id == table) else {
                 return Err(self.invalid(&key, format!("no [[table]] with id = \"{table}\" in this suite (experiment `{}`)", exp.name)));
             };
             if entries.len() != n_points {
-                let at = profiled.name.map(|p| format!(" at profile `{p}`")).unwrap_or_default();
+                let at = x.profiled.name.map(|p| format!(" at profile `{p}`")).unwrap_or_default();
                 return Err(self.invalid(
                     &key,
                     format!(
@@ -158,88 +231,85 @@ impl Ctx<'_> {
                 cells_of[i].push(t.cell(e));
             }
         }
+        Ok(cells_of)
+    }
 
-        let mut runs = Vec::new();
-        for up in upstream {
-            for (i, point) in points.iter().enumerate() {
-                let mut t = base.clone();
-                t.insert("kind".into(), Value::String(exp.kind.name()));
-                // Most specific wins: the sweep point, the profiles' settings, then the point's
-                // axes that this experiment's own profile section replaced (written for that
-                // scale), then `--set`.
-                let own_axis = |k: &str| own_axes.is_some_and(|a| a.contains_key(k));
-                let point_values = |own: bool| point.iter().filter(move |(k, _)| own_axis(k) == own).flat_map(|(k, v)| flatten_point(k, v));
-                for (k, v) in point_values(false) {
-                    set_dotted(&mut t, &k, v);
-                }
-                let settable = |k: &str| {
-                    let head = k.split('.').next().unwrap_or_default();
-                    (sections.contains(&head) && !inherited.contains(&head)) || (head == "seed" && up.is_none())
-                };
-                for (k, v) in overrides[..from_profiles].iter().filter(|(k, _)| settable(k)) {
-                    set_dotted(&mut t, k, v.clone());
-                }
-                for (k, v) in point_values(true) {
-                    set_dotted(&mut t, &k, v);
-                }
-                for (k, v) in overrides[from_profiles..].iter().filter(|(k, _)| settable(k)) {
-                    set_dotted(&mut t, k, v.clone());
-                }
-                self.check_point_kept(&t, point, (overrides, from_profiles, profiled.name), &settable, &exp.name)?;
-                let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
-                    let key = e.path().to_string();
-                    let msg = e.inner().message().trim().to_string();
-                    let hint = match profiled.name {
-                        Some(p) if msg.starts_with("missing field") => format!(
-                            "; at profile `{p}`, a table of another `source` or `kind` replaces the suite's whole table: give the missing key there"
-                        ),
-                        _ => String::new(),
-                    };
-                    self.invalid(&key, format!("{msg} (experiment `{}`){hint}", exp.name))
-                })?;
-                config.profile = profiled.name.map(String::from);
-                let mut axes_desc: Vec<(String, String)> = Vec::new();
-                let mut lineage = Vec::new();
-                if let Some((p, up)) = up {
-                    config.model = up.config.model.clone();
-                    config.data = up.config.data.clone();
-                    config.seed = up.config.seed;
-                    config.upstream = Some(Upstream { experiment: p.name.to_string(), kind: p.kind, run: up.id.clone() });
-                    axes_desc.extend(up.axes.iter().cloned());
-                    lineage = up.lineage.clone();
-                    lineage.push(p.name.to_string());
-                }
-                self.validate(&mut config, &exp.name, cuda_available)?;
-                if profiled.at_shapes {
-                    shapes::apply(&mut config, (self.kinds)(exp.kind), profiled.pairs_per_split);
-                    self.validate(&mut config, &exp.name, cuda_available)?;
-                }
-                // Each axis as the run has it: a profile's setting or `--set` that overrode the
-                // point's value (a smoke profile's `train.steps`) is what the label shows.
-                for (axis, value) in point {
-                    let layers = if own_axis(axis) { &overrides[from_profiles..] } else { &overrides[..] };
-                    for (k, v) in flatten_point(axis, value) {
-                        let v = layers.iter().filter(|(o, _)| settable(o)).filter_map(|o| override_at(&k, o)).next_back().unwrap_or(v);
-                        axes_desc.push((k, describe(&v)));
-                    }
-                }
-                let label = run_label(&config, up.map(|(_, r)| r));
-                let paper = paper_for(&exp.paper, &label, &config, &lineage);
-                runs.push(Run {
-                    id: run_id(&config),
-                    suite: file.name.clone(),
-                    experiment: exp.name.clone(),
-                    paper,
-                    label,
-                    lineage,
-                    config,
-                    axes: axes_desc,
-                    cells: cells_of[point_of(up, i)].clone(),
-                    point: point_of(up, i),
-                });
+    /// One run: the base table with the sweep point and the layers over it, resolved, its
+    /// producer's model, data and seed taken, validated (and rewritten at shapes), labelled.
+    fn run_at(&self, x: &Expansion, base: &Table, point: &[(String, Value)], up: Option<(&Producer, &Run)>, (at, cells): (usize, Vec<String>)) -> Result<Run, SuiteError> {
+        let (exp, profiled) = (x.exp, x.profiled);
+        let consumer = up.is_some();
+        let (profiles, set) = x.layers.split_at(x.from_profiles);
+        let settable = |k: &str| x.settable(k, consumer);
+        let mut t = base.clone();
+        t.insert("kind".into(), Value::String(exp.kind.name()));
+        // Most specific wins: the sweep point, the profiles' settings, then the point's axes that
+        // this experiment's own profile section replaced (written for that scale), then `--set`.
+        let point_values = |own: bool| point.iter().filter(move |(k, _)| x.own_axis(k) == own).flat_map(|(k, v)| flatten_point(k, v));
+        for (k, v) in point_values(false) {
+            set_dotted(&mut t, &k, v);
+        }
+        for (k, v) in profiles.iter().filter(|(k, _)| settable(k)) {
+            set_dotted(&mut t, k, v.clone());
+        }
+        for (k, v) in point_values(true) {
+            set_dotted(&mut t, &k, v);
+        }
+        for (k, v) in set.iter().filter(|(k, _)| settable(k)) {
+            set_dotted(&mut t, k, v.clone());
+        }
+        self.check_point_kept(&t, point, (&x.layers, x.from_profiles, profiled.name), &settable, &exp.name)?;
+        let mut config: RunConfig = serde_path_to_error::deserialize(Value::Table(t)).map_err(|e| {
+            let key = e.path().to_string();
+            let msg = e.inner().message().trim().to_string();
+            let hint = match profiled.name {
+                Some(p) if msg.starts_with("missing field") => format!(
+                    "; at profile `{p}`, a table of another `source` or `kind` replaces the suite's whole table: give the missing key there"
+                ),
+                _ => String::new(),
+            };
+            self.invalid(&key, format!("{msg} (experiment `{}`){hint}", exp.name))
+        })?;
+        config.profile = profiled.name.map(String::from);
+        let mut axes_desc: Vec<(String, String)> = Vec::new();
+        let mut lineage = Vec::new();
+        if let Some((p, up)) = up {
+            config.model = up.config.model.clone();
+            config.data = up.config.data.clone();
+            config.seed = up.config.seed;
+            config.upstream = Some(Upstream { experiment: p.name.to_string(), kind: p.kind, run: up.id.clone() });
+            axes_desc.extend(up.axes.iter().cloned());
+            lineage = up.lineage.clone();
+            lineage.push(p.name.to_string());
+        }
+        self.validate(&mut config, &exp.name, x.cuda_available)?;
+        if profiled.at_shapes {
+            shapes::apply(&mut config, (self.kinds)(exp.kind), profiled.pairs_per_split);
+            self.validate(&mut config, &exp.name, x.cuda_available)?;
+        }
+        // Each axis as the run has it: a profile's setting or `--set` that overrode the point's
+        // value (a smoke profile's `train.steps`) is what the label shows.
+        for (axis, value) in point {
+            let layers = if x.own_axis(axis) { set } else { &x.layers[..] };
+            for (k, v) in flatten_point(axis, value) {
+                let v = layers.iter().filter(|(o, _)| settable(o)).filter_map(|o| override_at(&k, o)).next_back().unwrap_or(v);
+                axes_desc.push((k, describe(&v)));
             }
         }
-        Ok(runs)
+        let label = run_label(&config, up.map(|(_, r)| r));
+        let paper = paper_for(&exp.paper, &label, &config, &lineage);
+        Ok(Run {
+            id: run_id(&config),
+            suite: x.file.name.clone(),
+            experiment: exp.name.clone(),
+            paper,
+            label,
+            lineage,
+            config,
+            axes: axes_desc,
+            cells,
+            point: at,
+        })
     }
 }
 
