@@ -113,7 +113,7 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
     let paper_items = items(PAPER_MD);
     let tables: Vec<&Item> = paper_items.iter().filter(|i| i.id.starts_with('T')).collect();
     let figures: Vec<&Item> = paper_items.iter().filter(|i| i.id.starts_with('F')).collect();
-    let by = |id: &str| -> Vec<&SuiteReport> { suites.iter().filter(|s| s.suite.file.reproduces.iter().any(|r| r == id)).collect() };
+    let by = |id: &str| reproducing(suites, id);
 
     let mut verdicts: Vec<(String, Verdict)> = Vec::new();
     let mut cells: Vec<CellVerdict> = Vec::new();
@@ -156,125 +156,12 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
         }
     );
 
-    // Each suite's seed plan: the most seeds a side any of its claims' tests needs.
-    let mut plan: BTreeMap<&str, usize> = BTreeMap::new();
-    for (suite, v) in &verdicts {
-        if let Some(n) = v.seeds_needed {
-            let most = plan.entry(suite.as_str()).or_default();
-            *most = (*most).max(n);
-        }
-    }
-    if !plan.is_empty() {
-        let _ = writeln!(
-            md,
-            "> Seeds for the claims' tests (the most any claim of the suite needs a side, at the paper's gaps; the suite reports give each): {}\n",
-            plan.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
-        );
-    }
-
-    let _ = writeln!(md, "## Tables (PAPER.md G order)\n");
-    for t in &tables {
-        let _ = writeln!(md, "### {} — {}\n", t.id, t.title);
-        let from = by(&t.id);
-        if from.is_empty() {
-            let _ = writeln!(md, "No suite reproduces it: see docs/coverage.md.\n");
-            continue;
-        }
-        for s in from {
-            let name = &s.suite.file.name;
-            let (Some(readme), Some(link)) = (s.readme(), s.link()) else {
-                let _ = writeln!(md, "`{}`: not run here ({} of {} runs finished; see Not run below).\n", s.suite.path.display(), s.finished(), s.records.len());
-                continue;
-            };
-            let parts = shown(&readme, &t.id);
-            let _ = writeln!(md, "From `{}` ([report]({link}/README.md), {} of {} runs finished):\n", s.suite.path.display(), s.finished(), s.records.len());
-            if parts.is_empty() {
-                let _ = writeln!(md, "Its report shows no section of {} (none of the runs that fill it finished).\n", t.id);
-            }
-            for p in parts {
-                md.push_str(&embed(&p, &link));
-                md.push('\n');
-            }
-            let _ = name;
-        }
-    }
-
-    let _ = writeln!(md, "## Figures (PAPER.md H)\n");
-    let _ = writeln!(md, "| figure | what | suites (report) |\n|---|---|---|");
-    for f in &figures {
-        let from: Vec<String> = by(&f.id)
-            .iter()
-            .map(|s| match s.link() {
-                Some(l) => format!("[{}]({l}/README.md)", s.suite.file.name),
-                None => format!("{} (not run)", s.suite.file.name),
-            })
-            .collect();
-        let n = f.id.trim_start_matches('F');
-        let _ = writeln!(md, "| H.{n} | {} | {} |", f.title.replace('|', "\\|"), if from.is_empty() { "— (docs/coverage.md says why)".into() } else { from.join(", ") });
-    }
-    md.push('\n');
-
-    let _ = writeln!(md, "## Claims (every suite)\n");
-    if verdicts.is_empty() {
-        let _ = writeln!(md, "No claim was tested: no suite with a claim has finished runs on both sides.\n");
-    } else {
-        let _ = writeln!(md, "{} {}\n", claims::rule(), claims::SEEDS_RULE);
-        let _ = writeln!(md, "| suite | claim | sides | metric (view) | ours | seeds | verdict | seeds a side for a test |\n|---|---|---|---|---|---|---|---|");
-        for (suite, v) in &verdicts {
-            let _ = writeln!(
-                md,
-                "| {suite} | {} | {} vs {} | {} | {} vs {} | {} / {} | {} | {} |",
-                v.claim.trim().replace('|', "\\|"),
-                v.better,
-                v.than,
-                v.metric,
-                super::table::fmt_num(v.mean_better),
-                super::table::fmt_num(v.mean_than),
-                v.seeds_better,
-                v.seeds_than,
-                v.verdict,
-                v.seeds_cell()
-            );
-        }
-        md.push('\n');
-    }
-
-    let _ = writeln!(md, "## Not run\n");
-    let mut all_ran = true;
-    for s in suites {
-        let missing: Vec<&RunRecord> = s.records.iter().filter(|r| r.status != RunStatus::Finished).collect();
-        if missing.is_empty() {
-            continue;
-        }
-        all_ran = false;
-        let mut why: BTreeMap<String, usize> = BTreeMap::new();
-        for r in &missing {
-            let e = r.error.as_deref().unwrap_or("not run");
-            *why.entry(e.lines().next().unwrap_or(e).chars().take(200).collect()).or_default() += 1;
-        }
-        let reasons: Vec<String> = why.iter().map(|(w, n)| format!("{n} × {w}")).collect();
-        let _ = writeln!(md, "- `{}`: {} of {} runs: {}", s.suite.path.display(), missing.len(), s.records.len(), reasons.join("; "));
-    }
-    if all_ran {
-        let _ = writeln!(md, "Every run of every suite finished.");
-    }
-    md.push('\n');
-
-    let _ = writeln!(md, "## Suite reports\n");
-    let _ = writeln!(md, "| suite | reproduces | runs finished | report |\n|---|---|---|---|");
-    let mut made_from = serde_json::Map::new();
-    for s in suites {
-        let report = match (s.link(), &s.dir) {
-            (Some(l), Some(d)) => {
-                let hash = sha256_file(&d.join("files.json")).with_context(|| format!("hashing {}/files.json", d.display()))?;
-                made_from.insert(s.suite.file.name.clone(), serde_json::json!({ "report": l.trim_start_matches("../../"), "files_json_sha256": hash }));
-                format!("[{}]({l}/README.md)", l.trim_start_matches("../../"))
-            }
-            _ => "—".into(),
-        };
-        let _ = writeln!(md, "| {} | {} | {} / {} | {report} |", s.suite.file.name, s.suite.file.reproduces.join(", "), s.finished(), s.records.len());
-    }
-    md.push('\n');
+    seed_plan(&mut md, &verdicts);
+    tables_section(&mut md, &tables, suites);
+    figures_section(&mut md, &figures, suites);
+    claims_section(&mut md, &verdicts);
+    not_run_section(&mut md, suites);
+    let made_from = suite_reports_section(&mut md, suites)?;
 
     let meta = serde_json::json!({
         "suite": PAPER,
@@ -303,6 +190,156 @@ pub fn write(suites: &[SuiteReport], profile: Option<&str>, root: &Path, prov: &
     super::seal(&dir, md)?;
     super::index(root)?;
     Ok(dir)
+}
+
+/// The suites that list `id` (T3, F11) in `reproduces`.
+fn reproducing<'a, 's>(suites: &'a [SuiteReport<'s>], id: &str) -> Vec<&'a SuiteReport<'s>> {
+    suites.iter().filter(|s| s.suite.file.reproduces.iter().any(|r| r == id)).collect()
+}
+
+/// Each suite's seed plan: the most seeds a side any of its claims' tests needs.
+fn seed_plan(md: &mut String, verdicts: &[(String, Verdict)]) {
+    // Each suite's seed plan: the most seeds a side any of its claims' tests needs.
+    let mut plan: BTreeMap<&str, usize> = BTreeMap::new();
+    for (suite, v) in verdicts {
+        if let Some(n) = v.seeds_needed {
+            let most = plan.entry(suite.as_str()).or_default();
+            *most = (*most).max(n);
+        }
+    }
+    if !plan.is_empty() {
+        let _ = writeln!(
+            md,
+            "> Seeds for the claims' tests (the most any claim of the suite needs a side, at the paper's gaps; the suite reports give each): {}\n",
+            plan.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+
+}
+
+/// T1-T14 in PAPER.md's order: each table's sections from the reports of the suites that
+/// reproduce it.
+fn tables_section(md: &mut String, tables: &[&Item], suites: &[SuiteReport]) {
+    let _ = writeln!(md, "## Tables (PAPER.md G order)\n");
+    for t in tables {
+        let _ = writeln!(md, "### {} — {}\n", t.id, t.title);
+        let from = reproducing(suites, &t.id);
+        if from.is_empty() {
+            let _ = writeln!(md, "No suite reproduces it: see docs/coverage.md.\n");
+            continue;
+        }
+        for s in from {
+            let (Some(readme), Some(link)) = (s.readme(), s.link()) else {
+                let _ = writeln!(md, "`{}`: not run here ({} of {} runs finished; see Not run below).\n", s.suite.path.display(), s.finished(), s.records.len());
+                continue;
+            };
+            let parts = shown(&readme, &t.id);
+            let _ = writeln!(md, "From `{}` ([report]({link}/README.md), {} of {} runs finished):\n", s.suite.path.display(), s.finished(), s.records.len());
+            if parts.is_empty() {
+                let _ = writeln!(md, "Its report shows no section of {} (none of the runs that fill it finished).\n", t.id);
+            }
+            for p in parts {
+                md.push_str(&embed(&p, &link));
+                md.push('\n');
+            }
+        }
+    }
+
+}
+
+/// The figures, each with the reports of the suites that draw it.
+fn figures_section(md: &mut String, figures: &[&Item], suites: &[SuiteReport]) {
+    let _ = writeln!(md, "## Figures (PAPER.md H)\n");
+    let _ = writeln!(md, "| figure | what | suites (report) |\n|---|---|---|");
+    for f in figures {
+        let from: Vec<String> = reproducing(suites, &f.id)
+            .iter()
+            .map(|s| match s.link() {
+                Some(l) => format!("[{}]({l}/README.md)", s.suite.file.name),
+                None => format!("{} (not run)", s.suite.file.name),
+            })
+            .collect();
+        let n = f.id.trim_start_matches('F');
+        let _ = writeln!(md, "| H.{n} | {} | {} |", f.title.replace('|', "\\|"), if from.is_empty() { "— (docs/coverage.md says why)".into() } else { from.join(", ") });
+    }
+    md.push('\n');
+
+}
+
+/// Every suite's claims with their verdicts.
+fn claims_section(md: &mut String, verdicts: &[(String, Verdict)]) {
+    let _ = writeln!(md, "## Claims (every suite)\n");
+    if verdicts.is_empty() {
+        let _ = writeln!(md, "No claim was tested: no suite with a claim has finished runs on both sides.\n");
+    } else {
+        let _ = writeln!(md, "{} {}\n", claims::rule(), claims::SEEDS_RULE);
+        let _ = writeln!(md, "| suite | claim | sides | metric (view) | ours | seeds | verdict | seeds a side for a test |\n|---|---|---|---|---|---|---|---|");
+        for (suite, v) in verdicts {
+            let _ = writeln!(
+                md,
+                "| {suite} | {} | {} vs {} | {} | {} vs {} | {} / {} | {} | {} |",
+                v.claim.trim().replace('|', "\\|"),
+                v.better,
+                v.than,
+                v.metric,
+                super::table::fmt_num(v.mean_better),
+                super::table::fmt_num(v.mean_than),
+                v.seeds_better,
+                v.seeds_than,
+                v.verdict,
+                v.seeds_cell()
+            );
+        }
+        md.push('\n');
+    }
+
+}
+
+/// The runs that did not finish, suite by suite, with why.
+fn not_run_section(md: &mut String, suites: &[SuiteReport]) {
+    let _ = writeln!(md, "## Not run\n");
+    let mut all_ran = true;
+    for s in suites {
+        let missing: Vec<&RunRecord> = s.records.iter().filter(|r| r.status != RunStatus::Finished).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        all_ran = false;
+        let mut why: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &missing {
+            let e = r.error.as_deref().unwrap_or("not run");
+            *why.entry(e.lines().next().unwrap_or(e).chars().take(200).collect()).or_default() += 1;
+        }
+        let reasons: Vec<String> = why.iter().map(|(w, n)| format!("{n} × {w}")).collect();
+        let _ = writeln!(md, "- `{}`: {} of {} runs: {}", s.suite.path.display(), missing.len(), s.records.len(), reasons.join("; "));
+    }
+    if all_ran {
+        let _ = writeln!(md, "Every run of every suite finished.");
+    }
+    md.push('\n');
+
+}
+
+/// The suite reports this one was made from, with the sha256 of each one's `files.json` (for
+/// `report.json`).
+fn suite_reports_section(md: &mut String, suites: &[SuiteReport]) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let _ = writeln!(md, "## Suite reports\n");
+    let _ = writeln!(md, "| suite | reproduces | runs finished | report |\n|---|---|---|---|");
+    let mut made_from = serde_json::Map::new();
+    for s in suites {
+        let report = match (s.link(), &s.dir) {
+            (Some(l), Some(d)) => {
+                let hash = sha256_file(&d.join("files.json")).with_context(|| format!("hashing {}/files.json", d.display()))?;
+                made_from.insert(s.suite.file.name.clone(), serde_json::json!({ "report": l.trim_start_matches("../../"), "files_json_sha256": hash }));
+                format!("[{}]({l}/README.md)", l.trim_start_matches("../../"))
+            }
+            _ => "—".into(),
+        };
+        let _ = writeln!(md, "| {} | {} | {} / {} | {report} |", s.suite.file.name, s.suite.file.reproduces.join(", "), s.finished(), s.records.len());
+    }
+    md.push('\n');
+
+    Ok(made_from)
 }
 
 /// `harness report <folder> --verify reports/paper/<version>`: this report's files, then each
