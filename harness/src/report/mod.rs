@@ -244,6 +244,56 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     let _ = writeln!(md, "# {} — {}\n", f.name, dir.file_name().unwrap_or_default().to_string_lossy());
     md.push_str(&headline(suite, records, &verdicts, &cells));
     let _ = writeln!(md, "{}\n", f.description.trim());
+    scale_notes(&mut md, records);
+    environment(&mut md, suite, records, prov);
+    md.push_str(&tables_md);
+    md.push_str(&before_summary);
+    let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
+    let _ = writeln!(md, "{}", summary_md.without_empty_columns().markdown());
+    let _ = writeln!(
+        md,
+        "CE is the mean natural-log cross entropy per non-pad token. Hamming is the modified Hamming metric of PAPER.md D \
+         (share of non-pad positions whose token is not among the top-5 decoded ids; 0 = recovered). The `paper` column \
+         quotes what PAPER.md reports for the matching experiment; at other scales it is a direction, not a target.\n"
+    );
+    md.push_str(&after_summary);
+    let _ = writeln!(md, "## Runs\n");
+    let _ = writeln!(md, "{}", runs.without_empty_columns().markdown());
+    let _ = writeln!(md, "Columns with no value for any run of this suite are left out here; `runs.csv` and `runs.parquet` hold them all.\n");
+    failed_and_figures(&mut md, records, &figs);
+    // What the index needs, beside the report (listed and hashed below with the rest).
+    let meta = serde_json::json!({
+        "suite": f.name,
+        "version": dir.file_name().unwrap_or_default().to_string_lossy(),
+        "git_sha": prov.git_sha,
+        "git_dirty": prov.git_dirty,
+        "profile": records.iter().find_map(|r| r.run.config.profile.clone()),
+        "devices": records.iter().map(|r| r.device.as_str()).filter(|d| !d.is_empty()).collect::<std::collections::BTreeSet<_>>(),
+        "runs": records.len(),
+        "finished": records.iter().filter(|r| r.status == RunStatus::Finished).count(),
+        "verdicts": claims::tally(&verdicts),
+        "seeds_for_tests": verdicts.iter().filter_map(|v| v.seeds_needed).max(),
+        "cells": paper_tables::cell_tally(&cells),
+    });
+    crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+    write_inputs(&dir, records, results)?;
+    let _ = writeln!(md, "## Files\n");
+    let _ = writeln!(
+        md,
+        "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint). `inputs.json` holds \
+         the sha256 of each run's manifest this report was built from, `claims.json` every claim's test and verdict, `cells.json` every paper cell against the paper's number, \
+         `files.json` the files below and this README with their sha256; `harness report <suite> --verify <this folder>` re-hashes \
+         those files, those manifests and every file they list.\n",
+        f.name
+    );
+    seal(&dir, md)?;
+    index(root)?;
+    Ok(dir)
+}
+
+/// What a reader must know of the runs' scale before any number: wall-clock stops, profiles,
+/// derived pairs, synthetic data.
+fn scale_notes(md: &mut String, records: &[RunRecord]) {
     let stopped: Vec<&str> = records.iter().filter(|r| r.summary.get("wall_clock_stop").is_some()).map(|r| r.run.short_id()).collect();
     if !stopped.is_empty() {
         let _ = writeln!(
@@ -280,6 +330,11 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
              data; their numbers test the pipeline and the qualitative claims, not the paper's values.\n"
         );
     }
+}
+
+/// Where the numbers came from: tokenizers, the suite file, the harness, libtorch, devices, the
+/// CPU kernel paths.
+fn environment(md: &mut String, suite: &Suite, records: &[RunRecord], prov: &Provenance) {
     let devices: std::collections::BTreeSet<&str> = records.iter().map(|r| r.device.as_str()).collect();
     let tokenizers: std::collections::BTreeSet<&str> =
         records.iter().filter_map(|r| r.summary.get("tokenizer").and_then(Value::as_str)).collect();
@@ -300,20 +355,10 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     md.push_str(&kernel_paths_md(records));
     md.push('\n');
 
-    md.push_str(&tables_md);
-    md.push_str(&before_summary);
-    let _ = writeln!(md, "## Summary (mean ± sd over seeds)\n");
-    let _ = writeln!(md, "{}", summary_md.without_empty_columns().markdown());
-    let _ = writeln!(
-        md,
-        "CE is the mean natural-log cross entropy per non-pad token. Hamming is the modified Hamming metric of PAPER.md D \
-         (share of non-pad positions whose token is not among the top-5 decoded ids; 0 = recovered). The `paper` column \
-         quotes what PAPER.md reports for the matching experiment; at other scales it is a direction, not a target.\n"
-    );
-    md.push_str(&after_summary);
-    let _ = writeln!(md, "## Runs\n");
-    let _ = writeln!(md, "{}", runs.without_empty_columns().markdown());
-    let _ = writeln!(md, "Columns with no value for any run of this suite are left out here; `runs.csv` and `runs.parquet` hold them all.\n");
+}
+
+/// The failed runs with their errors, then the figures.
+fn failed_and_figures(md: &mut String, records: &[RunRecord], figs: &[(String, String)]) {
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.status != RunStatus::Finished).collect();
     if !failed.is_empty() {
         let _ = writeln!(md, "### Failed runs\n");
@@ -324,27 +369,15 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
     }
     if !figs.is_empty() {
         let _ = writeln!(md, "## Figures\n");
-        for (stem, caption) in &figs {
+        for (stem, caption) in figs {
             let _ = writeln!(md, "![{stem}]({stem}.png)\n\n{caption} ([SVG]({stem}.svg))\n");
         }
     }
-    // What the index needs, beside the report (listed and hashed below with the rest).
-    let meta = serde_json::json!({
-        "suite": f.name,
-        "version": dir.file_name().unwrap_or_default().to_string_lossy(),
-        "git_sha": prov.git_sha,
-        "git_dirty": prov.git_dirty,
-        "profile": records.iter().find_map(|r| r.run.config.profile.clone()),
-        "devices": records.iter().map(|r| r.device.as_str()).filter(|d| !d.is_empty()).collect::<std::collections::BTreeSet<_>>(),
-        "runs": records.len(),
-        "finished": records.iter().filter(|r| r.status == RunStatus::Finished).count(),
-        "verdicts": claims::tally(&verdicts),
-        "seeds_for_tests": verdicts.iter().filter_map(|v| v.seeds_needed).max(),
-        "cells": paper_tables::cell_tally(&cells),
-    });
-    crate::artifacts::write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
-    // What the report was built from: each finished run's manifest (which hashes every file of
-    // the run), by run id; `harness report --verify` re-hashes them.
+}
+
+/// `inputs.json`: what the report was built from, each finished run's manifest (which hashes
+/// every file of the run) by run id; `harness report --verify` re-hashes them.
+fn write_inputs(dir: &Path, records: &[RunRecord], results: &Path) -> Result<()> {
     let mut inputs = serde_json::Map::new();
     for r in records.iter().filter(|r| r.status == RunStatus::Finished) {
         let own = crate::artifacts::RunDir::new(results, &r.run.suite, &r.run.id);
@@ -359,18 +392,7 @@ pub fn write(suite: &Suite, records: &[RunRecord], sections: &[&dyn Section], ro
         }
     }
     crate::artifacts::write_atomic(&dir.join("inputs.json"), serde_json::to_string_pretty(&inputs)?.as_bytes())?;
-    let _ = writeln!(md, "## Files\n");
-    let _ = writeln!(
-        md,
-        "Run folders: `results/{}/<run>/` (config, manifest with sha256 of every file, metrics, checkpoint). `inputs.json` holds \
-         the sha256 of each run's manifest this report was built from, `claims.json` every claim's test and verdict, `cells.json` every paper cell against the paper's number, \
-         `files.json` the files below and this README with their sha256; `harness report <suite> --verify <this folder>` re-hashes \
-         those files, those manifests and every file they list.\n",
-        f.name
-    );
-    seal(&dir, md)?;
-    index(root)?;
-    Ok(dir)
+    Ok(())
 }
 
 /// Ends a report: every file of its folder with its sha256, as the README's last list and as
