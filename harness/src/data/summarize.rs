@@ -257,22 +257,10 @@ impl Summarizer {
         }
     }
 
-    /// Summarises `jobs` into `out` (JSON lines), skipping those already there; the rows of
-    /// `jobs` are this shard's.
-    pub fn run(&self, jobs: &[Job], out: &Path) -> Result<Outcome> {
-        anyhow::ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
-        let started = Instant::now();
-        // One writer per file: two shards appending to one --out would interleave and each keep
-        // only its own rows on the next read.
-        let mut lock_name = out.file_name().unwrap_or_default().to_os_string();
-        lock_name.push(".lock");
-        let _lock = match crate::lock::try_acquire(&out.with_file_name(lock_name)).with_context(|| format!("locking {}", out.display()))? {
-            crate::lock::Acquire::Held(l) => l,
-            crate::lock::Acquire::Busy(who) => bail!(
-                "--out {} is being written by another summarize ({who}): give each shard its own --out (`data pairs join` takes them all)",
-                out.display()
-            ),
-        };
+    /// The summaries already in `out` that still hold for `jobs` (the same passage, model,
+    /// prompt set and sampling; other shards' rows kept as they are), and how many of this
+    /// shard's they are. A last line cut by a kill is dropped from the file first.
+    fn resume(&self, jobs: &[Job], out: &Path) -> Result<(BTreeMap<usize, Summary>, usize)> {
         let mut done = done_so_far(out)?;
         let wanted: BTreeMap<usize, &Job> = jobs.iter().map(|j| (j.row, j)).collect();
         // This shard's entries for changed passages, another model, prompt set or sampling are
@@ -283,7 +271,6 @@ impl Summarizer {
             })
         });
         let reused = done.keys().filter(|r| wanted.contains_key(r)).count();
-        let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains_key(&j.row)).collect();
         // A last line cut by a kill is dropped (its row is asked for again): the file keeps whole
         // lines only, so an interrupted rerun never leaves a broken line inside it.
         if let Ok(bytes) = std::fs::read(out) {
@@ -293,6 +280,61 @@ impl Summarizer {
                 f.set_len(keep as u64).with_context(|| format!("dropping the cut last line of {}", out.display()))?;
             }
         }
+        Ok((done, reused))
+    }
+
+    /// One passage's summary: asked at most `retries + 1` times, at the rate's next free slot,
+    /// backing off between tries; the error says the row, the endpoint and the last failure.
+    fn ask(&self, job: &Job, agent: &ureq::Agent, url: &str, (gap, slot): (Duration, &Mutex<Instant>), counts: &BTreeMap<&str, AtomicUsize>) -> Result<Summary, String> {
+        let body = self.body(&job.text);
+        let mut result = Err(String::new());
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                std::thread::sleep(self.backoff * (1u32 << (attempt - 1).min(5)));
+            }
+            if !gap.is_zero() {
+                let wait = {
+                    let mut s = slot.lock().expect("the rate slot");
+                    let now = Instant::now();
+                    let at = (*s).max(now);
+                    *s = at + gap;
+                    at - now
+                };
+                std::thread::sleep(wait);
+            }
+            match self.try_once(agent, url, &body) {
+                Ok(summary) => {
+                    result = Ok(Summary {
+                        row: job.row,
+                        passage_sha256: job.passage_sha256.clone(),
+                        summary,
+                        model: self.model.clone(),
+                        prompts: self.prompts,
+                        sampling: self.sampling.clone(),
+                    });
+                    break;
+                }
+                Err(Failure::Fatal(e)) => {
+                    result = Err(format!("row {}: {url}: {e}", job.row));
+                    break;
+                }
+                Err(Failure::Retry(kind, e)) => {
+                    counts[kind].fetch_add(1, Ordering::SeqCst);
+                    result = Err(format!("row {}: {url}: no answer after {} tries; the last: {e}", job.row, attempt + 1));
+                }
+            }
+        }
+        result
+    }
+
+    /// Summarises `jobs` into `out` (JSON lines), skipping those already there; the rows of
+    /// `jobs` are this shard's.
+    pub fn run(&self, jobs: &[Job], out: &Path) -> Result<Outcome> {
+        anyhow::ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
+        let started = Instant::now();
+        let _lock = lock_out(out)?;
+        let (mut done, reused) = self.resume(jobs, out)?;
+        let pending: Vec<&Job> = jobs.iter().filter(|j| !done.contains_key(&j.row)).collect();
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out).with_context(|| format!("opening {}", out.display()))?;
         let url = format!("{}/chat/completions", self.endpoint.trim_end_matches('/'));
         let agent = ureq::AgentBuilder::new().max_idle_connections_per_host(self.concurrency).build();
@@ -311,48 +353,11 @@ impl Summarizer {
         std::thread::scope(|scope| -> Result<()> {
             for _ in 0..self.concurrency.min(pending.len().max(1)) {
                 let tx = tx.clone();
-                let (next, stop, counts, slot, agent, url, pending) = (&next, &stop, &counts, &slot, &agent, &url, &pending);
+                let (next, stop, counts, slot, agent, url, pending) = (&next, &stop, &counts, &slot, &agent, url.as_str(), &pending);
                 scope.spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
                         let Some(job) = pending.get(next.fetch_add(1, Ordering::SeqCst)) else { break };
-                        let body = self.body(&job.text);
-                        let mut result = Err(String::new());
-                        for attempt in 0..=self.retries {
-                            if attempt > 0 {
-                                std::thread::sleep(self.backoff * (1u32 << (attempt - 1).min(5)));
-                            }
-                            if !gap.is_zero() {
-                                let wait = {
-                                    let mut s = slot.lock().expect("the rate slot");
-                                    let now = Instant::now();
-                                    let at = (*s).max(now);
-                                    *s = at + gap;
-                                    at - now
-                                };
-                                std::thread::sleep(wait);
-                            }
-                            match self.try_once(agent, url, &body) {
-                                Ok(summary) => {
-                                    result = Ok(Summary {
-                                        row: job.row,
-                                        passage_sha256: job.passage_sha256.clone(),
-                                        summary,
-                                        model: self.model.clone(),
-                                        prompts: self.prompts,
-                                        sampling: self.sampling.clone(),
-                                    });
-                                    break;
-                                }
-                                Err(Failure::Fatal(e)) => {
-                                    result = Err(format!("row {}: {url}: {e}", job.row));
-                                    break;
-                                }
-                                Err(Failure::Retry(kind, e)) => {
-                                    counts[kind].fetch_add(1, Ordering::SeqCst);
-                                    result = Err(format!("row {}: {url}: no answer after {} tries; the last: {e}", job.row, attempt + 1));
-                                }
-                            }
-                        }
+                        let result = self.ask(job, agent, url, (gap, slot), counts);
                         if result.is_err() {
                             stop.store(true, Ordering::SeqCst);
                         }
@@ -410,6 +415,20 @@ impl Summarizer {
         write_atomic(&sidecar(out), serde_json::to_string_pretty(&meta)?.as_bytes())?;
         Ok(outcome)
     }
+}
+
+/// One writer per file: two shards appending to one --out would interleave and each keep only
+/// its own rows on the next read.
+fn lock_out(out: &Path) -> Result<crate::lock::RunLock> {
+    let mut lock_name = out.file_name().unwrap_or_default().to_os_string();
+    lock_name.push(".lock");
+    Ok(match crate::lock::try_acquire(&out.with_file_name(lock_name)).with_context(|| format!("locking {}", out.display()))? {
+        crate::lock::Acquire::Held(l) => l,
+        crate::lock::Acquire::Busy(who) => bail!(
+            "--out {} is being written by another summarize ({who}): give each shard its own --out (`data pairs join` takes them all)",
+            out.display()
+        ),
+    })
 }
 
 /// `<out>.meta.json`: how the summaries were made, with the output's sha256.
