@@ -262,6 +262,41 @@ impl Experiment for RetrievalInfonce {
 }
 
 
+/// The test split's fixed groups (the first `EVAL_GROUPS` queries, their candidates drawn once).
+struct TestGroups<'a> {
+    q: &'a Tensor,
+    p: &'a Tensor,
+    ids: Vec<usize>,
+    /// Each group's candidates (`group - 1` a query) and the match's place among them.
+    cand: Vec<i64>,
+    target: Vec<i64>,
+    /// Where the scores are (the model's device).
+    device: tch::Device,
+}
+
+impl TestGroups<'_> {
+    /// Mean InfoNCE loss and top-1 (%) of the groups, `groups_per_step` groups a batch.
+    fn evaluate(&self, embedder: &Embedder, ic: &InfonceConfig, step: u64) -> EvalRow {
+        let k = (ic.group - 1) as usize;
+        tch::no_grad(|| {
+            let (mut loss, mut correct) = (0f64, 0usize);
+            for (c, chunk) in self.ids.chunks(ic.groups_per_step.max(1) as usize).enumerate() {
+                let at = c * ic.groups_per_step.max(1) as usize;
+                let tokens = groups(self.q, self.p, chunk, &self.cand[at * k..(at + chunk.len()) * k], ic.group);
+                let target = &self.target[at..at + chunk.len()];
+                let e = with_precision(ic.precision, || embedder.forward(&tokens, false)).to_kind(Kind::Float);
+                let g = e.view([chunk.len() as i64, ic.group, -1]);
+                let cos = Tensor::cosine_similarity(&g.narrow(1, 0, 1), &g.narrow(1, 1, ic.group - 1), -1, 1e-8);
+                let t = Tensor::from_slice(target).to_device(self.device);
+                loss += (&cos / ic.tau).cross_entropy_for_logits(&t).double_value(&[]) * chunk.len() as f64;
+                correct += cos.argmax(1, false).eq_tensor(&t).sum(Kind::Int64).int64_value(&[]) as usize;
+            }
+            let n = self.ids.len() as f64;
+            EvalRow { step, test_loss: loss / n, test_top1: 100.0 * correct as f64 / n }
+        })
+    }
+}
+
 fn run(ctx: &RunContext) -> Result<RunOutput> {
     let cfg = &ctx.run.config;
     let ic: &InfonceConfig = cfg.retrieval_infonce.as_ref().expect("validated: retrieval_infonce has its section");
@@ -293,25 +328,9 @@ fn run(ctx: &RunContext) -> Result<RunOutput> {
         info_nce_loss(&e.view([-1, ic.group, d]), &target, ic.tau)
     };
     let eval_ids: Vec<usize> = (0..n_test.min(EVAL_GROUPS)).collect();
-    let (eval_cand, eval_target) = draw_many(cfg.seed, TEST_DRAWS, &eval_ids, n_test, k);
-    let evaluate = |step: u64| -> EvalRow {
-        tch::no_grad(|| {
-            let (mut loss, mut correct) = (0f64, 0usize);
-            for (c, chunk) in eval_ids.chunks(ic.groups_per_step.max(1) as usize).enumerate() {
-                let at = c * ic.groups_per_step.max(1) as usize;
-                let tokens = groups(&eq, &ep, chunk, &eval_cand[at * k..(at + chunk.len()) * k], ic.group);
-                let target = &eval_target[at..at + chunk.len()];
-                let e = with_precision(ic.precision, || embedder.forward(&tokens, false)).to_kind(Kind::Float);
-                let g = e.view([chunk.len() as i64, ic.group, -1]);
-                let cos = Tensor::cosine_similarity(&g.narrow(1, 0, 1), &g.narrow(1, 1, ic.group - 1), -1, 1e-8);
-                let t = Tensor::from_slice(target).to_device(ctx.device);
-                loss += (&cos / ic.tau).cross_entropy_for_logits(&t).double_value(&[]) * chunk.len() as f64;
-                correct += cos.argmax(1, false).eq_tensor(&t).sum(Kind::Int64).int64_value(&[]) as usize;
-            }
-            let n = eval_ids.len() as f64;
-            EvalRow { step, test_loss: loss / n, test_top1: 100.0 * correct as f64 / n }
-        })
-    };
+    let (cand, target) = draw_many(cfg.seed, TEST_DRAWS, &eval_ids, n_test, k);
+    let test = TestGroups { q: &eq, p: &ep, ids: eval_ids, cand, target, device: ctx.device };
+    let evaluate = |step: u64| test.evaluate(&embedder, ic, step);
 
     let per_step = ic.groups_per_step as usize;
     let steps_per_epoch = (n_train as u64).div_ceil(per_step as u64);
