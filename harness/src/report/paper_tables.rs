@@ -239,12 +239,27 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
         return Ok(false);
     }
     let profiled = groups.iter().flatten().any(|r| r.run.config.profile.is_some());
-    let (min_steps, _) = common_points(&groups);
+    let rows = rows(t, tol, &groups, profiled, cells);
+    let out = wide(t, &groups, &rows);
+    let _ = writeln!(md, "### {}: {}\n", t.id, t.caption.trim());
+    if let Some(note) = &t.note {
+        let _ = writeln!(md, "{}\n", note.trim());
+    }
+    let _ = writeln!(md, "{}", out.markdown());
+
+    write_long(dir, t, &groups, &rows, profiled)?;
+    Ok(true)
+}
+
+/// The table's rows: each metric at its final value, then (for eval CE) at the step every entry
+/// reached and at equal wall-clock time within a cost class; each cell against the paper's number.
+fn rows(t: &PaperTable, tol: &Tolerances, groups: &[Vec<&RunRecord>], profiled: bool, cells: &mut Vec<CellVerdict>) -> Vec<Row> {
+    let (min_steps, _) = common_points(groups);
     let steps_differ = {
         let s: BTreeSet<i64> = groups.iter().flatten().filter_map(|r| r.num("steps")).map(|s| s as i64).collect();
         s.len() > 1
     };
-    let times = equal_times(&groups);
+    let times = equal_times(groups);
     let mut rows: Vec<Row> = Vec::new();
     // (the view of entry i, or none where it has no such view; the row's name)
     type ViewOf<'v> = Box<dyn Fn(usize) -> Option<View> + 'v>;
@@ -305,13 +320,24 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
             rows.push(row);
         }
     }
-    let label = |g: &Vec<&RunRecord>| g.first().map_or("not run".to_string(), |r| model_label(&r.run));
-    let steps = |g: &Vec<&RunRecord>| {
-        let s: BTreeSet<i64> = g.iter().filter_map(|r| r.num("steps")).map(|s| s as i64).collect();
-        s.iter().map(i64::to_string).collect::<Vec<_>>().join("/")
-    };
-    let batch = |g: &Vec<&RunRecord>| g.first().and_then(|r| r.run.config.train.as_ref()).map_or("—".into(), |t| t.global_batch().to_string());
+    rows
+}
 
+fn group_label(g: &[&RunRecord]) -> String {
+    g.first().map_or("not run".to_string(), |r| model_label(&r.run))
+}
+
+fn group_steps(g: &[&RunRecord]) -> String {
+    let s: BTreeSet<i64> = g.iter().filter_map(|r| r.num("steps")).map(|s| s as i64).collect();
+    s.iter().map(i64::to_string).collect::<Vec<_>>().join("/")
+}
+
+fn group_batch(g: &[&RunRecord]) -> String {
+    g.first().and_then(|r| r.run.config.train.as_ref()).map_or("—".into(), |t| t.global_batch().to_string())
+}
+
+/// The table in the paper's layout: entries as columns or as rows.
+fn wide(t: &PaperTable, groups: &[Vec<&RunRecord>], rows: &[Row]) -> Table {
     let mut out = Table::default();
     match t.layout {
         Layout::Columns => {
@@ -320,35 +346,33 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
             out.push("", Col::Str(head));
             for (i, e) in t.entries.iter().enumerate() {
                 let g = &groups[i];
-                let mut col = vec![label(g), batch(g), steps(g), g.len().to_string()];
+                let mut col = vec![group_label(g), group_batch(g), group_steps(g), g.len().to_string()];
                 col.extend(rows.iter().map(|r| r.cells[i].clone()));
                 out.push(e, Col::Str(col));
             }
         }
         Layout::Rows => {
             out.push("", Col::Str(t.entries.clone()));
-            out.push("model", Col::Str(groups.iter().map(label).collect()));
-            out.push("global batch", Col::Str(groups.iter().map(batch).collect()));
-            out.push("steps", Col::Str(groups.iter().map(steps).collect()));
+            out.push("model", Col::Str(groups.iter().map(|g| group_label(g)).collect()));
+            out.push("global batch", Col::Str(groups.iter().map(|g| group_batch(g)).collect()));
+            out.push("steps", Col::Str(groups.iter().map(|g| group_steps(g)).collect()));
             out.push("seeds", Col::Int(groups.iter().map(|g| Some(g.len() as i64)).collect()));
-            for r in &rows {
+            for r in rows {
                 let name = if r.view.is_empty() { r.metric.clone() } else { format!("{} {}", r.metric, r.view) };
                 out.push(&name, Col::Str(r.cells.clone()));
             }
         }
     }
-    let _ = writeln!(md, "### {}: {}\n", t.id, t.caption.trim());
-    if let Some(note) = &t.note {
-        let _ = writeln!(md, "{}\n", note.trim());
-    }
-    let _ = writeln!(md, "{}", out.markdown());
+    out
+}
 
-    // Long form: one row per (entry, metric, view).
+/// Long form, `table_<id>.parquet` / `.csv`: one row per (entry, metric, view).
+fn write_long(dir: &Path, t: &PaperTable, groups: &[Vec<&RunRecord>], rows: &[Row], profiled: bool) -> Result<()> {
     let mut lt = Table::default();
     let flat: Vec<(&Row, &Reading)> = rows.iter().flat_map(|r| r.long.iter().map(move |l| (r, l))).collect();
     lt.push("table", Col::Str(flat.iter().map(|_| t.id.clone()).collect()));
     lt.push("entry", Col::Str(flat.iter().map(|(_, l)| t.entries[l.entry].clone()).collect()));
-    lt.push("model", Col::Str(flat.iter().map(|(_, l)| label(&groups[l.entry])).collect()));
+    lt.push("model", Col::Str(flat.iter().map(|(_, l)| group_label(&groups[l.entry])).collect()));
     lt.push("metric", Col::Str(flat.iter().map(|(r, _)| r.metric.clone()).collect()));
     lt.push("view", Col::Str(flat.iter().map(|(_, l)| l.at.clone()).collect()));
     lt.push("seeds", Col::Int(flat.iter().map(|(_, l)| l.stat.map(|s| s.2 as i64)).collect()));
@@ -361,7 +385,7 @@ fn table_section(dir: &Path, t: &PaperTable, tol: &Tolerances, records: &[RunRec
     }).collect()));
     lt.push("match", Col::Str(flat.iter().map(|(_, l)| l.verdict.clone().unwrap_or_default()).collect()));
     lt.write(dir, &format!("table_{}", t.id)).with_context(|| format!("writing table_{}.parquet / .csv", t.id))?;
-    Ok(true)
+    Ok(())
 }
 
 /// The suite's bands as a sentence for the tables' preamble.
